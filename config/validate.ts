@@ -1,0 +1,335 @@
+/**
+ * Turns raw stack configuration (as read from Pulumi config or a Pulumi.<stack>.yaml file) into a
+ * typed `StackSpec`, or reports every problem at once. Pure: no Pulumi, no I/O.
+ */
+import {
+    awsReservedAddresses,
+    Cidr,
+    containsCidr,
+    containsIp,
+    formatIp,
+    isPrivate,
+    overlaps,
+    parseCidr,
+    parseIp,
+} from "./cidr";
+import { RegionRole, RegionSpec, StackSpec, tunnelName, WorkloadSubnetSpec } from "./types";
+
+/** The Pulumi project name: stack config keys are `hubspoke-vpn:<key>`. */
+export const PROJECT = "hubspoke-vpn";
+
+export const DEFAULT_GATEWAY_INSTANCE_TYPE = "t3.small";
+
+/** Availability zone letters a region may use; AWS regions have at most six zones (a-f). */
+export const ZONE_LETTERS = ["a", "b", "c", "d", "e", "f"];
+
+const REGION_KEYS = ["name", "awsRegion", "role", "vpcCidr", "vpnSubnet", "vpnZone", "gatewayPrivateIp", "workloadSubnets"];
+const TOP_KEYS = ["regions", "gatewayInstanceType"];
+
+export interface ConfigProblem {
+    /** Full config key path, e.g. `hubspoke-vpn:regions[1].vpcCidr`. */
+    readonly path: string;
+    readonly message: string;
+}
+
+/** Thrown when the stack configuration is invalid; lists every problem found. */
+export class ConfigError extends Error {
+    constructor(readonly problems: readonly ConfigProblem[]) {
+        super(
+            `Invalid stack configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+                problems.map((p) => ` - ${p.path}: ${p.message}`).join("\n"),
+        );
+        this.name = "ConfigError";
+    }
+}
+
+export interface ParsedConfig {
+    readonly spec: StackSpec;
+    /** Things that deploy but deserve attention, e.g. public address space used as a VPC range. */
+    readonly warnings: readonly string[];
+}
+
+/**
+ * Validates raw config values keyed by their short name (`regions`, `gatewayInstanceType`).
+ * Throws `ConfigError` listing every problem; returns the typed spec and warnings otherwise.
+ */
+export function parseStackConfig(raw: Readonly<Record<string, unknown>>): ParsedConfig {
+    const problems: ConfigProblem[] = [];
+    const warnings: string[] = [];
+    const key = (k: string) => `${PROJECT}:${k}`;
+    const fail = (path: string, message: string) => problems.push({ path, message });
+
+    for (const k of Object.keys(raw)) {
+        if (!TOP_KEYS.includes(k)) {
+            fail(key(k), `unknown config key; expected one of ${TOP_KEYS.join(", ")}`);
+        }
+    }
+
+    let gatewayInstanceType = DEFAULT_GATEWAY_INSTANCE_TYPE;
+    if (raw.gatewayInstanceType !== undefined) {
+        const t = raw.gatewayInstanceType;
+        if (typeof t !== "string" || !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(t)) {
+            fail(key("gatewayInstanceType"), `${show(t)} is not an EC2 instance type (expected e.g. "t3.small")`);
+        } else {
+            gatewayInstanceType = t;
+        }
+    }
+
+    const regions: RegionSpec[] = [];
+    const parsedCidrs = new Map<RegionSpec, { vpc?: Cidr }>();
+    if (raw.regions === undefined) {
+        fail(key("regions"), "is missing; set one hub and at least one spoke (see README, Configuration)");
+    } else if (!Array.isArray(raw.regions)) {
+        fail(key("regions"), `${show(raw.regions)} is not a list of regions`);
+    } else {
+        raw.regions.forEach((r, i) => {
+            const region = parseRegion(r, `${key("regions")}[${i}]`, fail, warnings);
+            if (region) {
+                regions.push(region.spec);
+                parsedCidrs.set(region.spec, { vpc: region.vpc });
+            }
+        });
+        checkAcrossRegions(raw.regions.length, regions, parsedCidrs, key("regions"), fail);
+    }
+
+    if (problems.length > 0) {
+        throw new ConfigError(problems);
+    }
+    const hub = regions.find((r) => r.role === "hub")!;
+    const spokes = regions.filter((r) => r.role === "spoke");
+    return {
+        spec: {
+            regions: [hub, ...spokes],
+            hub,
+            spokes,
+            tunnels: spokes.map((s) => ({ name: tunnelName(hub.name, s.name), hub: hub.name, spoke: s.name })),
+            gatewayInstanceType,
+        },
+        warnings,
+    };
+}
+
+type Fail = (path: string, message: string) => void;
+
+function parseRegion(
+    raw: unknown,
+    path: string,
+    fail: Fail,
+    warnings: string[],
+): { spec: RegionSpec; vpc?: Cidr } | undefined {
+    if (!isObject(raw)) {
+        fail(path, `${show(raw)} is not a region (expected a map with ${REGION_KEYS.join(", ")})`);
+        return undefined;
+    }
+    for (const k of Object.keys(raw)) {
+        if (!REGION_KEYS.includes(k)) {
+            fail(`${path}.${k}`, `unknown key; expected one of ${REGION_KEYS.join(", ")}`);
+        }
+    }
+    const str = (k: string): string | undefined => {
+        const v = raw[k];
+        if (v === undefined) {
+            fail(`${path}.${k}`, "is missing");
+            return undefined;
+        }
+        if (typeof v !== "string") {
+            fail(`${path}.${k}`, `${show(v)} is not a string`);
+            return undefined;
+        }
+        return v;
+    };
+
+    const name = str("name");
+    if (name !== undefined && !/^[a-z][a-z0-9]{0,19}$/.test(name)) {
+        fail(`${path}.name`, `"${name}" is not a valid region name (lowercase letters and digits, starting with a letter, at most 20)`);
+    }
+    const awsRegion = str("awsRegion");
+    if (awsRegion !== undefined && !/^[a-z]{2}(-gov)?-[a-z]+-\d$/.test(awsRegion)) {
+        fail(`${path}.awsRegion`, `"${awsRegion}" is not an AWS region code (expected e.g. "us-east-1")`);
+    }
+    const role = str("role");
+    if (role !== undefined && role !== "hub" && role !== "spoke") {
+        fail(`${path}.role`, `"${role}" is not a role; expected "hub" or "spoke"`);
+    }
+
+    const vpc = cidrAt(str("vpcCidr"), `${path}.vpcCidr`, fail);
+    if (vpc && (vpc.prefix < 16 || vpc.prefix > 28)) {
+        fail(`${path}.vpcCidr`, `"${vpc.text}" has prefix /${vpc.prefix}; AWS VPC ranges must be between /16 and /28`);
+    }
+    if (vpc && !isPrivate(vpc)) {
+        warnings.push(
+            `${path}.vpcCidr: "${vpc.text}" is outside the RFC 1918 private ranges; it deploys, but hosts in this ` +
+                `network cannot reach the public owners of that address space. Prefer 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16.`,
+        );
+    }
+
+    const subnets: { path: string; cidr: Cidr }[] = [];
+    const inVpc = (cidr: Cidr | undefined, at: string) => {
+        if (!cidr) {
+            return;
+        }
+        if (cidr.prefix < 16 || cidr.prefix > 28) {
+            fail(at, `"${cidr.text}" has prefix /${cidr.prefix}; AWS subnets must be between /16 and /28`);
+        }
+        if (vpc && !containsCidr(vpc, cidr)) {
+            fail(at, `"${cidr.text}" is outside the VPC range ${vpc.text}`);
+        }
+        subnets.push({ path: at, cidr });
+    };
+
+    const vpnSubnet = cidrAt(str("vpnSubnet"), `${path}.vpnSubnet`, fail);
+    inVpc(vpnSubnet, `${path}.vpnSubnet`);
+    let vpnZone = "a";
+    if (raw.vpnZone !== undefined) {
+        vpnZone = zoneAt(raw.vpnZone, `${path}.vpnZone`, fail) ?? vpnZone;
+    }
+
+    const gatewayIpText = str("gatewayPrivateIp");
+    if (gatewayIpText !== undefined) {
+        const ip = parseIp(gatewayIpText);
+        if (ip === undefined) {
+            fail(`${path}.gatewayPrivateIp`, `"${gatewayIpText}" is not an IPv4 address`);
+        } else if (vpnSubnet && !containsIp(vpnSubnet, ip)) {
+            fail(`${path}.gatewayPrivateIp`, `"${gatewayIpText}" is outside the VPN subnet ${vpnSubnet.text}`);
+        } else if (vpnSubnet && awsReservedAddresses(vpnSubnet).includes(ip)) {
+            const usable = `${formatIp(vpnSubnet.network + 4)}-${formatIp(vpnSubnet.network + vpnSubnet.size - 2)}`;
+            fail(
+                `${path}.gatewayPrivateIp`,
+                `"${gatewayIpText}" is one of the five addresses AWS reserves in ${vpnSubnet.text}; use one in ${usable}`,
+            );
+        }
+    }
+
+    const workloadSubnets: WorkloadSubnetSpec[] = [];
+    const ws = raw.workloadSubnets;
+    if (ws !== undefined && ws !== null) {
+        if (!isObject(ws)) {
+            fail(`${path}.workloadSubnets`, `${show(ws)} is not a map of subnet name to {zone letter: CIDR}`);
+        } else {
+            for (const [subnetName, zones] of Object.entries(ws)) {
+                const at = `${path}.workloadSubnets.${subnetName}`;
+                if (!/^[a-z][a-z0-9]{0,19}$/.test(subnetName)) {
+                    fail(at, `"${subnetName}" is not a valid subnet name (lowercase letters and digits, starting with a letter)`);
+                }
+                if (!isObject(zones) || Object.keys(zones).length === 0) {
+                    fail(at, `${show(zones)} is not a map of zone letter to CIDR (e.g. {a: 10.0.6.0/24, b: 10.0.7.0/24})`);
+                    continue;
+                }
+                for (const [zone, cidrText] of Object.entries(zones)) {
+                    const zat = `${at}.${zone}`;
+                    if (zoneAt(zone, zat, fail) === undefined) {
+                        continue;
+                    }
+                    const cidr = cidrAt(typeof cidrText === "string" ? cidrText : undefined, zat, fail, cidrText);
+                    inVpc(cidr, zat);
+                    if (cidr) {
+                        workloadSubnets.push({ name: subnetName, zone, cidr: cidr.text });
+                    }
+                }
+            }
+        }
+    }
+
+    for (let i = 0; i < subnets.length; i++) {
+        for (let j = i + 1; j < subnets.length; j++) {
+            if (overlaps(subnets[i].cidr, subnets[j].cidr)) {
+                fail(subnets[j].path, `"${subnets[j].cidr.text}" overlaps ${subnets[i].path} (${subnets[i].cidr.text})`);
+            }
+        }
+    }
+
+    if (name === undefined || awsRegion === undefined || role === undefined || !vpc || !vpnSubnet || gatewayIpText === undefined) {
+        return undefined;
+    }
+    return {
+        spec: {
+            name,
+            awsRegion,
+            role: role as RegionRole,
+            vpcCidr: vpc.text,
+            vpnSubnet: vpnSubnet.text,
+            vpnZone,
+            gatewayPrivateIp: gatewayIpText,
+            workloadSubnets,
+        },
+        vpc,
+    };
+}
+
+function checkAcrossRegions(
+    count: number,
+    regions: RegionSpec[],
+    cidrs: Map<RegionSpec, { vpc?: Cidr }>,
+    path: string,
+    fail: Fail,
+): void {
+    const hubs = regions.filter((r) => r.role === "hub");
+    const spokes = regions.filter((r) => r.role === "spoke");
+    // Only judge the roles when every region parsed, so one typo does not cause a second, confusing error.
+    if (regions.length === count) {
+        if (hubs.length === 0) {
+            fail(path, 'has no hub; exactly one region must have role: "hub"');
+        } else if (hubs.length > 1) {
+            fail(path, `has ${hubs.length} hubs (${hubs.map((h) => h.name).join(", ")}); exactly one region must have role: "hub"`);
+        }
+        if (spokes.length === 0) {
+            fail(path, 'has no spoke; add at least one region with role: "spoke"');
+        }
+    }
+    const seen = (field: "name" | "awsRegion") => {
+        const first = new Map<string, number>();
+        regions.forEach((r, i) => {
+            const prior = first.get(r[field]);
+            if (prior !== undefined) {
+                fail(`${path}[${i}].${field}`, `"${r[field]}" is already used by ${path}[${prior}]; each region needs its own`);
+            } else {
+                first.set(r[field], i);
+            }
+        });
+    };
+    seen("name");
+    seen("awsRegion");
+    for (let i = 0; i < regions.length; i++) {
+        for (let j = i + 1; j < regions.length; j++) {
+            const a = cidrs.get(regions[i])?.vpc;
+            const b = cidrs.get(regions[j])?.vpc;
+            if (a && b && overlaps(a, b)) {
+                fail(
+                    `${path}[${j}].vpcCidr`,
+                    `"${b.text}" overlaps ${path}[${i}].vpcCidr (${a.text}, region ${regions[i].name}); routed VPC ranges must be disjoint`,
+                );
+            }
+        }
+    }
+}
+
+function cidrAt(text: string | undefined, path: string, fail: Fail, original?: unknown): Cidr | undefined {
+    if (text === undefined) {
+        if (original !== undefined) {
+            fail(path, `${show(original)} is not a CIDR string`);
+        }
+        return undefined;
+    }
+    const parsed = parseCidr(text);
+    if (typeof parsed === "string") {
+        fail(path, `"${text}" ${parsed}`);
+        return undefined;
+    }
+    return parsed;
+}
+
+function zoneAt(value: unknown, path: string, fail: Fail): string | undefined {
+    if (typeof value !== "string" || !ZONE_LETTERS.includes(value)) {
+        fail(path, `${show(value)} is not a zone letter; expected one of ${ZONE_LETTERS.join(", ")}`);
+        return undefined;
+    }
+    return value;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+    return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function show(v: unknown): string {
+    return JSON.stringify(v) ?? String(v);
+}

@@ -1,0 +1,168 @@
+import { strict as assert } from "assert";
+import { ConfigError, parseStackConfig } from "../../config/validate";
+import { evaluateOffline } from "../../offline/evaluate";
+import { prodConfig, prodWith } from "./fixtures";
+
+/** Asserts that the config is refused with a problem at `path` whose message matches `message`. */
+function refused(raw: Record<string, unknown>, path: string, message: RegExp): ConfigError {
+    let error: unknown;
+    try {
+        parseStackConfig(raw);
+    } catch (e) {
+        error = e;
+    }
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
+    const hit = error.problems.find((p) => p.path === path && message.test(p.message));
+    assert.ok(hit, `no problem at ${path} matching ${message}; got:\n${error.message}`);
+    // The thrown message names the key path and carries the explanation.
+    assert.ok(error.message.includes(`${path}: ${hit.message}`));
+    return error;
+}
+
+const R = "hubspoke-vpn:regions";
+
+describe("stack config", () => {
+    it("reads the prod stack as the seed's table", () => {
+        const { spec, warnings } = parseStackConfig(prodConfig());
+        assert.deepEqual(
+            spec.regions.map((r) => [r.name, r.awsRegion, r.role, r.vpcCidr, r.vpnSubnet, r.gatewayPrivateIp]),
+            [
+                ["virginia", "us-east-1", "hub", "10.11.0.0/16", "10.11.4.0/24", "10.11.4.5"],
+                ["sydney", "ap-southeast-2", "spoke", "12.11.0.0/16", "12.11.4.0/24", "12.11.4.5"],
+                ["frankfurt", "eu-central-1", "spoke", "13.11.0.0/16", "13.11.4.0/24", "13.11.4.5"],
+            ],
+        );
+        assert.deepEqual(spec.hub.workloadSubnets, []);
+        assert.deepEqual(
+            spec.spokes[0].workloadSubnets.map((s) => `${s.name}/${s.zone}=${s.cidr}`),
+            ["fns/a=12.11.6.0/24", "fns/b=12.11.7.0/24", "epss/a=12.11.8.0/24", "epss/b=12.11.9.0/24"],
+        );
+        assert.deepEqual(
+            spec.tunnels.map((t) => t.name),
+            ["virginia-to-sydney", "virginia-to-frankfurt"],
+        );
+        assert.equal(spec.gatewayInstanceType, "t3.small");
+        // The seed's spoke ranges are publicly routed space: a warning each, not an error.
+        assert.equal(warnings.length, 2);
+        assert.match(warnings[0], /regions\[1\]\.vpcCidr: "12\.11\.0\.0\/16" is outside the RFC 1918 private ranges/);
+        assert.match(warnings[1], /regions\[2\]\.vpcCidr: "13\.11\.0\.0\/16"/);
+    });
+
+    it("warns nothing for private ranges", () => {
+        const raw = prodWith((c) => {
+            c.regions[1].vpcCidr = "10.12.0.0/16";
+            c.regions[1].vpnSubnet = "10.12.4.0/24";
+            c.regions[1].gatewayPrivateIp = "10.12.4.5";
+            c.regions[1].workloadSubnets = { app: { a: "10.12.6.0/24" } };
+            c.regions.pop();
+        });
+        assert.deepEqual(parseStackConfig(raw).warnings, []);
+    });
+
+    it("accepts any number of spokes, and puts the hub first wherever it is listed", () => {
+        const raw = prodWith((c) => {
+            c.regions.push({
+                name: "tokyo",
+                awsRegion: "ap-northeast-1",
+                role: "spoke",
+                vpcCidr: "10.14.0.0/16",
+                vpnSubnet: "10.14.4.0/24",
+                gatewayPrivateIp: "10.14.4.5",
+            });
+            c.regions.push(c.regions.shift());
+        });
+        const { spec } = parseStackConfig(raw);
+        assert.deepEqual(spec.regions.map((r) => r.name), ["virginia", "sydney", "frankfurt", "tokyo"]);
+        assert.equal(spec.regions[3].vpnZone, "a", "vpnZone defaults to a");
+        assert.deepEqual(spec.tunnels.map((t) => t.name), ["virginia-to-sydney", "virginia-to-frankfurt", "virginia-to-tokyo"]);
+    });
+
+    describe("refuses, naming the key and the value", () => {
+        it("bad CIDR syntax", () => {
+            refused(prodWith((c) => (c.regions[1].vpcCidr = "12.11.0/16")), `${R}[1].vpcCidr`, /"12\.11\.0\/16" has an invalid address part/);
+            refused(prodWith((c) => (c.regions[1].workloadSubnets.fns.a = "12.11.6.0/33")), `${R}[1].workloadSubnets.fns.a`, /"12\.11\.6\.0\/33" has prefix length \/33/);
+            refused(prodWith((c) => (c.regions[0].vpnSubnet = "10.11.4.7/24")), `${R}[0].vpnSubnet`, /host bits set/);
+        });
+
+        it("a subnet outside its VPC", () => {
+            refused(prodWith((c) => (c.regions[2].workloadSubnets.epss.b = "12.11.9.0/24")), `${R}[2].workloadSubnets.epss.b`, /"12\.11\.9\.0\/24" is outside the VPC range 13\.11\.0\.0\/16/);
+            refused(prodWith((c) => (c.regions[0].vpnSubnet = "10.12.4.0/24")), `${R}[0].vpnSubnet`, /outside the VPC range 10\.11\.0\.0\/16/);
+        });
+
+        it("overlapping VPC ranges", () => {
+            refused(prodWith((c) => (c.regions[2].vpcCidr = "12.11.0.0/16")), `${R}[2].vpcCidr`, /"12\.11\.0\.0\/16" overlaps hubspoke-vpn:regions\[1\]\.vpcCidr \(12\.11\.0\.0\/16, region sydney\)/);
+        });
+
+        it("overlapping subnets", () => {
+            refused(prodWith((c) => (c.regions[1].workloadSubnets.epss.a = "12.11.6.0/23")), `${R}[1].workloadSubnets.epss.a`, /"12\.11\.6\.0\/23" overlaps hubspoke-vpn:regions\[1\]\.workloadSubnets\.fns\.a/);
+            refused(prodWith((c) => (c.regions[1].workloadSubnets.fns.a = "12.11.4.0/25")), `${R}[1].workloadSubnets.fns.a`, /overlaps hubspoke-vpn:regions\[1\]\.vpnSubnet/);
+        });
+
+        it("a gateway IP outside its VPN subnet", () => {
+            refused(prodWith((c) => (c.regions[0].gatewayPrivateIp = "10.11.5.5")), `${R}[0].gatewayPrivateIp`, /"10\.11\.5\.5" is outside the VPN subnet 10\.11\.4\.0\/24/);
+            refused(prodWith((c) => (c.regions[0].gatewayPrivateIp = "10.11.4")), `${R}[0].gatewayPrivateIp`, /is not an IPv4 address/);
+        });
+
+        it("a gateway IP on an address AWS reserves", () => {
+            for (const ip of ["10.11.4.0", "10.11.4.1", "10.11.4.2", "10.11.4.3", "10.11.4.255"]) {
+                refused(prodWith((c) => (c.regions[0].gatewayPrivateIp = ip)), `${R}[0].gatewayPrivateIp`, new RegExp(`"${ip.replace(/\./g, "\\.")}" is one of the five addresses AWS reserves in 10\\.11\\.4\\.0/24; use one in 10\\.11\\.4\\.4-10\\.11\\.4\\.254`));
+            }
+        });
+
+        it("no hub, or two hubs", () => {
+            refused(prodWith((c) => (c.regions[0].role = "spoke")), R, /has no hub/);
+            refused(prodWith((c) => (c.regions[1].role = "hub")), R, /has 2 hubs \(virginia, sydney\)/);
+        });
+
+        it("no spoke", () => {
+            refused(prodWith((c) => c.regions.splice(1)), R, /has no spoke/);
+        });
+
+        it("duplicate names or regions", () => {
+            refused(prodWith((c) => (c.regions[2].name = "sydney")), `${R}[2].name`, /"sydney" is already used by hubspoke-vpn:regions\[1\]/);
+            refused(prodWith((c) => (c.regions[2].awsRegion = "us-east-1")), `${R}[2].awsRegion`, /"us-east-1" is already used by hubspoke-vpn:regions\[0\]/);
+        });
+
+        it("an unknown zone letter", () => {
+            refused(prodWith((c) => (c.regions[1].workloadSubnets.fns.g = "12.11.10.0/24")), `${R}[1].workloadSubnets.fns.g`, /"g" is not a zone letter; expected one of a, b, c, d, e, f/);
+            refused(prodWith((c) => (c.regions[0].vpnZone = "z")), `${R}[0].vpnZone`, /"z" is not a zone letter/);
+        });
+
+        it("unknown keys, missing keys and wrong types", () => {
+            refused(prodWith((c) => (c.regions[0].vpcCdir = "10.0.0.0/16")), `${R}[0].vpcCdir`, /unknown key; expected one of name, awsRegion/);
+            refused(prodWith((c) => delete c.regions[0].awsRegion), `${R}[0].awsRegion`, /is missing/);
+            refused(prodWith((c) => (c.regions[0].role = "center")), `${R}[0].role`, /"center" is not a role; expected "hub" or "spoke"/);
+            refused(prodWith((c) => (c.regions[0].awsRegion = "virginia")), `${R}[0].awsRegion`, /"virginia" is not an AWS region code/);
+            refused(prodWith((c) => (c.regions[0].name = "North Virginia")), `${R}[0].name`, /not a valid region name/);
+            refused(prodWith((c) => (c.gatewayInstanceType = "big")), "hubspoke-vpn:gatewayInstanceType", /"big" is not an EC2 instance type/);
+            refused(prodWith((c) => (c.region = [])), "hubspoke-vpn:region", /unknown config key/);
+            refused({}, R, /is missing/);
+        });
+
+        it("every problem at once", () => {
+            const error = refused(
+                prodWith((c) => {
+                    c.regions[1].vpcCidr = "12.11.0.0/33";
+                    c.regions[2].gatewayPrivateIp = "13.11.4.255";
+                    c.regions[2].workloadSubnets.fns.q = "13.11.20.0/24";
+                }),
+                `${R}[1].vpcCidr`,
+                /prefix length/,
+            );
+            assert.equal(error.problems.length, 3, error.message);
+            assert.match(error.message, /^Invalid stack configuration \(3 problems\):/);
+        });
+    });
+
+    it("registers no resource when the config is bad", async () => {
+        const recorded: string[] = [];
+        await assert.rejects(
+            evaluateOffline(prodWith((c) => (c.regions[1].role = "hub")), { stack: "prod", onRegister: (r) => recorded.push(r.type) }),
+            (e: unknown) => e instanceof ConfigError && /has 2 hubs/.test(e.message),
+        );
+        assert.deepEqual(recorded, []);
+        // The same harness does record resources for a good config, so the empty list above means something.
+        await evaluateOffline(prodConfig(), { stack: "prod", onRegister: (r) => recorded.push(r.type) });
+        assert.ok(recorded.includes("aws:ec2/instance:Instance"));
+    });
+});
