@@ -1,0 +1,147 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { RegionSpec, StackSpec } from "../config/types";
+import { PSK_MIN_LENGTH, PSK_SPECIAL_CHARACTERS } from "../render/libreswan";
+import { OpenSwanGateway } from "./openSwanGateway";
+import { RegionalVpc } from "./regionalVpc";
+
+/** Length of each generated pre-shared key: about 280 bits from a 66-character alphabet. */
+export const PSK_LENGTH = Math.max(48, PSK_MIN_LENGTH);
+
+export interface HubSpokeVpnArgs {
+    /** The validated stack config: one hub, its spokes, and the tunnels between them. */
+    readonly spec: StackSpec;
+    /** One AWS provider per region, keyed by region name (`virginia`), each set to that region's AWS region. */
+    readonly providers: Readonly<Record<string, aws.Provider>>;
+    /** Tags added to every resource, besides `Name` (providers' default tags apply as well). */
+    readonly tags?: Record<string, string>;
+}
+
+/** What a user needs of one region after `pulumi up`. */
+export interface RegionOutputs {
+    readonly awsRegion: string;
+    readonly role: string;
+    readonly vpcId: pulumi.Output<string>;
+    readonly vpcCidr: string;
+    readonly gatewayElasticIp: pulumi.Output<string>;
+    readonly gatewayPrivateIp: string;
+    readonly gatewayInstanceId: pulumi.Output<string>;
+    readonly tunnels: string[];
+}
+
+/**
+ * The whole private network: per region a RegionalVpc and an OpenSwanGateway on that region's
+ * provider; per hub-spoke tunnel one generated pre-shared key shared by both ends; and routes
+ * for each peer range in every route table, targeting the gateway's network interface.
+ * Spokes reach the hub only: there is no spoke-to-spoke tunnel or route.
+ */
+export class HubSpokeVpn extends pulumi.ComponentResource {
+    public readonly vpcs: Record<string, RegionalVpc> = {};
+    public readonly gateways: Record<string, OpenSwanGateway> = {};
+    /** Per region name, the values the stack exports. */
+    public readonly regionOutputs: Record<string, RegionOutputs> = {};
+
+    constructor(name: string, args: HubSpokeVpnArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("hubspoke:network:HubSpokeVpn", name, {}, opts);
+        const { spec } = args;
+
+        const providerOf = (r: RegionSpec) => {
+            const p = args.providers[r.name];
+            if (!p) {
+                throw new Error(`HubSpokeVpn ${name}: no AWS provider given for region "${r.name}" (${r.awsRegion})`);
+            }
+            return p;
+        };
+        for (const r of spec.regions) {
+            providerOf(r);
+        }
+
+        const eips: Record<string, aws.ec2.Eip> = {};
+        for (const r of spec.regions) {
+            const inRegion = { parent: this, providers: { aws: providerOf(r) } };
+            this.vpcs[r.name] = new RegionalVpc(`${name}-${r.name}`, { region: r, tags: args.tags }, inRegion);
+            // Allocated apart from the instance, so each peer's config can name it before any instance exists.
+            eips[r.name] = new aws.ec2.Eip(
+                `${name}-${r.name}-eip`,
+                { domain: "vpc", tags: { ...args.tags, Name: `${name}-${r.name}-gateway` } },
+                { parent: this, provider: providerOf(r) },
+            );
+        }
+
+        const psks: Record<string, pulumi.Output<string>> = {};
+        for (const t of spec.tunnels) {
+            const key = new random.RandomPassword(
+                `${name}-${t.name}-psk`,
+                {
+                    length: PSK_LENGTH,
+                    // Only characters that are safe inside the quoted PSK of an ipsec.secrets line.
+                    special: true,
+                    overrideSpecial: PSK_SPECIAL_CHARACTERS,
+                    minLower: 4,
+                    minUpper: 4,
+                    minNumeric: 4,
+                },
+                { parent: this },
+            );
+            psks[t.name] = pulumi.secret(key.result);
+        }
+
+        const byName = new Map(spec.regions.map((r) => [r.name, r]));
+        // The hub's peers are all spokes; a spoke's only peer is the hub.
+        const peersOf = (r: RegionSpec) =>
+            spec.tunnels
+                .filter((t) => t.hub === r.name || t.spoke === r.name)
+                .map((tunnel) => ({ tunnel, peer: byName.get(tunnel.hub === r.name ? tunnel.spoke : tunnel.hub)! }));
+
+        for (const r of spec.regions) {
+            const vpc = this.vpcs[r.name];
+            const peers = peersOf(r);
+            const gateway = new OpenSwanGateway(
+                `${name}-${r.name}-gw`,
+                {
+                    region: r,
+                    vpcId: vpc.vpcId,
+                    subnetId: vpc.vpnSubnet.id,
+                    internetGateway: vpc.internetGateway,
+                    elasticIp: eips[r.name],
+                    instanceType: spec.gatewayInstanceType,
+                    tunnels: peers.map(({ peer, tunnel }) => ({
+                        tunnel: tunnel.name,
+                        peerElasticIp: eips[peer.name].publicIp,
+                        peerCidr: peer.vpcCidr,
+                        psk: psks[tunnel.name],
+                    })),
+                    tags: args.tags,
+                },
+                { parent: this, providers: { aws: providerOf(r) } },
+            );
+            this.gateways[r.name] = gateway;
+
+            // Every table of the VPC sends each peer range to the gateway's interface (not the instance id,
+            // which the provider deprecates, and which would change when the instance is replaced).
+            vpc.routeTables.forEach((table, i) => {
+                for (const { peer } of peers) {
+                    new aws.ec2.Route(
+                        `${name}-${r.name}-rt${i}-to-${peer.name}`,
+                        { routeTableId: table.id, destinationCidrBlock: peer.vpcCidr, networkInterfaceId: gateway.networkInterfaceId },
+                        { parent: this, provider: providerOf(r) },
+                    );
+                }
+            });
+
+            this.regionOutputs[r.name] = {
+                awsRegion: r.awsRegion,
+                role: r.role,
+                vpcId: vpc.vpcId,
+                vpcCidr: r.vpcCidr,
+                gatewayElasticIp: gateway.elasticIp,
+                gatewayPrivateIp: gateway.privateIp,
+                gatewayInstanceId: gateway.instanceId,
+                tunnels: peers.map((p) => p.tunnel.name),
+            };
+        }
+
+        this.registerOutputs({ regions: this.regionOutputs });
+    }
+}

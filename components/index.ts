@@ -1,0 +1,3 @@
+export * from "./hubSpokeVpn";
+export * from "./openSwanGateway";
+export * from "./regionalVpc";

@@ -1,0 +1,196 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { al2023AmiParameter } from "../config/ami";
+import { RegionSpec } from "../config/types";
+import { gatewayFiles, GatewayTunnel, renderUserData } from "../render/cloudInit";
+
+/** One tunnel this gateway terminates, as seen from this gateway. */
+export interface GatewayTunnelArgs {
+    /** Tunnel name, the same at both ends, e.g. `virginia-to-sydney`. */
+    readonly tunnel: string;
+    /** The peer gateway's Elastic IP. */
+    readonly peerElasticIp: pulumi.Input<string>;
+    /** The peer's VPC range. */
+    readonly peerCidr: string;
+    /** The pre-shared key, shared with the peer. Always handled as a secret. */
+    readonly psk: pulumi.Input<string>;
+}
+
+export interface OpenSwanGatewayArgs {
+    /** The region's validated config: VPC range and the gateway's static private IP. */
+    readonly region: RegionSpec;
+    readonly vpcId: pulumi.Input<string>;
+    /** The VPN subnet: public, with a route to the internet gateway. */
+    readonly subnetId: pulumi.Input<string>;
+    /** The internet gateway the Elastic IP needs before it can be associated. */
+    readonly internetGateway: aws.ec2.InternetGateway;
+    /** The Elastic IP, allocated by the caller so peers can use its address before this gateway exists. */
+    readonly elasticIp: aws.ec2.Eip;
+    readonly instanceType: string;
+    readonly tunnels: readonly GatewayTunnelArgs[];
+    /** Tags added to every resource, besides `Name`. */
+    readonly tags?: Record<string, string>;
+}
+
+/** The ports a gateway accepts from its peers: IKE, NAT-T, and ESP (IP protocol 50). */
+export const IPSEC_INGRESS = [
+    { label: "ike", ipProtocol: "udp", fromPort: 500, toPort: 500 },
+    { label: "natt", ipProtocol: "udp", fromPort: 4500, toPort: 4500 },
+    { label: "esp", ipProtocol: "50", fromPort: undefined, toPort: undefined },
+] as const;
+
+/**
+ * A libreswan IPsec gateway on EC2 (Amazon Linux 2023): a network interface with the static
+ * private IP and source/destination check off (routes target it, so they survive instance
+ * replacement), the Elastic IP associated to it, a security group open only to the peers,
+ * and an instance whose user data writes one conn and one secrets file per tunnel.
+ */
+export class OpenSwanGateway extends pulumi.ComponentResource {
+    public readonly networkInterface: aws.ec2.NetworkInterface;
+    public readonly networkInterfaceId: pulumi.Output<string>;
+    public readonly securityGroup: aws.ec2.SecurityGroup;
+    public readonly instance: aws.ec2.Instance;
+    public readonly instanceId: pulumi.Output<string>;
+    public readonly elasticIp: pulumi.Output<string>;
+    public readonly privateIp: string;
+    /** The full cloud-config, including the pre-shared keys: a secret. */
+    public readonly userData: pulumi.Output<string>;
+
+    constructor(name: string, args: OpenSwanGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("hubspoke:gateway:OpenSwanGateway", name, {}, opts);
+        const { region } = args;
+        const tags = (suffix: string) => ({ ...args.tags, Name: `${name}-${suffix}` });
+        const parent = { parent: this };
+
+        this.securityGroup = new aws.ec2.SecurityGroup(
+            `${name}-sg`,
+            {
+                vpcId: args.vpcId,
+                description: `hubspoke-vpn gateway ${region.name}: IKE, NAT-T and ESP from peer gateways only`,
+                tags: tags("sg"),
+            },
+            parent,
+        );
+        const sg = this.securityGroup.id;
+        for (const t of args.tunnels) {
+            const peer = pulumi.output(t.peerElasticIp).apply((ip) => `${ip}/32`);
+            for (const rule of IPSEC_INGRESS) {
+                new aws.vpc.SecurityGroupIngressRule(
+                    `${name}-${t.tunnel}-${rule.label}-in`,
+                    { securityGroupId: sg, cidrIpv4: peer, ipProtocol: rule.ipProtocol, fromPort: rule.fromPort, toPort: rule.toPort },
+                    parent,
+                );
+                new aws.vpc.SecurityGroupEgressRule(
+                    `${name}-${t.tunnel}-${rule.label}-out`,
+                    { securityGroupId: sg, cidrIpv4: peer, ipProtocol: rule.ipProtocol, fromPort: rule.fromPort, toPort: rule.toPort },
+                    parent,
+                );
+            }
+        }
+        // Traffic the gateway forwards: from its own VPC into the tunnels, and decrypted traffic back to it.
+        new aws.vpc.SecurityGroupIngressRule(
+            `${name}-vpc-in`,
+            { securityGroupId: sg, cidrIpv4: region.vpcCidr, ipProtocol: "-1", description: "forwarded traffic from this VPC" },
+            parent,
+        );
+        new aws.vpc.SecurityGroupEgressRule(
+            `${name}-vpc-out`,
+            { securityGroupId: sg, cidrIpv4: region.vpcCidr, ipProtocol: "-1", description: "decrypted traffic into this VPC" },
+            parent,
+        );
+        // Package repositories and Session Manager are HTTPS endpoints with changing addresses.
+        new aws.vpc.SecurityGroupEgressRule(
+            `${name}-https-out`,
+            { securityGroupId: sg, cidrIpv4: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 443, toPort: 443, description: "HTTPS: packages, SSM" },
+            parent,
+        );
+
+        this.networkInterface = new aws.ec2.NetworkInterface(
+            `${name}-eni`,
+            {
+                subnetId: args.subnetId,
+                privateIps: [region.gatewayPrivateIp],
+                securityGroups: [sg],
+                // The gateway forwards packets that are neither from nor to its own address.
+                sourceDestCheck: false,
+                description: `hubspoke-vpn gateway ${region.name}`,
+                tags: tags("eni"),
+            },
+            parent,
+        );
+        this.networkInterfaceId = this.networkInterface.id;
+        new aws.ec2.EipAssociation(
+            `${name}-eip-assoc`,
+            { allocationId: args.elasticIp.allocationId, networkInterfaceId: this.networkInterface.id },
+            { parent: this, dependsOn: [args.internetGateway] },
+        );
+
+        // Session Manager instead of SSH: no inbound port, access governed by IAM and logged.
+        const role = new aws.iam.Role(
+            `${name}-role`,
+            {
+                description: `hubspoke-vpn gateway ${region.name}`,
+                assumeRolePolicy: JSON.stringify({
+                    Version: "2012-10-17",
+                    Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+                }),
+                tags: tags("role"),
+            },
+            parent,
+        );
+        const partition = aws.getPartitionOutput({}, parent).partition;
+        new aws.iam.RolePolicyAttachment(
+            `${name}-ssm-core`,
+            { role: role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore` },
+            parent,
+        );
+        const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: tags("profile") }, parent);
+
+        const ami = aws.ssm.getParameterOutput({ name: al2023AmiParameter(args.instanceType) }, parent).value;
+
+        const ends = args.tunnels.map((t) =>
+            pulumi.all([args.elasticIp.publicIp, t.peerElasticIp, t.psk]).apply(
+                ([localElasticIp, peerElasticIp, psk]): GatewayTunnel => ({
+                    end: { tunnel: t.tunnel, localElasticIp, localCidr: region.vpcCidr, peerElasticIp, peerCidr: t.peerCidr },
+                    psk,
+                }),
+            ),
+        );
+        // Explicitly secret: the user data carries the keys, and the mock runtime does not apply
+        // additionalSecretOutputs, so nothing else would mark it.
+        this.userData = pulumi.secret(pulumi.all(ends).apply((tunnels) => renderUserData(region.name, gatewayFiles(tunnels))));
+
+        this.instance = new aws.ec2.Instance(
+            `${name}-instance`,
+            {
+                ami,
+                instanceType: args.instanceType,
+                primaryNetworkInterface: { networkInterfaceId: this.networkInterface.id },
+                iamInstanceProfile: profile.name,
+                userData: this.userData,
+                metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
+                rootBlockDevice: { encrypted: true, volumeType: "gp3" },
+                tags: { ...tags("instance"), Role: "vpn-gateway" },
+                volumeTags: tags("root"),
+            },
+            {
+                parent: this,
+                // A newer AMI in the SSM parameter must not replace a running gateway on the next `pulumi up`;
+                // take it on purpose with `pulumi up --replace <urn>`.
+                ignoreChanges: ["ami"],
+                // The network interface can be attached to one instance at a time.
+                deleteBeforeReplace: true,
+            },
+        );
+        this.instanceId = this.instance.id;
+        this.elasticIp = args.elasticIp.publicIp;
+        this.privateIp = region.gatewayPrivateIp;
+
+        this.registerOutputs({
+            instanceId: this.instanceId,
+            networkInterfaceId: this.networkInterfaceId,
+            elasticIp: this.elasticIp,
+            privateIp: this.privateIp,
+        });
+    }
+}

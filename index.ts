@@ -1,0 +1,14 @@
+/**
+ * Entry point of `pulumi up` / `pulumi preview`: reads this stack's config and builds the network.
+ * See README.md for the configuration reference.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { readRuntimeConfig } from "./config/load";
+import { hubSpokeProgram } from "./program";
+
+const result = hubSpokeProgram(readRuntimeConfig(pulumi.runtime.allConfig()), pulumi.getStack());
+
+/** Per region: VPC id and range, gateway Elastic IP, private IP and instance id, tunnel names. */
+export const regions = result.regions;
+/** Every hub-spoke tunnel, named `<hub>-to-<spoke>` at both ends. */
+export const tunnels = result.tunnels;

@@ -1,0 +1,3 @@
+export * from "./cloudInit";
+export * from "./libreswan";
+export * from "./sysctl";
