@@ -136,7 +136,8 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
                     return { id: `eipalloc-${region}`, state: { ...args.inputs, publicIp: ip, allocationId: `eipalloc-${region}` } };
                 }
                 default:
-                    return { id, state: { ...args.inputs, arn: `arn:aws:mock:::${args.name}` } };
+                    // Stand-ins for what AWS computes: auto-names (as Pulumi's auto-naming would) and ARNs.
+                    return { id, state: { name: args.name, ...args.inputs, arn: `arn:aws:mock:::${args.name}` } };
             }
         },
         call(args) {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and the lab need (run as root):
+#   libreswan   - `ipsec` and `pluto`: static config checks and the lab's IKE daemons
+#   cloud-init  - `cloud-init schema`: user data validation
+#   iproute2, iptables, iputils-ping, procps - the lab's namespaces, NAT and pings
+#   qemu-system-x86, linux-image-amd64, initramfs-tools, kmod - the lab's --vm mode: a full Debian
+#     kernel (with ESP) booted over this machine's root filesystem, for Child SAs and traffic
+# Does nothing when everything is already there.
+set -euo pipefail
+packages=(libreswan cloud-init iproute2 iptables iputils-ping procps qemu-system-x86 linux-image-amd64 initramfs-tools kmod)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-system-deps: all present (${packages[*]})"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-system-deps: missing ${missing[*]}; run this script as root" >&2
+  exit 1
+fi
+echo "install-system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/install-system-deps.log 2>&1 \
+  || { tail -20 /tmp/install-system-deps.log >&2; exit 1; }
+echo "install-system-deps: done"

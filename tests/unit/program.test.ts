@@ -1,0 +1,247 @@
+import { strict as assert } from "assert";
+import { filesOfUserData } from "../../render/cloudInit";
+import { evaluateOffline, Evaluation, isSecretValue, plain, RecordedResource, resolve } from "../../offline/evaluate";
+import { prodConfig } from "./fixtures";
+
+const REGIONS = { virginia: "us-east-1", sydney: "ap-southeast-2", frankfurt: "eu-central-1" } as const;
+type RegionName = keyof typeof REGIONS;
+const CIDR: Record<RegionName, string> = { virginia: "10.11.0.0/16", sydney: "12.11.0.0/16", frankfurt: "13.11.0.0/16" };
+
+describe("prod stack resource graph (mock runtime)", function () {
+    let ev: Evaluation;
+    const ofType = (type: string) => ev.resources.filter((r) => r.type === type);
+    const inRegion = (type: string, region: RegionName) => ofType(type).filter((r) => r.name.startsWith(`hubspoke-${region}-`));
+    const byName = (name: string) => {
+        const r = ev.resources.find((x) => x.name === name);
+        assert.ok(r, `no resource named ${name}`);
+        return r;
+    };
+    const idOf = (r: RecordedResource) => `${r.name}-id`;
+
+    before(async () => {
+        ev = await evaluateOffline(prodConfig(), { stack: "prod" });
+    });
+
+    it("has one provider per region, with the stack's default tags", () => {
+        const providers = ofType("pulumi:providers:aws").map((p) => [p.name, p.inputs.region, JSON.parse(p.inputs.defaultTags).tags]);
+        assert.deepEqual(providers, [
+            ["virginia", "us-east-1", { Project: "hubspoke-vpn", Stack: "prod", ManagedBy: "pulumi" }],
+            ["sydney", "ap-southeast-2", { Project: "hubspoke-vpn", Stack: "prod", ManagedBy: "pulumi" }],
+            ["frankfurt", "eu-central-1", { Project: "hubspoke-vpn", Stack: "prod", ManagedBy: "pulumi" }],
+        ]);
+    });
+
+    it("registers every AWS resource and invoke on its own region's provider", () => {
+        const aws = ev.resources.filter((r) => r.type.startsWith("aws:"));
+        assert.ok(aws.length > 80);
+        for (const r of aws) {
+            const region = (Object.keys(REGIONS) as RegionName[]).find((n) => r.name.startsWith(`hubspoke-${n}-`));
+            assert.ok(region, `${r.name} does not name its region`);
+            assert.equal(r.awsRegion, REGIONS[region], `${r.type} ${r.name} is on the wrong provider`);
+        }
+        for (const i of ev.invokes) {
+            assert.ok(i.awsRegion, `invoke ${i.token} ran on the default provider`);
+        }
+        assert.deepEqual(ofType("random:index/randomPassword:RandomPassword").map((r) => r.awsRegion), [undefined, undefined]);
+    });
+
+    it("builds the seed's VPCs, subnets and zones", () => {
+        for (const region of Object.keys(REGIONS) as RegionName[]) {
+            assert.deepEqual(inRegion("aws:ec2/vpc:Vpc", region).map((v) => v.inputs.cidrBlock), [CIDR[region]]);
+            assert.equal(inRegion("aws:ec2/internetGateway:InternetGateway", region).length, 1);
+        }
+        const subnets = (region: RegionName) =>
+            inRegion("aws:ec2/subnet:Subnet", region)
+                .map((s) => `${s.inputs.cidrBlock} ${s.inputs.availabilityZone}`)
+                .sort();
+        assert.deepEqual(subnets("virginia"), ["10.11.4.0/24 us-east-1a"]);
+        assert.deepEqual(subnets("sydney"), [
+            "12.11.4.0/24 ap-southeast-2a",
+            "12.11.6.0/24 ap-southeast-2a",
+            "12.11.7.0/24 ap-southeast-2b",
+            "12.11.8.0/24 ap-southeast-2a",
+            "12.11.9.0/24 ap-southeast-2b",
+        ]);
+        assert.deepEqual(subnets("frankfurt"), [
+            "13.11.4.0/24 eu-central-1a",
+            "13.11.6.0/24 eu-central-1a",
+            "13.11.7.0/24 eu-central-1b",
+            "13.11.8.0/24 eu-central-1a",
+            "13.11.9.0/24 eu-central-1b",
+        ]);
+        // Every subnet is associated with a route table of its own VPC.
+        for (const s of ofType("aws:ec2/subnet:Subnet")) {
+            const assoc = ofType("aws:ec2/routeTableAssociation:RouteTableAssociation").filter((a) => a.inputs.subnetId === idOf(s));
+            assert.equal(assoc.length, 1, `${s.name} has ${assoc.length} route table associations`);
+        }
+    });
+
+    it("gives each gateway its static private IP, source/dest check off, and its Elastic IP", () => {
+        for (const region of Object.keys(REGIONS) as RegionName[]) {
+            const [eni] = inRegion("aws:ec2/networkInterface:NetworkInterface", region);
+            assert.deepEqual(eni.inputs.privateIps, [CIDR[region].replace("0.0/16", "4.5")]);
+            assert.equal(eni.inputs.sourceDestCheck, false);
+            assert.equal(eni.inputs.subnetId, idOf(byName(`hubspoke-${region}-vpn`)));
+            const [assoc] = inRegion("aws:ec2/eipAssociation:EipAssociation", region);
+            assert.equal(assoc.inputs.networkInterfaceId, idOf(eni));
+            assert.equal(assoc.inputs.allocationId, `eipalloc-${region}`);
+            const [instance] = inRegion("aws:ec2/instance:Instance", region);
+            assert.equal(instance.inputs.primaryNetworkInterface.networkInterfaceId, idOf(eni));
+        }
+    });
+
+    it("hardens every instance: AL2023 for its architecture, IMDSv2, encrypted root, Session Manager, no SSH", () => {
+        for (const instance of ofType("aws:ec2/instance:Instance")) {
+            assert.equal(instance.inputs.ami, "ami-mock-x86_64");
+            assert.equal(instance.inputs.instanceType, "t3.small");
+            assert.deepEqual(instance.inputs.metadataOptions, { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 });
+            assert.deepEqual(instance.inputs.rootBlockDevice, { encrypted: true, volumeType: "gp3" });
+            assert.equal(instance.inputs.tags.Role, "vpn-gateway");
+            const region = instance.name.split("-")[1] as RegionName;
+            const [profile] = inRegion("aws:iam/instanceProfile:InstanceProfile", region);
+            assert.equal(instance.inputs.iamInstanceProfile, profile.name);
+            assert.equal(instance.inputs.keyName, undefined, "no SSH key pair");
+        }
+        const amiParams = ev.invokes.filter((i) => i.token === "aws:ssm/getParameter:getParameter").map((i) => i.inputs.name);
+        assert.deepEqual([...new Set(amiParams)], ["/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"]);
+        const policies = ofType("aws:iam/rolePolicyAttachment:RolePolicyAttachment").map((p) => p.inputs.policyArn);
+        assert.deepEqual(policies, Array(3).fill("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"));
+    });
+
+    it("opens each gateway's security group to IKE, NAT-T and ESP from its peers' Elastic IPs only", () => {
+        const eip = ev.elasticIps;
+        const peers: Record<RegionName, RegionName[]> = { virginia: ["sydney", "frankfurt"], sydney: ["virginia"], frankfurt: ["virginia"] };
+        for (const region of Object.keys(REGIONS) as RegionName[]) {
+            const [sg] = inRegion("aws:ec2/securityGroup:SecurityGroup", region);
+            const rules = (type: string) =>
+                ofType(type)
+                    .filter((r) => r.inputs.securityGroupId === idOf(sg))
+                    .map((r) => `${r.inputs.ipProtocol}:${r.inputs.fromPort ?? "*"}-${r.inputs.toPort ?? "*"} ${r.inputs.cidrIpv4}`)
+                    .sort();
+            const ipsec = peers[region].flatMap((p) => [`udp:500-500 ${eip[p]}/32`, `udp:4500-4500 ${eip[p]}/32`, `50:*-* ${eip[p]}/32`]);
+            assert.deepEqual(rules("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"), [...ipsec, `-1:*-* ${CIDR[region]}`].sort());
+            assert.deepEqual(
+                rules("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"),
+                [...ipsec, `-1:*-* ${CIDR[region]}`, "tcp:443-443 0.0.0.0/0"].sort(),
+            );
+        }
+    });
+
+    it("routes each peer range through the gateway's network interface in every route table, and no spoke to spoke", () => {
+        const routes = ofType("aws:ec2/route:Route");
+        for (const region of Object.keys(REGIONS) as RegionName[]) {
+            const eni = idOf(inRegion("aws:ec2/networkInterface:NetworkInterface", region)[0]);
+            const tables = inRegion("aws:ec2/routeTable:RouteTable", region).map(idOf);
+            assert.equal(tables.length, region === "virginia" ? 1 : 2);
+            const expected = region === "virginia" ? [CIDR.sydney, CIDR.frankfurt] : [CIDR.virginia];
+            for (const table of tables) {
+                const viaGateway = routes.filter((r) => r.inputs.routeTableId === table && r.inputs.networkInterfaceId === eni);
+                assert.deepEqual(viaGateway.map((r) => r.inputs.destinationCidrBlock).sort(), [...expected].sort(), `table ${table}`);
+                for (const r of routes.filter((x) => x.inputs.routeTableId === table)) {
+                    assert.equal(r.inputs.instanceId, undefined, "routes target the network interface, not the instance");
+                    assert.ok(r.inputs.networkInterfaceId === eni || r.inputs.destinationCidrBlock === "0.0.0.0/0");
+                }
+            }
+        }
+        const spokeToSpoke = routes.filter(
+            (r) =>
+                (r.name.startsWith("hubspoke-sydney-") && r.inputs.destinationCidrBlock === CIDR.frankfurt) ||
+                (r.name.startsWith("hubspoke-frankfurt-") && r.inputs.destinationCidrBlock === CIDR.sydney),
+        );
+        assert.deepEqual(spokeToSpoke, []);
+        // Only the VPN subnet's table reaches the internet.
+        const internet = routes.filter((r) => r.inputs.destinationCidrBlock === "0.0.0.0/0").map((r) => r.inputs.routeTableId);
+        assert.deepEqual(internet, (["virginia", "sydney", "frankfurt"] as const).map((n) => idOf(byName(`hubspoke-${n}-vpn-rt`))));
+    });
+
+    it("renders each gateway's tunnels with its peers' addresses and the same key at both ends", () => {
+        const files = (region: RegionName) => {
+            const [instance] = inRegion("aws:ec2/instance:Instance", region);
+            return filesOfUserData(plain(instance.inputs.userData));
+        };
+        const eip = ev.elasticIps;
+        const conns: Record<string, string[]> = {};
+        const secrets: Record<string, string[]> = {};
+        for (const region of Object.keys(REGIONS) as RegionName[]) {
+            for (const f of files(region)) {
+                const tunnel = /ipsec\.d\/(.+)\.(conf|secrets)$/.exec(f.path);
+                if (!tunnel) {
+                    continue;
+                }
+                const [, name, kind] = tunnel;
+                (kind === "conf" ? conns : secrets)[name] = [...((kind === "conf" ? conns : secrets)[name] ?? []), `${region}:${f.permissions}:${f.content}`];
+            }
+        }
+        assert.deepEqual(Object.keys(conns).sort(), ["virginia-to-frankfurt", "virginia-to-sydney"], "no spoke-to-spoke tunnel");
+        for (const spoke of ["sydney", "frankfurt"] as const) {
+            const tunnel = `virginia-to-${spoke}`;
+            const [hubConn, spokeConn] = conns[tunnel];
+            assert.match(hubConn, new RegExp(`^virginia:0644:`));
+            assert.match(hubConn, new RegExp(`leftid=${eip.virginia}\\n.*leftsubnet=10\\.11\\.0\\.0/16\\n.*right=${eip[spoke]}\\n.*rightid=${eip[spoke]}\\n.*rightsubnet=${CIDR[spoke].replace(/\./g, "\\.")}`, "s"));
+            assert.match(spokeConn, new RegExp(`^${spoke}:0644:`));
+            assert.match(spokeConn, new RegExp(`leftid=${eip[spoke]}\\n.*right=${eip.virginia}\\n.*rightsubnet=10\\.11\\.0\\.0/16`, "s"));
+            const key = ev.keys[tunnel];
+            assert.ok(key.length >= 32);
+            assert.deepEqual(secrets[tunnel], [
+                `virginia:0600:${eip.virginia} ${eip[spoke]} : PSK "${key}"\n`,
+                `${spoke}:0600:${eip[spoke]} ${eip.virginia} : PSK "${key}"\n`,
+            ]);
+        }
+        assert.notEqual(ev.keys["virginia-to-sydney"], ev.keys["virginia-to-frankfurt"]);
+        for (const region of Object.keys(REGIONS) as RegionName[]) {
+            const sysctl = files(region).find((f) => f.path.startsWith("/etc/sysctl.d/"));
+            assert.ok(sysctl, `${region} has no sysctl file`);
+            for (const line of ["net.ipv4.ip_forward = 1", "net.ipv4.conf.all.accept_redirects = 0", "net.ipv4.conf.all.send_redirects = 0", "net.ipv4.conf.all.rp_filter = 0"]) {
+                assert.ok(sysctl.content.includes(line), `${region} sysctl lacks ${line}`);
+            }
+        }
+    });
+
+    it("keeps every key a secret: user data is secret, and no key appears anywhere in plaintext", async () => {
+        const keys = Object.values(ev.keys);
+        assert.equal(keys.length, 2);
+        for (const instance of ofType("aws:ec2/instance:Instance")) {
+            assert.ok(isSecretValue(instance.inputs.userData), `${instance.name} user data is not a secret`);
+        }
+        // Walk every registered input, skipping values marked secret: no key may be left.
+        const leaks: string[] = [];
+        const walk = (v: unknown, where: string): void => {
+            if (isSecretValue(v)) {
+                return;
+            }
+            if (typeof v === "string") {
+                keys.filter((k) => v.includes(k)).forEach(() => leaks.push(where));
+            } else if (typeof v === "object" && v !== null) {
+                Object.entries(v).forEach(([k, x]) => walk(x, `${where}.${k}`));
+            }
+        };
+        for (const r of ev.resources) {
+            if (r.type !== "random:index/randomPassword:RandomPassword") {
+                walk(r.inputs, `${r.type} ${r.name}`);
+            }
+        }
+        assert.deepEqual(leaks, []);
+        // Stack outputs, resolved as `pulumi stack output` would show them.
+        const outputs = JSON.stringify(
+            await resolve(
+                Object.fromEntries(
+                    Object.entries(ev.result.regions).map(([n, r]) => [n, { ...r, vpcId: r.vpcId, eip: r.gatewayElasticIp, id: r.gatewayInstanceId }]),
+                ),
+            ),
+        );
+        assert.ok(outputs.includes(ev.elasticIps.virginia), "outputs resolved");
+        for (const k of keys) {
+            assert.ok(!outputs.includes(k), "a key is in the stack outputs");
+        }
+    });
+
+    it("exports per region the VPC, gateway addresses and tunnel names", async () => {
+        const virginia = ev.result.regions.virginia;
+        assert.equal(await resolve(virginia.gatewayElasticIp), ev.elasticIps.virginia);
+        assert.equal(virginia.gatewayPrivateIp, "10.11.4.5");
+        assert.equal(await resolve(virginia.vpcId), "hubspoke-virginia-vpc-id");
+        assert.deepEqual(virginia.tunnels, ["virginia-to-sydney", "virginia-to-frankfurt"]);
+        assert.deepEqual(ev.result.regions.sydney.tunnels, ["virginia-to-sydney"]);
+        assert.deepEqual(ev.result.tunnels, ["virginia-to-sydney", "virginia-to-frankfurt"]);
+    });
+});
