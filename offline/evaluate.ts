@@ -88,6 +88,11 @@ function randomKey(length: number, special: string): string {
     return Array.from(bytes, (b) => chars[b % chars.length]).join("");
 }
 
+/** The id the mocks give a resource: tests and the render use it to follow references between resources. */
+export function mockIdOf(resource: Pick<RecordedResource, "name">): string {
+    return `${resource.name}-id`;
+}
+
 /** Waits until an Output resolves, outside any apply. */
 export function resolve<T>(o: pulumi.Input<T>): Promise<T> {
     return new Promise((done) => pulumi.output(o).apply((v) => done(v as T)));
@@ -115,7 +120,7 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
             const recorded = { type: args.type, name: args.name, inputs: args.inputs, awsRegion };
             resources.push(recorded);
             options.onRegister?.(recorded);
-            const id = `${args.name}-id`;
+            const id = mockIdOf(args);
             switch (args.type) {
                 case "pulumi:providers:aws": {
                     const providerId = `provider-${args.inputs.region}`;

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { RawConfig } from "../config/load";
 import { filesOfUserData } from "../render/cloudInit";
-import { evaluateOffline, plain } from "./evaluate";
+import { evaluateOffline, Evaluation, mockIdOf, plain } from "./evaluate";
 
 /** Stands in for every generated key unless `revealSecrets` is set. */
 export const REDACTED = "<redacted>";
@@ -36,6 +36,8 @@ export interface PlanGateway {
     readonly vpnSubnet: string;
     readonly workloadSubnets: readonly string[];
     readonly tunnels: readonly string[];
+    /** Destinations the VPC's route tables send to this gateway's network interface. */
+    readonly routesToGateway: readonly string[];
 }
 
 export interface PlanTunnel {
@@ -90,11 +92,19 @@ export async function renderStack(raw: RawConfig, options: RenderOptions): Promi
             vpnSubnet: r.vpnSubnet,
             workloadSubnets: r.workloadSubnets.map((s) => s.cidr),
             tunnels: spec.tunnels.filter((t) => t.hub === r.name || t.spoke === r.name).map((t) => t.name),
+            routesToGateway: routesToGateway(ev, r.name),
         })),
         tunnels: spec.tunnels.map((t) => ({ name: t.name, hub: t.hub, spoke: t.spoke })),
     };
     files.push({ path: "plan.json", mode: 0o644, content: JSON.stringify(plan, null, 2) + "\n" });
     return { plan, files, warnings: ev.warnings };
+}
+
+/** The distinct destinations of the program's routes that target a region's gateway interface. */
+function routesToGateway(ev: Evaluation, region: string): string[] {
+    const eni = ev.resources.find((r) => r.type === "aws:ec2/networkInterface:NetworkInterface" && r.name === `hubspoke-${region}-gw-eni`);
+    const routes = ev.resources.filter((r) => r.type === "aws:ec2/route:Route" && eni && r.inputs.networkInterfaceId === mockIdOf(eni));
+    return [...new Set(routes.map((r) => r.inputs.destinationCidrBlock as string))].sort();
 }
 
 /**
@@ -109,6 +119,7 @@ export function writeRendered(rendered: RenderedStack, dir: string): void {
             throw new Error(`render: ${out} is not empty and holds no earlier render (no plan.json); choose another --out`);
         }
     }
+    fs.mkdirSync(path.dirname(out), { recursive: true });
     // Write next to the target, then swap, so a failure leaves the earlier render intact.
     const staging = fs.mkdtempSync(`${out}.staging-`);
     try {

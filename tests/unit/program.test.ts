@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import { filesOfUserData } from "../../render/cloudInit";
-import { evaluateOffline, Evaluation, isSecretValue, plain, RecordedResource, resolve } from "../../offline/evaluate";
+import { evaluateOffline, Evaluation, isSecretValue, mockIdOf, plain, resolve } from "../../offline/evaluate";
 import { prodConfig } from "./fixtures";
 
 const REGIONS = { virginia: "us-east-1", sydney: "ap-southeast-2", frankfurt: "eu-central-1" } as const;
@@ -16,7 +16,7 @@ describe("prod stack resource graph (mock runtime)", function () {
         assert.ok(r, `no resource named ${name}`);
         return r;
     };
-    const idOf = (r: RecordedResource) => `${r.name}-id`;
+    const idOf = mockIdOf;
 
     before(async () => {
         ev = await evaluateOffline(prodConfig(), { stack: "prod" });

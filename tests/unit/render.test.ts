@@ -124,6 +124,14 @@ describe("render command", function () {
                 "644 virginia/etc/sysctl.d/90-hubspoke-vpn.conf",
             ],
         );
+        assert.deepEqual(
+            a.plan.gateways.map((g) => [g.region, g.routesToGateway]),
+            [
+                ["virginia", ["12.11.0.0/16", "13.11.0.0/16"]],
+                ["sydney", ["10.11.0.0/16"]],
+                ["frankfurt", ["10.11.0.0/16"]],
+            ],
+        );
         const secrets = a.files.find((f) => f.path === "sydney/etc/ipsec.d/virginia-to-sydney.secrets")!;
         assert.equal(secrets.content, `192.0.2.12 192.0.2.11 : PSK "${REDACTED}"\n`);
         assert.deepEqual(

@@ -1,0 +1,167 @@
+/**
+ * The lab's end-to-end scenario, run by the e2e tests (on this machine's kernel, and in the VM):
+ * every tunnel up (and how long it took), hub<->spoke traffic, no spoke<->spoke SA or traffic,
+ * recovery after a gateway's pluto is killed and restarted, and a wrong key rejected.
+ * Returns a report; the tests assert on it. Each tunnel's report says which layer was proven.
+ */
+import { Lab, Layer } from "./lab";
+
+export interface TunnelReport {
+    /** Seconds from every pluto running (conns loaded) until established at both ends at the target layer. */
+    upSeconds?: number;
+    ike: boolean;
+    child: boolean;
+    /** Both ends' IKE SAs run on UDP 4500 (NAT-T through the Elastic IP NAT). */
+    natTraversal: boolean;
+    /** Each end's log line saying whom it authenticated, and how (hub's first). */
+    authentication: string[];
+    /** Pings between the hub's and the spoke's workload hosts, both ways. */
+    pingHubToSpoke?: boolean;
+    pingSpokeToHub?: boolean;
+    /** Bytes the hub's Child SA counted after the pings. */
+    espBytes?: number;
+    /** The highest layer this run proved for the tunnel. */
+    proven: Layer;
+}
+
+export interface ScenarioReport {
+    kernelHasEsp: boolean;
+    /** What "established" meant in this run: IKE only on a kernel without ESP. */
+    target: "IKE" | "Child SA";
+    tunnels: Record<string, TunnelReport>;
+    spokeToSpoke: {
+        /** Conns any spoke's pluto knows besides its own tunnel: must be empty. */
+        foreignConnsOnSpokes: string[];
+        /** Spoke log lines that mention another spoke's Elastic IP: must be empty. */
+        attemptsInLogs: string[];
+        /** Pings between spoke workload hosts (only meaningful with ESP); all must fail. */
+        pings: Record<string, boolean>;
+    };
+    restart?: { region: string; seconds?: number; tunnels: string[] };
+    wrongKey?: { region: string; tunnel: string; establishedWithin: number | undefined; waitedSeconds: number; reason?: string; otherTunnelsUp: boolean };
+    logs: Record<string, string>;
+}
+
+export interface ScenarioOptions {
+    /** Also kill and restart the hub's pluto, and try a wrong key (steps 4 and 5). */
+    readonly full?: boolean;
+    /** Seconds to wait for tunnels to come up (and back). */
+    readonly timeoutSeconds?: number;
+    /** Runs after the checks, before teardown (the CLI's --hold waits here). */
+    readonly beforeTeardown?: () => Promise<void>;
+    readonly log?: (line: string) => void;
+}
+
+export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Promise<ScenarioReport> {
+    const log = options.log ?? (() => undefined);
+    const timeout = options.timeoutSeconds ?? 60;
+    const { topology } = lab;
+    const hub = topology.regions.find((r) => r.role === "hub")!;
+    const spokes = topology.regions.filter((r) => r.role === "spoke");
+
+    lab.up();
+    const kernelHasEsp = lab.kernelHasEsp();
+    const target = kernelHasEsp ? "Child SA" : "IKE";
+    log(`kernel ${kernelHasEsp ? "installs ESP SAs: proving Child SA and traffic" : "has no ESP: proving IKE only"}`);
+
+    const report: ScenarioReport = {
+        kernelHasEsp,
+        target,
+        tunnels: {},
+        spokeToSpoke: { foreignConnsOnSpokes: [], attemptsInLogs: [], pings: {} },
+        logs: {},
+    };
+    try {
+        // 1. Bring every gateway up and time each tunnel, from the moment every pluto runs with its conns loaded.
+        await Promise.all(topology.regions.map((r) => lab.startPluto(r.region)));
+        const started = process.hrtime.bigint();
+        await Promise.all(
+            topology.tunnels.map(async (t) => {
+                const waited = await lab.waitFor(() => lab.established(t.name, target), timeout);
+                const sinceStart = Math.round((Number(process.hrtime.bigint() - started) / 1e9) * 10) / 10;
+                report.tunnels[t.name] = {
+                    upSeconds: waited === undefined ? undefined : sinceStart,
+                    ike: lab.established(t.name, "IKE"),
+                    child: lab.established(t.name, "Child SA"),
+                    natTraversal: [t.hub, t.spoke].every((r) => lab.states(r)[t.name]?.natTraversal),
+                    authentication: [t.hub, t.spoke].map(
+                        (r) => lab.logOf(r).split("\n").find((l) => l.includes(`"${t.name}"`) && /established IKE SA; authenticated peer/.test(l))?.replace(/^.*?: "/, '"') ?? "",
+                    ),
+                    proven: "none",
+                };
+                log(`${t.name}: ${waited === undefined ? `NOT established within ${timeout} s` : `${target} established after ${report.tunnels[t.name].upSeconds} s`}`);
+            }),
+        );
+
+        // 2. Traffic between workload hosts, through the tunnels.
+        for (const t of topology.tunnels) {
+            const tr = report.tunnels[t.name];
+            if (kernelHasEsp) {
+                tr.pingHubToSpoke = lab.ping(t.hub, t.spoke);
+                tr.pingSpokeToHub = lab.ping(t.spoke, t.hub);
+                tr.espBytes = (lab.traffic(t.hub)[t.name]?.inBytes ?? 0) + (lab.traffic(t.hub)[t.name]?.outBytes ?? 0);
+            }
+            tr.proven =
+                tr.child && tr.pingHubToSpoke && tr.pingSpokeToHub && (tr.espBytes ?? 0) > 0 ? "traffic" : tr.child ? "Child SA" : tr.ike ? "IKE" : "none";
+            log(`${t.name}: proven up to ${tr.proven}${kernelHasEsp ? ` (pings ${tr.pingHubToSpoke ? "pass" : "FAIL"}/${tr.pingSpokeToHub ? "pass" : "FAIL"}, ESP bytes ${tr.espBytes})` : ""}`);
+        }
+
+        // 3. Spokes never talk to each other: no SA, no attempt, no traffic.
+        for (const s of spokes) {
+            report.spokeToSpoke.foreignConnsOnSpokes.push(...Object.keys(lab.states(s.region)).filter((c) => !s.tunnels.includes(c)));
+            for (const other of spokes.filter((o) => o !== s)) {
+                report.spokeToSpoke.attemptsInLogs.push(...lab.logOf(s.region).split("\n").filter((l) => l.includes(other.elasticIp)));
+                if (kernelHasEsp) {
+                    report.spokeToSpoke.pings[`${s.region}->${other.region}`] = lab.ping(s.region, other.region, 2);
+                }
+            }
+        }
+        log(`spoke to spoke: foreign conns ${JSON.stringify(report.spokeToSpoke.foreignConnsOnSpokes)}, pings ${JSON.stringify(report.spokeToSpoke.pings)}`);
+
+        if (!options.full) {
+            await options.beforeTeardown?.();
+            return report;
+        }
+
+        // 4. Kill the hub's pluto (it carries every tunnel), restart it, time the recovery.
+        await lab.killPluto(hub.region);
+        const restarted = process.hrtime.bigint();
+        await lab.startPluto(hub.region);
+        const back = await lab.waitFor(() => hub.tunnels.every((t) => lab.established(t, target)), timeout);
+        report.restart = {
+            region: hub.region,
+            seconds: back === undefined ? undefined : Math.round((Number(process.hrtime.bigint() - restarted) / 1e9) * 10) / 10,
+            tunnels: [...hub.tunnels],
+        };
+        log(`restart of ${hub.region}'s pluto: ${back === undefined ? `tunnels NOT back within ${timeout} s` : `all tunnels back after ${report.restart.seconds} s`}`);
+
+        // 5. A spoke with a key that differs from the hub's: authentication fails, and the log says so.
+        const victim = spokes[spokes.length - 1];
+        const tunnel = victim.tunnels[0];
+        await lab.killPluto(victim.region);
+        lab.corruptKey(victim.region, tunnel);
+        const before = { hub: lab.logOf(hub.region).length, victim: lab.logOf(victim.region).length };
+        await lab.startPluto(victim.region);
+        const waitedSeconds = 10;
+        const establishedWithin = await lab.waitFor(() => lab.established(tunnel, "IKE"), waitedSeconds);
+        const newLines = lab.logOf(hub.region).slice(before.hub) + lab.logOf(victim.region).slice(before.victim);
+        const reason = newLines.split("\n").find((l) => /AUTHENTICATION_FAILED|authentication failed|failed to authenticate/i.test(l));
+        const others = topology.tunnels.filter((t) => t.name !== tunnel).map((t) => t.name);
+        report.wrongKey = {
+            region: victim.region,
+            tunnel,
+            establishedWithin,
+            waitedSeconds,
+            reason: reason?.trim(),
+            otherTunnelsUp: others.every((t) => lab.established(t, target)),
+        };
+        log(`wrong key on ${victim.region}: ${establishedWithin === undefined ? "not established" : "ESTABLISHED (wrong)"}; log: ${reason ?? "(no reason logged)"}`);
+        await options.beforeTeardown?.();
+    } finally {
+        for (const r of topology.regions) {
+            report.logs[r.region] = lab.logTail(r.region, 40);
+        }
+        lab.down();
+    }
+    return report;
+}

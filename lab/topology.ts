@@ -1,0 +1,164 @@
+/**
+ * The lab's network, computed from a render's plan.json. Pure: addresses and names only.
+ *
+ * Per region, three network namespaces:
+ *   <id>-<region>-vpc   the VPC router and the internet gateway: answers at the subnets' +1 address
+ *                       (as AWS's VPC router does), routes the program's peer ranges to the gateway,
+ *                       and does the Elastic IP's 1:1 NAT on its `wan` leg to the "internet"
+ *   <id>-<region>-gw    the gateway host: the static private IP, default route via the VPC router; runs pluto
+ *   <id>-<region>-host  a workload host in the first workload subnet (the VPN subnet if there is none)
+ * plus one `<id>-inet` namespace, a bridge joining every region's `wan` leg (Elastic IPs are on one /24).
+ */
+import { formatIp, parseCidr, Cidr } from "../config/cidr";
+
+/** The part of plan.json the lab reads (see offline/render.ts). */
+export interface LabPlan {
+    readonly gateways: readonly {
+        readonly region: string;
+        readonly role: string;
+        readonly vpcCidr: string;
+        readonly elasticIp: string;
+        readonly privateIp: string;
+        readonly vpnSubnet: string;
+        readonly workloadSubnets: readonly string[];
+        readonly tunnels: readonly string[];
+        readonly routesToGateway: readonly string[];
+    }[];
+    readonly tunnels: readonly { readonly name: string; readonly hub: string; readonly spoke: string }[];
+}
+
+export interface LabRegion {
+    readonly region: string;
+    readonly role: string;
+    readonly vpcCidr: string;
+    readonly elasticIp: string;
+    readonly tunnels: readonly string[];
+    readonly ns: { readonly vpc: string; readonly gw: string; readonly host: string };
+    /** Gateway: its address and prefix in the VPN subnet, and its default router. */
+    readonly gateway: { readonly ip: string; readonly prefix: number; readonly router: string };
+    /** Workload host: its address and prefix, its default router, and which router bridge it sits on. */
+    readonly host: { readonly ip: string; readonly prefix: number; readonly router: string; readonly onVpnSubnet: boolean };
+    /** Peer ranges the VPC router sends to the gateway: the program's routes. */
+    readonly routesToGateway: readonly string[];
+}
+
+export interface LabTopology {
+    readonly id: string;
+    readonly inetNs: string;
+    /** Prefix length of the shared "internet" segment the Elastic IPs sit on. */
+    readonly inetPrefix: number;
+    readonly regions: readonly LabRegion[];
+    readonly tunnels: LabPlan["tunnels"];
+}
+
+/** Host number `n` of a block (`n` = 1 is AWS's VPC router address). */
+function nth(block: Cidr, n: number): string {
+    return formatIp(block.network + n);
+}
+
+function cidr(text: string): Cidr {
+    const c = parseCidr(text);
+    if (typeof c === "string") {
+        throw new Error(`lab: "${text}" ${c}`);
+    }
+    return c;
+}
+
+/**
+ * Lays the lab out. `id` prefixes every namespace (short, so that several labs can coexist and a
+ * stale one is easy to find: `ip netns list | grep ^<id>-`).
+ */
+export function labTopology(plan: LabPlan, id: string): LabTopology {
+    if (!/^[a-z0-9]{1,8}$/.test(id)) {
+        throw new Error(`lab: id "${id}" must be 1-8 lowercase letters or digits`);
+    }
+    const eips = plan.gateways.map((g) => g.elasticIp);
+    const prefixes = eips.map((ip) => ip.split(".").slice(0, 3).join("."));
+    if (new Set(prefixes).size !== 1) {
+        // The lab's internet is one bridged /24; Elastic IPs spread wider would need a router there.
+        throw new Error(`lab: Elastic IPs must share one /24 (render with the default addresses); got ${eips.join(", ")}`);
+    }
+    const regions = plan.gateways.map((g): LabRegion => {
+        const vpn = cidr(g.vpnSubnet);
+        const hostSubnet = cidr(g.workloadSubnets[0] ?? g.vpnSubnet);
+        // .10 unless the gateway already has it (possible when the host shares the VPN subnet).
+        const hostIp = nth(hostSubnet, 10) === g.privateIp ? nth(hostSubnet, 11) : nth(hostSubnet, 10);
+        return {
+            region: g.region,
+            role: g.role,
+            vpcCidr: g.vpcCidr,
+            elasticIp: g.elasticIp,
+            tunnels: g.tunnels,
+            ns: { vpc: `${id}-${g.region}-vpc`, gw: `${id}-${g.region}-gw`, host: `${id}-${g.region}-host` },
+            gateway: { ip: g.privateIp, prefix: vpn.prefix, router: nth(vpn, 1) },
+            host: {
+                ip: hostIp,
+                prefix: hostSubnet.prefix,
+                router: nth(hostSubnet, 1),
+                onVpnSubnet: g.workloadSubnets.length === 0,
+            },
+            routesToGateway: g.routesToGateway,
+        };
+    });
+    return { id, inetNs: `${id}-inet`, inetPrefix: 24, regions, tunnels: plan.tunnels };
+}
+
+/**
+ * How to build the lab, grouped so that it takes few processes (each one is slow to start under
+ * the VM's emulation): one `ip -batch` in the root namespace that creates every namespace and
+ * veth pair, then per namespace one `ip -n NS -batch`, one `sysctl`, and one `iptables-restore`.
+ */
+export interface SetupPlan {
+    /** `ip -batch` lines run in the root namespace. */
+    readonly root: string[];
+    /** Per namespace, `ip -batch` lines run inside it. */
+    readonly ip: Record<string, string[]>;
+    /** Per namespace, `sysctl -w` assignments. */
+    readonly sysctl: Record<string, string[]>;
+    /** Per namespace, `iptables-restore` input. */
+    readonly iptables: Record<string, string>;
+}
+
+export function setupPlan(t: LabTopology): SetupPlan {
+    const root: string[] = [`netns add ${t.inetNs}`];
+    const ip: Record<string, string[]> = { [t.inetNs]: ["link set lo up", "link add inet type bridge", "link set inet up"] };
+    const sysctl: Record<string, string[]> = {};
+    const iptables: Record<string, string> = {};
+    t.regions.forEach((r, i) => {
+        for (const ns of [r.ns.vpc, r.ns.gw, r.ns.host]) {
+            root.push(`netns add ${ns}`);
+            ip[ns] = ["link set lo up"];
+        }
+        const vpc = ip[r.ns.vpc];
+        const gw = ip[r.ns.gw];
+        const host = ip[r.ns.host];
+        // The VPC router's internet leg, carrying the Elastic IP, plugged into the internet bridge.
+        root.push(`link add wan netns ${r.ns.vpc} type veth peer name r${i} netns ${t.inetNs}`);
+        ip[t.inetNs].push(`link set r${i} master inet up`);
+        vpc.push(`addr add ${r.elasticIp}/${t.inetPrefix} dev wan`, "link set wan up");
+        // The VPN subnet: a bridge in the router namespace, with the VPC router's +1 address; the gateway on it.
+        vpc.push("link add vpn type bridge", `addr add ${r.gateway.router}/${r.gateway.prefix} dev vpn`, "link set vpn up");
+        root.push(`link add eth0 netns ${r.ns.gw} type veth peer name gw netns ${r.ns.vpc}`);
+        vpc.push("link set gw master vpn up");
+        gw.push(`addr add ${r.gateway.ip}/${r.gateway.prefix} dev eth0`, "link set eth0 up", `route add default via ${r.gateway.router}`);
+        // The workload host: on its workload subnet's bridge, or on the VPN subnet's.
+        if (!r.host.onVpnSubnet) {
+            vpc.push("link add wl type bridge", `addr add ${r.host.router}/${r.host.prefix} dev wl`, "link set wl up");
+        }
+        root.push(`link add eth0 netns ${r.ns.host} type veth peer name host netns ${r.ns.vpc}`);
+        vpc.push(`link set host master ${r.host.onVpnSubnet ? "vpn" : "wl"} up`);
+        host.push(`addr add ${r.host.ip}/${r.host.prefix} dev eth0`, "link set eth0 up", `route add default via ${r.host.router}`);
+        // The VPC route tables: the program's peer ranges go to the gateway.
+        vpc.push(...r.routesToGateway.map((dest) => `route add ${dest} via ${r.gateway.ip}`));
+        sysctl[r.ns.vpc] = ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0"];
+        // The internet gateway's 1:1 NAT between the Elastic IP and the gateway's private IP.
+        iptables[r.ns.vpc] = [
+            "*nat",
+            `-A PREROUTING -i wan -d ${r.elasticIp} -j DNAT --to-destination ${r.gateway.ip}`,
+            `-A POSTROUTING -o wan -s ${r.gateway.ip} -j SNAT --to-source ${r.elasticIp}`,
+            "COMMIT",
+            "",
+        ].join("\n");
+    });
+    return { root, ip, sysctl, iptables };
+}
