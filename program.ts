@@ -38,6 +38,11 @@ export function hubSpokeProgram(
             }),
         ]),
     );
-    const vpn = new HubSpokeVpn("hubspoke", { spec, providers });
+    const vpn = new HubSpokeVpn("hubspoke", {
+        spec,
+        providers,
+        parameterPrefix: `/hubspoke-vpn/${stack}`,
+        pskRotation: spec.pskRotation,
+    });
     return { spec, vpn, regions: vpn.regionOutputs, tunnels: spec.tunnels.map((t) => t.name) };
 }

@@ -16,6 +16,10 @@ export interface HubSpokeVpnArgs {
     readonly providers: Readonly<Record<string, aws.Provider>>;
     /** Tags added to every resource, besides `Name` (providers' default tags apply as well). */
     readonly tags?: Record<string, string>;
+    /** Path prefix of the key parameters, e.g. `/hubspoke-vpn/prod`; each is `<prefix>/<tunnel>/psk`. */
+    readonly parameterPrefix: string;
+    /** Changing this number generates new keys (rotation) without replacing any instance. */
+    readonly pskRotation?: number;
 }
 
 /** What a user needs of one region after `pulumi up`. */
@@ -57,6 +61,7 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
             providerOf(r);
         }
 
+        const byName = new Map(spec.regions.map((r) => [r.name, r]));
         const eips: Record<string, aws.ec2.Eip> = {};
         for (const r of spec.regions) {
             const inRegion = { parent: this, providers: { aws: providerOf(r) } };
@@ -69,7 +74,9 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
             );
         }
 
-        const psks: Record<string, pulumi.Output<string>> = {};
+        // One key per tunnel, stored as a SecureString in each of the two regions that use it
+        // (parameters are regional).
+        const keyParameters: Record<string, Record<string, aws.ssm.Parameter>> = {};
         for (const t of spec.tunnels) {
             const key = new random.RandomPassword(
                 `${name}-${t.name}-psk`,
@@ -81,13 +88,28 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                     minLower: 4,
                     minUpper: 4,
                     minNumeric: 4,
+                    // A new rotation number replaces the key; the parameters update in place.
+                    keepers: { rotation: String(args.pskRotation ?? 0) },
                 },
                 { parent: this },
             );
-            psks[t.name] = pulumi.secret(key.result);
+            const psk = pulumi.secret(key.result);
+            keyParameters[t.name] = {};
+            for (const regionName of [t.hub, t.spoke]) {
+                keyParameters[t.name][regionName] = new aws.ssm.Parameter(
+                    `${name}-${regionName}-${t.name}-psk`,
+                    {
+                        name: `${args.parameterPrefix}/${t.name}/psk`,
+                        type: "SecureString",
+                        value: psk,
+                        description: `hubspoke-vpn pre-shared key of tunnel ${t.name}`,
+                        tags: { ...args.tags, Tunnel: t.name },
+                    },
+                    { parent: this, provider: providerOf(byName.get(regionName)!) },
+                );
+            }
         }
 
-        const byName = new Map(spec.regions.map((r) => [r.name, r]));
         // The hub's peers are all spokes; a spoke's only peer is the hub.
         const peersOf = (r: RegionSpec) =>
             spec.tunnels
@@ -110,7 +132,7 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                         tunnel: tunnel.name,
                         peerElasticIp: eips[peer.name].publicIp,
                         peerCidr: peer.vpcCidr,
-                        psk: psks[tunnel.name],
+                        keyParameter: keyParameters[tunnel.name][r.name],
                     })),
                     tags: args.tags,
                 },

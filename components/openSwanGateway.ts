@@ -4,6 +4,18 @@ import { al2023AmiParameter } from "../config/ami";
 import { RegionSpec } from "../config/types";
 import { gatewayFiles, GatewayTunnel, renderUserData } from "../render/cloudInit";
 
+/**
+ * What Session Manager needs on the instance, and nothing more (AmazonSSMManagedInstanceCore would
+ * also grant ssm:GetParameter on every parameter of the account).
+ */
+export const SESSION_MANAGER_ACTIONS = [
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+];
+
 /** One tunnel this gateway terminates, as seen from this gateway. */
 export interface GatewayTunnelArgs {
     /** Tunnel name, the same at both ends, e.g. `virginia-to-sydney`. */
@@ -12,8 +24,8 @@ export interface GatewayTunnelArgs {
     readonly peerElasticIp: pulumi.Input<string>;
     /** The peer's VPC range. */
     readonly peerCidr: string;
-    /** The pre-shared key, shared with the peer. Always handled as a secret. */
-    readonly psk: pulumi.Input<string>;
+    /** The SSM SecureString parameter, in this gateway's region, that holds the tunnel's pre-shared key. */
+    readonly keyParameter: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
 }
 
 export interface OpenSwanGatewayArgs {
@@ -43,7 +55,8 @@ export const IPSEC_INGRESS = [
  * A libreswan IPsec gateway on EC2 (Amazon Linux 2023): a network interface with the static
  * private IP and source/destination check off (routes target it, so they survive instance
  * replacement), the Elastic IP associated to it, a security group open only to the peers,
- * and an instance whose user data writes one conn and one secrets file per tunnel.
+ * and an instance whose user data writes one conn per tunnel and the boot script that fetches
+ * the tunnels' keys from SSM Parameter Store into their secrets files before ipsec starts.
  */
 export class OpenSwanGateway extends pulumi.ComponentResource {
     public readonly networkInterface: aws.ec2.NetworkInterface;
@@ -53,7 +66,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
     public readonly instanceId: pulumi.Output<string>;
     public readonly elasticIp: pulumi.Output<string>;
     public readonly privateIp: string;
-    /** The full cloud-config, including the pre-shared keys: a secret. */
+    /** The full cloud-config. It holds no key (anyone with ec2:DescribeInstanceAttribute can read it). */
     public readonly userData: pulumi.Output<string>;
 
     constructor(name: string, args: OpenSwanGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -138,10 +151,22 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             },
             parent,
         );
-        const partition = aws.getPartitionOutput({}, parent).partition;
-        new aws.iam.RolePolicyAttachment(
-            `${name}-ssm-core`,
-            { role: role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore` },
+        // Least privilege: Session Manager, and reading exactly this gateway's own key parameters.
+        new aws.iam.RolePolicy(
+            `${name}-policy`,
+            {
+                role: role.name,
+                policy: pulumi.all(args.tunnels.map((t) => t.keyParameter.arn)).apply((arns) =>
+                    JSON.stringify({
+                        Version: "2012-10-17",
+                        Statement: [
+                            { Sid: "SessionManager", Effect: "Allow", Action: SESSION_MANAGER_ACTIONS, Resource: "*" },
+                            // SecureStrings under the AWS-managed aws/ssm key need no kms:Decrypt grant here.
+                            { Sid: "OwnTunnelKeys", Effect: "Allow", Action: "ssm:GetParameter", Resource: [...arns].sort() },
+                        ],
+                    }),
+                ),
+            },
             parent,
         );
         const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: tags("profile") }, parent);
@@ -149,16 +174,15 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         const ami = aws.ssm.getParameterOutput({ name: al2023AmiParameter(args.instanceType) }, parent).value;
 
         const ends = args.tunnels.map((t) =>
-            pulumi.all([args.elasticIp.publicIp, t.peerElasticIp, t.psk]).apply(
-                ([localElasticIp, peerElasticIp, psk]): GatewayTunnel => ({
+            pulumi.all([args.elasticIp.publicIp, t.peerElasticIp, t.keyParameter.name]).apply(
+                ([localElasticIp, peerElasticIp, parameterName]): GatewayTunnel => ({
                     end: { tunnel: t.tunnel, localElasticIp, localCidr: region.vpcCidr, peerElasticIp, peerCidr: t.peerCidr },
-                    psk,
+                    keyParameter: { awsRegion: region.awsRegion, name: parameterName },
                 }),
             ),
         );
-        // Explicitly secret: the user data carries the keys, and the mock runtime does not apply
-        // additionalSecretOutputs, so nothing else would mark it.
-        this.userData = pulumi.secret(pulumi.all(ends).apply((tunnels) => renderUserData(region.name, gatewayFiles(tunnels))));
+        // No key material: the gateway fetches its keys from SSM at boot (gateway/hubspoke-psk.sh).
+        this.userData = pulumi.all(ends).apply((tunnels) => renderUserData(region.name, gatewayFiles(tunnels)));
 
         this.instance = new aws.ec2.Instance(
             `${name}-instance`,

@@ -47,6 +47,8 @@ export interface StackSpec {
     readonly tunnels: readonly TunnelSpec[];
     /** EC2 instance type of every gateway. */
     readonly gatewayInstanceType: string;
+    /** Key generation number: changing it rotates every pre-shared key in place. */
+    readonly pskRotation: number;
 }
 
 /** The name of the tunnel between a hub and a spoke. */

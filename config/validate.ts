@@ -24,7 +24,7 @@ export const DEFAULT_GATEWAY_INSTANCE_TYPE = "t3.small";
 export const ZONE_LETTERS = ["a", "b", "c", "d", "e", "f"];
 
 const REGION_KEYS = ["name", "awsRegion", "role", "vpcCidr", "vpnSubnet", "vpnZone", "gatewayPrivateIp", "workloadSubnets"];
-const TOP_KEYS = ["regions", "gatewayInstanceType"];
+const TOP_KEYS = ["regions", "gatewayInstanceType", "pskRotation"];
 
 export interface ConfigProblem {
     /** Full config key path, e.g. `hubspoke-vpn:regions[1].vpcCidr`. */
@@ -75,6 +75,16 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
         }
     }
 
+    let pskRotation = 0;
+    if (raw.pskRotation !== undefined) {
+        const n = typeof raw.pskRotation === "string" && /^\d+$/.test(raw.pskRotation) ? Number(raw.pskRotation) : raw.pskRotation;
+        if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+            fail(key("pskRotation"), `${show(raw.pskRotation)} is not a whole number >= 0 (increase it to rotate every key)`);
+        } else {
+            pskRotation = n;
+        }
+    }
+
     const regions: RegionSpec[] = [];
     const parsedCidrs = new Map<RegionSpec, { vpc?: Cidr }>();
     if (raw.regions === undefined) {
@@ -104,6 +114,7 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
             spokes,
             tunnels: spokes.map((s) => ({ name: tunnelName(hub.name, s.name), hub: hub.name, spoke: s.name })),
             gatewayInstanceType,
+            pskRotation,
         },
         warnings,
     };

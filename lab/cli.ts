@@ -97,6 +97,10 @@ export function formatReport(r: ScenarioReport): string {
     if (r.restart) {
         lines.push(`restart of ${r.restart.region}'s pluto: ${r.restart.seconds === undefined ? "tunnels NOT back" : `tunnels back after ${r.restart.seconds} s`}`);
     }
+    if (r.rotation) {
+        const k = r.rotation;
+        lines.push(`key rotation of ${k.tunnel}: ${k.seconds === undefined ? "NOT re-established" : `both ends rewrote the key and re-authenticated after ${k.seconds} s`}`);
+    }
     if (r.wrongKey) {
         const w = r.wrongKey;
         lines.push(`wrong key on ${w.region}: ${w.establishedWithin === undefined ? `rejected (${w.waitedSeconds} s)` : "ESTABLISHED (wrong)"}; ${w.reason ?? "no reason in the log"}`);
@@ -109,7 +113,13 @@ export function reportPassed(r: ScenarioReport, full: boolean): boolean {
     const want = r.kernelHasEsp ? "traffic" : "IKE";
     const tunnelsOk = Object.values(r.tunnels).every((t) => t.proven === want);
     const s2sOk = r.spokeToSpoke.foreignConnsOnSpokes.length === 0 && r.spokeToSpoke.attemptsInLogs.length === 0 && !Object.values(r.spokeToSpoke.pings).some(Boolean);
-    const fullOk = !full || (r.restart?.seconds !== undefined && r.wrongKey?.establishedWithin === undefined && !!r.wrongKey?.reason);
+    const fullOk =
+        !full ||
+        (r.restart?.seconds !== undefined &&
+            r.rotation?.seconds !== undefined &&
+            r.rotation.bothEndsRewritten &&
+            r.wrongKey?.establishedWithin === undefined &&
+            !!r.wrongKey?.reason);
     return tunnelsOk && s2sOk && fullOk;
 }
 

@@ -31,6 +31,9 @@ function sh(argv: string[], opts: { allowFail?: boolean; timeoutMs?: number; inp
     return { ok: r.status === 0, out };
 }
 
+/** This directory, from source or from bin/lab (the fake AWS CLI lives here, not in bin/). */
+const LAB_DIR = fs.existsSync(path.join(__dirname, "fake-aws")) ? __dirname : path.join(__dirname, "..", "..", "lab");
+
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** Why the lab cannot run here, or undefined when it can. */
@@ -57,6 +60,8 @@ export function labUnavailable(): string | undefined {
 
 export class Lab {
     readonly topology: LabTopology;
+    /** The key parameters of the render, by AWS region and name. */
+    readonly parameters: readonly { readonly awsRegion: string; readonly name: string }[];
     private readonly plutos = new Map<string, ChildProcess>();
     private isUp = false;
 
@@ -76,6 +81,7 @@ export class Lab {
             throw new Error(`lab: ${renderDir} was rendered with keys redacted; render with --reveal-secrets`);
         }
         this.topology = labTopology(plan, id);
+        this.parameters = plan.parameters;
     }
 
     region(name: string): LabRegion {
@@ -91,6 +97,8 @@ export class Lab {
         this.down();
         this.isUp = true;
         try {
+            fs.rmSync(this.ssmDir, { recursive: true, force: true });
+            fs.cpSync(path.join(this.renderDir, "ssm"), this.ssmDir, { recursive: true });
             const plan = setupPlan(this.topology);
             sh(["ip", "-batch", "-"], { input: plan.root.join("\n") + "\n" });
             for (const [ns, lines] of Object.entries(plan.ip)) {
@@ -136,13 +144,27 @@ export class Lab {
         return path.join(this.workDir, r.region, ...parts);
     }
 
-    /** Copies the rendered files, writes pluto's config around them, creates the NSS db, applies the rendered sysctls. */
+    /** The lab's SSM Parameter Store: a copy of the render's ssm/ tree, read by lab/fake-aws/aws. */
+    private get ssmDir(): string {
+        return path.join(this.workDir, "ssm");
+    }
+
+    /**
+     * Copies the rendered files except the secrets, writes pluto's config around them, creates the
+     * NSS db, applies the rendered sysctls, and runs the rendered boot script that fetches the keys.
+     */
     private prepareGateway(r: LabRegion): void {
         fs.rmSync(this.dir(r), { recursive: true, force: true });
         for (const d of ["run", "nss", "ipsecdir"]) {
             fs.mkdirSync(this.dir(r, d), { recursive: true });
         }
-        fs.cpSync(path.join(this.renderDir, r.region, "etc"), this.dir(r, "etc"), { recursive: true });
+        for (const d of ["etc", "usr"]) {
+            fs.cpSync(path.join(this.renderDir, r.region, d), this.dir(r, d), { recursive: true });
+        }
+        // The secrets files are the boot script's job, as on the instance.
+        for (const f of fs.readdirSync(this.dir(r, "etc/ipsec.d")).filter((f) => f.endsWith(".secrets"))) {
+            fs.rmSync(this.dir(r, "etc/ipsec.d", f));
+        }
         fs.writeFileSync(
             this.dir(r, "ipsec.conf"),
             // As /etc/ipsec.conf on Amazon Linux: `config setup`, then the rendered conns by include.
@@ -151,13 +173,60 @@ export class Lab {
         fs.writeFileSync(this.dir(r, "ipsec.secrets"), `include ${this.dir(r, "etc/ipsec.d")}/*.secrets\n`, { mode: 0o600 });
         sh(["certutil", "-N", "-d", `sql:${this.dir(r, "nss")}`, "--empty-password"]);
         sh(["ip", "netns", "exec", r.ns.gw, "sysctl", "-q", "-p", this.dir(r, "etc/sysctl.d/90-hubspoke-vpn.conf")]);
+        this.fetchKeys(r.region);
     }
 
-    /** Overwrites a gateway's key for one tunnel with a different one (the wrong-key case). */
-    corruptKey(region: string, tunnel: string): void {
-        const file = this.dir(this.region(region), "etc/ipsec.d", `${tunnel}.secrets`);
-        const text = fs.readFileSync(file, "utf8");
-        fs.writeFileSync(file, text.replace(/PSK "([^"]*)"/, (_m, k: string) => `PSK "${k.split("").reverse().join("")}x"`));
+    /**
+     * Runs the gateway's rendered `hubspoke-psk` (the boot script, or with `reload` the refresh timer's
+     * run) against the lab's Parameter Store, with the lab's paths and pluto's control socket.
+     */
+    fetchKeys(region: string, reload = false): string {
+        const r = this.region(region);
+        const result = spawnSync(
+            "ip",
+            ["netns", "exec", r.ns.gw, this.dir(r, "usr/local/sbin/hubspoke-psk"), ...(reload ? ["--reload"] : [])],
+            {
+                encoding: "utf8",
+                timeout: 60_000,
+                env: {
+                    ...process.env,
+                    PATH: `${path.join(LAB_DIR, "fake-aws")}:${process.env.PATH}`,
+                    LAB_SSM_DIR: this.ssmDir,
+                    HUBSPOKE_TUNNELS: this.dir(r, "etc/hubspoke-vpn/tunnels"),
+                    HUBSPOKE_IPSEC_D: this.dir(r, "etc/ipsec.d"),
+                    HUBSPOKE_CTLSOCKET: this.dir(r, "run", "pluto.ctl"),
+                    HUBSPOKE_MAX_ATTEMPTS: "3",
+                    HUBSPOKE_BACKOFF_MAX: "1",
+                    HUBSPOKE_STATE_DIR: this.dir(r, "state"),
+                    // The lab runs both ends' refresh back to back, so the peer already has the key.
+                    HUBSPOKE_REAUTH_DELAY: "0",
+                },
+            },
+        );
+        if (result.status !== 0) {
+            throw new Error(`lab: hubspoke-psk on ${region} failed: ${result.stderr}`);
+        }
+        return result.stderr;
+    }
+
+    /** Sets a tunnel's key in the lab's Parameter Store, in one region (rotation, or a wrong key). */
+    setParameter(awsRegion: string, tunnel: string, key: string): void {
+        const file = this.parameterFile(awsRegion, tunnel);
+        fs.writeFileSync(file, key + "\n", { mode: 0o600 });
+    }
+
+    /** The file holding a tunnel's key parameter in one region of the lab's Parameter Store. */
+    parameterFile(awsRegion: string, tunnel: string): string {
+        const found = this.parameters.find((p) => p.awsRegion === awsRegion && p.name.includes(`/${tunnel}/`));
+        if (!found) {
+            throw new Error(`lab: no key parameter for ${tunnel} in ${awsRegion}`);
+        }
+        return path.join(this.ssmDir, found.awsRegion + found.name);
+    }
+
+    /** The secrets file a gateway's boot script wrote for a tunnel. */
+    secretsOf(region: string, tunnel: string): string {
+        return fs.readFileSync(this.dir(this.region(region), "etc/ipsec.d", `${tunnel}.secrets`), "utf8");
     }
 
     /**

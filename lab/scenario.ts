@@ -4,7 +4,13 @@
  * recovery after a gateway's pluto is killed and restarted, and a wrong key rejected.
  * Returns a report; the tests assert on it. Each tunnel's report says which layer was proven.
  */
+import * as crypto from "crypto";
 import { Lab, Layer } from "./lab";
+
+/** A fresh key of the generated kind (letters and digits only here), never printed. */
+function newKey(): string {
+    return crypto.randomBytes(36).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, 40).padEnd(40, "k");
+}
 
 export interface TunnelReport {
     /** Seconds from every pluto running (conns loaded) until established at both ends at the target layer. */
@@ -38,12 +44,14 @@ export interface ScenarioReport {
         pings: Record<string, boolean>;
     };
     restart?: { region: string; seconds?: number; tunnels: string[] };
+    /** A key rotated in the Parameter Store, picked up by both ends' refresh run. */
+    rotation?: { tunnel: string; seconds?: number; bothEndsRewritten: boolean; reauthenticated: boolean };
     wrongKey?: { region: string; tunnel: string; establishedWithin: number | undefined; waitedSeconds: number; reason?: string; otherTunnelsUp: boolean };
     logs: Record<string, string>;
 }
 
 export interface ScenarioOptions {
-    /** Also kill and restart the hub's pluto, and try a wrong key (steps 4 and 5). */
+    /** Also kill and restart the hub's pluto, rotate a key, and try a wrong key (steps 4 to 6). */
     readonly full?: boolean;
     /** Seconds to wait for tunnels to come up (and back). */
     readonly timeoutSeconds?: number;
@@ -135,11 +143,39 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         };
         log(`restart of ${hub.region}'s pluto: ${back === undefined ? `tunnels NOT back within ${timeout} s` : `all tunnels back after ${report.restart.seconds} s`}`);
 
-        // 5. A spoke with a key that differs from the hub's: authentication fails, and the log says so.
+        // 5. Rotate one tunnel's key in the Parameter Store (as `pulumi up` with a new pskRotation does);
+        // each end's refresh run (its timer's job) rewrites the secrets and re-authenticates.
+        {
+            const spoke = spokes[0];
+            const tunnel = spoke.tunnels[0];
+            const key = newKey();
+            for (const r of [hub, spoke]) {
+                lab.setParameter(r.awsRegion, tunnel, key);
+            }
+            const mark = { [hub.region]: lab.logOf(hub.region).length, [spoke.region]: lab.logOf(spoke.region).length };
+            const reauthenticated = () =>
+                [hub.region, spoke.region].every((r) =>
+                    lab.logOf(r).slice(mark[r]).split("\n").some((l) => l.includes(`"${tunnel}"`) && /established IKE SA; authenticated peer/.test(l)),
+                );
+            const rotated = process.hrtime.bigint();
+            lab.fetchKeys(hub.region, true);
+            lab.fetchKeys(spoke.region, true);
+            const back = await lab.waitFor(() => reauthenticated() && lab.established(tunnel, target), timeout);
+            report.rotation = {
+                tunnel,
+                seconds: back === undefined ? undefined : Math.round((Number(process.hrtime.bigint() - rotated) / 1e9) * 10) / 10,
+                bothEndsRewritten: [hub.region, spoke.region].every((r) => lab.secretsOf(r, tunnel).includes(`"${key}"`)),
+                reauthenticated: reauthenticated(),
+            };
+            log(`rotation of ${tunnel}'s key: ${back === undefined ? `NOT re-established within ${timeout} s` : `re-authenticated with the new key after ${report.rotation.seconds} s`}`);
+        }
+
+        // 6. A spoke fetches a key that differs from the hub's: authentication fails, and the log says so.
         const victim = spokes[spokes.length - 1];
         const tunnel = victim.tunnels[0];
         await lab.killPluto(victim.region);
-        lab.corruptKey(victim.region, tunnel);
+        lab.setParameter(victim.awsRegion, tunnel, newKey());
+        lab.fetchKeys(victim.region);
         const before = { hub: lab.logOf(hub.region).length, victim: lab.logOf(victim.region).length };
         await lab.startPluto(victim.region);
         const waitedSeconds = 10;

@@ -15,6 +15,7 @@ import { formatIp, parseCidr, Cidr } from "../config/cidr";
 export interface LabPlan {
     readonly gateways: readonly {
         readonly region: string;
+        readonly awsRegion: string;
         readonly role: string;
         readonly vpcCidr: string;
         readonly elasticIp: string;
@@ -25,10 +26,12 @@ export interface LabPlan {
         readonly routesToGateway: readonly string[];
     }[];
     readonly tunnels: readonly { readonly name: string; readonly hub: string; readonly spoke: string }[];
+    readonly parameters: readonly { readonly awsRegion: string; readonly name: string }[];
 }
 
 export interface LabRegion {
     readonly region: string;
+    readonly awsRegion: string;
     readonly role: string;
     readonly vpcCidr: string;
     readonly elasticIp: string;
@@ -85,6 +88,7 @@ export function labTopology(plan: LabPlan, id: string): LabTopology {
         const hostIp = nth(hostSubnet, 10) === g.privateIp ? nth(hostSubnet, 11) : nth(hostSubnet, 10);
         return {
             region: g.region,
+            awsRegion: g.awsRegion,
             role: g.role,
             vpcCidr: g.vpcCidr,
             elasticIp: g.elasticIp,

@@ -6,7 +6,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { RawConfig } from "../config/load";
-import { filesOfUserData } from "../render/cloudInit";
+import { filesOfUserData, parseTunnelList, secretsFiles } from "../render/cloudInit";
+import { TUNNELS_PATH } from "../render/systemd";
 import { evaluateOffline, Evaluation, mockIdOf, plain } from "./evaluate";
 
 /** Stands in for every generated key unless `revealSecrets` is set. */
@@ -46,11 +47,18 @@ export interface PlanTunnel {
     readonly spoke: string;
 }
 
+/** A key parameter in SSM Parameter Store; its value is written to `ssm/<awsRegion><name>`. */
+export interface PlanParameter {
+    readonly awsRegion: string;
+    readonly name: string;
+}
+
 export interface Plan {
     readonly stack: string;
     readonly secrets: "redacted" | "revealed";
     readonly gateways: readonly PlanGateway[];
     readonly tunnels: readonly PlanTunnel[];
+    readonly parameters: readonly PlanParameter[];
 }
 
 export interface RenderedStack {
@@ -74,9 +82,22 @@ export async function renderStack(raw: RawConfig, options: RenderOptions): Promi
         }
         const userData: string = plain(instance.inputs.userData);
         files.push({ path: `${region.name}/user-data`, mode: 0o600, content: redact(userData) });
-        for (const f of filesOfUserData(userData)) {
+        const written = filesOfUserData(userData);
+        // The secrets files are not in the user data: hubspoke-psk writes them at boot from SSM.
+        const tunnelList = written.find((f) => f.path === TUNNELS_PATH);
+        const atBoot = tunnelList ? secretsFiles(parseTunnelList(tunnelList.content), (t) => ev.keys[t]) : [];
+        for (const f of [...written, ...atBoot]) {
             files.push({ path: `${region.name}${f.path}`, mode: parseInt(f.permissions, 8), content: redact(f.content) });
         }
+    }
+
+    // SSM Parameter Store as the program fills it: what the lab's stand-in for the AWS CLI reads.
+    const parameters = ev.resources
+        .filter((r) => r.type === "aws:ssm/parameter:Parameter")
+        .map((r) => ({ awsRegion: r.awsRegion ?? "", name: r.inputs.name as string, value: plain(r.inputs.value) as string }))
+        .sort((a, b) => `${a.awsRegion}${a.name}`.localeCompare(`${b.awsRegion}${b.name}`));
+    for (const p of parameters) {
+        files.push({ path: `ssm/${p.awsRegion}${p.name}`, mode: 0o600, content: redact(p.value) });
     }
 
     const plan: Plan = {
@@ -95,6 +116,7 @@ export async function renderStack(raw: RawConfig, options: RenderOptions): Promi
             routesToGateway: routesToGateway(ev, r.name),
         })),
         tunnels: spec.tunnels.map((t) => ({ name: t.name, hub: t.hub, spoke: t.spoke })),
+        parameters: parameters.map((p) => ({ awsRegion: p.awsRegion, name: p.name })),
     };
     files.push({ path: "plan.json", mode: 0o644, content: JSON.stringify(plan, null, 2) + "\n" });
     return { plan, files, warnings: ev.warnings };

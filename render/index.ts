@@ -1,3 +1,4 @@
 export * from "./cloudInit";
 export * from "./libreswan";
 export * from "./sysctl";
+export * from "./systemd";

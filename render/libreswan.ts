@@ -74,7 +74,7 @@ export function renderConn(end: TunnelEnd): string {
  * The `/etc/ipsec.d/<tunnel>.secrets` file: the pre-shared key, selected by both identities.
  * The key must not contain `"` or `\`; `assertPskSafe` enforces that.
  */
-export function renderSecrets(end: TunnelEnd, psk: string): string {
+export function renderSecrets(end: Pick<TunnelEnd, "tunnel" | "localElasticIp" | "peerElasticIp">, psk: string): string {
     assertPskSafe(psk, end.tunnel);
     return `${end.localElasticIp} ${end.peerElasticIp} : PSK "${psk}"\n`;
 }

@@ -3,6 +3,8 @@
  * namespaces (lab/). Two runs:
  *   - on this machine's kernel: IKE is proven (a kernel without ESP cannot install Child SAs);
  *   - in the lab's VM (QEMU booting Debian's full kernel): Child SAs and traffic are proven.
+ * Keys reach each gateway as on AWS: the rendered boot script fetches them from a local stand-in
+ * for SSM Parameter Store (lab/fake-aws), then rotation is shown by changing them there.
  * Each prints, per tunnel, the layer proven and the seconds it took to come up and to recover.
  */
 import { strict as assert } from "assert";
@@ -31,6 +33,11 @@ function assertCommon(r: ScenarioReport): void {
     assert.ok(!Object.values(r.spokeToSpoke.pings).some(Boolean), `spoke-to-spoke ping passed: ${JSON.stringify(r.spokeToSpoke.pings)}`);
     // Recovery: the hub's pluto killed and restarted, its tunnels come back by themselves.
     assert.ok(r.restart && r.restart.seconds !== undefined, `tunnels did not come back after restarting ${r.restart?.region}'s pluto:\n${r.logs.virginia}`);
+    // Key rotation: both ends' refresh runs rewrite the key from the Parameter Store and the tunnel
+    // returns with a new IKE SA authenticated by the new key.
+    assert.ok(r.rotation, "the rotation case did not run");
+    assert.ok(r.rotation.bothEndsRewritten, "an end did not rewrite its secrets file with the rotated key");
+    assert.ok(r.rotation.reauthenticated && r.rotation.seconds !== undefined, `the tunnel did not return after rotation:\n${r.logs.virginia}`);
     // A wrong key: never established, and the log says why.
     assert.ok(r.wrongKey, "the wrong-key case did not run");
     assert.equal(r.wrongKey.establishedWithin, undefined, "a tunnel came up with mismatched keys");

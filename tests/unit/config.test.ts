@@ -42,6 +42,8 @@ describe("stack config", () => {
             ["virginia-to-sydney", "virginia-to-frankfurt"],
         );
         assert.equal(spec.gatewayInstanceType, "t3.small");
+        assert.equal(spec.pskRotation, 0);
+        assert.equal(parseStackConfig({ ...prodConfig(), pskRotation: "3" }).spec.pskRotation, 3, "pulumi config set stores numbers as text");
         // The seed's spoke ranges are publicly routed space: a warning each, not an error.
         assert.equal(warnings.length, 2);
         assert.match(warnings[0], /regions\[1\]\.vpcCidr: "12\.11\.0\.0\/16" is outside the RFC 1918 private ranges/);
@@ -136,6 +138,8 @@ describe("stack config", () => {
             refused(prodWith((c) => (c.regions[0].name = "North Virginia")), `${R}[0].name`, /not a valid region name/);
             refused(prodWith((c) => (c.gatewayInstanceType = "big")), "hubspoke-vpn:gatewayInstanceType", /"big" is not an EC2 instance type/);
             refused(prodWith((c) => (c.region = [])), "hubspoke-vpn:region", /unknown config key/);
+            refused(prodWith((c) => (c.pskRotation = -1)), "hubspoke-vpn:pskRotation", /-1 is not a whole number >= 0/);
+            refused(prodWith((c) => (c.pskRotation = "soon")), "hubspoke-vpn:pskRotation", /"soon" is not a whole number/);
             refused({}, R, /is missing/);
         });
 

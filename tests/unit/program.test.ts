@@ -104,8 +104,63 @@ describe("prod stack resource graph (mock runtime)", function () {
         }
         const amiParams = ev.invokes.filter((i) => i.token === "aws:ssm/getParameter:getParameter").map((i) => i.inputs.name);
         assert.deepEqual([...new Set(amiParams)], ["/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"]);
-        const policies = ofType("aws:iam/rolePolicyAttachment:RolePolicyAttachment").map((p) => p.inputs.policyArn);
-        assert.deepEqual(policies, Array(3).fill("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"));
+        // No managed policy: AmazonSSMManagedInstanceCore would grant ssm:GetParameter on every parameter.
+        assert.deepEqual(ofType("aws:iam/rolePolicyAttachment:RolePolicyAttachment"), []);
+    });
+
+    it("lets each gateway read exactly its own tunnels' key parameters, in its own region, and nothing else", () => {
+        const own: Record<RegionName, string[]> = {
+            virginia: ["virginia-to-frankfurt", "virginia-to-sydney"],
+            sydney: ["virginia-to-sydney"],
+            frankfurt: ["virginia-to-frankfurt"],
+        };
+        for (const region of Object.keys(REGIONS) as RegionName[]) {
+            const [role] = inRegion("aws:iam/role:Role", region);
+            const policies = inRegion("aws:iam/rolePolicy:RolePolicy", region);
+            assert.equal(policies.length, 1);
+            assert.equal(policies[0].inputs.role, role.name);
+            const doc = JSON.parse(policies[0].inputs.policy);
+            const params = own[region].map((t) => `arn:aws:mock:::hubspoke-${region}-${t}-psk`).sort();
+            assert.deepEqual(doc.Statement, [
+                {
+                    Sid: "SessionManager",
+                    Effect: "Allow",
+                    Action: [
+                        "ssm:UpdateInstanceInformation",
+                        "ssmmessages:CreateControlChannel",
+                        "ssmmessages:CreateDataChannel",
+                        "ssmmessages:OpenControlChannel",
+                        "ssmmessages:OpenDataChannel",
+                    ],
+                    Resource: "*",
+                },
+                { Sid: "OwnTunnelKeys", Effect: "Allow", Action: "ssm:GetParameter", Resource: params },
+            ]);
+            assert.deepEqual(JSON.parse(role.inputs.assumeRolePolicy).Statement[0].Principal, { Service: "ec2.amazonaws.com" });
+        }
+    });
+
+    it("stores each tunnel's key as a SecureString in the two regions that use it, under a path naming stack and tunnel", () => {
+        const params = ofType("aws:ssm/parameter:Parameter").map((p) => ({
+            region: p.awsRegion,
+            name: p.inputs.name,
+            type: p.inputs.type,
+            secret: isSecretValue(p.inputs.value),
+            value: plain(p.inputs.value),
+        }));
+        assert.deepEqual(
+            params.map((p) => `${p.region} ${p.name} ${p.type} ${p.secret}`).sort(),
+            [
+                "ap-southeast-2 /hubspoke-vpn/prod/virginia-to-sydney/psk SecureString true",
+                "eu-central-1 /hubspoke-vpn/prod/virginia-to-frankfurt/psk SecureString true",
+                "us-east-1 /hubspoke-vpn/prod/virginia-to-frankfurt/psk SecureString true",
+                "us-east-1 /hubspoke-vpn/prod/virginia-to-sydney/psk SecureString true",
+            ],
+        );
+        for (const p of params) {
+            const tunnel = p.name.split("/")[3];
+            assert.equal(p.value, ev.keys[tunnel], `${p.region} ${p.name} does not hold the tunnel's generated key`);
+        }
     });
 
     it("opens each gateway's security group to IKE, NAT-T and ESP from its peers' Elastic IPs only", () => {
@@ -154,22 +209,24 @@ describe("prod stack resource graph (mock runtime)", function () {
         assert.deepEqual(internet, (["virginia", "sydney", "frankfurt"] as const).map((n) => idOf(byName(`hubspoke-${n}-vpn-rt`))));
     });
 
-    it("renders each gateway's tunnels with its peers' addresses and the same key at both ends", () => {
+    it("renders each gateway's tunnels with its peers' addresses, and where to fetch the key", () => {
         const files = (region: RegionName) => {
             const [instance] = inRegion("aws:ec2/instance:Instance", region);
             return filesOfUserData(plain(instance.inputs.userData));
         };
         const eip = ev.elasticIps;
         const conns: Record<string, string[]> = {};
-        const secrets: Record<string, string[]> = {};
+        const lists: Record<string, string> = {};
         for (const region of Object.keys(REGIONS) as RegionName[]) {
             for (const f of files(region)) {
-                const tunnel = /ipsec\.d\/(.+)\.(conf|secrets)$/.exec(f.path);
-                if (!tunnel) {
-                    continue;
+                const tunnel = /ipsec\.d\/(.+)\.conf$/.exec(f.path);
+                if (tunnel) {
+                    conns[tunnel[1]] = [...(conns[tunnel[1]] ?? []), `${region}:${f.permissions}:${f.content}`];
                 }
-                const [, name, kind] = tunnel;
-                (kind === "conf" ? conns : secrets)[name] = [...((kind === "conf" ? conns : secrets)[name] ?? []), `${region}:${f.permissions}:${f.content}`];
+                if (f.path === "/etc/hubspoke-vpn/tunnels") {
+                    lists[region] = f.content;
+                }
+                assert.ok(!f.path.endsWith(".secrets"), `${region}'s user data writes ${f.path}: keys come from SSM at boot`);
             }
         }
         assert.deepEqual(Object.keys(conns).sort(), ["virginia-to-frankfurt", "virginia-to-sydney"], "no spoke-to-spoke tunnel");
@@ -180,12 +237,10 @@ describe("prod stack resource graph (mock runtime)", function () {
             assert.match(hubConn, new RegExp(`leftid=${eip.virginia}\\n.*leftsubnet=10\\.11\\.0\\.0/16\\n.*right=${eip[spoke]}\\n.*rightid=${eip[spoke]}\\n.*rightsubnet=${CIDR[spoke].replace(/\./g, "\\.")}`, "s"));
             assert.match(spokeConn, new RegExp(`^${spoke}:0644:`));
             assert.match(spokeConn, new RegExp(`leftid=${eip[spoke]}\\n.*right=${eip.virginia}\\n.*rightsubnet=10\\.11\\.0\\.0/16`, "s"));
-            const key = ev.keys[tunnel];
-            assert.ok(key.length >= 32);
-            assert.deepEqual(secrets[tunnel], [
-                `virginia:0600:${eip.virginia} ${eip[spoke]} : PSK "${key}"\n`,
-                `${spoke}:0600:${eip[spoke]} ${eip.virginia} : PSK "${key}"\n`,
-            ]);
+            // Each end fetches the same tunnel's key from its own region and writes the secrets line for its identities.
+            assert.ok(lists.virginia.includes(`${tunnel} us-east-1 /hubspoke-vpn/prod/${tunnel}/psk ${eip.virginia} ${eip[spoke]}\n`));
+            assert.ok(lists[spoke].includes(`${tunnel} ${REGIONS[spoke]} /hubspoke-vpn/prod/${tunnel}/psk ${eip[spoke]} ${eip.virginia}\n`));
+            assert.ok(ev.keys[tunnel].length >= 32);
         }
         assert.notEqual(ev.keys["virginia-to-sydney"], ev.keys["virginia-to-frankfurt"]);
         for (const region of Object.keys(REGIONS) as RegionName[]) {
@@ -197,11 +252,16 @@ describe("prod stack resource graph (mock runtime)", function () {
         }
     });
 
-    it("keeps every key a secret: user data is secret, and no key appears anywhere in plaintext", async () => {
+    it("keeps every key a secret: none in any user data, and none anywhere in plaintext", async () => {
         const keys = Object.values(ev.keys);
         assert.equal(keys.length, 2);
+        // User data is readable with ec2:DescribeInstanceAttribute: it must hold no key at all.
         for (const instance of ofType("aws:ec2/instance:Instance")) {
-            assert.ok(isSecretValue(instance.inputs.userData), `${instance.name} user data is not a secret`);
+            const userData = JSON.stringify(plain(instance.inputs.userData));
+            for (const k of keys) {
+                assert.ok(!userData.includes(k), `${instance.name} user data holds a generated key`);
+            }
+            assert.ok(!isSecretValue(instance.inputs.userData), "user data without keys needs no secret marking (it stays diffable)");
         }
         // Walk every registered input, skipping values marked secret: no key may be left.
         const leaks: string[] = [];
@@ -233,6 +293,18 @@ describe("prod stack resource graph (mock runtime)", function () {
         for (const k of keys) {
             assert.ok(!outputs.includes(k), "a key is in the stack outputs");
         }
+    });
+
+    it("rotates keys in place: a new pskRotation changes the keys, not the instances", async () => {
+        const rotated = await evaluateOffline({ ...prodConfig(), pskRotation: 1 }, { stack: "prod" });
+        const keepers = (e: Evaluation) => e.resources.filter((r) => r.type === "random:index/randomPassword:RandomPassword").map((r) => r.inputs.keepers);
+        assert.deepEqual(keepers(ev), [{ rotation: "0" }, { rotation: "0" }]);
+        assert.deepEqual(keepers(rotated), [{ rotation: "1" }, { rotation: "1" }]);
+        // Everything an instance is made from stays the same, so `pulumi up` updates only keys and parameters.
+        const instances = (e: Evaluation) => e.resources.filter((r) => r.type === "aws:ec2/instance:Instance").map((r) => plain(r.inputs));
+        assert.deepEqual(instances(rotated), instances(ev));
+        const parameterNames = (e: Evaluation) => e.resources.filter((r) => r.type === "aws:ssm/parameter:Parameter").map((r) => r.inputs.name).sort();
+        assert.deepEqual(parameterNames(rotated), parameterNames(ev), "same parameters, updated in place");
     });
 
     it("exports per region the VPC, gateway addresses and tunnel names", async () => {

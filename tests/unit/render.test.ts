@@ -66,17 +66,37 @@ describe("rendering", () => {
         }
     });
 
-    it("builds cloud-config user data that installs libreswan, writes the files and starts ipsec", () => {
-        const files = gatewayFiles([{ end: END, psk: KEY }]);
+    it("builds cloud-config user data that installs libreswan, writes conns and the key boot script, and starts ipsec after it", () => {
+        const parameter = { awsRegion: "us-east-1", name: "/hubspoke-vpn/prod/virginia-to-sydney/psk" };
+        const files = gatewayFiles([{ end: END, keyParameter: parameter }]);
         const userData = renderUserData("virginia", files);
         assert.match(userData, /^#cloud-config\n/);
         assert.deepEqual(filesOfUserData(userData), files, "the files round-trip through the YAML");
         assert.deepEqual(
             files.map((f) => `${f.permissions} ${f.path}`),
-            ["0644 /etc/ipsec.d/virginia-to-sydney.conf", "0600 /etc/ipsec.d/virginia-to-sydney.secrets", "0644 /etc/sysctl.d/90-hubspoke-vpn.conf"],
+            [
+                "0644 /etc/ipsec.d/virginia-to-sydney.conf",
+                "0644 /etc/hubspoke-vpn/tunnels",
+                "0755 /usr/local/sbin/hubspoke-psk",
+                "0644 /etc/systemd/system/hubspoke-psk.service",
+                "0644 /etc/systemd/system/ipsec.service.d/10-hubspoke-psk.conf",
+                "0644 /etc/systemd/system/hubspoke-psk-refresh.service",
+                "0644 /etc/systemd/system/hubspoke-psk-refresh.timer",
+                "0644 /etc/sysctl.d/90-hubspoke-vpn.conf",
+            ],
         );
-        assert.match(userData, /packages:\n {2}- libreswan\n/);
-        assert.match(userData, /- - systemctl\n {4}- enable\n {4}- --now\n {4}- ipsec/);
+        const file = (p: string) => files.find((f) => f.path === p)!.content;
+        assert.equal(
+            file("/etc/hubspoke-vpn/tunnels").split("\n")[1],
+            "virginia-to-sydney us-east-1 /hubspoke-vpn/prod/virginia-to-sydney/psk 192.0.2.11 192.0.2.12",
+        );
+        // ipsec waits for the keys, at every boot.
+        assert.match(file("/etc/systemd/system/ipsec.service.d/10-hubspoke-psk.conf"), /Requires=hubspoke-psk.service\nAfter=hubspoke-psk.service/);
+        assert.match(file("/etc/systemd/system/hubspoke-psk.service"), /Before=ipsec.service[\s\S]*ExecStart=\/usr\/local\/sbin\/hubspoke-psk\n[\s\S]*WantedBy=multi-user.target/);
+        assert.match(file("/etc/systemd/system/hubspoke-psk-refresh.timer"), /OnUnitActiveSec=5min/);
+        assert.match(userData, /packages:\n {2}- libreswan\n {2}- awscli-2\n/);
+        assert.match(userData, /- - systemctl\n {4}- enable\n {4}- hubspoke-psk.service\n {4}- ipsec.service\n {4}- hubspoke-psk-refresh.timer/);
+        assert.doesNotMatch(userData, /PSK "[A-Za-z0-9._+=~-]{32,}"/, "no key material in user data");
     });
 
     it("picks the AMI architecture from the instance type", () => {
@@ -104,26 +124,31 @@ describe("render command", function () {
         const a = await renderStack(prodConfig(), { stack: "prod" });
         const b = await renderStack(prodConfig(), { stack: "prod" });
         assert.deepEqual(a.files, b.files, "two renders are identical");
-        assert.deepEqual(
-            a.files.map((f) => `${f.mode.toString(8)} ${f.path}`).sort(),
-            [
-                "600 frankfurt/etc/ipsec.d/virginia-to-frankfurt.secrets",
-                "600 frankfurt/user-data",
-                "600 sydney/etc/ipsec.d/virginia-to-sydney.secrets",
-                "600 sydney/user-data",
-                "600 virginia/etc/ipsec.d/virginia-to-frankfurt.secrets",
-                "600 virginia/etc/ipsec.d/virginia-to-sydney.secrets",
-                "600 virginia/user-data",
-                "644 frankfurt/etc/ipsec.d/virginia-to-frankfurt.conf",
-                "644 frankfurt/etc/sysctl.d/90-hubspoke-vpn.conf",
-                "644 plan.json",
-                "644 sydney/etc/ipsec.d/virginia-to-sydney.conf",
-                "644 sydney/etc/sysctl.d/90-hubspoke-vpn.conf",
-                "644 virginia/etc/ipsec.d/virginia-to-frankfurt.conf",
-                "644 virginia/etc/ipsec.d/virginia-to-sydney.conf",
-                "644 virginia/etc/sysctl.d/90-hubspoke-vpn.conf",
-            ],
-        );
+        const modes = Object.fromEntries(a.files.map((f) => [f.path, f.mode.toString(8)]));
+        for (const [p, mode] of Object.entries({
+            "plan.json": "644",
+            "virginia/user-data": "600",
+            "virginia/etc/ipsec.d/virginia-to-sydney.conf": "644",
+            "virginia/etc/ipsec.d/virginia-to-frankfurt.conf": "644",
+            "virginia/etc/ipsec.d/virginia-to-sydney.secrets": "600",
+            "virginia/etc/ipsec.d/virginia-to-frankfurt.secrets": "600",
+            "virginia/usr/local/sbin/hubspoke-psk": "755",
+            "virginia/etc/sysctl.d/90-hubspoke-vpn.conf": "644",
+            "sydney/etc/ipsec.d/virginia-to-sydney.conf": "644",
+            "sydney/etc/ipsec.d/virginia-to-sydney.secrets": "600",
+            "frankfurt/etc/ipsec.d/virginia-to-frankfurt.secrets": "600",
+            "ssm/us-east-1/hubspoke-vpn/prod/virginia-to-sydney/psk": "600",
+            "ssm/ap-southeast-2/hubspoke-vpn/prod/virginia-to-sydney/psk": "600",
+            "ssm/us-east-1/hubspoke-vpn/prod/virginia-to-frankfurt/psk": "600",
+            "ssm/eu-central-1/hubspoke-vpn/prod/virginia-to-frankfurt/psk": "600",
+        })) {
+            assert.equal(modes[p], mode, p);
+        }
+        // No spoke knows the other spoke's tunnel, or holds its key parameter.
+        assert.deepEqual(Object.keys(modes).filter((p) => /^sydney\/.*frankfurt|^frankfurt\/.*sydney|ssm\/ap-southeast-2\/.*frankfurt|ssm\/eu-central-1\/.*sydney/.test(p)), []);
+        for (const f of a.files.filter((f) => f.path.startsWith("ssm/"))) {
+            assert.equal(f.content, REDACTED);
+        }
         assert.deepEqual(
             a.plan.gateways.map((g) => [g.region, g.routesToGateway]),
             [
@@ -150,7 +175,8 @@ describe("render command", function () {
         const hub = psk("virginia/etc/ipsec.d/virginia-to-sydney.secrets");
         assert.notEqual(hub, REDACTED);
         assert.equal(psk("sydney/etc/ipsec.d/virginia-to-sydney.secrets"), hub);
-        assert.ok(r.files.find((f) => f.path === "virginia/user-data")!.content.includes(hub));
+        assert.equal(r.files.find((f) => f.path === "ssm/ap-southeast-2/hubspoke-vpn/prod/virginia-to-sydney/psk")!.content, hub);
+        assert.ok(!r.files.find((f) => f.path === "virginia/user-data")!.content.includes(hub), "user data never holds a key");
         assert.equal(r.plan.gateways[0].elasticIp, "203.0.113.7");
         assert.match(r.files.find((f) => f.path === "sydney/etc/ipsec.d/virginia-to-sydney.conf")!.content, /right=203\.0\.113\.7\n/);
     });
