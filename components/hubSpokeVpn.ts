@@ -65,7 +65,11 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
         const eips: Record<string, aws.ec2.Eip> = {};
         for (const r of spec.regions) {
             const inRegion = { parent: this, providers: { aws: providerOf(r) } };
-            this.vpcs[r.name] = new RegionalVpc(`${name}-${r.name}`, { region: r, tags: args.tags }, inRegion);
+            this.vpcs[r.name] = new RegionalVpc(
+                `${name}-${r.name}`,
+                { region: r, tags: args.tags, flowLogRetentionDays: spec.flowLogRetentionDays },
+                inRegion,
+            );
             // Allocated apart from the instance, so each peer's config can name it before any instance exists.
             eips[r.name] = new aws.ec2.Eip(
                 `${name}-${r.name}-eip`,
@@ -128,6 +132,7 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                     internetGateway: vpc.internetGateway,
                     elasticIp: eips[r.name],
                     instanceType: spec.gatewayInstanceType,
+                    terminationProtection: spec.gatewayTerminationProtection,
                     tunnels: peers.map(({ peer, tunnel }) => ({
                         tunnel: tunnel.name,
                         peerElasticIp: eips[peer.name].publicIp,

@@ -40,6 +40,8 @@ export interface OpenSwanGatewayArgs {
     readonly elasticIp: aws.ec2.Eip;
     readonly instanceType: string;
     readonly tunnels: readonly GatewayTunnelArgs[];
+    /** Refuse API termination of the instance (for production stacks). */
+    readonly terminationProtection?: boolean;
     /** Tags added to every resource, besides `Name`. */
     readonly tags?: Record<string, string>;
 }
@@ -127,7 +129,8 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                 // The gateway forwards packets that are neither from nor to its own address.
                 sourceDestCheck: false,
                 description: `hubspoke-vpn gateway ${region.name}`,
-                tags: tags("eni"),
+                // The policy pack allows the source/destination check off only on tagged gateways.
+                tags: { ...tags("eni"), Role: "vpn-gateway" },
             },
             parent,
         );
@@ -194,6 +197,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                 userData: this.userData,
                 metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
                 rootBlockDevice: { encrypted: true, volumeType: "gp3" },
+                disableApiTermination: args.terminationProtection ?? false,
                 tags: { ...tags("instance"), Role: "vpn-gateway" },
                 volumeTags: tags("root"),
             },

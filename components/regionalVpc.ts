@@ -7,6 +7,8 @@ export interface RegionalVpcArgs {
     readonly region: RegionSpec;
     /** Tags added to every resource, besides `Name`. */
     readonly tags?: Record<string, string>;
+    /** Days CloudWatch Logs keeps the VPC's flow logs. */
+    readonly flowLogRetentionDays: number;
 }
 
 /**
@@ -53,6 +55,61 @@ export class RegionalVpc extends pulumi.ComponentResource {
         );
         this.vpcId = this.vpc.id;
         this.internetGateway = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: this.vpc.id, tags: tags("igw") }, parent);
+
+        // Adopting the default security group with no rules strips the allow-all rules AWS puts in it,
+        // so nothing launched into this VPC without a group of its own gets open access.
+        new aws.ec2.DefaultSecurityGroup(`${name}-default-sg`, { vpcId: this.vpc.id, tags: tags("default-sg") }, parent);
+
+        // Flow logs of all traffic, kept for a bounded time: the record of what crossed the network.
+        const flowLogGroup = new aws.cloudwatch.LogGroup(
+            `${name}-flow-logs`,
+            { retentionInDays: args.flowLogRetentionDays, tags: tags("flow-logs") },
+            parent,
+        );
+        const flowLogRole = new aws.iam.Role(
+            `${name}-flow-logs-role`,
+            {
+                description: `hubspoke-vpn VPC flow logs ${region.name}`,
+                assumeRolePolicy: JSON.stringify({
+                    Version: "2012-10-17",
+                    Statement: [{ Effect: "Allow", Principal: { Service: "vpc-flow-logs.amazonaws.com" }, Action: "sts:AssumeRole" }],
+                }),
+                tags: tags("flow-logs-role"),
+            },
+            parent,
+        );
+        new aws.iam.RolePolicy(
+            `${name}-flow-logs-policy`,
+            {
+                role: flowLogRole.name,
+                policy: flowLogGroup.arn.apply((arn) =>
+                    JSON.stringify({
+                        Version: "2012-10-17",
+                        Statement: [
+                            {
+                                Effect: "Allow",
+                                Action: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                                Resource: [arn, `${arn}:*`],
+                            },
+                        ],
+                    }),
+                ),
+            },
+            parent,
+        );
+        new aws.ec2.FlowLog(
+            `${name}-flow-log`,
+            {
+                vpcId: this.vpc.id,
+                trafficType: "ALL",
+                logDestinationType: "cloud-watch-logs",
+                logDestination: flowLogGroup.arn,
+                iamRoleArn: flowLogRole.arn,
+                maxAggregationInterval: 60,
+                tags: tags("flow-log"),
+            },
+            parent,
+        );
 
         this.vpnSubnet = new aws.ec2.Subnet(
             `${name}-vpn`,

@@ -49,6 +49,10 @@ export interface StackSpec {
     readonly gatewayInstanceType: string;
     /** Key generation number: changing it rotates every pre-shared key in place. */
     readonly pskRotation: number;
+    /** Days CloudWatch Logs keeps VPC flow logs. */
+    readonly flowLogRetentionDays: number;
+    /** Refuse API termination of gateway instances. */
+    readonly gatewayTerminationProtection: boolean;
 }
 
 /** The name of the tunnel between a hub and a spoke. */

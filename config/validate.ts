@@ -24,7 +24,11 @@ export const DEFAULT_GATEWAY_INSTANCE_TYPE = "t3.small";
 export const ZONE_LETTERS = ["a", "b", "c", "d", "e", "f"];
 
 const REGION_KEYS = ["name", "awsRegion", "role", "vpcCidr", "vpnSubnet", "vpnZone", "gatewayPrivateIp", "workloadSubnets"];
-const TOP_KEYS = ["regions", "gatewayInstanceType", "pskRotation"];
+const TOP_KEYS = ["regions", "gatewayInstanceType", "pskRotation", "flowLogRetentionDays", "gatewayTerminationProtection"];
+
+/** The retention periods CloudWatch Logs accepts. */
+export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+export const DEFAULT_FLOW_LOG_RETENTION_DAYS = 90;
 
 export interface ConfigProblem {
     /** Full config key path, e.g. `hubspoke-vpn:regions[1].vpcCidr`. */
@@ -85,6 +89,26 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
         }
     }
 
+    let flowLogRetentionDays = DEFAULT_FLOW_LOG_RETENTION_DAYS;
+    if (raw.flowLogRetentionDays !== undefined) {
+        const n = Number(raw.flowLogRetentionDays);
+        if (!LOG_RETENTION_DAYS.includes(n) || typeof raw.flowLogRetentionDays === "boolean") {
+            fail(key("flowLogRetentionDays"), `${show(raw.flowLogRetentionDays)} is not a retention CloudWatch Logs accepts; use one of ${LOG_RETENTION_DAYS.join(", ")}`);
+        } else {
+            flowLogRetentionDays = n;
+        }
+    }
+
+    let gatewayTerminationProtection = false;
+    if (raw.gatewayTerminationProtection !== undefined) {
+        const v = raw.gatewayTerminationProtection;
+        if (v === true || v === "true") {
+            gatewayTerminationProtection = true;
+        } else if (v !== false && v !== "false") {
+            fail(key("gatewayTerminationProtection"), `${show(v)} is not true or false`);
+        }
+    }
+
     const regions: RegionSpec[] = [];
     const parsedCidrs = new Map<RegionSpec, { vpc?: Cidr }>();
     if (raw.regions === undefined) {
@@ -115,6 +139,8 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
             tunnels: spokes.map((s) => ({ name: tunnelName(hub.name, s.name), hub: hub.name, spoke: s.name })),
             gatewayInstanceType,
             pskRotation,
+            flowLogRetentionDays,
+            gatewayTerminationProtection,
         },
         warnings,
     };

@@ -43,6 +43,10 @@ describe("stack config", () => {
         );
         assert.equal(spec.gatewayInstanceType, "t3.small");
         assert.equal(spec.pskRotation, 0);
+        assert.equal(spec.flowLogRetentionDays, 365);
+        assert.equal(spec.gatewayTerminationProtection, true);
+        const defaults = parseStackConfig({ regions: prodConfig().regions }).spec;
+        assert.deepEqual([defaults.flowLogRetentionDays, defaults.gatewayTerminationProtection, defaults.gatewayInstanceType], [90, false, "t3.small"]);
         assert.equal(parseStackConfig({ ...prodConfig(), pskRotation: "3" }).spec.pskRotation, 3, "pulumi config set stores numbers as text");
         // The seed's spoke ranges are publicly routed space: a warning each, not an error.
         assert.equal(warnings.length, 2);
@@ -138,6 +142,8 @@ describe("stack config", () => {
             refused(prodWith((c) => (c.regions[0].name = "North Virginia")), `${R}[0].name`, /not a valid region name/);
             refused(prodWith((c) => (c.gatewayInstanceType = "big")), "hubspoke-vpn:gatewayInstanceType", /"big" is not an EC2 instance type/);
             refused(prodWith((c) => (c.region = [])), "hubspoke-vpn:region", /unknown config key/);
+            refused(prodWith((c) => (c.flowLogRetentionDays = 10)), "hubspoke-vpn:flowLogRetentionDays", /10 is not a retention CloudWatch Logs accepts; use one of 1, 3, 5/);
+            refused(prodWith((c) => (c.gatewayTerminationProtection = "yes")), "hubspoke-vpn:gatewayTerminationProtection", /"yes" is not true or false/);
             refused(prodWith((c) => (c.pskRotation = -1)), "hubspoke-vpn:pskRotation", /-1 is not a whole number >= 0/);
             refused(prodWith((c) => (c.pskRotation = "soon")), "hubspoke-vpn:pskRotation", /"soon" is not a whole number/);
             refused({}, R, /is missing/);

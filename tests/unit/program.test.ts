@@ -108,6 +108,29 @@ describe("prod stack resource graph (mock runtime)", function () {
         assert.deepEqual(ofType("aws:iam/rolePolicyAttachment:RolePolicyAttachment"), []);
     });
 
+    it("hardens each VPC: default security group stripped, flow logs of all traffic with a retention, and gateways protected from termination", () => {
+        for (const region of Object.keys(REGIONS) as RegionName[]) {
+            const vpc = idOf(inRegion("aws:ec2/vpc:Vpc", region)[0]);
+            const [defaultSg] = inRegion("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", region);
+            assert.equal(defaultSg.inputs.vpcId, vpc);
+            assert.equal(defaultSg.inputs.ingress, undefined, "no ingress rule in the default group");
+            assert.equal(defaultSg.inputs.egress, undefined, "no egress rule in the default group");
+            const [flowLog] = inRegion("aws:ec2/flowLog:FlowLog", region);
+            const [group] = inRegion("aws:cloudwatch/logGroup:LogGroup", region);
+            assert.deepEqual(
+                [flowLog.inputs.vpcId, flowLog.inputs.trafficType, flowLog.inputs.logDestinationType, flowLog.inputs.logDestination],
+                [vpc, "ALL", "cloud-watch-logs", `arn:aws:mock:::${group.name}`],
+            );
+            assert.equal(group.inputs.retentionInDays, 365, "Pulumi.prod.yaml keeps flow logs a year");
+            const flowRole = inRegion("aws:iam/role:Role", region).find((r) => r.name.includes("flow-logs"))!;
+            assert.equal(flowLog.inputs.iamRoleArn, `arn:aws:mock:::${flowRole.name}`);
+            assert.deepEqual(JSON.parse(flowRole.inputs.assumeRolePolicy).Statement[0].Principal, { Service: "vpc-flow-logs.amazonaws.com" });
+            const [instance] = inRegion("aws:ec2/instance:Instance", region);
+            assert.equal(instance.inputs.disableApiTermination, true, "prod gateways are protected from termination");
+            assert.equal(inRegion("aws:ec2/networkInterface:NetworkInterface", region)[0].inputs.tags.Role, "vpn-gateway");
+        }
+    });
+
     it("lets each gateway read exactly its own tunnels' key parameters, in its own region, and nothing else", () => {
         const own: Record<RegionName, string[]> = {
             virginia: ["virginia-to-frankfurt", "virginia-to-sydney"],
@@ -115,8 +138,8 @@ describe("prod stack resource graph (mock runtime)", function () {
             frankfurt: ["virginia-to-frankfurt"],
         };
         for (const region of Object.keys(REGIONS) as RegionName[]) {
-            const [role] = inRegion("aws:iam/role:Role", region);
-            const policies = inRegion("aws:iam/rolePolicy:RolePolicy", region);
+            const [role] = inRegion("aws:iam/role:Role", region).filter((r) => r.name.includes("-gw-"));
+            const policies = inRegion("aws:iam/rolePolicy:RolePolicy", region).filter((r) => r.name.includes("-gw-"));
             assert.equal(policies.length, 1);
             assert.equal(policies[0].inputs.role, role.name);
             const doc = JSON.parse(policies[0].inputs.policy);

@@ -1,0 +1,113 @@
+/**
+ * The hubspoke-vpn policies: rules every preview and update must pass, for this program and for
+ * any change to it. Plain functions over resource properties, so they are unit-tested directly
+ * (tests/unit/policy.test.ts) and run by the CLI through policy/index.ts.
+ */
+import type { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
+
+/** The tag that marks a resource as a VPN gateway (OpenSwanGateway sets it). */
+export const GATEWAY_TAG = { key: "Role", value: "vpn-gateway" } as const;
+
+const INSTANCE = "aws:ec2/instance:Instance";
+const NETWORK_INTERFACE = "aws:ec2/networkInterface:NetworkInterface";
+
+/** A pre-shared key literal in a libreswan secrets line (a printf template such as `PSK "%s"` is not one). */
+const PSK_LITERAL = /PSK\s+"[^"%]{8,}"/;
+
+function typed(type: string | string[], check: (props: any, args: ResourceValidationArgs, report: ReportViolation) => void) {
+    const types = Array.isArray(type) ? type : [type];
+    return (args: ResourceValidationArgs, report: ReportViolation) => {
+        if (types.includes(args.type)) {
+            check(args.props ?? {}, args, report);
+        }
+    };
+}
+
+const isGateway = (props: any) => props.tags?.[GATEWAY_TAG.key] === GATEWAY_TAG.value;
+
+export const policies: ResourceValidationPolicy[] = [
+    {
+        name: "no-ingress-from-anywhere",
+        description: "Security groups must not accept traffic from 0.0.0.0/0 or ::/0; gateways accept IPsec from their peers' Elastic IPs only.",
+        enforcementLevel: "mandatory",
+        validateResource: [
+            typed("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", (p, _a, report) => {
+                if (p.cidrIpv4 === "0.0.0.0/0" || p.cidrIpv6 === "::/0") {
+                    report(`ingress rule from ${p.cidrIpv4 ?? p.cidrIpv6} (protocol ${p.ipProtocol}, ports ${p.fromPort ?? "all"}-${p.toPort ?? "all"}) opens the group to the whole internet`);
+                }
+            }),
+            typed(["aws:ec2/securityGroup:SecurityGroup", "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"], (p, _a, report) => {
+                for (const rule of p.ingress ?? []) {
+                    if ((rule.cidrBlocks ?? []).includes("0.0.0.0/0") || (rule.ipv6CidrBlocks ?? []).includes("::/0")) {
+                        report(`inline ingress rule (protocol ${rule.protocol}, ports ${rule.fromPort}-${rule.toPort}) is open to the whole internet`);
+                    }
+                }
+            }),
+            typed("aws:ec2/securityGroupRule:SecurityGroupRule", (p, _a, report) => {
+                if (p.type === "ingress" && ((p.cidrBlocks ?? []).includes("0.0.0.0/0") || (p.ipv6CidrBlocks ?? []).includes("::/0"))) {
+                    report(`ingress rule (protocol ${p.protocol}, ports ${p.fromPort}-${p.toPort}) is open to the whole internet`);
+                }
+            }),
+        ],
+    },
+    {
+        name: "imdsv2-required",
+        description: "Instances must require IMDSv2 session tokens, with a response hop limit of 1.",
+        enforcementLevel: "mandatory",
+        validateResource: typed(INSTANCE, (p, _a, report) => {
+            const m = p.metadataOptions ?? {};
+            if (m.httpTokens !== "required") {
+                report(`metadataOptions.httpTokens is ${JSON.stringify(m.httpTokens ?? "optional")}; set "required" (IMDSv2)`);
+            }
+            if (m.httpPutResponseHopLimit !== undefined && m.httpPutResponseHopLimit > 1) {
+                report(`metadataOptions.httpPutResponseHopLimit is ${m.httpPutResponseHopLimit}; set 1 so tokens never leave the instance`);
+            }
+        }),
+    },
+    {
+        name: "encrypted-volumes",
+        description: "Instance root and EBS volumes must be encrypted.",
+        enforcementLevel: "mandatory",
+        validateResource: [
+            typed(INSTANCE, (p, _a, report) => {
+                if (p.rootBlockDevice?.encrypted !== true) {
+                    report("rootBlockDevice.encrypted is not true");
+                }
+                for (const d of p.ebsBlockDevices ?? []) {
+                    if (d.encrypted !== true) {
+                        report(`EBS volume ${d.deviceName} is not encrypted`);
+                    }
+                }
+            }),
+            typed("aws:ebs/volume:Volume", (p, _a, report) => {
+                if (p.encrypted !== true) {
+                    report("EBS volume is not encrypted");
+                }
+            }),
+        ],
+    },
+    {
+        name: "no-key-in-user-data",
+        description: "User data must not carry a pre-shared key: it is readable with ec2:DescribeInstanceAttribute. Keys come from SSM Parameter Store at boot.",
+        enforcementLevel: "mandatory",
+        validateResource: typed([INSTANCE, "aws:ec2/launchTemplate:LaunchTemplate"], (p, _a, report) => {
+            const raw: unknown = p.userData ?? "";
+            const text = typeof raw === "string" ? raw : "";
+            // Launch templates take base64 user data; instances take it plain.
+            const decoded = /^[A-Za-z0-9+/=\s]+$/.test(text) && text.length > 0 ? Buffer.from(text, "base64").toString("utf8") : "";
+            if (PSK_LITERAL.test(text) || PSK_LITERAL.test(decoded)) {
+                report("user data contains a pre-shared key (a `PSK \"...\"` secrets line); deliver keys through SSM Parameter Store");
+            }
+        }),
+    },
+    {
+        name: "source-dest-check-only-on-gateways",
+        description: `Only resources tagged ${GATEWAY_TAG.key}=${GATEWAY_TAG.value} may disable the source/destination check.`,
+        enforcementLevel: "mandatory",
+        validateResource: typed([INSTANCE, NETWORK_INTERFACE], (p, args, report) => {
+            if (p.sourceDestCheck === false && !isGateway(p)) {
+                report(`${args.name} disables the source/destination check but is not tagged ${GATEWAY_TAG.key}=${GATEWAY_TAG.value}`);
+            }
+        }),
+    },
+];
