@@ -16,6 +16,8 @@ export interface ProgramResult {
     readonly regions: Record<string, RegionOutputs>;
     /** Tunnel names, `<hub>-to-<spoke>`. */
     readonly tunnels: string[];
+    /** The CloudWatch dashboard with every tunnel. */
+    readonly dashboardName: pulumi.Output<string>;
 }
 
 /**
@@ -43,6 +45,8 @@ export function hubSpokeProgram(
         providers,
         parameterPrefix: `/hubspoke-vpn/${stack}`,
         pskRotation: spec.pskRotation,
+        stack,
+        alarmEmail: spec.alarmEmail,
     });
-    return { spec, vpn, regions: vpn.regionOutputs, tunnels: spec.tunnels.map((t) => t.name) };
+    return { spec, vpn, regions: vpn.regionOutputs, tunnels: spec.tunnels.map((t) => t.name), dashboardName: vpn.dashboard.dashboardName };
 }

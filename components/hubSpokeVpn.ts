@@ -2,6 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { RegionSpec, StackSpec } from "../config/types";
+import { METRIC_NAME, METRIC_NAMESPACE } from "../render/cloudInit";
 import { PSK_MIN_LENGTH, PSK_SPECIAL_CHARACTERS } from "../render/libreswan";
 import { OpenSwanGateway } from "./openSwanGateway";
 import { RegionalVpc } from "./regionalVpc";
@@ -20,6 +21,10 @@ export interface HubSpokeVpnArgs {
     readonly parameterPrefix: string;
     /** Changing this number generates new keys (rotation) without replacing any instance. */
     readonly pskRotation?: number;
+    /** The Pulumi stack: a dimension of the tunnel metrics, and part of the dashboard's name. */
+    readonly stack: string;
+    /** An e-mail address every region's alarm topic notifies, if any. */
+    readonly alarmEmail?: string;
 }
 
 /** What a user needs of one region after `pulumi up`. */
@@ -32,6 +37,13 @@ export interface RegionOutputs {
     readonly gatewayPrivateIp: string;
     readonly gatewayInstanceId: pulumi.Output<string>;
     readonly tunnels: string[];
+    /** Opens a shell on the gateway through Session Manager. */
+    readonly sessionCommand: pulumi.Output<string>;
+    /** Shows the gateway's tunnels (libreswan's own view) through Session Manager. */
+    readonly tunnelStatusCommand: pulumi.Output<string>;
+    readonly alarmTopicArn: pulumi.Output<string>;
+    /** The tunnel-down alarms of this gateway, one per tunnel. */
+    readonly tunnelAlarmNames: pulumi.Output<string>[];
 }
 
 /**
@@ -45,6 +57,8 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
     public readonly gateways: Record<string, OpenSwanGateway> = {};
     /** Per region name, the values the stack exports. */
     public readonly regionOutputs: Record<string, RegionOutputs> = {};
+    /** One CloudWatch dashboard, in the hub's region, with every tunnel end of the stack. */
+    public readonly dashboard: aws.cloudwatch.Dashboard;
 
     constructor(name: string, args: HubSpokeVpnArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hubspoke:network:HubSpokeVpn", name, {}, opts);
@@ -133,6 +147,8 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                     elasticIp: eips[r.name],
                     instanceType: spec.gatewayInstanceType,
                     terminationProtection: spec.gatewayTerminationProtection,
+                    stack: args.stack,
+                    alarmEmail: args.alarmEmail,
                     tunnels: peers.map(({ peer, tunnel }) => ({
                         tunnel: tunnel.name,
                         peerElasticIp: eips[peer.name].publicIp,
@@ -166,9 +182,51 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                 gatewayPrivateIp: gateway.privateIp,
                 gatewayInstanceId: gateway.instanceId,
                 tunnels: peers.map((p) => p.tunnel.name),
+                sessionCommand: pulumi.interpolate`aws ssm start-session --region ${r.awsRegion} --target ${gateway.instanceId}`,
+                tunnelStatusCommand: pulumi.interpolate`aws ssm start-session --region ${r.awsRegion} --target ${gateway.instanceId} --document-name AWS-StartInteractiveCommand --parameters command="sudo ipsec trafficstatus; sudo ipsec whack --showstates"`,
+                alarmTopicArn: gateway.alarmTopic.arn,
+                tunnelAlarmNames: gateway.tunnelAlarms.map((a) => a.name),
             };
         }
 
-        this.registerOutputs({ regions: this.regionOutputs });
+        this.dashboard = new aws.cloudwatch.Dashboard(
+            `${name}-${spec.hub.name}-dashboard`,
+            { dashboardName: `hubspoke-vpn-${args.stack}`, dashboardBody: JSON.stringify(dashboardBody(spec, args.stack)) },
+            { parent: this, provider: providerOf(spec.hub) },
+        );
+
+        this.registerOutputs({ regions: this.regionOutputs, dashboardName: this.dashboard.dashboardName });
     }
+}
+
+/** One graph per tunnel with both ends' TunnelUp (each end reports in its own region). */
+export function dashboardBody(spec: StackSpec, stack: string): object {
+    return {
+        widgets: spec.tunnels.map((t, i) => ({
+            type: "metric",
+            x: (i % 2) * 12,
+            y: Math.floor(i / 2) * 6,
+            width: 12,
+            height: 6,
+            properties: {
+                title: `${t.name} (1 = IKE and Child SA established)`,
+                view: "timeSeries",
+                stat: "Minimum",
+                period: 60,
+                region: spec.hub.awsRegion,
+                yAxis: { left: { min: 0, max: 1 } },
+                metrics: [t.hub, t.spoke].map((end) => [
+                    METRIC_NAMESPACE,
+                    METRIC_NAME,
+                    "Stack",
+                    stack,
+                    "Region",
+                    end,
+                    "Tunnel",
+                    t.name,
+                    { region: spec.regions.find((r) => r.name === end)!.awsRegion, label: `seen from ${end}` },
+                ]),
+            },
+        })),
+    };
 }

@@ -2,7 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { al2023AmiParameter } from "../config/ami";
 import { RegionSpec } from "../config/types";
-import { gatewayFiles, GatewayTunnel, renderUserData } from "../render/cloudInit";
+import { gatewayFiles, GatewayTunnel, METRIC_NAME, METRIC_NAMESPACE, renderUserData } from "../render/cloudInit";
 
 /**
  * What Session Manager needs on the instance, and nothing more (AmazonSSMManagedInstanceCore would
@@ -42,6 +42,10 @@ export interface OpenSwanGatewayArgs {
     readonly tunnels: readonly GatewayTunnelArgs[];
     /** Refuse API termination of the instance (for production stacks). */
     readonly terminationProtection?: boolean;
+    /** The Pulumi stack: a dimension of the tunnel metrics. */
+    readonly stack: string;
+    /** An e-mail address the region's alarm topic notifies, if any. */
+    readonly alarmEmail?: string;
     /** Tags added to every resource, besides `Name`. */
     readonly tags?: Record<string, string>;
 }
@@ -68,6 +72,12 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
     public readonly instanceId: pulumi.Output<string>;
     public readonly elasticIp: pulumi.Output<string>;
     public readonly privateIp: string;
+    /** The region's alarm topic. */
+    public readonly alarmTopic: aws.sns.Topic;
+    /** One per tunnel end: TunnelUp below 1 for 3 minutes, missing data counted as down. */
+    public readonly tunnelAlarms: aws.cloudwatch.MetricAlarm[];
+    /** EC2 automatic recovery on a failed system status check. */
+    public readonly recoveryAlarm: aws.cloudwatch.MetricAlarm;
     /** The full cloud-config. It holds no key (anyone with ec2:DescribeInstanceAttribute can read it). */
     public readonly userData: pulumi.Output<string>;
 
@@ -166,6 +176,14 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                             { Sid: "SessionManager", Effect: "Allow", Action: SESSION_MANAGER_ACTIONS, Resource: "*" },
                             // SecureStrings under the AWS-managed aws/ssm key need no kms:Decrypt grant here.
                             { Sid: "OwnTunnelKeys", Effect: "Allow", Action: "ssm:GetParameter", Resource: [...arns].sort() },
+                            // PutMetricData has no resource ARN; the namespace condition is what limits it.
+                            {
+                                Sid: "TunnelMetrics",
+                                Effect: "Allow",
+                                Action: "cloudwatch:PutMetricData",
+                                Resource: "*",
+                                Condition: { StringEquals: { "cloudwatch:namespace": METRIC_NAMESPACE } },
+                            },
                         ],
                     }),
                 ),
@@ -174,6 +192,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         );
         const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: tags("profile") }, parent);
 
+        const partition = aws.getPartitionOutput({}, parent).partition;
         const ami = aws.ssm.getParameterOutput({ name: al2023AmiParameter(args.instanceType) }, parent).value;
 
         const ends = args.tunnels.map((t) =>
@@ -185,7 +204,8 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             ),
         );
         // No key material: the gateway fetches its keys from SSM at boot (gateway/hubspoke-psk.sh).
-        this.userData = pulumi.all(ends).apply((tunnels) => renderUserData(region.name, gatewayFiles(tunnels)));
+        const identity = { stack: args.stack, regionName: region.name, awsRegion: region.awsRegion };
+        this.userData = pulumi.all(ends).apply((tunnels) => renderUserData(region.name, gatewayFiles(identity, tunnels)));
 
         this.instance = new aws.ec2.Instance(
             `${name}-instance`,
@@ -198,6 +218,9 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                 metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
                 rootBlockDevice: { encrypted: true, volumeType: "gp3" },
                 disableApiTermination: args.terminationProtection ?? false,
+                // EC2 moves the instance to healthy hardware on a system status check failure
+                // (keeping its ENI, so its private IP, Elastic IP and routes).
+                maintenanceOptions: { autoRecovery: "default" },
                 tags: { ...tags("instance"), Role: "vpn-gateway" },
                 volumeTags: tags("root"),
             },
@@ -214,11 +237,62 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         this.elasticIp = args.elasticIp.publicIp;
         this.privateIp = region.gatewayPrivateIp;
 
+        // Operations: one topic per region that every alarm here notifies.
+        this.alarmTopic = new aws.sns.Topic(`${name}-alarms`, { tags: tags("alarms") }, parent);
+        if (args.alarmEmail) {
+            new aws.sns.TopicSubscription(`${name}-alarms-email`, { topic: this.alarmTopic.arn, protocol: "email", endpoint: args.alarmEmail }, parent);
+        }
+        const actions = [this.alarmTopic.arn];
+        // Per tunnel end: down for 3 consecutive minutes; no data (the gateway or its timer is gone) counts as down.
+        this.tunnelAlarms = args.tunnels.map(
+            (t) =>
+                new aws.cloudwatch.MetricAlarm(
+                    `${name}-${t.tunnel}-down`,
+                    {
+                        alarmDescription: `hubspoke-vpn: tunnel ${t.tunnel} is down as seen from ${region.name} (no established IKE and Child SA for 3 minutes)`,
+                        namespace: METRIC_NAMESPACE,
+                        metricName: METRIC_NAME,
+                        dimensions: { Stack: args.stack, Region: region.name, Tunnel: t.tunnel },
+                        statistic: "Minimum",
+                        period: 60,
+                        evaluationPeriods: 3,
+                        datapointsToAlarm: 3,
+                        threshold: 1,
+                        comparisonOperator: "LessThanThreshold",
+                        treatMissingData: "breaching",
+                        alarmActions: actions,
+                        okActions: actions,
+                        tags: tags(`${t.tunnel}-down`),
+                    },
+                    parent,
+                ),
+        );
+        // The host itself: EC2's recover action on a failed system status check.
+        this.recoveryAlarm = new aws.cloudwatch.MetricAlarm(
+            `${name}-recover`,
+            {
+                alarmDescription: `hubspoke-vpn: gateway ${region.name} failed its system status check; EC2 recovers it onto healthy hardware`,
+                namespace: "AWS/EC2",
+                metricName: "StatusCheckFailed_System",
+                dimensions: { InstanceId: this.instance.id },
+                statistic: "Maximum",
+                period: 60,
+                evaluationPeriods: 2,
+                threshold: 1,
+                comparisonOperator: "GreaterThanOrEqualToThreshold",
+                alarmActions: [pulumi.interpolate`arn:${partition}:automate:${region.awsRegion}:ec2:recover`, this.alarmTopic.arn],
+                tags: tags("recover"),
+            },
+            parent,
+        );
+
         this.registerOutputs({
             instanceId: this.instanceId,
             networkInterfaceId: this.networkInterfaceId,
             elasticIp: this.elasticIp,
             privateIp: this.privateIp,
+            alarmTopicArn: this.alarmTopic.arn,
+            alarmNames: this.tunnelAlarms.map((a) => a.name),
         });
     }
 }

@@ -53,6 +53,8 @@ export interface StackSpec {
     readonly flowLogRetentionDays: number;
     /** Refuse API termination of gateway instances. */
     readonly gatewayTerminationProtection: boolean;
+    /** Where tunnel alarms are e-mailed, if anywhere. */
+    readonly alarmEmail?: string;
 }
 
 /** The name of the tunnel between a hub and a spoke. */

@@ -24,7 +24,7 @@ export const DEFAULT_GATEWAY_INSTANCE_TYPE = "t3.small";
 export const ZONE_LETTERS = ["a", "b", "c", "d", "e", "f"];
 
 const REGION_KEYS = ["name", "awsRegion", "role", "vpcCidr", "vpnSubnet", "vpnZone", "gatewayPrivateIp", "workloadSubnets"];
-const TOP_KEYS = ["regions", "gatewayInstanceType", "pskRotation", "flowLogRetentionDays", "gatewayTerminationProtection"];
+const TOP_KEYS = ["regions", "gatewayInstanceType", "pskRotation", "flowLogRetentionDays", "gatewayTerminationProtection", "alarmEmail"];
 
 /** The retention periods CloudWatch Logs accepts. */
 export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
@@ -109,6 +109,15 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
         }
     }
 
+    let alarmEmail: string | undefined;
+    if (raw.alarmEmail !== undefined && raw.alarmEmail !== "") {
+        if (typeof raw.alarmEmail !== "string" || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(raw.alarmEmail)) {
+            fail(key("alarmEmail"), `${show(raw.alarmEmail)} is not an e-mail address`);
+        } else {
+            alarmEmail = raw.alarmEmail;
+        }
+    }
+
     const regions: RegionSpec[] = [];
     const parsedCidrs = new Map<RegionSpec, { vpc?: Cidr }>();
     if (raw.regions === undefined) {
@@ -141,6 +150,7 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
             pskRotation,
             flowLogRetentionDays,
             gatewayTerminationProtection,
+            alarmEmail,
         },
         warnings,
     };

@@ -97,6 +97,16 @@ export function formatReport(r: ScenarioReport): string {
     if (r.restart) {
         lines.push(`restart of ${r.restart.region}'s pluto: ${r.restart.seconds === undefined ? "tunnels NOT back" : `tunnels back after ${r.restart.seconds} s`}`);
     }
+    if (r.deadPeer?.skipped) {
+        lines.push(`dead peer: not provable here (${r.deadPeer.skipped}); hub's TunnelUp ${r.deadPeer.health.before}`);
+    } else if (r.deadPeer) {
+        const d = r.deadPeer;
+        lines.push(
+            `dead peer ${d.region}: hub noticed after ${d.detectedSeconds ?? "NEVER (liveness needs a Child SA)"}${d.detectedSeconds === undefined ? "" : " s"}; ` +
+                `tunnel back ${d.returnedSeconds === undefined ? "NEVER" : `${d.returnedSeconds} s`} after the peer returned; ` +
+                `hub's TunnelUp ${d.health.before} -> ${d.health.whileDead} -> ${d.health.after}`,
+        );
+    }
     if (r.rotation) {
         const k = r.rotation;
         lines.push(`key rotation of ${k.tunnel}: ${k.seconds === undefined ? "NOT re-established" : `both ends rewrote the key and re-authenticated after ${k.seconds} s`}`);
@@ -116,6 +126,7 @@ export function reportPassed(r: ScenarioReport, full: boolean): boolean {
     const fullOk =
         !full ||
         (r.restart?.seconds !== undefined &&
+            (!r.kernelHasEsp || (r.deadPeer?.detectedSeconds !== undefined && r.deadPeer.returnedSeconds !== undefined)) &&
             r.rotation?.seconds !== undefined &&
             r.rotation.bothEndsRewritten &&
             r.wrongKey?.establishedWithin === undefined &&

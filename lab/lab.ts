@@ -22,8 +22,16 @@ export interface TunnelState {
 
 export type Layer = "none" | "IKE" | "Child SA" | "traffic";
 
-function sh(argv: string[], opts: { allowFail?: boolean; timeoutMs?: number; input?: string } = {}): { ok: boolean; out: string } {
-    const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", timeout: opts.timeoutMs ?? 60_000, input: opts.input });
+function sh(
+    argv: string[],
+    opts: { allowFail?: boolean; timeoutMs?: number; input?: string; env?: Record<string, string> } = {},
+): { ok: boolean; out: string } {
+    const r = spawnSync(argv[0], argv.slice(1), {
+        encoding: "utf8",
+        timeout: opts.timeoutMs ?? 60_000,
+        input: opts.input,
+        env: opts.env ? { ...process.env, ...opts.env } : undefined,
+    });
     const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
     if (r.status !== 0 && !opts.allowFail) {
         throw new Error(`lab: \`${argv.join(" ")}\` failed (${r.status ?? r.signal}): ${out.trim() || r.error}`);
@@ -209,6 +217,41 @@ export class Lab {
         return result.stderr;
     }
 
+    /**
+     * Runs the gateway's rendered `hubspoke-health --dry-run` against its pluto: per tunnel, the
+     * TunnelUp value it would send to CloudWatch, and the lines it printed.
+     */
+    health(region: string): { values: Record<string, number>; lines: string[] } {
+        const r = this.region(region);
+        const out = sh(["ip", "netns", "exec", r.ns.gw, this.dir(r, "usr/local/sbin/hubspoke-health"), "--dry-run"], {
+            env: {
+                HUBSPOKE_HEALTH_CONF: this.dir(r, "etc/hubspoke-vpn/health.conf"),
+                HUBSPOKE_TUNNELS: this.dir(r, "etc/hubspoke-vpn/tunnels"),
+                HUBSPOKE_CTLSOCKET: this.dir(r, "run", "pluto.ctl"),
+            },
+        }).out;
+        const lines = out.split("\n").filter(Boolean);
+        const values: Record<string, number> = {};
+        for (const l of lines) {
+            const m = /Tunnel=(\S+) ([01])$/.exec(l);
+            if (m) {
+                values[m[1]] = Number(m[2]);
+            }
+        }
+        return { values, lines };
+    }
+
+    /**
+     * Cuts a region off the internet (its VPC router drops everything crossing its `wan` leg), as
+     * when a gateway host dies; `false` reconnects it.
+     */
+    isolate(region: string, cut: boolean): void {
+        const r = this.region(region);
+        for (const dir of ["-i", "-o"]) {
+            sh(["ip", "netns", "exec", r.ns.vpc, "iptables", cut ? "-I" : "-D", "FORWARD", dir, "wan", "-j", "DROP"]);
+        }
+    }
+
     /** Sets a tunnel's key in the lab's Parameter Store, in one region (rotation, or a wrong key). */
     setParameter(awsRegion: string, tunnel: string, key: string): void {
         const file = this.parameterFile(awsRegion, tunnel);
@@ -349,10 +392,33 @@ export class Lab {
         }).ok;
     }
 
+    /**
+     * Pings until replies come back or `withinSeconds` pass. Right after establishment both ends may
+     * still be settling crossed initiations (each end starts the tunnel), and the VM is slow: a
+     * working tunnel passes traffic within the window; a broken one never does.
+     */
+    async pingWithin(from: string, to: string, withinSeconds: number): Promise<boolean> {
+        return (await this.waitFor(() => this.ping(from, to, 2), withinSeconds)) !== undefined;
+    }
+
     /** pluto's log of a gateway. */
     logOf(region: string): string {
         const file = this.dir(this.region(region), "pluto.log");
         return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+    }
+
+    /**
+     * When pluto logged a line (its log has no year: this year is assumed), in ms since the epoch.
+     * Lets the scenario time what pluto did, not how fast the lab polled it.
+     */
+    static logTime(line: string): number | undefined {
+        const m = /^([A-Z][a-z]{2}) +(\d+) (\d\d):(\d\d):(\d\d)\.(\d+)/.exec(line);
+        if (!m) {
+            return undefined;
+        }
+        const month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].indexOf(m[1]);
+        const ms = Number(m[6].padEnd(6, "0").slice(0, 6)) / 1000;
+        return new Date(new Date().getFullYear(), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), ms).getTime();
     }
 
     logTail(region: string, lines = 15): string {

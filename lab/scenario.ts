@@ -44,6 +44,22 @@ export interface ScenarioReport {
         pings: Record<string, boolean>;
     };
     restart?: { region: string; seconds?: number; tunnels: string[] };
+    /** A spoke's host dies (cut off, pluto killed) and comes back: how long until the hub notices, and until the tunnel returns. */
+    deadPeer?: {
+        region: string;
+        tunnel: string;
+        /** From the peer's death to the hub's pluto logging that the peer stopped answering. */
+        detectedSeconds?: number;
+        /** The hub's log line that says so. */
+        detectedLine?: string;
+        /** From the peer's pluto running again to the tunnel established at both ends. */
+        returnedSeconds?: number;
+        /** Why this run could not prove it. */
+        skipped?: string;
+        /** hubspoke-health --dry-run on the hub: before, after detection, after return. */
+        health: { before?: number; whileDead?: number; after?: number };
+        healthLines: string[];
+    };
     /** A key rotated in the Parameter Store, picked up by both ends' refresh run. */
     rotation?: { tunnel: string; seconds?: number; bothEndsRewritten: boolean; reauthenticated: boolean };
     wrongKey?: { region: string; tunnel: string; establishedWithin: number | undefined; waitedSeconds: number; reason?: string; otherTunnelsUp: boolean };
@@ -51,7 +67,7 @@ export interface ScenarioReport {
 }
 
 export interface ScenarioOptions {
-    /** Also kill and restart the hub's pluto, rotate a key, and try a wrong key (steps 4 to 6). */
+    /** Also kill and restart the hub's pluto, kill a spoke, rotate a key, and try a wrong key (steps 4 to 7). */
     readonly full?: boolean;
     /** Seconds to wait for tunnels to come up (and back). */
     readonly timeoutSeconds?: number;
@@ -105,8 +121,8 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         for (const t of topology.tunnels) {
             const tr = report.tunnels[t.name];
             if (kernelHasEsp) {
-                tr.pingHubToSpoke = lab.ping(t.hub, t.spoke);
-                tr.pingSpokeToHub = lab.ping(t.spoke, t.hub);
+                tr.pingHubToSpoke = await lab.pingWithin(t.hub, t.spoke, 30);
+                tr.pingSpokeToHub = await lab.pingWithin(t.spoke, t.hub, 30);
                 tr.espBytes = (lab.traffic(t.hub)[t.name]?.inBytes ?? 0) + (lab.traffic(t.hub)[t.name]?.outBytes ?? 0);
             }
             tr.proven =
@@ -143,7 +159,72 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         };
         log(`restart of ${hub.region}'s pluto: ${back === undefined ? `tunnels NOT back within ${timeout} s` : `all tunnels back after ${report.restart.seconds} s`}`);
 
-        // 5. Rotate one tunnel's key in the Parameter Store (as `pulumi up` with a new pskRotation does);
+        // 5. Dead peer: a spoke's host dies. The hub must notice (liveness) and report the tunnel down
+        // (hubspoke-health); when the spoke comes back, the tunnel must return on its own.
+        if (!kernelHasEsp) {
+            const spoke = spokes[0];
+            const tunnel = spoke.tunnels[0];
+            const h = lab.health(hub.region);
+            report.deadPeer = {
+                region: spoke.region,
+                tunnel,
+                skipped: "libreswan runs liveness checks on the Child SA, which this kernel cannot install",
+                health: { before: h.values[tunnel] },
+                healthLines: h.lines,
+            };
+            log(`dead peer: not provable here (${report.deadPeer.skipped}); hub's TunnelUp is ${h.values[tunnel]} (no Child SA)`);
+        } else {
+            const spoke = spokes[0];
+            const tunnel = spoke.tunnels[0];
+            const before = lab.health(hub.region);
+            const mark = lab.logOf(hub.region).length;
+            const diedAt = Date.now();
+            lab.isolate(spoke.region, true);
+            await lab.killPluto(spoke.region);
+            const detected = await lab.waitFor(() => !lab.states(hub.region)[tunnel]?.ike, timeout);
+            // libreswan logs the liveness failure ("... has not responded in N seconds ...") before restarting.
+            const detectedLine = lab
+                .logOf(hub.region)
+                .slice(mark)
+                .split("\n")
+                .find((l) => l.includes(`"${tunnel}"`) && /liveness|not responded|dead peer|DPD/i.test(l));
+            const detectedAt = detectedLine ? Lab.logTime(detectedLine) : undefined;
+            const whileDead = lab.health(hub.region);
+            lab.isolate(spoke.region, false);
+            const marks = { hub: lab.logOf(hub.region).length, spoke: lab.logOf(spoke.region).length };
+            await lab.startPluto(spoke.region);
+            const cameBack = process.hrtime.bigint();
+            const cameBackAt = Date.now();
+            const returned = await lab.waitFor(() => lab.established(tunnel, target), timeout);
+            // When both ends logged the new Child SA: pluto's time, not the (slow, in the VM) polling's.
+            const establishedAt = [lab.logOf(hub.region).slice(marks.hub), lab.logOf(spoke.region).slice(marks.spoke)].map((text) => {
+                const line = text.split("\n").find((l) => l.includes(`"${tunnel}"`) && /established Child SA/.test(l));
+                return line ? Lab.logTime(line) : undefined;
+            });
+            const after = lab.health(hub.region);
+            const seconds = (from: bigint) => Math.round((Number(process.hrtime.bigint() - from) / 1e9) * 10) / 10;
+            report.deadPeer = {
+                region: spoke.region,
+                tunnel,
+                detectedSeconds:
+                    detected === undefined ? undefined : detectedAt !== undefined ? Math.round((detectedAt - diedAt) / 100) / 10 : detected,
+                detectedLine: detectedLine?.trim(),
+                returnedSeconds:
+                    returned === undefined
+                        ? undefined
+                        : establishedAt.every((t) => t !== undefined)
+                          ? Math.round((Math.max(...(establishedAt as number[])) - cameBackAt) / 100) / 10
+                          : seconds(cameBack),
+                health: { before: before.values[tunnel], whileDead: whileDead.values[tunnel], after: after.values[tunnel] },
+                healthLines: [...before.lines, ...whileDead.lines, ...after.lines].filter((l) => l.includes(tunnel)),
+            };
+            log(
+                `dead peer ${spoke.region}: hub noticed after ${report.deadPeer.detectedSeconds ?? "NEVER"} s (${detectedLine?.trim() ?? "no liveness line"}); tunnel back ${returned === undefined ? "NEVER" : `${report.deadPeer.returnedSeconds} s`} after the peer returned; ` +
+                    `TunnelUp on the hub ${report.deadPeer.health.before} -> ${report.deadPeer.health.whileDead} -> ${report.deadPeer.health.after}`,
+            );
+        }
+
+        // 6. Rotate one tunnel's key in the Parameter Store (as `pulumi up` with a new pskRotation does);
         // each end's refresh run (its timer's job) rewrites the secrets and re-authenticates.
         {
             const spoke = spokes[0];
@@ -170,7 +251,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             log(`rotation of ${tunnel}'s key: ${back === undefined ? `NOT re-established within ${timeout} s` : `re-authenticated with the new key after ${report.rotation.seconds} s`}`);
         }
 
-        // 6. A spoke fetches a key that differs from the hub's: authentication fails, and the log says so.
+        // 7. A spoke fetches a key that differs from the hub's: authentication fails, and the log says so.
         const victim = spokes[spokes.length - 1];
         const tunnel = victim.tunnels[0];
         await lab.killPluto(victim.region);

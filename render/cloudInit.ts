@@ -7,7 +7,18 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { connFileName, renderConn, renderSecrets, secretsFileName, TunnelEnd } from "./libreswan";
 import { renderSysctl, SYSCTL_PATH } from "./sysctl";
-import { PSK_SCRIPT_PATH, renderUnits, TUNNELS_PATH } from "./systemd";
+import { HEALTH_CONF_PATH, HEALTH_SCRIPT_PATH, PSK_SCRIPT_PATH, renderUnits, TUNNELS_PATH } from "./systemd";
+
+/** CloudWatch namespace of the TunnelUp metric; the gateways' IAM condition names it too. */
+export const METRIC_NAMESPACE = "HubspokeVpn";
+export const METRIC_NAME = "TunnelUp";
+
+/** Who a gateway is, for the metrics it reports. */
+export interface GatewayIdentity {
+    readonly stack: string;
+    readonly regionName: string;
+    readonly awsRegion: string;
+}
 
 /** A file as it lands on the gateway. */
 export interface GatewayFile {
@@ -32,6 +43,22 @@ export const IPSEC_DIR = "/etc/ipsec.d";
 /** The key-fetching script, kept as a real file in the repository (gateway/) and tested there. */
 export function pskScript(): string {
     return fs.readFileSync(repoFile("gateway/hubspoke-psk.sh"), "utf8");
+}
+
+/** The tunnel health script, kept as a real file in the repository (gateway/) and tested there. */
+export function healthScript(): string {
+    return fs.readFileSync(repoFile("gateway/hubspoke-health.sh"), "utf8");
+}
+
+export function renderHealthConf(id: GatewayIdentity): string {
+    return [
+        "# read by hubspoke-health",
+        `STACK=${id.stack}`,
+        `REGION_NAME=${id.regionName}`,
+        `AWS_REGION=${id.awsRegion}`,
+        `NAMESPACE=${METRIC_NAMESPACE}`,
+        "",
+    ].join("\n");
 }
 
 /** A file of this repository, found from here whether running from source (ts-node) or from bin/. */
@@ -62,11 +89,13 @@ export function renderTunnelList(tunnels: readonly GatewayTunnel[]): string {
  * Every file the gateway's user data writes, in a stable order. No key: the secrets files are
  * written at boot by `hubspoke-psk` from SSM Parameter Store (see `secretsFiles`).
  */
-export function gatewayFiles(tunnels: readonly GatewayTunnel[]): GatewayFile[] {
+export function gatewayFiles(id: GatewayIdentity, tunnels: readonly GatewayTunnel[]): GatewayFile[] {
     return [
         ...byTunnel(tunnels).map((t): GatewayFile => ({ path: `${IPSEC_DIR}/${connFileName(t.end.tunnel)}`, permissions: "0644", content: renderConn(t.end) })),
         { path: TUNNELS_PATH, permissions: "0644", content: renderTunnelList(tunnels) },
+        { path: HEALTH_CONF_PATH, permissions: "0644", content: renderHealthConf(id) },
         { path: PSK_SCRIPT_PATH, permissions: "0755", content: pskScript() },
+        { path: HEALTH_SCRIPT_PATH, permissions: "0755", content: healthScript() },
         ...renderUnits().map((u): GatewayFile => ({ path: u.path, permissions: "0644", content: u.content })),
         { path: SYSCTL_PATH, permissions: "0644", content: renderSysctl() },
     ];
@@ -123,9 +152,9 @@ export function renderUserData(regionName: string, files: readonly GatewayFile[]
             ["sysctl", "--system"],
             ["systemctl", "daemon-reload"],
             // Enabled units come back at every boot: keys first, then ipsec, then the refresh timer.
-            ["systemctl", "enable", "hubspoke-psk.service", "ipsec.service", "hubspoke-psk-refresh.timer"],
+            ["systemctl", "enable", "hubspoke-psk.service", "ipsec.service", "hubspoke-psk-refresh.timer", "hubspoke-health.timer"],
             // --no-block: cloud-init must not wait while the keys are still being fetched.
-            ["systemctl", "start", "--no-block", "ipsec.service", "hubspoke-psk-refresh.timer"],
+            ["systemctl", "start", "--no-block", "ipsec.service", "hubspoke-psk-refresh.timer", "hubspoke-health.timer"],
         ],
     };
     return `#cloud-config\n# hubspoke-vpn gateway for region ${regionName}\n` + YAML.stringify(doc, { lineWidth: 0 });

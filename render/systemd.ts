@@ -4,6 +4,8 @@
  */
 
 export const PSK_SCRIPT_PATH = "/usr/local/sbin/hubspoke-psk";
+export const HEALTH_SCRIPT_PATH = "/usr/local/sbin/hubspoke-health";
+export const HEALTH_CONF_PATH = "/etc/hubspoke-vpn/health.conf";
 export const TUNNELS_PATH = "/etc/hubspoke-vpn/tunnels";
 /** How often a gateway re-reads its keys, so a rotation reaches both ends within this period. */
 export const PSK_REFRESH_MINUTES = 5;
@@ -37,8 +39,18 @@ export function renderUnits(): UnitFile[] {
             ].join("\n"),
         },
         {
-            path: "/etc/systemd/system/ipsec.service.d/10-hubspoke-psk.conf",
-            content: ["[Unit]", "Requires=hubspoke-psk.service", "After=hubspoke-psk.service", ""].join("\n"),
+            path: "/etc/systemd/system/ipsec.service.d/10-hubspoke.conf",
+            content: [
+                "[Unit]",
+                "Requires=hubspoke-psk.service",
+                "After=hubspoke-psk.service",
+                "",
+                // The stock unit restarts only on failure; a gateway's IKE daemon must always come back.
+                "[Service]",
+                "Restart=always",
+                "RestartSec=2",
+                "",
+            ].join("\n"),
         },
         {
             path: "/etc/systemd/system/hubspoke-psk-refresh.service",
@@ -63,6 +75,34 @@ export function renderUnits(): UnitFile[] {
                 `OnBootSec=${PSK_REFRESH_MINUTES}min`,
                 `OnUnitActiveSec=${PSK_REFRESH_MINUTES}min`,
                 "RandomizedDelaySec=30",
+                "",
+                "[Install]",
+                "WantedBy=timers.target",
+                "",
+            ].join("\n"),
+        },
+        {
+            path: "/etc/systemd/system/hubspoke-health.service",
+            content: [
+                "[Unit]",
+                "Description=hubspoke-vpn: report tunnel state to CloudWatch (TunnelUp)",
+                "",
+                "[Service]",
+                "Type=oneshot",
+                `ExecStart=${HEALTH_SCRIPT_PATH}`,
+                "",
+            ].join("\n"),
+        },
+        {
+            path: "/etc/systemd/system/hubspoke-health.timer",
+            content: [
+                "[Unit]",
+                "Description=hubspoke-vpn: report tunnel state every minute",
+                "",
+                "[Timer]",
+                "OnBootSec=1min",
+                "OnUnitActiveSec=1min",
+                "AccuracySec=5s",
                 "",
                 "[Install]",
                 "WantedBy=timers.target",

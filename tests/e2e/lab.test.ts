@@ -86,6 +86,16 @@ describe("lab on this machine's kernel (libreswan in network namespaces)", funct
         }
     });
 
+    it("runs the health script against the real pluto: 0 where no Child SA can exist", function () {
+        // On a kernel without ESP there is no Child SA, so TunnelUp must say 0 even with IKE up.
+        if (report.kernelHasEsp) {
+            this.skip();
+        }
+        assert.ok(report.deadPeer?.skipped, "dead-peer detection needs a Child SA");
+        assert.equal(report.deadPeer.health.before, 0);
+        assert.match(report.deadPeer.healthLines.join("\n"), /^HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 0$/m);
+    });
+
     it("leaves no namespace behind", function () {
         const left = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout.split("\n").filter((n) => n.startsWith("e2e"));
         assert.deepEqual(left, []);
@@ -122,6 +132,17 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         for (const [name, t] of Object.entries(report.tunnels)) {
             assert.ok(t.child, `${name}: no Child SA at both ends`);
         }
+    });
+
+    it("notices a dead peer within 15 s, reports it with the health script, and returns within 5 s of the peer coming back", function () {
+        const d = report.deadPeer;
+        assert.ok(d && !d.skipped, "the dead-peer case did not run");
+        console.log(`      measured: dead peer noticed after ${d.detectedSeconds} s; tunnel back ${d.returnedSeconds} s after the peer returned`);
+        assert.ok(d.detectedSeconds !== undefined && d.detectedSeconds <= 15, `dead peer noticed after ${d.detectedSeconds} s (${d.detectedLine})`);
+        assert.ok(d.returnedSeconds !== undefined && d.returnedSeconds <= 5, `tunnel back ${d.returnedSeconds} s after the peer returned`);
+        // hubspoke-health --dry-run on the hub, against the real pluto: 1 while up, 0 once the peer is dead, 1 again.
+        assert.deepEqual(d.health, { before: 1, whileDead: 0, after: 1 });
+        assert.match(d.healthLines[0], /^HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 1$/);
     });
 
     it("passes hub <-> spoke traffic through the tunnels and refuses spoke <-> spoke", function () {

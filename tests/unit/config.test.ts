@@ -144,6 +144,7 @@ describe("stack config", () => {
             refused(prodWith((c) => (c.region = [])), "hubspoke-vpn:region", /unknown config key/);
             refused(prodWith((c) => (c.flowLogRetentionDays = 10)), "hubspoke-vpn:flowLogRetentionDays", /10 is not a retention CloudWatch Logs accepts; use one of 1, 3, 5/);
             refused(prodWith((c) => (c.gatewayTerminationProtection = "yes")), "hubspoke-vpn:gatewayTerminationProtection", /"yes" is not true or false/);
+            refused(prodWith((c) => (c.alarmEmail = "netops")), "hubspoke-vpn:alarmEmail", /"netops" is not an e-mail address/);
             refused(prodWith((c) => (c.pskRotation = -1)), "hubspoke-vpn:pskRotation", /-1 is not a whole number >= 0/);
             refused(prodWith((c) => (c.pskRotation = "soon")), "hubspoke-vpn:pskRotation", /"soon" is not a whole number/);
             refused({}, R, /is missing/);

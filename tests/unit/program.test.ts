@@ -1,4 +1,5 @@
 import { strict as assert } from "assert";
+import * as pulumi from "@pulumi/pulumi";
 import { filesOfUserData } from "../../render/cloudInit";
 import { evaluateOffline, Evaluation, isSecretValue, mockIdOf, plain, resolve } from "../../offline/evaluate";
 import { prodConfig } from "./fixtures";
@@ -158,6 +159,13 @@ describe("prod stack resource graph (mock runtime)", function () {
                     Resource: "*",
                 },
                 { Sid: "OwnTunnelKeys", Effect: "Allow", Action: "ssm:GetParameter", Resource: params },
+                {
+                    Sid: "TunnelMetrics",
+                    Effect: "Allow",
+                    Action: "cloudwatch:PutMetricData",
+                    Resource: "*",
+                    Condition: { StringEquals: { "cloudwatch:namespace": "HubspokeVpn" } },
+                },
             ]);
             assert.deepEqual(JSON.parse(role.inputs.assumeRolePolicy).Statement[0].Principal, { Service: "ec2.amazonaws.com" });
         }
@@ -330,6 +338,70 @@ describe("prod stack resource graph (mock runtime)", function () {
         assert.deepEqual(parameterNames(rotated), parameterNames(ev), "same parameters, updated in place");
     });
 
+    it("watches every tunnel end: an alarm after 3 minutes down (missing data counts as down), a topic per region, one dashboard", () => {
+        const ends: Record<RegionName, string[]> = {
+            virginia: ["virginia-to-frankfurt", "virginia-to-sydney"],
+            sydney: ["virginia-to-sydney"],
+            frankfurt: ["virginia-to-frankfurt"],
+        };
+        for (const region of Object.keys(REGIONS) as RegionName[]) {
+            const [topic] = inRegion("aws:sns/topic:Topic", region);
+            const alarms = inRegion("aws:cloudwatch/metricAlarm:MetricAlarm", region).filter((a) => a.inputs.metricName === "TunnelUp");
+            assert.deepEqual(alarms.map((a) => a.inputs.dimensions.Tunnel).sort(), ends[region]);
+            for (const a of alarms) {
+                assert.deepEqual(
+                    { ...a.inputs, alarmDescription: undefined, tags: undefined, name: undefined },
+                    {
+                        alarmDescription: undefined,
+                        tags: undefined,
+                        name: undefined,
+                        namespace: "HubspokeVpn",
+                        metricName: "TunnelUp",
+                        dimensions: { Stack: "prod", Region: region, Tunnel: a.inputs.dimensions.Tunnel },
+                        statistic: "Minimum",
+                        period: 60,
+                        evaluationPeriods: 3,
+                        datapointsToAlarm: 3,
+                        threshold: 1,
+                        comparisonOperator: "LessThanThreshold",
+                        treatMissingData: "breaching",
+                        alarmActions: [`arn:aws:mock:::${topic.name}`],
+                        okActions: [`arn:aws:mock:::${topic.name}`],
+                    },
+                );
+            }
+            // Self-healing: EC2 automatic recovery, and the alarm that triggers it.
+            const [instance] = inRegion("aws:ec2/instance:Instance", region);
+            assert.deepEqual(instance.inputs.maintenanceOptions, { autoRecovery: "default" });
+            const [recover] = inRegion("aws:cloudwatch/metricAlarm:MetricAlarm", region).filter((a) => a.inputs.metricName === "StatusCheckFailed_System");
+            assert.equal(recover.inputs.namespace, "AWS/EC2");
+            assert.deepEqual(recover.inputs.dimensions, { InstanceId: idOf(instance) });
+            assert.deepEqual(recover.inputs.alarmActions, [`arn:aws:automate:${REGIONS[region]}:ec2:recover`, `arn:aws:mock:::${topic.name}`]);
+            assert.deepEqual(inRegion("aws:sns/topicSubscription:TopicSubscription", region), [], "no e-mail unless configured");
+        }
+        const [dashboard] = ofType("aws:cloudwatch/dashboard:Dashboard");
+        assert.equal(dashboard.awsRegion, "us-east-1");
+        assert.equal(dashboard.inputs.dashboardName, "hubspoke-vpn-prod");
+        const widgets = JSON.parse(dashboard.inputs.dashboardBody).widgets;
+        assert.deepEqual(
+            widgets.map((w: any) => w.properties.metrics.map((m: any[]) => `${m[5]}:${m[7]}@${m[8].region}`)),
+            [
+                ["virginia:virginia-to-sydney@us-east-1", "sydney:virginia-to-sydney@ap-southeast-2"],
+                ["virginia:virginia-to-frankfurt@us-east-1", "frankfurt:virginia-to-frankfurt@eu-central-1"],
+            ],
+        );
+    });
+
+    it("subscribes the alarm e-mail to every region's topic when configured", async () => {
+        const withEmail = await evaluateOffline({ ...prodConfig(), alarmEmail: "netops@example.com" }, { stack: "prod" });
+        const subs = withEmail.resources.filter((r) => r.type === "aws:sns/topicSubscription:TopicSubscription");
+        assert.deepEqual(subs.map((s) => [s.awsRegion, s.inputs.protocol, s.inputs.endpoint]), [
+            ["us-east-1", "email", "netops@example.com"],
+            ["ap-southeast-2", "email", "netops@example.com"],
+            ["eu-central-1", "email", "netops@example.com"],
+        ]);
+    });
+
     it("exports per region the VPC, gateway addresses and tunnel names", async () => {
         const virginia = ev.result.regions.virginia;
         assert.equal(await resolve(virginia.gatewayElasticIp), ev.elasticIps.virginia);
@@ -338,5 +410,10 @@ describe("prod stack resource graph (mock runtime)", function () {
         assert.deepEqual(virginia.tunnels, ["virginia-to-sydney", "virginia-to-frankfurt"]);
         assert.deepEqual(ev.result.regions.sydney.tunnels, ["virginia-to-sydney"]);
         assert.deepEqual(ev.result.tunnels, ["virginia-to-sydney", "virginia-to-frankfurt"]);
+        const id = await resolve(virginia.gatewayInstanceId);
+        assert.equal(await resolve(virginia.sessionCommand), `aws ssm start-session --region us-east-1 --target ${id}`);
+        assert.match(await resolve(virginia.tunnelStatusCommand), new RegExp(`--target ${id} --document-name AWS-StartInteractiveCommand --parameters command="sudo ipsec trafficstatus`));
+        assert.deepEqual(await resolve(pulumi.all(virginia.tunnelAlarmNames)), ["hubspoke-virginia-gw-virginia-to-sydney-down", "hubspoke-virginia-gw-virginia-to-frankfurt-down"]);
+        assert.equal(await resolve(ev.result.dashboardName), "hubspoke-vpn-prod");
     });
 });

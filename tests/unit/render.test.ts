@@ -68,7 +68,7 @@ describe("rendering", () => {
 
     it("builds cloud-config user data that installs libreswan, writes conns and the key boot script, and starts ipsec after it", () => {
         const parameter = { awsRegion: "us-east-1", name: "/hubspoke-vpn/prod/virginia-to-sydney/psk" };
-        const files = gatewayFiles([{ end: END, keyParameter: parameter }]);
+        const files = gatewayFiles({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1" }, [{ end: END, keyParameter: parameter }]);
         const userData = renderUserData("virginia", files);
         assert.match(userData, /^#cloud-config\n/);
         assert.deepEqual(filesOfUserData(userData), files, "the files round-trip through the YAML");
@@ -77,11 +77,15 @@ describe("rendering", () => {
             [
                 "0644 /etc/ipsec.d/virginia-to-sydney.conf",
                 "0644 /etc/hubspoke-vpn/tunnels",
+                "0644 /etc/hubspoke-vpn/health.conf",
                 "0755 /usr/local/sbin/hubspoke-psk",
+                "0755 /usr/local/sbin/hubspoke-health",
                 "0644 /etc/systemd/system/hubspoke-psk.service",
-                "0644 /etc/systemd/system/ipsec.service.d/10-hubspoke-psk.conf",
+                "0644 /etc/systemd/system/ipsec.service.d/10-hubspoke.conf",
                 "0644 /etc/systemd/system/hubspoke-psk-refresh.service",
                 "0644 /etc/systemd/system/hubspoke-psk-refresh.timer",
+                "0644 /etc/systemd/system/hubspoke-health.service",
+                "0644 /etc/systemd/system/hubspoke-health.timer",
                 "0644 /etc/sysctl.d/90-hubspoke-vpn.conf",
             ],
         );
@@ -91,11 +95,15 @@ describe("rendering", () => {
             "virginia-to-sydney us-east-1 /hubspoke-vpn/prod/virginia-to-sydney/psk 192.0.2.11 192.0.2.12",
         );
         // ipsec waits for the keys, at every boot.
-        assert.match(file("/etc/systemd/system/ipsec.service.d/10-hubspoke-psk.conf"), /Requires=hubspoke-psk.service\nAfter=hubspoke-psk.service/);
+        assert.match(file("/etc/systemd/system/ipsec.service.d/10-hubspoke.conf"), /Requires=hubspoke-psk.service\nAfter=hubspoke-psk.service/);
+        // ipsec always comes back, whatever ended it.
+        assert.match(file("/etc/systemd/system/ipsec.service.d/10-hubspoke.conf"), /\[Service\]\nRestart=always\nRestartSec=2/);
+        assert.match(file("/etc/systemd/system/hubspoke-health.timer"), /OnUnitActiveSec=1min/);
+        assert.equal(file("/etc/hubspoke-vpn/health.conf"), "# read by hubspoke-health\nSTACK=prod\nREGION_NAME=virginia\nAWS_REGION=us-east-1\nNAMESPACE=HubspokeVpn\n");
         assert.match(file("/etc/systemd/system/hubspoke-psk.service"), /Before=ipsec.service[\s\S]*ExecStart=\/usr\/local\/sbin\/hubspoke-psk\n[\s\S]*WantedBy=multi-user.target/);
         assert.match(file("/etc/systemd/system/hubspoke-psk-refresh.timer"), /OnUnitActiveSec=5min/);
         assert.match(userData, /packages:\n {2}- libreswan\n {2}- awscli-2\n/);
-        assert.match(userData, /- - systemctl\n {4}- enable\n {4}- hubspoke-psk.service\n {4}- ipsec.service\n {4}- hubspoke-psk-refresh.timer/);
+        assert.match(userData, /- - systemctl\n {4}- enable\n {4}- hubspoke-psk.service\n {4}- ipsec.service\n {4}- hubspoke-psk-refresh.timer\n {4}- hubspoke-health.timer/);
         assert.doesNotMatch(userData, /PSK "[A-Za-z0-9._+=~-]{32,}"/, "no key material in user data");
     });
 

@@ -1,0 +1,74 @@
+/**
+ * gateway/hubspoke-health.sh, run for real against a stand-in `ipsec` that prints pluto's
+ * --showstates output, and a stand-in `aws` that records what would reach CloudWatch.
+ */
+import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { renderHealthConf } from "../../render/cloudInit";
+
+const SCRIPT = path.join(__dirname, "..", "..", "gateway/hubspoke-health.sh");
+const UP = [
+    '000 #3: "virginia-to-sydney":4500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); REKEY in 27824s; newest; idle;',
+    '000 #4: "virginia-to-sydney":4500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); REKEY in 3000s; newest; isakmp#3; idle;',
+    '000 #5: "virginia-to-frankfurt":4500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); REKEY in 27824s; newest; idle;',
+    '000 #6: "virginia-to-frankfurt":500 STATE_V2_PARENT_I1 (sent IKE_SA_INIT request); RETRANSMIT in 2s;',
+].join("\n");
+
+describe("gateway health script (hubspoke-health)", () => {
+    let dir: string;
+    const run = (states: string, args: string[] = []) => {
+        fs.writeFileSync(path.join(dir, "states"), states);
+        return spawnSync("bash", [SCRIPT, ...args], {
+            encoding: "utf8",
+            env: {
+                ...process.env,
+                PATH: `${path.join(dir, "bin")}:${process.env.PATH}`,
+                HUBSPOKE_HEALTH_CONF: path.join(dir, "health.conf"),
+                HUBSPOKE_TUNNELS: path.join(dir, "tunnels"),
+            },
+        });
+    };
+    beforeEach(() => {
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-health-"));
+        fs.mkdirSync(path.join(dir, "bin"));
+        fs.writeFileSync(path.join(dir, "bin/ipsec"), `#!/bin/sh\ncat ${path.join(dir, "states")}\n`, { mode: 0o755 });
+        fs.writeFileSync(path.join(dir, "bin/aws"), `#!/bin/sh\nprintf '%s\\n' "$@" >${path.join(dir, "aws.args")}\n`, { mode: 0o755 });
+        fs.writeFileSync(path.join(dir, "health.conf"), renderHealthConf({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1" }));
+        fs.writeFileSync(path.join(dir, "tunnels"), "# comment\nvirginia-to-frankfurt us-east-1 /p/f 192.0.2.11 192.0.2.13\nvirginia-to-sydney us-east-1 /p/s 192.0.2.11 192.0.2.12\n");
+    });
+    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("reports 1 only for a tunnel with both an IKE SA and a Child SA established", () => {
+        const r = run(UP, ["--dry-run"]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(
+            r.stdout,
+            "HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-frankfurt 0\n" +
+                "HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 1\n",
+        );
+        assert.ok(!fs.existsSync(path.join(dir, "aws.args")), "--dry-run sends nothing");
+    });
+
+    it("reports 0 for every tunnel when pluto has no state (or is not running)", () => {
+        assert.match(run("", ["--dry-run"]).stdout, /virginia-to-frankfurt 0\n.*virginia-to-sydney 0\n/s);
+    });
+
+    it("sends one put-metric-data to its region and namespace, with the stack, region and tunnel dimensions", () => {
+        const r = run(UP);
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual(fs.readFileSync(path.join(dir, "aws.args"), "utf8").trim().split("\n"), [
+            "cloudwatch",
+            "put-metric-data",
+            "--region",
+            "us-east-1",
+            "--namespace",
+            "HubspokeVpn",
+            "--metric-data",
+            "MetricName=TunnelUp,Dimensions=[{Name=Stack,Value=prod},{Name=Region,Value=virginia},{Name=Tunnel,Value=virginia-to-frankfurt}],Value=0,Unit=Count",
+            "MetricName=TunnelUp,Dimensions=[{Name=Stack,Value=prod},{Name=Region,Value=virginia},{Name=Tunnel,Value=virginia-to-sydney}],Value=1,Unit=Count",
+        ]);
+    });
+});
