@@ -4,9 +4,9 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { HubSpokeVpn, RegionOutputs } from "./components/hubSpokeVpn";
-import { RawConfig } from "./config/load";
-import { StackSpec } from "./config/types";
+import { HubSpokeVpn, type RegionOutputs } from "./components/hubSpokeVpn";
+import type { RawConfig } from "./config/load";
+import type { StackSpec } from "./config/types";
 import { parseStackConfig } from "./config/validate";
 
 export interface ProgramResult {
@@ -24,11 +24,7 @@ export interface ProgramResult {
  * Validates the raw config (throwing `ConfigError` before any resource is registered), then
  * builds one AWS provider per region and the HubSpokeVpn.
  */
-export function hubSpokeProgram(
-    raw: RawConfig,
-    stack: string,
-    warn: (message: string) => void = (m) => pulumi.log.warn(m),
-): ProgramResult {
+export function hubSpokeProgram(raw: RawConfig, stack: string, warn: (message: string) => void = (m) => pulumi.log.warn(m)): ProgramResult {
     const { spec, warnings } = parseStackConfig(raw);
     warnings.forEach(warn);
     const providers = Object.fromEntries(

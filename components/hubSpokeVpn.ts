@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { RegionSpec, StackSpec } from "../config/types";
+import type { RegionSpec, StackSpec } from "../config/types";
 import { METRIC_NAME, METRIC_NAMESPACE } from "../render/cloudInit";
 import { PSK_MIN_LENGTH, PSK_SPECIAL_CHARACTERS } from "../render/libreswan";
 import { OpenSwanGateway } from "./openSwanGateway";

@@ -1,8 +1,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { al2023AmiParameter } from "../config/ami";
-import { RegionSpec } from "../config/types";
-import { gatewayFiles, GatewayTunnel, METRIC_NAME, METRIC_NAMESPACE, renderUserData } from "../render/cloudInit";
+import type { RegionSpec } from "../config/types";
+import { type GatewayTunnel, gatewayFiles, METRIC_NAME, METRIC_NAMESPACE, renderUserData } from "../render/cloudInit";
 
 /**
  * What Session Manager needs on the instance, and nothing more (AmazonSSMManagedInstanceCore would
@@ -126,7 +126,14 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         // Package repositories and Session Manager are HTTPS endpoints with changing addresses.
         new aws.vpc.SecurityGroupEgressRule(
             `${name}-https-out`,
-            { securityGroupId: sg, cidrIpv4: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 443, toPort: 443, description: "HTTPS: packages, SSM" },
+            {
+                securityGroupId: sg,
+                cidrIpv4: "0.0.0.0/0",
+                ipProtocol: "tcp",
+                fromPort: 443,
+                toPort: 443,
+                description: "HTTPS: packages, SSM",
+            },
             parent,
         );
 
@@ -240,7 +247,11 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         // Operations: one topic per region that every alarm here notifies.
         this.alarmTopic = new aws.sns.Topic(`${name}-alarms`, { tags: tags("alarms") }, parent);
         if (args.alarmEmail) {
-            new aws.sns.TopicSubscription(`${name}-alarms-email`, { topic: this.alarmTopic.arn, protocol: "email", endpoint: args.alarmEmail }, parent);
+            new aws.sns.TopicSubscription(
+                `${name}-alarms-email`,
+                { topic: this.alarmTopic.arn, protocol: "email", endpoint: args.alarmEmail },
+                parent,
+            );
         }
         const actions = [this.alarmTopic.arn];
         // Per tunnel end: down for 3 consecutive minutes; no data (the gateway or its timer is gone) counts as down.

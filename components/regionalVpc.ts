@@ -1,6 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { RegionSpec } from "../config/types";
+import type { RegionSpec } from "../config/types";
 
 export interface RegionalVpcArgs {
     /** The region's validated config: VPC range, VPN subnet and workload subnets. */
@@ -134,11 +134,7 @@ export class RegionalVpc extends pulumi.ComponentResource {
 
         this.workloadSubnets = {};
         if (region.workloadSubnets.length > 0) {
-            const workloadTable = new aws.ec2.RouteTable(
-                `${name}-workload-rt`,
-                { vpcId: this.vpc.id, tags: tags("workload-rt") },
-                parent,
-            );
+            const workloadTable = new aws.ec2.RouteTable(`${name}-workload-rt`, { vpcId: this.vpc.id, tags: tags("workload-rt") }, parent);
             this.routeTables.push(workloadTable);
             for (const s of region.workloadSubnets) {
                 const key = `${s.name}-${s.zone}`;

@@ -2,8 +2,8 @@
  * Reads raw stack configuration from where it lives: the Pulumi runtime (`pulumi up`) or a
  * Pulumi.<stack>.yaml file (the offline `render` command and the tests). Both feed `parseStackConfig`.
  */
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as YAML from "yaml";
 import { PROJECT } from "./validate";
 

@@ -2,18 +2,8 @@
  * Turns raw stack configuration (as read from Pulumi config or a Pulumi.<stack>.yaml file) into a
  * typed `StackSpec`, or reports every problem at once. Pure: no Pulumi, no I/O.
  */
-import {
-    awsReservedAddresses,
-    Cidr,
-    containsCidr,
-    containsIp,
-    formatIp,
-    isPrivate,
-    overlaps,
-    parseCidr,
-    parseIp,
-} from "./cidr";
-import { RegionRole, RegionSpec, StackSpec, tunnelName, WorkloadSubnetSpec } from "./types";
+import { awsReservedAddresses, type Cidr, containsCidr, containsIp, formatIp, isPrivate, overlaps, parseCidr, parseIp } from "./cidr";
+import { type RegionRole, type RegionSpec, type StackSpec, tunnelName, type WorkloadSubnetSpec } from "./types";
 
 /** The Pulumi project name: stack config keys are `hubspoke-vpn:<key>`. */
 export const PROJECT = "hubspoke-vpn";
@@ -93,7 +83,10 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
     if (raw.flowLogRetentionDays !== undefined) {
         const n = Number(raw.flowLogRetentionDays);
         if (!LOG_RETENTION_DAYS.includes(n) || typeof raw.flowLogRetentionDays === "boolean") {
-            fail(key("flowLogRetentionDays"), `${show(raw.flowLogRetentionDays)} is not a retention CloudWatch Logs accepts; use one of ${LOG_RETENTION_DAYS.join(", ")}`);
+            fail(
+                key("flowLogRetentionDays"),
+                `${show(raw.flowLogRetentionDays)} is not a retention CloudWatch Logs accepts; use one of ${LOG_RETENTION_DAYS.join(", ")}`,
+            );
         } else {
             flowLogRetentionDays = n;
         }
@@ -158,12 +151,7 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
 
 type Fail = (path: string, message: string) => void;
 
-function parseRegion(
-    raw: unknown,
-    path: string,
-    fail: Fail,
-    warnings: string[],
-): { spec: RegionSpec; vpc?: Cidr } | undefined {
+function parseRegion(raw: unknown, path: string, fail: Fail, warnings: string[]): { spec: RegionSpec; vpc?: Cidr } | undefined {
     if (!isObject(raw)) {
         fail(path, `${show(raw)} is not a region (expected a map with ${REGION_KEYS.join(", ")})`);
         return undefined;
@@ -303,13 +291,7 @@ function parseRegion(
     };
 }
 
-function checkAcrossRegions(
-    count: number,
-    regions: RegionSpec[],
-    cidrs: Map<RegionSpec, { vpc?: Cidr }>,
-    path: string,
-    fail: Fail,
-): void {
+function checkAcrossRegions(count: number, regions: RegionSpec[], cidrs: Map<RegionSpec, { vpc?: Cidr }>, path: string, fail: Fail): void {
     const hubs = regions.filter((r) => r.role === "hub");
     const spokes = regions.filter((r) => r.role === "spoke");
     // Only judge the roles when every region parsed, so one typo does not cause a second, confusing error.

@@ -10,12 +10,12 @@
  *   --json   write the report as JSON
  * Tears everything down on exit or Ctrl-C. Needs root. Exit status 0 when every check passed.
  */
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { Lab, labUnavailable } from "./lab";
-import { runScenario, ScenarioReport } from "./scenario";
+import { runScenario, type ScenarioReport } from "./scenario";
 
 const REPO = path.resolve(__dirname, path.basename(path.dirname(__dirname)) === "bin" ? "../.." : "..");
 
@@ -41,14 +41,29 @@ function parseArgs(argv: string[]): Args {
             return v;
         };
         switch (argv[i]) {
-            case "--stack": args.stack = value(); break;
-            case "--config": args.configFile = value(); break;
-            case "--vm": args.vm = true; break;
-            case "--full": args.full = true; break;
-            case "--hold": args.hold = true; break;
-            case "--json": args.json = path.resolve(value()); break;
-            case "--inside": args.inside = value(); break;
-            default: throw new Error(`unknown argument "${argv[i]}"`);
+            case "--stack":
+                args.stack = value();
+                break;
+            case "--config":
+                args.configFile = value();
+                break;
+            case "--vm":
+                args.vm = true;
+                break;
+            case "--full":
+                args.full = true;
+                break;
+            case "--hold":
+                args.hold = true;
+                break;
+            case "--json":
+                args.json = path.resolve(value());
+                break;
+            case "--inside":
+                args.inside = value();
+                break;
+            default:
+                throw new Error(`unknown argument "${argv[i]}"`);
         }
     }
     if (args.vm && args.hold) {
@@ -95,7 +110,9 @@ export function formatReport(r: ScenarioReport): string {
             (Object.keys(s2s.pings).length ? `; pings ${Object.values(s2s.pings).some(Boolean) ? "PASSED (wrong)" : "refused"}` : ""),
     );
     if (r.restart) {
-        lines.push(`restart of ${r.restart.region}'s pluto: ${r.restart.seconds === undefined ? "tunnels NOT back" : `tunnels back after ${r.restart.seconds} s`}`);
+        lines.push(
+            `restart of ${r.restart.region}'s pluto: ${r.restart.seconds === undefined ? "tunnels NOT back" : `tunnels back after ${r.restart.seconds} s`}`,
+        );
     }
     if (r.deadPeer?.skipped) {
         lines.push(`dead peer: not provable here (${r.deadPeer.skipped}); hub's TunnelUp ${r.deadPeer.health.before}`);
@@ -109,11 +126,15 @@ export function formatReport(r: ScenarioReport): string {
     }
     if (r.rotation) {
         const k = r.rotation;
-        lines.push(`key rotation of ${k.tunnel}: ${k.seconds === undefined ? "NOT re-established" : `both ends rewrote the key and re-authenticated after ${k.seconds} s`}`);
+        lines.push(
+            `key rotation of ${k.tunnel}: ${k.seconds === undefined ? "NOT re-established" : `both ends rewrote the key and re-authenticated after ${k.seconds} s`}`,
+        );
     }
     if (r.wrongKey) {
         const w = r.wrongKey;
-        lines.push(`wrong key on ${w.region}: ${w.establishedWithin === undefined ? `rejected (${w.waitedSeconds} s)` : "ESTABLISHED (wrong)"}; ${w.reason ?? "no reason in the log"}`);
+        lines.push(
+            `wrong key on ${w.region}: ${w.establishedWithin === undefined ? `rejected (${w.waitedSeconds} s)` : "ESTABLISHED (wrong)"}; ${w.reason ?? "no reason in the log"}`,
+        );
     }
     return lines.join("\n");
 }
@@ -122,7 +143,10 @@ export function formatReport(r: ScenarioReport): string {
 export function reportPassed(r: ScenarioReport, full: boolean): boolean {
     const want = r.kernelHasEsp ? "traffic" : "IKE";
     const tunnelsOk = Object.values(r.tunnels).every((t) => t.proven === want);
-    const s2sOk = r.spokeToSpoke.foreignConnsOnSpokes.length === 0 && r.spokeToSpoke.attemptsInLogs.length === 0 && !Object.values(r.spokeToSpoke.pings).some(Boolean);
+    const s2sOk =
+        r.spokeToSpoke.foreignConnsOnSpokes.length === 0 &&
+        r.spokeToSpoke.attemptsInLogs.length === 0 &&
+        !Object.values(r.spokeToSpoke.pings).some(Boolean);
     const fullOk =
         !full ||
         (r.restart?.seconds !== undefined &&
@@ -155,7 +179,10 @@ async function main(): Promise<number> {
             if (args.full) inner.push("--full");
             if (args.json) inner.push("--json", args.json);
             say("lab: booting the VM (Debian kernel under QEMU; its output follows when it ends) ...");
-            const vm = spawnSync("bash", [path.join(REPO, "lab/vm.sh"), "--timeout", "900", "--", ...inner], { stdio: "inherit", cwd: REPO });
+            const vm = spawnSync("bash", [path.join(REPO, "lab/vm.sh"), "--timeout", "900", "--", ...inner], {
+                stdio: "inherit",
+                cwd: REPO,
+            });
             return vm.status ?? 1;
         }
         args.inside = renderDir;

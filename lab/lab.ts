@@ -5,10 +5,10 @@
  * Everything lives in namespaces named `<id>-*` and in `workDir`; `down()` removes all of it.
  * Traffic stays inside those namespaces: the "internet" is a bridge in `<id>-inet`.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
-import * as fs from "fs";
-import * as path from "path";
-import { LabPlan, LabRegion, LabTopology, labTopology, setupPlan } from "./topology";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { type LabPlan, type LabRegion, type LabTopology, labTopology, setupPlan } from "./topology";
 
 /** What libreswan reports of one tunnel on one gateway. */
 export interface TunnelState {
@@ -134,14 +134,56 @@ export class Lab {
         const key = "0x" + "11".repeat(16);
         const auth = "0x" + "22".repeat(32);
         const probe = sh(
-            ["ip", "netns", "exec", this.topology.inetNs, "ip", "xfrm", "state", "add", "src", "192.0.2.1", "dst", "192.0.2.2",
-             "proto", "esp", "spi", "0x100", "enc", "cbc(aes)", key, "auth", "hmac(sha256)", auth],
+            [
+                "ip",
+                "netns",
+                "exec",
+                this.topology.inetNs,
+                "ip",
+                "xfrm",
+                "state",
+                "add",
+                "src",
+                "192.0.2.1",
+                "dst",
+                "192.0.2.2",
+                "proto",
+                "esp",
+                "spi",
+                "0x100",
+                "enc",
+                "cbc(aes)",
+                key,
+                "auth",
+                "hmac(sha256)",
+                auth,
+            ],
             { allowFail: true },
         );
         // Load the AEAD our first ESP proposal uses now, rather than during the first Child SA (slow under emulation).
         sh(
-            ["ip", "netns", "exec", this.topology.inetNs, "ip", "xfrm", "state", "add", "src", "192.0.2.1", "dst", "192.0.2.2",
-             "proto", "esp", "spi", "0x101", "aead", "rfc4106(gcm(aes))", "0x" + "33".repeat(36), "128"],
+            [
+                "ip",
+                "netns",
+                "exec",
+                this.topology.inetNs,
+                "ip",
+                "xfrm",
+                "state",
+                "add",
+                "src",
+                "192.0.2.1",
+                "dst",
+                "192.0.2.2",
+                "proto",
+                "esp",
+                "spi",
+                "0x101",
+                "aead",
+                "rfc4106(gcm(aes))",
+                "0x" + "33".repeat(36),
+                "128",
+            ],
             { allowFail: true },
         );
         sh(["ip", "netns", "exec", this.topology.inetNs, "ip", "xfrm", "state", "flush"], { allowFail: true });
@@ -288,9 +330,24 @@ export class Lab {
         const out = fs.openSync(this.dir(r, "pluto.stderr"), "a");
         const child = spawn(
             "ip",
-            [...ns.slice(1), "ipsec", "pluto", "--nofork", "--config", this.dir(r, "ipsec.conf"),
-             "--rundir", this.dir(r, "run"), "--nssdir", this.dir(r, "nss"), "--ipsecdir", this.dir(r, "ipsecdir"),
-             "--secretsfile", this.dir(r, "ipsec.secrets"), "--logfile", this.dir(r, "pluto.log")],
+            [
+                ...ns.slice(1),
+                "ipsec",
+                "pluto",
+                "--nofork",
+                "--config",
+                this.dir(r, "ipsec.conf"),
+                "--rundir",
+                this.dir(r, "run"),
+                "--nssdir",
+                this.dir(r, "nss"),
+                "--ipsecdir",
+                this.dir(r, "ipsecdir"),
+                "--secretsfile",
+                this.dir(r, "ipsec.secrets"),
+                "--logfile",
+                this.dir(r, "pluto.log"),
+            ],
             { stdio: ["ignore", out, out] },
         );
         fs.closeSync(out);
@@ -331,7 +388,8 @@ export class Lab {
         if (!fs.existsSync(ctl)) {
             return "";
         }
-        return sh(["ip", "netns", "exec", r.ns.gw, "ipsec", "whack", "--ctlsocket", ctl, ...args], { allowFail: true, timeoutMs: 5000 }).out;
+        return sh(["ip", "netns", "exec", r.ns.gw, "ipsec", "whack", "--ctlsocket", ctl, ...args], { allowFail: true, timeoutMs: 5000 })
+            .out;
     }
 
     /** Per conn name, what pluto on this gateway reports (`ipsec whack --showstates`). */
@@ -339,7 +397,8 @@ export class Lab {
         const out = this.whack(this.region(region), "--showstates");
         const states: Record<string, { ike: boolean; child: boolean; natTraversal: boolean }> = {};
         for (const m of out.matchAll(/#\d+: "([^"]+)"(:\d+)? (STATE_\w+)/g)) {
-            const s = (states[m[1]] ??= { ike: false, child: false, natTraversal: false });
+            states[m[1]] ??= { ike: false, child: false, natTraversal: false };
+            const s = states[m[1]];
             s.ike ||= m[3] === "STATE_V2_ESTABLISHED_IKE_SA";
             s.natTraversal ||= m[3] === "STATE_V2_ESTABLISHED_IKE_SA" && m[2] === ":4500";
             s.child ||= m[3] === "STATE_V2_ESTABLISHED_CHILD_SA";
@@ -352,7 +411,8 @@ export class Lab {
         const out = this.whack(this.region(region), "--trafficstatus");
         const result: Record<string, { inBytes: number; outBytes: number }> = {};
         for (const m of out.matchAll(/"([^"]+)"\S*, type=ESP.*?inBytes=(\d+), outBytes=(\d+)/g)) {
-            const t = (result[m[1]] ??= { inBytes: 0, outBytes: 0 });
+            result[m[1]] ??= { inBytes: 0, outBytes: 0 };
+            const t = result[m[1]];
             t.inBytes += Number(m[2]);
             t.outBytes += Number(m[3]);
         }
@@ -386,10 +446,28 @@ export class Lab {
 
     /** Pings the workload host of `to` from the workload host of `from`. True when replies came back. */
     ping(from: string, to: string, count = 3): boolean {
-        return sh(["ip", "netns", "exec", this.region(from).ns.host, "ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", this.region(to).host.ip], {
-            allowFail: true,
-            timeoutMs: 15_000,
-        }).ok;
+        return sh(
+            [
+                "ip",
+                "netns",
+                "exec",
+                this.region(from).ns.host,
+                "ping",
+                "-n",
+                "-q",
+                "-c",
+                String(count),
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                this.region(to).host.ip,
+            ],
+            {
+                allowFail: true,
+                timeoutMs: 15_000,
+            },
+        ).ok;
     }
 
     /**
@@ -439,7 +517,10 @@ export class Lab {
         this.plutos.clear();
         const prefix = `${this.topology.id}-`;
         const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
-        for (const ns of list.split("\n").map((l) => l.split(" ")[0]).filter((n) => n.startsWith(prefix))) {
+        for (const ns of list
+            .split("\n")
+            .map((l) => l.split(" ")[0])
+            .filter((n) => n.startsWith(prefix))) {
             // Anything still running inside (a pluto whose parent died) goes with it.
             const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
             for (const pid of pids.split("\n").filter(Boolean)) {

@@ -4,12 +4,17 @@
  * recovery after a gateway's pluto is killed and restarted, and a wrong key rejected.
  * Returns a report; the tests assert on it. Each tunnel's report says which layer was proven.
  */
-import * as crypto from "crypto";
-import { Lab, Layer } from "./lab";
+import * as crypto from "node:crypto";
+import { Lab, type Layer } from "./lab";
 
 /** A fresh key of the generated kind (letters and digits only here), never printed. */
 function newKey(): string {
-    return crypto.randomBytes(36).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, 40).padEnd(40, "k");
+    return crypto
+        .randomBytes(36)
+        .toString("base64")
+        .replace(/[^A-Za-z0-9]/g, "")
+        .slice(0, 40)
+        .padEnd(40, "k");
 }
 
 export interface TunnelReport {
@@ -62,7 +67,14 @@ export interface ScenarioReport {
     };
     /** A key rotated in the Parameter Store, picked up by both ends' refresh run. */
     rotation?: { tunnel: string; seconds?: number; bothEndsRewritten: boolean; reauthenticated: boolean };
-    wrongKey?: { region: string; tunnel: string; establishedWithin: number | undefined; waitedSeconds: number; reason?: string; otherTunnelsUp: boolean };
+    wrongKey?: {
+        region: string;
+        tunnel: string;
+        establishedWithin: number | undefined;
+        waitedSeconds: number;
+        reason?: string;
+        otherTunnelsUp: boolean;
+    };
     logs: Record<string, string>;
 }
 
@@ -109,11 +121,18 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
                     child: lab.established(t.name, "Child SA"),
                     natTraversal: [t.hub, t.spoke].every((r) => lab.states(r)[t.name]?.natTraversal),
                     authentication: [t.hub, t.spoke].map(
-                        (r) => lab.logOf(r).split("\n").find((l) => l.includes(`"${t.name}"`) && /established IKE SA; authenticated peer/.test(l))?.replace(/^.*?: "/, '"') ?? "",
+                        (r) =>
+                            lab
+                                .logOf(r)
+                                .split("\n")
+                                .find((l) => l.includes(`"${t.name}"`) && /established IKE SA; authenticated peer/.test(l))
+                                ?.replace(/^.*?: "/, '"') ?? "",
                     ),
                     proven: "none",
                 };
-                log(`${t.name}: ${waited === undefined ? `NOT established within ${timeout} s` : `${target} established after ${report.tunnels[t.name].upSeconds} s`}`);
+                log(
+                    `${t.name}: ${waited === undefined ? `NOT established within ${timeout} s` : `${target} established after ${report.tunnels[t.name].upSeconds} s`}`,
+                );
             }),
         );
 
@@ -126,21 +145,36 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
                 tr.espBytes = (lab.traffic(t.hub)[t.name]?.inBytes ?? 0) + (lab.traffic(t.hub)[t.name]?.outBytes ?? 0);
             }
             tr.proven =
-                tr.child && tr.pingHubToSpoke && tr.pingSpokeToHub && (tr.espBytes ?? 0) > 0 ? "traffic" : tr.child ? "Child SA" : tr.ike ? "IKE" : "none";
-            log(`${t.name}: proven up to ${tr.proven}${kernelHasEsp ? ` (pings ${tr.pingHubToSpoke ? "pass" : "FAIL"}/${tr.pingSpokeToHub ? "pass" : "FAIL"}, ESP bytes ${tr.espBytes})` : ""}`);
+                tr.child && tr.pingHubToSpoke && tr.pingSpokeToHub && (tr.espBytes ?? 0) > 0
+                    ? "traffic"
+                    : tr.child
+                      ? "Child SA"
+                      : tr.ike
+                        ? "IKE"
+                        : "none";
+            log(
+                `${t.name}: proven up to ${tr.proven}${kernelHasEsp ? ` (pings ${tr.pingHubToSpoke ? "pass" : "FAIL"}/${tr.pingSpokeToHub ? "pass" : "FAIL"}, ESP bytes ${tr.espBytes})` : ""}`,
+            );
         }
 
         // 3. Spokes never talk to each other: no SA, no attempt, no traffic.
         for (const s of spokes) {
             report.spokeToSpoke.foreignConnsOnSpokes.push(...Object.keys(lab.states(s.region)).filter((c) => !s.tunnels.includes(c)));
             for (const other of spokes.filter((o) => o !== s)) {
-                report.spokeToSpoke.attemptsInLogs.push(...lab.logOf(s.region).split("\n").filter((l) => l.includes(other.elasticIp)));
+                report.spokeToSpoke.attemptsInLogs.push(
+                    ...lab
+                        .logOf(s.region)
+                        .split("\n")
+                        .filter((l) => l.includes(other.elasticIp)),
+                );
                 if (kernelHasEsp) {
                     report.spokeToSpoke.pings[`${s.region}->${other.region}`] = lab.ping(s.region, other.region, 2);
                 }
             }
         }
-        log(`spoke to spoke: foreign conns ${JSON.stringify(report.spokeToSpoke.foreignConnsOnSpokes)}, pings ${JSON.stringify(report.spokeToSpoke.pings)}`);
+        log(
+            `spoke to spoke: foreign conns ${JSON.stringify(report.spokeToSpoke.foreignConnsOnSpokes)}, pings ${JSON.stringify(report.spokeToSpoke.pings)}`,
+        );
 
         if (!options.full) {
             await options.beforeTeardown?.();
@@ -157,7 +191,9 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             seconds: back === undefined ? undefined : Math.round((Number(process.hrtime.bigint() - restarted) / 1e9) * 10) / 10,
             tunnels: [...hub.tunnels],
         };
-        log(`restart of ${hub.region}'s pluto: ${back === undefined ? `tunnels NOT back within ${timeout} s` : `all tunnels back after ${report.restart.seconds} s`}`);
+        log(
+            `restart of ${hub.region}'s pluto: ${back === undefined ? `tunnels NOT back within ${timeout} s` : `all tunnels back after ${report.restart.seconds} s`}`,
+        );
 
         // 5. Dead peer: a spoke's host dies. The hub must notice (liveness) and report the tunnel down
         // (hubspoke-health); when the spoke comes back, the tunnel must return on its own.
@@ -236,7 +272,11 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             const mark = { [hub.region]: lab.logOf(hub.region).length, [spoke.region]: lab.logOf(spoke.region).length };
             const reauthenticated = () =>
                 [hub.region, spoke.region].every((r) =>
-                    lab.logOf(r).slice(mark[r]).split("\n").some((l) => l.includes(`"${tunnel}"`) && /established IKE SA; authenticated peer/.test(l)),
+                    lab
+                        .logOf(r)
+                        .slice(mark[r])
+                        .split("\n")
+                        .some((l) => l.includes(`"${tunnel}"`) && /established IKE SA; authenticated peer/.test(l)),
                 );
             const rotated = process.hrtime.bigint();
             lab.fetchKeys(hub.region, true);
@@ -248,7 +288,9 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
                 bothEndsRewritten: [hub.region, spoke.region].every((r) => lab.secretsOf(r, tunnel).includes(`"${key}"`)),
                 reauthenticated: reauthenticated(),
             };
-            log(`rotation of ${tunnel}'s key: ${back === undefined ? `NOT re-established within ${timeout} s` : `re-authenticated with the new key after ${report.rotation.seconds} s`}`);
+            log(
+                `rotation of ${tunnel}'s key: ${back === undefined ? `NOT re-established within ${timeout} s` : `re-authenticated with the new key after ${report.rotation.seconds} s`}`,
+            );
         }
 
         // 7. A spoke fetches a key that differs from the hub's: authentication fails, and the log says so.
@@ -272,7 +314,9 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             reason: reason?.trim(),
             otherTunnelsUp: others.every((t) => lab.established(t, target)),
         };
-        log(`wrong key on ${victim.region}: ${establishedWithin === undefined ? "not established" : "ESTABLISHED (wrong)"}; log: ${reason ?? "(no reason logged)"}`);
+        log(
+            `wrong key on ${victim.region}: ${establishedWithin === undefined ? "not established" : "ESTABLISHED (wrong)"}; log: ${reason ?? "(no reason logged)"}`,
+        );
         await options.beforeTeardown?.();
     } finally {
         for (const r of topology.regions) {

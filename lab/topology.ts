@@ -9,7 +9,7 @@
  *   <id>-<region>-host  a workload host in the first workload subnet (the VPN subnet if there is none)
  * plus one `<id>-inet` namespace, a bridge joining every region's `wan` leg (Elastic IPs are on one /24).
  */
-import { formatIp, parseCidr, Cidr } from "../config/cidr";
+import { type Cidr, formatIp, parseCidr } from "../config/cidr";
 
 /** The part of plan.json the lab reads (see offline/render.ts). */
 export interface LabPlan {

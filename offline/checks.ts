@@ -2,10 +2,10 @@
  * Static checks of rendered gateway files by the real tools: libreswan's own config parser and
  * cloud-init's schema validator. Both come from Debian packages (`libreswan`, `cloud-init`).
  */
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 
 export interface CheckResult {
     readonly ok: boolean;
@@ -22,7 +22,10 @@ export function missingTool(tool: "ipsec" | "cloud-init"): string | undefined {
 
 function run(cmd: string, args: string[]): CheckResult {
     const r = spawnSync(cmd, args, { encoding: "utf8" });
-    return { ok: r.status === 0, output: `$ ${cmd} ${args.join(" ")}\n${r.stdout ?? ""}${r.stderr ?? ""}${r.error ? String(r.error) : ""}` };
+    return {
+        ok: r.status === 0,
+        output: `$ ${cmd} ${args.join(" ")}\n${r.stdout ?? ""}${r.stderr ?? ""}${r.error ? String(r.error) : ""}`,
+    };
 }
 
 /**

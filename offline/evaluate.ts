@@ -6,10 +6,11 @@
  * The mocks refuse what they do not know: an invoke token without a handler throws, so a new
  * data source cannot slip in untested.
  */
-import * as crypto from "crypto";
+
+import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { RawConfig } from "../config/load";
-import { hubSpokeProgram, ProgramResult } from "../program";
+import type { RawConfig } from "../config/load";
+import { hubSpokeProgram, type ProgramResult } from "../program";
 
 /** A resource as the program registered it. `inputs` keep secrets wrapped (see `isSecretValue`). */
 export interface RecordedResource {

@@ -3,12 +3,12 @@
  * data itself, and a plan of gateways and tunnels. Deterministic for given Elastic IPs, and with
  * keys redacted unless asked for, so two renders can be diffed in review.
  */
-import * as fs from "fs";
-import * as path from "path";
-import { RawConfig } from "../config/load";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { RawConfig } from "../config/load";
 import { filesOfUserData, parseTunnelList, secretsFiles } from "../render/cloudInit";
 import { TUNNELS_PATH } from "../render/systemd";
-import { evaluateOffline, Evaluation, mockIdOf, plain } from "./evaluate";
+import { type Evaluation, evaluateOffline, mockIdOf, plain } from "./evaluate";
 
 /** Stands in for every generated key unless `revealSecrets` is set. */
 export const REDACTED = "<redacted>";
@@ -76,7 +76,9 @@ export async function renderStack(raw: RawConfig, options: RenderOptions): Promi
 
     const files: RenderedFile[] = [];
     for (const region of spec.regions) {
-        const instance = ev.resources.find((r) => r.type === "aws:ec2/instance:Instance" && r.name === `hubspoke-${region.name}-gw-instance`);
+        const instance = ev.resources.find(
+            (r) => r.type === "aws:ec2/instance:Instance" && r.name === `hubspoke-${region.name}-gw-instance`,
+        );
         if (!instance) {
             throw new Error(`render: the program registered no gateway instance for region ${region.name}`);
         }

@@ -28,18 +28,23 @@ const isGateway = (props: any) => props.tags?.[GATEWAY_TAG.key] === GATEWAY_TAG.
 export const policies: ResourceValidationPolicy[] = [
     {
         name: "no-ingress-from-anywhere",
-        description: "Security groups must not accept traffic from 0.0.0.0/0 or ::/0; gateways accept IPsec from their peers' Elastic IPs only.",
+        description:
+            "Security groups must not accept traffic from 0.0.0.0/0 or ::/0; gateways accept IPsec from their peers' Elastic IPs only.",
         enforcementLevel: "mandatory",
         validateResource: [
             typed("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", (p, _a, report) => {
                 if (p.cidrIpv4 === "0.0.0.0/0" || p.cidrIpv6 === "::/0") {
-                    report(`ingress rule from ${p.cidrIpv4 ?? p.cidrIpv6} (protocol ${p.ipProtocol}, ports ${p.fromPort ?? "all"}-${p.toPort ?? "all"}) opens the group to the whole internet`);
+                    report(
+                        `ingress rule from ${p.cidrIpv4 ?? p.cidrIpv6} (protocol ${p.ipProtocol}, ports ${p.fromPort ?? "all"}-${p.toPort ?? "all"}) opens the group to the whole internet`,
+                    );
                 }
             }),
             typed(["aws:ec2/securityGroup:SecurityGroup", "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"], (p, _a, report) => {
                 for (const rule of p.ingress ?? []) {
                     if ((rule.cidrBlocks ?? []).includes("0.0.0.0/0") || (rule.ipv6CidrBlocks ?? []).includes("::/0")) {
-                        report(`inline ingress rule (protocol ${rule.protocol}, ports ${rule.fromPort}-${rule.toPort}) is open to the whole internet`);
+                        report(
+                            `inline ingress rule (protocol ${rule.protocol}, ports ${rule.fromPort}-${rule.toPort}) is open to the whole internet`,
+                        );
                     }
                 }
             }),
@@ -88,7 +93,8 @@ export const policies: ResourceValidationPolicy[] = [
     },
     {
         name: "no-key-in-user-data",
-        description: "User data must not carry a pre-shared key: it is readable with ec2:DescribeInstanceAttribute. Keys come from SSM Parameter Store at boot.",
+        description:
+            "User data must not carry a pre-shared key: it is readable with ec2:DescribeInstanceAttribute. Keys come from SSM Parameter Store at boot.",
         enforcementLevel: "mandatory",
         validateResource: typed([INSTANCE, "aws:ec2/launchTemplate:LaunchTemplate"], (p, _a, report) => {
             const raw: unknown = p.userData ?? "";
@@ -96,7 +102,7 @@ export const policies: ResourceValidationPolicy[] = [
             // Launch templates take base64 user data; instances take it plain.
             const decoded = /^[A-Za-z0-9+/=\s]+$/.test(text) && text.length > 0 ? Buffer.from(text, "base64").toString("utf8") : "";
             if (PSK_LITERAL.test(text) || PSK_LITERAL.test(decoded)) {
-                report("user data contains a pre-shared key (a `PSK \"...\"` secrets line); deliver keys through SSM Parameter Store");
+                report('user data contains a pre-shared key (a `PSK "..."` secrets line); deliver keys through SSM Parameter Store');
             }
         }),
     },

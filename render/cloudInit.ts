@@ -2,10 +2,10 @@
  * The cloud-init user data of a gateway: installs libreswan, writes its tunnel files and kernel
  * settings, and starts `ipsec`. Plain values in, a `#cloud-config` document out.
  */
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as YAML from "yaml";
-import { connFileName, renderConn, renderSecrets, secretsFileName, TunnelEnd } from "./libreswan";
+import { connFileName, renderConn, renderSecrets, secretsFileName, type TunnelEnd } from "./libreswan";
 import { renderSysctl, SYSCTL_PATH } from "./sysctl";
 import { HEALTH_CONF_PATH, HEALTH_SCRIPT_PATH, PSK_SCRIPT_PATH, renderUnits, TUNNELS_PATH } from "./systemd";
 
@@ -72,7 +72,8 @@ function repoFile(relative: string): string {
     throw new Error(`hubspoke-vpn: ${relative} not found above ${__dirname}`);
 }
 
-const byTunnel = <T extends { end: TunnelEnd }>(tunnels: readonly T[]) => [...tunnels].sort((a, b) => a.end.tunnel.localeCompare(b.end.tunnel));
+const byTunnel = <T extends { end: TunnelEnd }>(tunnels: readonly T[]) =>
+    [...tunnels].sort((a, b) => a.end.tunnel.localeCompare(b.end.tunnel));
 
 /** The list `hubspoke-psk` reads: tunnel, region, parameter, local and peer Elastic IP. No key material. */
 export function renderTunnelList(tunnels: readonly GatewayTunnel[]): string {
@@ -91,7 +92,9 @@ export function renderTunnelList(tunnels: readonly GatewayTunnel[]): string {
  */
 export function gatewayFiles(id: GatewayIdentity, tunnels: readonly GatewayTunnel[]): GatewayFile[] {
     return [
-        ...byTunnel(tunnels).map((t): GatewayFile => ({ path: `${IPSEC_DIR}/${connFileName(t.end.tunnel)}`, permissions: "0644", content: renderConn(t.end) })),
+        ...byTunnel(tunnels).map(
+            (t): GatewayFile => ({ path: `${IPSEC_DIR}/${connFileName(t.end.tunnel)}`, permissions: "0644", content: renderConn(t.end) }),
+        ),
         { path: TUNNELS_PATH, permissions: "0644", content: renderTunnelList(tunnels) },
         { path: HEALTH_CONF_PATH, permissions: "0644", content: renderHealthConf(id) },
         { path: PSK_SCRIPT_PATH, permissions: "0755", content: pskScript() },

@@ -5,9 +5,10 @@
  * each gateway will run: DIR/<region>/etc/ipsec.d/*, DIR/<region>/etc/sysctl.d/*, DIR/<region>/user-data,
  * and DIR/plan.json. Exit status 0 when written, 1 on bad config (nothing written), 2 on bad usage.
  */
-import { ConfigError } from "../config/validate";
-import { readStackConfigFile, stackConfigPath } from "../config/load";
+
 import { parseIp } from "../config/cidr";
+import { readStackConfigFile, stackConfigPath } from "../config/load";
+import { ConfigError } from "../config/validate";
 import { renderStack, writeRendered } from "../offline/render";
 
 const USAGE = "usage: npm run render -- (--stack NAME | --config FILE) --out DIR [--eip REGION=IP ...] [--reveal-secrets]";
@@ -93,12 +94,16 @@ async function main(): Promise<number> {
         }
         const unknown = Object.keys(args.elasticIps).filter((r) => !rendered.plan.gateways.some((g) => g.region === r));
         if (unknown.length > 0) {
-            console.error(`render: --eip names unknown region(s) ${unknown.join(", ")}; regions are ${rendered.plan.gateways.map((g) => g.region).join(", ")}`);
+            console.error(
+                `render: --eip names unknown region(s) ${unknown.join(", ")}; regions are ${rendered.plan.gateways.map((g) => g.region).join(", ")}`,
+            );
             return 2;
         }
         writeRendered(rendered, args.out);
         for (const g of rendered.plan.gateways) {
-            console.log(`${g.region} (${g.awsRegion}, ${g.role}): Elastic IP ${g.elasticIp}, private IP ${g.privateIp}, tunnels ${g.tunnels.join(", ")}`);
+            console.log(
+                `${g.region} (${g.awsRegion}, ${g.role}): Elastic IP ${g.elasticIp}, private IP ${g.privateIp}, tunnels ${g.tunnels.join(", ")}`,
+            );
         }
         console.log(`wrote ${rendered.files.length} files to ${args.out} (keys ${rendered.plan.secrets})`);
         return 0;

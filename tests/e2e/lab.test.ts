@@ -7,14 +7,14 @@
  * for SSM Parameter Store (lab/fake-aws), then rotation is shown by changing them there.
  * Each prints, per tunnel, the layer proven and the seconds it took to come up and to recover.
  */
-import { strict as assert } from "assert";
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { formatReport } from "../../lab/cli";
 import { Lab, labUnavailable } from "../../lab/lab";
-import { runScenario, ScenarioReport } from "../../lab/scenario";
+import { runScenario, type ScenarioReport } from "../../lab/scenario";
 import { renderStack, writeRendered } from "../../offline/render";
 import { prodConfig } from "../unit/fixtures";
 
@@ -32,12 +32,18 @@ function assertCommon(r: ScenarioReport): void {
     assert.deepEqual(r.spokeToSpoke.attemptsInLogs, []);
     assert.ok(!Object.values(r.spokeToSpoke.pings).some(Boolean), `spoke-to-spoke ping passed: ${JSON.stringify(r.spokeToSpoke.pings)}`);
     // Recovery: the hub's pluto killed and restarted, its tunnels come back by themselves.
-    assert.ok(r.restart && r.restart.seconds !== undefined, `tunnels did not come back after restarting ${r.restart?.region}'s pluto:\n${r.logs.virginia}`);
+    assert.ok(
+        r.restart && r.restart.seconds !== undefined,
+        `tunnels did not come back after restarting ${r.restart?.region}'s pluto:\n${r.logs.virginia}`,
+    );
     // Key rotation: both ends' refresh runs rewrite the key from the Parameter Store and the tunnel
     // returns with a new IKE SA authenticated by the new key.
     assert.ok(r.rotation, "the rotation case did not run");
     assert.ok(r.rotation.bothEndsRewritten, "an end did not rewrite its secrets file with the rotated key");
-    assert.ok(r.rotation.reauthenticated && r.rotation.seconds !== undefined, `the tunnel did not return after rotation:\n${r.logs.virginia}`);
+    assert.ok(
+        r.rotation.reauthenticated && r.rotation.seconds !== undefined,
+        `the tunnel did not return after rotation:\n${r.logs.virginia}`,
+    );
     // A wrong key: never established, and the log says why.
     assert.ok(r.wrongKey, "the wrong-key case did not run");
     assert.equal(r.wrongKey.establishedWithin, undefined, "a tunnel came up with mismatched keys");
@@ -64,7 +70,7 @@ describe("lab on this machine's kernel (libreswan in network namespaces)", funct
     });
     after(() => tmp && fs.rmSync(tmp, { recursive: true, force: true }));
 
-    it("establishes every hub-spoke tunnel through the NATs, proving the layer this kernel allows", function () {
+    it("establishes every hub-spoke tunnel through the NATs, proving the layer this kernel allows", () => {
         assertCommon(report);
         const want = report.kernelHasEsp ? "traffic" : "IKE";
         for (const [name, t] of Object.entries(report.tunnels)) {
@@ -75,12 +81,15 @@ describe("lab on this machine's kernel (libreswan in network namespaces)", funct
         }
     });
 
-    it("authenticates with the generated key and the Elastic IP identities, over NAT-T", function () {
+    it("authenticates with the generated key and the Elastic IP identities, over NAT-T", () => {
         const eip = { virginia: "192.0.2.11", sydney: "192.0.2.12", frankfurt: "192.0.2.13" };
         for (const [name, t] of Object.entries(report.tunnels)) {
             const spoke = name.replace("virginia-to-", "") as "sydney" | "frankfurt";
             // Each end names the other's Elastic IP as the identity it verified with the pre-shared key.
-            assert.match(t.authentication[0], new RegExp(`authenticated peer using authby=secret and ID_IPV4_ADDR '${eip[spoke].replace(/\./g, "\\.")}'`));
+            assert.match(
+                t.authentication[0],
+                new RegExp(`authenticated peer using authby=secret and ID_IPV4_ADDR '${eip[spoke].replace(/\./g, "\\.")}'`),
+            );
             assert.match(t.authentication[1], /authenticated peer using authby=secret and ID_IPV4_ADDR '192\.0\.2\.11'/);
             assert.ok(t.natTraversal, `${name}: IKE did not move to UDP 4500 through the NAT`);
         }
@@ -93,11 +102,16 @@ describe("lab on this machine's kernel (libreswan in network namespaces)", funct
         }
         assert.ok(report.deadPeer?.skipped, "dead-peer detection needs a Child SA");
         assert.equal(report.deadPeer.health.before, 0);
-        assert.match(report.deadPeer.healthLines.join("\n"), /^HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 0$/m);
+        assert.match(
+            report.deadPeer.healthLines.join("\n"),
+            /^HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 0$/m,
+        );
     });
 
-    it("leaves no namespace behind", function () {
-        const left = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout.split("\n").filter((n) => n.startsWith("e2e"));
+    it("leaves no namespace behind", () => {
+        const left = spawnSync("ip", ["netns", "list"], { encoding: "utf8" })
+            .stdout.split("\n")
+            .filter((n) => n.startsWith("e2e"));
         assert.deepEqual(left, []);
     });
 });
@@ -118,7 +132,11 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         }
         const json = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-vm-")), "report.json");
         const started = Date.now();
-        const run = spawnSync("npm", ["run", "-s", "lab", "--", "--vm", "--full", "--json", json], { cwd: REPO, encoding: "utf8", timeout: 880_000 });
+        const run = spawnSync("npm", ["run", "-s", "lab", "--", "--vm", "--full", "--json", json], {
+            cwd: REPO,
+            encoding: "utf8",
+            timeout: 880_000,
+        });
         console.log(indent(`${run.stdout}${run.stderr}`.trim()));
         console.log(`      (VM run took ${Math.round((Date.now() - started) / 1000)} s including boot)`);
         assert.ok(fs.existsSync(json), `the VM run wrote no report (exit ${run.status})`);
@@ -126,7 +144,7 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         fs.rmSync(path.dirname(json), { recursive: true, force: true });
     });
 
-    it("installs ESP Child SAs for every hub-spoke tunnel", function () {
+    it("installs ESP Child SAs for every hub-spoke tunnel", () => {
         assert.ok(report.kernelHasEsp, "the VM's kernel did not install an ESP SA");
         assertCommon(report);
         for (const [name, t] of Object.entries(report.tunnels)) {
@@ -134,18 +152,23 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         }
     });
 
-    it("notices a dead peer within 15 s, reports it with the health script, and returns within 5 s of the peer coming back", function () {
+    it("notices a dead peer within 15 s, reports it with the health script, and returns within 5 s of the peer coming back", () => {
         const d = report.deadPeer;
         assert.ok(d && !d.skipped, "the dead-peer case did not run");
-        console.log(`      measured: dead peer noticed after ${d.detectedSeconds} s; tunnel back ${d.returnedSeconds} s after the peer returned`);
-        assert.ok(d.detectedSeconds !== undefined && d.detectedSeconds <= 15, `dead peer noticed after ${d.detectedSeconds} s (${d.detectedLine})`);
+        console.log(
+            `      measured: dead peer noticed after ${d.detectedSeconds} s; tunnel back ${d.returnedSeconds} s after the peer returned`,
+        );
+        assert.ok(
+            d.detectedSeconds !== undefined && d.detectedSeconds <= 15,
+            `dead peer noticed after ${d.detectedSeconds} s (${d.detectedLine})`,
+        );
         assert.ok(d.returnedSeconds !== undefined && d.returnedSeconds <= 5, `tunnel back ${d.returnedSeconds} s after the peer returned`);
         // hubspoke-health --dry-run on the hub, against the real pluto: 1 while up, 0 once the peer is dead, 1 again.
         assert.deepEqual(d.health, { before: 1, whileDead: 0, after: 1 });
         assert.match(d.healthLines[0], /^HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 1$/);
     });
 
-    it("passes hub <-> spoke traffic through the tunnels and refuses spoke <-> spoke", function () {
+    it("passes hub <-> spoke traffic through the tunnels and refuses spoke <-> spoke", () => {
         for (const [name, t] of Object.entries(report.tunnels)) {
             assert.ok(t.pingHubToSpoke && t.pingSpokeToHub, `${name}: pings failed`);
             assert.ok((t.espBytes ?? 0) > 0, `${name}: the pings did not go through the Child SA`);

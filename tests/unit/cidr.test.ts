@@ -1,5 +1,5 @@
-import { strict as assert } from "assert";
-import { awsReservedAddresses, containsCidr, formatIp, isPrivate, overlaps, parseCidr, parseIp, Cidr } from "../../config/cidr";
+import { strict as assert } from "node:assert";
+import { awsReservedAddresses, type Cidr, containsCidr, formatIp, isPrivate, overlaps, parseCidr, parseIp } from "../../config/cidr";
 
 const cidr = (t: string) => parseCidr(t) as Cidr;
 

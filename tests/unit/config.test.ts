@@ -1,4 +1,4 @@
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import { ConfigError, parseStackConfig } from "../../config/validate";
 import { evaluateOffline } from "../../offline/evaluate";
 import { prodConfig, prodWith } from "./fixtures";
@@ -46,8 +46,15 @@ describe("stack config", () => {
         assert.equal(spec.flowLogRetentionDays, 365);
         assert.equal(spec.gatewayTerminationProtection, true);
         const defaults = parseStackConfig({ regions: prodConfig().regions }).spec;
-        assert.deepEqual([defaults.flowLogRetentionDays, defaults.gatewayTerminationProtection, defaults.gatewayInstanceType], [90, false, "t3.small"]);
-        assert.equal(parseStackConfig({ ...prodConfig(), pskRotation: "3" }).spec.pskRotation, 3, "pulumi config set stores numbers as text");
+        assert.deepEqual(
+            [defaults.flowLogRetentionDays, defaults.gatewayTerminationProtection, defaults.gatewayInstanceType],
+            [90, false, "t3.small"],
+        );
+        assert.equal(
+            parseStackConfig({ ...prodConfig(), pskRotation: "3" }).spec.pskRotation,
+            3,
+            "pulumi config set stores numbers as text",
+        );
         // The seed's spoke ranges are publicly routed space: a warning each, not an error.
         assert.equal(warnings.length, 2);
         assert.match(warnings[0], /regions\[1\]\.vpcCidr: "12\.11\.0\.0\/16" is outside the RFC 1918 private ranges/);
@@ -78,75 +85,203 @@ describe("stack config", () => {
             c.regions.push(c.regions.shift());
         });
         const { spec } = parseStackConfig(raw);
-        assert.deepEqual(spec.regions.map((r) => r.name), ["virginia", "sydney", "frankfurt", "tokyo"]);
+        assert.deepEqual(
+            spec.regions.map((r) => r.name),
+            ["virginia", "sydney", "frankfurt", "tokyo"],
+        );
         assert.equal(spec.regions[3].vpnZone, "a", "vpnZone defaults to a");
-        assert.deepEqual(spec.tunnels.map((t) => t.name), ["virginia-to-sydney", "virginia-to-frankfurt", "virginia-to-tokyo"]);
+        assert.deepEqual(
+            spec.tunnels.map((t) => t.name),
+            ["virginia-to-sydney", "virginia-to-frankfurt", "virginia-to-tokyo"],
+        );
     });
 
     describe("refuses, naming the key and the value", () => {
         it("bad CIDR syntax", () => {
-            refused(prodWith((c) => (c.regions[1].vpcCidr = "12.11.0/16")), `${R}[1].vpcCidr`, /"12\.11\.0\/16" has an invalid address part/);
-            refused(prodWith((c) => (c.regions[1].workloadSubnets.fns.a = "12.11.6.0/33")), `${R}[1].workloadSubnets.fns.a`, /"12\.11\.6\.0\/33" has prefix length \/33/);
-            refused(prodWith((c) => (c.regions[0].vpnSubnet = "10.11.4.7/24")), `${R}[0].vpnSubnet`, /host bits set/);
+            refused(
+                prodWith((c) => (c.regions[1].vpcCidr = "12.11.0/16")),
+                `${R}[1].vpcCidr`,
+                /"12\.11\.0\/16" has an invalid address part/,
+            );
+            refused(
+                prodWith((c) => (c.regions[1].workloadSubnets.fns.a = "12.11.6.0/33")),
+                `${R}[1].workloadSubnets.fns.a`,
+                /"12\.11\.6\.0\/33" has prefix length \/33/,
+            );
+            refused(
+                prodWith((c) => (c.regions[0].vpnSubnet = "10.11.4.7/24")),
+                `${R}[0].vpnSubnet`,
+                /host bits set/,
+            );
         });
 
         it("a subnet outside its VPC", () => {
-            refused(prodWith((c) => (c.regions[2].workloadSubnets.epss.b = "12.11.9.0/24")), `${R}[2].workloadSubnets.epss.b`, /"12\.11\.9\.0\/24" is outside the VPC range 13\.11\.0\.0\/16/);
-            refused(prodWith((c) => (c.regions[0].vpnSubnet = "10.12.4.0/24")), `${R}[0].vpnSubnet`, /outside the VPC range 10\.11\.0\.0\/16/);
+            refused(
+                prodWith((c) => (c.regions[2].workloadSubnets.epss.b = "12.11.9.0/24")),
+                `${R}[2].workloadSubnets.epss.b`,
+                /"12\.11\.9\.0\/24" is outside the VPC range 13\.11\.0\.0\/16/,
+            );
+            refused(
+                prodWith((c) => (c.regions[0].vpnSubnet = "10.12.4.0/24")),
+                `${R}[0].vpnSubnet`,
+                /outside the VPC range 10\.11\.0\.0\/16/,
+            );
         });
 
         it("overlapping VPC ranges", () => {
-            refused(prodWith((c) => (c.regions[2].vpcCidr = "12.11.0.0/16")), `${R}[2].vpcCidr`, /"12\.11\.0\.0\/16" overlaps hubspoke-vpn:regions\[1\]\.vpcCidr \(12\.11\.0\.0\/16, region sydney\)/);
+            refused(
+                prodWith((c) => (c.regions[2].vpcCidr = "12.11.0.0/16")),
+                `${R}[2].vpcCidr`,
+                /"12\.11\.0\.0\/16" overlaps hubspoke-vpn:regions\[1\]\.vpcCidr \(12\.11\.0\.0\/16, region sydney\)/,
+            );
         });
 
         it("overlapping subnets", () => {
-            refused(prodWith((c) => (c.regions[1].workloadSubnets.epss.a = "12.11.6.0/23")), `${R}[1].workloadSubnets.epss.a`, /"12\.11\.6\.0\/23" overlaps hubspoke-vpn:regions\[1\]\.workloadSubnets\.fns\.a/);
-            refused(prodWith((c) => (c.regions[1].workloadSubnets.fns.a = "12.11.4.0/25")), `${R}[1].workloadSubnets.fns.a`, /overlaps hubspoke-vpn:regions\[1\]\.vpnSubnet/);
+            refused(
+                prodWith((c) => (c.regions[1].workloadSubnets.epss.a = "12.11.6.0/23")),
+                `${R}[1].workloadSubnets.epss.a`,
+                /"12\.11\.6\.0\/23" overlaps hubspoke-vpn:regions\[1\]\.workloadSubnets\.fns\.a/,
+            );
+            refused(
+                prodWith((c) => (c.regions[1].workloadSubnets.fns.a = "12.11.4.0/25")),
+                `${R}[1].workloadSubnets.fns.a`,
+                /overlaps hubspoke-vpn:regions\[1\]\.vpnSubnet/,
+            );
         });
 
         it("a gateway IP outside its VPN subnet", () => {
-            refused(prodWith((c) => (c.regions[0].gatewayPrivateIp = "10.11.5.5")), `${R}[0].gatewayPrivateIp`, /"10\.11\.5\.5" is outside the VPN subnet 10\.11\.4\.0\/24/);
-            refused(prodWith((c) => (c.regions[0].gatewayPrivateIp = "10.11.4")), `${R}[0].gatewayPrivateIp`, /is not an IPv4 address/);
+            refused(
+                prodWith((c) => (c.regions[0].gatewayPrivateIp = "10.11.5.5")),
+                `${R}[0].gatewayPrivateIp`,
+                /"10\.11\.5\.5" is outside the VPN subnet 10\.11\.4\.0\/24/,
+            );
+            refused(
+                prodWith((c) => (c.regions[0].gatewayPrivateIp = "10.11.4")),
+                `${R}[0].gatewayPrivateIp`,
+                /is not an IPv4 address/,
+            );
         });
 
         it("a gateway IP on an address AWS reserves", () => {
             for (const ip of ["10.11.4.0", "10.11.4.1", "10.11.4.2", "10.11.4.3", "10.11.4.255"]) {
-                refused(prodWith((c) => (c.regions[0].gatewayPrivateIp = ip)), `${R}[0].gatewayPrivateIp`, new RegExp(`"${ip.replace(/\./g, "\\.")}" is one of the five addresses AWS reserves in 10\\.11\\.4\\.0/24; use one in 10\\.11\\.4\\.4-10\\.11\\.4\\.254`));
+                refused(
+                    prodWith((c) => (c.regions[0].gatewayPrivateIp = ip)),
+                    `${R}[0].gatewayPrivateIp`,
+                    new RegExp(
+                        `"${ip.replace(/\./g, "\\.")}" is one of the five addresses AWS reserves in 10\\.11\\.4\\.0/24; use one in 10\\.11\\.4\\.4-10\\.11\\.4\\.254`,
+                    ),
+                );
             }
         });
 
         it("no hub, or two hubs", () => {
-            refused(prodWith((c) => (c.regions[0].role = "spoke")), R, /has no hub/);
-            refused(prodWith((c) => (c.regions[1].role = "hub")), R, /has 2 hubs \(virginia, sydney\)/);
+            refused(
+                prodWith((c) => (c.regions[0].role = "spoke")),
+                R,
+                /has no hub/,
+            );
+            refused(
+                prodWith((c) => (c.regions[1].role = "hub")),
+                R,
+                /has 2 hubs \(virginia, sydney\)/,
+            );
         });
 
         it("no spoke", () => {
-            refused(prodWith((c) => c.regions.splice(1)), R, /has no spoke/);
+            refused(
+                prodWith((c) => c.regions.splice(1)),
+                R,
+                /has no spoke/,
+            );
         });
 
         it("duplicate names or regions", () => {
-            refused(prodWith((c) => (c.regions[2].name = "sydney")), `${R}[2].name`, /"sydney" is already used by hubspoke-vpn:regions\[1\]/);
-            refused(prodWith((c) => (c.regions[2].awsRegion = "us-east-1")), `${R}[2].awsRegion`, /"us-east-1" is already used by hubspoke-vpn:regions\[0\]/);
+            refused(
+                prodWith((c) => (c.regions[2].name = "sydney")),
+                `${R}[2].name`,
+                /"sydney" is already used by hubspoke-vpn:regions\[1\]/,
+            );
+            refused(
+                prodWith((c) => (c.regions[2].awsRegion = "us-east-1")),
+                `${R}[2].awsRegion`,
+                /"us-east-1" is already used by hubspoke-vpn:regions\[0\]/,
+            );
         });
 
         it("an unknown zone letter", () => {
-            refused(prodWith((c) => (c.regions[1].workloadSubnets.fns.g = "12.11.10.0/24")), `${R}[1].workloadSubnets.fns.g`, /"g" is not a zone letter; expected one of a, b, c, d, e, f/);
-            refused(prodWith((c) => (c.regions[0].vpnZone = "z")), `${R}[0].vpnZone`, /"z" is not a zone letter/);
+            refused(
+                prodWith((c) => (c.regions[1].workloadSubnets.fns.g = "12.11.10.0/24")),
+                `${R}[1].workloadSubnets.fns.g`,
+                /"g" is not a zone letter; expected one of a, b, c, d, e, f/,
+            );
+            refused(
+                prodWith((c) => (c.regions[0].vpnZone = "z")),
+                `${R}[0].vpnZone`,
+                /"z" is not a zone letter/,
+            );
         });
 
         it("unknown keys, missing keys and wrong types", () => {
-            refused(prodWith((c) => (c.regions[0].vpcCdir = "10.0.0.0/16")), `${R}[0].vpcCdir`, /unknown key; expected one of name, awsRegion/);
-            refused(prodWith((c) => delete c.regions[0].awsRegion), `${R}[0].awsRegion`, /is missing/);
-            refused(prodWith((c) => (c.regions[0].role = "center")), `${R}[0].role`, /"center" is not a role; expected "hub" or "spoke"/);
-            refused(prodWith((c) => (c.regions[0].awsRegion = "virginia")), `${R}[0].awsRegion`, /"virginia" is not an AWS region code/);
-            refused(prodWith((c) => (c.regions[0].name = "North Virginia")), `${R}[0].name`, /not a valid region name/);
-            refused(prodWith((c) => (c.gatewayInstanceType = "big")), "hubspoke-vpn:gatewayInstanceType", /"big" is not an EC2 instance type/);
-            refused(prodWith((c) => (c.region = [])), "hubspoke-vpn:region", /unknown config key/);
-            refused(prodWith((c) => (c.flowLogRetentionDays = 10)), "hubspoke-vpn:flowLogRetentionDays", /10 is not a retention CloudWatch Logs accepts; use one of 1, 3, 5/);
-            refused(prodWith((c) => (c.gatewayTerminationProtection = "yes")), "hubspoke-vpn:gatewayTerminationProtection", /"yes" is not true or false/);
-            refused(prodWith((c) => (c.alarmEmail = "netops")), "hubspoke-vpn:alarmEmail", /"netops" is not an e-mail address/);
-            refused(prodWith((c) => (c.pskRotation = -1)), "hubspoke-vpn:pskRotation", /-1 is not a whole number >= 0/);
-            refused(prodWith((c) => (c.pskRotation = "soon")), "hubspoke-vpn:pskRotation", /"soon" is not a whole number/);
+            refused(
+                prodWith((c) => (c.regions[0].vpcCdir = "10.0.0.0/16")),
+                `${R}[0].vpcCdir`,
+                /unknown key; expected one of name, awsRegion/,
+            );
+            refused(
+                prodWith((c) => delete c.regions[0].awsRegion),
+                `${R}[0].awsRegion`,
+                /is missing/,
+            );
+            refused(
+                prodWith((c) => (c.regions[0].role = "center")),
+                `${R}[0].role`,
+                /"center" is not a role; expected "hub" or "spoke"/,
+            );
+            refused(
+                prodWith((c) => (c.regions[0].awsRegion = "virginia")),
+                `${R}[0].awsRegion`,
+                /"virginia" is not an AWS region code/,
+            );
+            refused(
+                prodWith((c) => (c.regions[0].name = "North Virginia")),
+                `${R}[0].name`,
+                /not a valid region name/,
+            );
+            refused(
+                prodWith((c) => (c.gatewayInstanceType = "big")),
+                "hubspoke-vpn:gatewayInstanceType",
+                /"big" is not an EC2 instance type/,
+            );
+            refused(
+                prodWith((c) => (c.region = [])),
+                "hubspoke-vpn:region",
+                /unknown config key/,
+            );
+            refused(
+                prodWith((c) => (c.flowLogRetentionDays = 10)),
+                "hubspoke-vpn:flowLogRetentionDays",
+                /10 is not a retention CloudWatch Logs accepts; use one of 1, 3, 5/,
+            );
+            refused(
+                prodWith((c) => (c.gatewayTerminationProtection = "yes")),
+                "hubspoke-vpn:gatewayTerminationProtection",
+                /"yes" is not true or false/,
+            );
+            refused(
+                prodWith((c) => (c.alarmEmail = "netops")),
+                "hubspoke-vpn:alarmEmail",
+                /"netops" is not an e-mail address/,
+            );
+            refused(
+                prodWith((c) => (c.pskRotation = -1)),
+                "hubspoke-vpn:pskRotation",
+                /-1 is not a whole number >= 0/,
+            );
+            refused(
+                prodWith((c) => (c.pskRotation = "soon")),
+                "hubspoke-vpn:pskRotation",
+                /"soon" is not a whole number/,
+            );
             refused({}, R, /is missing/);
         });
 
@@ -168,7 +303,10 @@ describe("stack config", () => {
     it("registers no resource when the config is bad", async () => {
         const recorded: string[] = [];
         await assert.rejects(
-            evaluateOffline(prodWith((c) => (c.regions[1].role = "hub")), { stack: "prod", onRegister: (r) => recorded.push(r.type) }),
+            evaluateOffline(
+                prodWith((c) => (c.regions[1].role = "hub")),
+                { stack: "prod", onRegister: (r) => recorded.push(r.type) },
+            ),
             (e: unknown) => e instanceof ConfigError && /has 2 hubs/.test(e.message),
         );
         assert.deepEqual(recorded, []);

@@ -1,4 +1,4 @@
-import { readStackConfigFile, RawConfig, stackConfigPath } from "../../config/load";
+import { type RawConfig, readStackConfigFile, stackConfigPath } from "../../config/load";
 
 /** The prod stack's raw config, read from Pulumi.prod.yaml as `pulumi up --stack prod` would. */
 export function prodConfig(): RawConfig {

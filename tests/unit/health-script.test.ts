@@ -2,11 +2,11 @@
  * gateway/hubspoke-health.sh, run for real against a stand-in `ipsec` that prints pluto's
  * --showstates output, and a stand-in `aws` that records what would reach CloudWatch.
  */
-import { strict as assert } from "assert";
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { renderHealthConf } from "../../render/cloudInit";
 
 const SCRIPT = path.join(__dirname, "..", "..", "gateway/hubspoke-health.sh");
@@ -36,8 +36,14 @@ describe("gateway health script (hubspoke-health)", () => {
         fs.mkdirSync(path.join(dir, "bin"));
         fs.writeFileSync(path.join(dir, "bin/ipsec"), `#!/bin/sh\ncat ${path.join(dir, "states")}\n`, { mode: 0o755 });
         fs.writeFileSync(path.join(dir, "bin/aws"), `#!/bin/sh\nprintf '%s\\n' "$@" >${path.join(dir, "aws.args")}\n`, { mode: 0o755 });
-        fs.writeFileSync(path.join(dir, "health.conf"), renderHealthConf({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1" }));
-        fs.writeFileSync(path.join(dir, "tunnels"), "# comment\nvirginia-to-frankfurt us-east-1 /p/f 192.0.2.11 192.0.2.13\nvirginia-to-sydney us-east-1 /p/s 192.0.2.11 192.0.2.12\n");
+        fs.writeFileSync(
+            path.join(dir, "health.conf"),
+            renderHealthConf({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1" }),
+        );
+        fs.writeFileSync(
+            path.join(dir, "tunnels"),
+            "# comment\nvirginia-to-frankfurt us-east-1 /p/f 192.0.2.11 192.0.2.13\nvirginia-to-sydney us-east-1 /p/s 192.0.2.11 192.0.2.12\n",
+        );
     });
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 

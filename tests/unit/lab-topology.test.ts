@@ -1,4 +1,4 @@
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import { labTopology, setupPlan } from "../../lab/topology";
 import { renderStack } from "../../offline/render";
 import { prodConfig } from "./fixtures";
@@ -24,12 +24,18 @@ describe("lab topology (from the prod render's plan)", () => {
 
     it("routes only the program's peer ranges to each gateway, and NATs its Elastic IP 1:1", () => {
         const p = setupPlan(labTopology(plan, "t1"));
-        assert.deepEqual(p.ip["t1-virginia-vpc"].filter((l) => l.startsWith("route")), [
-            "route add 12.11.0.0/16 via 10.11.4.5",
-            "route add 13.11.0.0/16 via 10.11.4.5",
-        ]);
-        assert.deepEqual(p.ip["t1-sydney-vpc"].filter((l) => l.startsWith("route")), ["route add 10.11.0.0/16 via 12.11.4.5"]);
-        assert.match(p.iptables["t1-sydney-vpc"], /-A PREROUTING -i wan -d 192\.0\.2\.12 -j DNAT --to-destination 12\.11\.4\.5\n-A POSTROUTING -o wan -s 12\.11\.4\.5 -j SNAT --to-source 192\.0\.2\.12/);
+        assert.deepEqual(
+            p.ip["t1-virginia-vpc"].filter((l) => l.startsWith("route")),
+            ["route add 12.11.0.0/16 via 10.11.4.5", "route add 13.11.0.0/16 via 10.11.4.5"],
+        );
+        assert.deepEqual(
+            p.ip["t1-sydney-vpc"].filter((l) => l.startsWith("route")),
+            ["route add 10.11.0.0/16 via 12.11.4.5"],
+        );
+        assert.match(
+            p.iptables["t1-sydney-vpc"],
+            /-A PREROUTING -i wan -d 192\.0\.2\.12 -j DNAT --to-destination 12\.11\.4\.5\n-A POSTROUTING -o wan -s 12\.11\.4\.5 -j SNAT --to-source 192\.0\.2\.12/,
+        );
         // Every namespace it creates carries the lab's prefix, so teardown finds them all.
         for (const line of p.root.filter((l) => l.startsWith("netns add"))) {
             assert.match(line, /^netns add t1-/);

@@ -1,14 +1,20 @@
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import type { ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
-import { policies } from "../../policy/policies";
 import { evaluateOffline, plain } from "../../offline/evaluate";
+import { policies } from "../../policy/policies";
 import { prodConfig } from "./fixtures";
 
 /** Runs one policy on a resource, as the policy host would; returns the violations reported. */
 function violations(policy: ResourceValidationPolicy, type: string, props: Record<string, unknown>, name = "r"): string[] {
     const reported: string[] = [];
     const validations = ([] as any[]).concat(policy.validateResource ?? []);
-    const args = { type, props, name, urn: `urn:pulumi:prod::hubspoke-vpn::${type}::${name}`, opts: {} } as unknown as ResourceValidationArgs;
+    const args = {
+        type,
+        props,
+        name,
+        urn: `urn:pulumi:prod::hubspoke-vpn::${type}::${name}`,
+        opts: {},
+    } as unknown as ResourceValidationArgs;
     for (const v of validations) {
         v(args, (message: string) => reported.push(message));
     }
@@ -48,26 +54,53 @@ describe("policy pack", () => {
         const p = policy("no-ingress-from-anywhere");
         const rule = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
         assert.deepEqual(violations(p, rule, { cidrIpv4: "192.0.2.12/32", ipProtocol: "udp", fromPort: 500, toPort: 500 }), []);
-        assert.match(violations(p, rule, { cidrIpv4: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 22, toPort: 22 })[0], /from 0\.0\.0\.0\/0 \(protocol tcp, ports 22-22\) opens the group to the whole internet/);
+        assert.match(
+            violations(p, rule, { cidrIpv4: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 22, toPort: 22 })[0],
+            /from 0\.0\.0\.0\/0 \(protocol tcp, ports 22-22\) opens the group to the whole internet/,
+        );
         assert.equal(violations(p, rule, { cidrIpv6: "::/0", ipProtocol: "-1" }).length, 1);
-        assert.equal(violations(p, "aws:ec2/securityGroup:SecurityGroup", { ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrBlocks: ["0.0.0.0/0"] }] }).length, 1);
-        assert.equal(violations(p, "aws:ec2/securityGroupRule:SecurityGroupRule", { type: "ingress", protocol: "-1", cidrBlocks: ["0.0.0.0/0"] }).length, 1);
+        assert.equal(
+            violations(p, "aws:ec2/securityGroup:SecurityGroup", {
+                ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrBlocks: ["0.0.0.0/0"] }],
+            }).length,
+            1,
+        );
+        assert.equal(
+            violations(p, "aws:ec2/securityGroupRule:SecurityGroupRule", { type: "ingress", protocol: "-1", cidrBlocks: ["0.0.0.0/0"] })
+                .length,
+            1,
+        );
         // Egress to anywhere is not this rule's business.
-        assert.deepEqual(violations(p, "aws:ec2/securityGroupRule:SecurityGroupRule", { type: "egress", protocol: "tcp", cidrBlocks: ["0.0.0.0/0"] }), []);
+        assert.deepEqual(
+            violations(p, "aws:ec2/securityGroupRule:SecurityGroupRule", { type: "egress", protocol: "tcp", cidrBlocks: ["0.0.0.0/0"] }),
+            [],
+        );
     });
 
     it("imdsv2-required: passes required tokens with hop limit 1, fails optional tokens or a larger hop limit", () => {
         const p = policy("imdsv2-required");
         assert.deepEqual(violations(p, INSTANCE, goodInstance), []);
-        assert.match(violations(p, INSTANCE, { ...goodInstance, metadataOptions: undefined })[0], /httpTokens is "optional"; set "required"/);
-        assert.match(violations(p, INSTANCE, { ...goodInstance, metadataOptions: { httpTokens: "required", httpPutResponseHopLimit: 2 } })[0], /hop ?Limit is 2/i);
+        assert.match(
+            violations(p, INSTANCE, { ...goodInstance, metadataOptions: undefined })[0],
+            /httpTokens is "optional"; set "required"/,
+        );
+        assert.match(
+            violations(p, INSTANCE, { ...goodInstance, metadataOptions: { httpTokens: "required", httpPutResponseHopLimit: 2 } })[0],
+            /hop ?Limit is 2/i,
+        );
     });
 
     it("encrypted-volumes: fails an unencrypted root or EBS volume", () => {
         const p = policy("encrypted-volumes");
         assert.deepEqual(violations(p, INSTANCE, goodInstance), []);
-        assert.match(violations(p, INSTANCE, { ...goodInstance, rootBlockDevice: { encrypted: false } })[0], /rootBlockDevice.encrypted is not true/);
-        assert.match(violations(p, INSTANCE, { ...goodInstance, ebsBlockDevices: [{ deviceName: "/dev/sdf" }] })[0], /\/dev\/sdf is not encrypted/);
+        assert.match(
+            violations(p, INSTANCE, { ...goodInstance, rootBlockDevice: { encrypted: false } })[0],
+            /rootBlockDevice.encrypted is not true/,
+        );
+        assert.match(
+            violations(p, INSTANCE, { ...goodInstance, ebsBlockDevices: [{ deviceName: "/dev/sdf" }] })[0],
+            /\/dev\/sdf is not encrypted/,
+        );
         assert.equal(violations(p, "aws:ebs/volume:Volume", { size: 8 }).length, 1);
     });
 
@@ -76,13 +109,22 @@ describe("policy pack", () => {
         assert.deepEqual(violations(p, INSTANCE, { ...goodInstance, userData: `line=$(printf '%s %s : PSK "%s"' "$a" "$b" "$key")` }), []);
         const leaked = `#cloud-config\nwrite_files:\n  - content: |\n      192.0.2.11 192.0.2.12 : PSK "${"k".repeat(48)}"\n`;
         assert.match(violations(p, INSTANCE, { ...goodInstance, userData: leaked })[0], /user data contains a pre-shared key/);
-        assert.equal(violations(p, "aws:ec2/launchTemplate:LaunchTemplate", { userData: Buffer.from(leaked).toString("base64") }).length, 1);
+        assert.equal(
+            violations(p, "aws:ec2/launchTemplate:LaunchTemplate", { userData: Buffer.from(leaked).toString("base64") }).length,
+            1,
+        );
     });
 
     it("source-dest-check-only-on-gateways: fails an untagged interface or instance that forwards", () => {
         const p = policy("source-dest-check-only-on-gateways");
-        assert.deepEqual(violations(p, "aws:ec2/networkInterface:NetworkInterface", { sourceDestCheck: false, tags: { Role: "vpn-gateway" } }), []);
-        assert.match(violations(p, "aws:ec2/networkInterface:NetworkInterface", { sourceDestCheck: false, tags: { Name: "x" } }, "eni")[0], /eni disables the source\/destination check but is not tagged Role=vpn-gateway/);
+        assert.deepEqual(
+            violations(p, "aws:ec2/networkInterface:NetworkInterface", { sourceDestCheck: false, tags: { Role: "vpn-gateway" } }),
+            [],
+        );
+        assert.match(
+            violations(p, "aws:ec2/networkInterface:NetworkInterface", { sourceDestCheck: false, tags: { Name: "x" } }, "eni")[0],
+            /eni disables the source\/destination check but is not tagged Role=vpn-gateway/,
+        );
         assert.equal(violations(p, INSTANCE, { ...goodInstance, tags: {} }).length, 1);
         assert.deepEqual(violations(p, INSTANCE, { ...goodInstance, sourceDestCheck: true, tags: {} }), []);
     });

@@ -1,14 +1,14 @@
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
+import { type Evaluation, evaluateOffline, isSecretValue, mockIdOf, plain, resolve } from "../../offline/evaluate";
 import { filesOfUserData } from "../../render/cloudInit";
-import { evaluateOffline, Evaluation, isSecretValue, mockIdOf, plain, resolve } from "../../offline/evaluate";
 import { prodConfig } from "./fixtures";
 
 const REGIONS = { virginia: "us-east-1", sydney: "ap-southeast-2", frankfurt: "eu-central-1" } as const;
 type RegionName = keyof typeof REGIONS;
 const CIDR: Record<RegionName, string> = { virginia: "10.11.0.0/16", sydney: "12.11.0.0/16", frankfurt: "13.11.0.0/16" };
 
-describe("prod stack resource graph (mock runtime)", function () {
+describe("prod stack resource graph (mock runtime)", () => {
     let ev: Evaluation;
     const ofType = (type: string) => ev.resources.filter((r) => r.type === type);
     const inRegion = (type: string, region: RegionName) => ofType(type).filter((r) => r.name.startsWith(`hubspoke-${region}-`));
@@ -43,12 +43,18 @@ describe("prod stack resource graph (mock runtime)", function () {
         for (const i of ev.invokes) {
             assert.ok(i.awsRegion, `invoke ${i.token} ran on the default provider`);
         }
-        assert.deepEqual(ofType("random:index/randomPassword:RandomPassword").map((r) => r.awsRegion), [undefined, undefined]);
+        assert.deepEqual(
+            ofType("random:index/randomPassword:RandomPassword").map((r) => r.awsRegion),
+            [undefined, undefined],
+        );
     });
 
     it("builds the seed's VPCs, subnets and zones", () => {
         for (const region of Object.keys(REGIONS) as RegionName[]) {
-            assert.deepEqual(inRegion("aws:ec2/vpc:Vpc", region).map((v) => v.inputs.cidrBlock), [CIDR[region]]);
+            assert.deepEqual(
+                inRegion("aws:ec2/vpc:Vpc", region).map((v) => v.inputs.cidrBlock),
+                [CIDR[region]],
+            );
             assert.equal(inRegion("aws:ec2/internetGateway:InternetGateway", region).length, 1);
         }
         const subnets = (region: RegionName) =>
@@ -95,7 +101,11 @@ describe("prod stack resource graph (mock runtime)", function () {
         for (const instance of ofType("aws:ec2/instance:Instance")) {
             assert.equal(instance.inputs.ami, "ami-mock-x86_64");
             assert.equal(instance.inputs.instanceType, "t3.small");
-            assert.deepEqual(instance.inputs.metadataOptions, { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 });
+            assert.deepEqual(instance.inputs.metadataOptions, {
+                httpEndpoint: "enabled",
+                httpTokens: "required",
+                httpPutResponseHopLimit: 1,
+            });
             assert.deepEqual(instance.inputs.rootBlockDevice, { encrypted: true, volumeType: "gp3" });
             assert.equal(instance.inputs.tags.Role, "vpn-gateway");
             const region = instance.name.split("-")[1] as RegionName;
@@ -125,7 +135,9 @@ describe("prod stack resource graph (mock runtime)", function () {
             assert.equal(group.inputs.retentionInDays, 365, "Pulumi.prod.yaml keeps flow logs a year");
             const flowRole = inRegion("aws:iam/role:Role", region).find((r) => r.name.includes("flow-logs"))!;
             assert.equal(flowLog.inputs.iamRoleArn, `arn:aws:mock:::${flowRole.name}`);
-            assert.deepEqual(JSON.parse(flowRole.inputs.assumeRolePolicy).Statement[0].Principal, { Service: "vpc-flow-logs.amazonaws.com" });
+            assert.deepEqual(JSON.parse(flowRole.inputs.assumeRolePolicy).Statement[0].Principal, {
+                Service: "vpc-flow-logs.amazonaws.com",
+            });
             const [instance] = inRegion("aws:ec2/instance:Instance", region);
             assert.equal(instance.inputs.disableApiTermination, true, "prod gateways are protected from termination");
             assert.equal(inRegion("aws:ec2/networkInterface:NetworkInterface", region)[0].inputs.tags.Role, "vpn-gateway");
@@ -179,15 +191,12 @@ describe("prod stack resource graph (mock runtime)", function () {
             secret: isSecretValue(p.inputs.value),
             value: plain(p.inputs.value),
         }));
-        assert.deepEqual(
-            params.map((p) => `${p.region} ${p.name} ${p.type} ${p.secret}`).sort(),
-            [
-                "ap-southeast-2 /hubspoke-vpn/prod/virginia-to-sydney/psk SecureString true",
-                "eu-central-1 /hubspoke-vpn/prod/virginia-to-frankfurt/psk SecureString true",
-                "us-east-1 /hubspoke-vpn/prod/virginia-to-frankfurt/psk SecureString true",
-                "us-east-1 /hubspoke-vpn/prod/virginia-to-sydney/psk SecureString true",
-            ],
-        );
+        assert.deepEqual(params.map((p) => `${p.region} ${p.name} ${p.type} ${p.secret}`).sort(), [
+            "ap-southeast-2 /hubspoke-vpn/prod/virginia-to-sydney/psk SecureString true",
+            "eu-central-1 /hubspoke-vpn/prod/virginia-to-frankfurt/psk SecureString true",
+            "us-east-1 /hubspoke-vpn/prod/virginia-to-frankfurt/psk SecureString true",
+            "us-east-1 /hubspoke-vpn/prod/virginia-to-sydney/psk SecureString true",
+        ]);
         for (const p of params) {
             const tunnel = p.name.split("/")[3];
             assert.equal(p.value, ev.keys[tunnel], `${p.region} ${p.name} does not hold the tunnel's generated key`);
@@ -196,7 +205,11 @@ describe("prod stack resource graph (mock runtime)", function () {
 
     it("opens each gateway's security group to IKE, NAT-T and ESP from its peers' Elastic IPs only", () => {
         const eip = ev.elasticIps;
-        const peers: Record<RegionName, RegionName[]> = { virginia: ["sydney", "frankfurt"], sydney: ["virginia"], frankfurt: ["virginia"] };
+        const peers: Record<RegionName, RegionName[]> = {
+            virginia: ["sydney", "frankfurt"],
+            sydney: ["virginia"],
+            frankfurt: ["virginia"],
+        };
         for (const region of Object.keys(REGIONS) as RegionName[]) {
             const [sg] = inRegion("aws:ec2/securityGroup:SecurityGroup", region);
             const rules = (type: string) =>
@@ -205,7 +218,10 @@ describe("prod stack resource graph (mock runtime)", function () {
                     .map((r) => `${r.inputs.ipProtocol}:${r.inputs.fromPort ?? "*"}-${r.inputs.toPort ?? "*"} ${r.inputs.cidrIpv4}`)
                     .sort();
             const ipsec = peers[region].flatMap((p) => [`udp:500-500 ${eip[p]}/32`, `udp:4500-4500 ${eip[p]}/32`, `50:*-* ${eip[p]}/32`]);
-            assert.deepEqual(rules("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"), [...ipsec, `-1:*-* ${CIDR[region]}`].sort());
+            assert.deepEqual(
+                rules("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"),
+                [...ipsec, `-1:*-* ${CIDR[region]}`].sort(),
+            );
             assert.deepEqual(
                 rules("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"),
                 [...ipsec, `-1:*-* ${CIDR[region]}`, "tcp:443-443 0.0.0.0/0"].sort(),
@@ -237,7 +253,10 @@ describe("prod stack resource graph (mock runtime)", function () {
         assert.deepEqual(spokeToSpoke, []);
         // Only the VPN subnet's table reaches the internet.
         const internet = routes.filter((r) => r.inputs.destinationCidrBlock === "0.0.0.0/0").map((r) => r.inputs.routeTableId);
-        assert.deepEqual(internet, (["virginia", "sydney", "frankfurt"] as const).map((n) => idOf(byName(`hubspoke-${n}-vpn-rt`))));
+        assert.deepEqual(
+            internet,
+            (["virginia", "sydney", "frankfurt"] as const).map((n) => idOf(byName(`hubspoke-${n}-vpn-rt`))),
+        );
     });
 
     it("renders each gateway's tunnels with its peers' addresses, and where to fetch the key", () => {
@@ -264,20 +283,33 @@ describe("prod stack resource graph (mock runtime)", function () {
         for (const spoke of ["sydney", "frankfurt"] as const) {
             const tunnel = `virginia-to-${spoke}`;
             const [hubConn, spokeConn] = conns[tunnel];
-            assert.match(hubConn, new RegExp(`^virginia:0644:`));
-            assert.match(hubConn, new RegExp(`leftid=${eip.virginia}\\n.*leftsubnet=10\\.11\\.0\\.0/16\\n.*right=${eip[spoke]}\\n.*rightid=${eip[spoke]}\\n.*rightsubnet=${CIDR[spoke].replace(/\./g, "\\.")}`, "s"));
+            assert.match(hubConn, /^virginia:0644:/);
+            assert.match(
+                hubConn,
+                new RegExp(
+                    `leftid=${eip.virginia}\\n.*leftsubnet=10\\.11\\.0\\.0/16\\n.*right=${eip[spoke]}\\n.*rightid=${eip[spoke]}\\n.*rightsubnet=${CIDR[spoke].replace(/\./g, "\\.")}`,
+                    "s",
+                ),
+            );
             assert.match(spokeConn, new RegExp(`^${spoke}:0644:`));
             assert.match(spokeConn, new RegExp(`leftid=${eip[spoke]}\\n.*right=${eip.virginia}\\n.*rightsubnet=10\\.11\\.0\\.0/16`, "s"));
             // Each end fetches the same tunnel's key from its own region and writes the secrets line for its identities.
             assert.ok(lists.virginia.includes(`${tunnel} us-east-1 /hubspoke-vpn/prod/${tunnel}/psk ${eip.virginia} ${eip[spoke]}\n`));
-            assert.ok(lists[spoke].includes(`${tunnel} ${REGIONS[spoke]} /hubspoke-vpn/prod/${tunnel}/psk ${eip[spoke]} ${eip.virginia}\n`));
+            assert.ok(
+                lists[spoke].includes(`${tunnel} ${REGIONS[spoke]} /hubspoke-vpn/prod/${tunnel}/psk ${eip[spoke]} ${eip.virginia}\n`),
+            );
             assert.ok(ev.keys[tunnel].length >= 32);
         }
         assert.notEqual(ev.keys["virginia-to-sydney"], ev.keys["virginia-to-frankfurt"]);
         for (const region of Object.keys(REGIONS) as RegionName[]) {
             const sysctl = files(region).find((f) => f.path.startsWith("/etc/sysctl.d/"));
             assert.ok(sysctl, `${region} has no sysctl file`);
-            for (const line of ["net.ipv4.ip_forward = 1", "net.ipv4.conf.all.accept_redirects = 0", "net.ipv4.conf.all.send_redirects = 0", "net.ipv4.conf.all.rp_filter = 0"]) {
+            for (const line of [
+                "net.ipv4.ip_forward = 1",
+                "net.ipv4.conf.all.accept_redirects = 0",
+                "net.ipv4.conf.all.send_redirects = 0",
+                "net.ipv4.conf.all.rp_filter = 0",
+            ]) {
                 assert.ok(sysctl.content.includes(line), `${region} sysctl lacks ${line}`);
             }
         }
@@ -301,9 +333,13 @@ describe("prod stack resource graph (mock runtime)", function () {
                 return;
             }
             if (typeof v === "string") {
-                keys.filter((k) => v.includes(k)).forEach(() => leaks.push(where));
+                if (keys.some((k) => v.includes(k))) {
+                    leaks.push(where);
+                }
             } else if (typeof v === "object" && v !== null) {
-                Object.entries(v).forEach(([k, x]) => walk(x, `${where}.${k}`));
+                for (const [k, x] of Object.entries(v)) {
+                    walk(x, `${where}.${k}`);
+                }
             }
         };
         for (const r of ev.resources) {
@@ -316,7 +352,10 @@ describe("prod stack resource graph (mock runtime)", function () {
         const outputs = JSON.stringify(
             await resolve(
                 Object.fromEntries(
-                    Object.entries(ev.result.regions).map(([n, r]) => [n, { ...r, vpcId: r.vpcId, eip: r.gatewayElasticIp, id: r.gatewayInstanceId }]),
+                    Object.entries(ev.result.regions).map(([n, r]) => [
+                        n,
+                        { ...r, vpcId: r.vpcId, eip: r.gatewayElasticIp, id: r.gatewayInstanceId },
+                    ]),
                 ),
             ),
         );
@@ -328,13 +367,18 @@ describe("prod stack resource graph (mock runtime)", function () {
 
     it("rotates keys in place: a new pskRotation changes the keys, not the instances", async () => {
         const rotated = await evaluateOffline({ ...prodConfig(), pskRotation: 1 }, { stack: "prod" });
-        const keepers = (e: Evaluation) => e.resources.filter((r) => r.type === "random:index/randomPassword:RandomPassword").map((r) => r.inputs.keepers);
+        const keepers = (e: Evaluation) =>
+            e.resources.filter((r) => r.type === "random:index/randomPassword:RandomPassword").map((r) => r.inputs.keepers);
         assert.deepEqual(keepers(ev), [{ rotation: "0" }, { rotation: "0" }]);
         assert.deepEqual(keepers(rotated), [{ rotation: "1" }, { rotation: "1" }]);
         // Everything an instance is made from stays the same, so `pulumi up` updates only keys and parameters.
         const instances = (e: Evaluation) => e.resources.filter((r) => r.type === "aws:ec2/instance:Instance").map((r) => plain(r.inputs));
         assert.deepEqual(instances(rotated), instances(ev));
-        const parameterNames = (e: Evaluation) => e.resources.filter((r) => r.type === "aws:ssm/parameter:Parameter").map((r) => r.inputs.name).sort();
+        const parameterNames = (e: Evaluation) =>
+            e.resources
+                .filter((r) => r.type === "aws:ssm/parameter:Parameter")
+                .map((r) => r.inputs.name)
+                .sort();
         assert.deepEqual(parameterNames(rotated), parameterNames(ev), "same parameters, updated in place");
     });
 
@@ -373,10 +417,15 @@ describe("prod stack resource graph (mock runtime)", function () {
             // Self-healing: EC2 automatic recovery, and the alarm that triggers it.
             const [instance] = inRegion("aws:ec2/instance:Instance", region);
             assert.deepEqual(instance.inputs.maintenanceOptions, { autoRecovery: "default" });
-            const [recover] = inRegion("aws:cloudwatch/metricAlarm:MetricAlarm", region).filter((a) => a.inputs.metricName === "StatusCheckFailed_System");
+            const [recover] = inRegion("aws:cloudwatch/metricAlarm:MetricAlarm", region).filter(
+                (a) => a.inputs.metricName === "StatusCheckFailed_System",
+            );
             assert.equal(recover.inputs.namespace, "AWS/EC2");
             assert.deepEqual(recover.inputs.dimensions, { InstanceId: idOf(instance) });
-            assert.deepEqual(recover.inputs.alarmActions, [`arn:aws:automate:${REGIONS[region]}:ec2:recover`, `arn:aws:mock:::${topic.name}`]);
+            assert.deepEqual(recover.inputs.alarmActions, [
+                `arn:aws:automate:${REGIONS[region]}:ec2:recover`,
+                `arn:aws:mock:::${topic.name}`,
+            ]);
             assert.deepEqual(inRegion("aws:sns/topicSubscription:TopicSubscription", region), [], "no e-mail unless configured");
         }
         const [dashboard] = ofType("aws:cloudwatch/dashboard:Dashboard");
@@ -395,11 +444,14 @@ describe("prod stack resource graph (mock runtime)", function () {
     it("subscribes the alarm e-mail to every region's topic when configured", async () => {
         const withEmail = await evaluateOffline({ ...prodConfig(), alarmEmail: "netops@example.com" }, { stack: "prod" });
         const subs = withEmail.resources.filter((r) => r.type === "aws:sns/topicSubscription:TopicSubscription");
-        assert.deepEqual(subs.map((s) => [s.awsRegion, s.inputs.protocol, s.inputs.endpoint]), [
-            ["us-east-1", "email", "netops@example.com"],
-            ["ap-southeast-2", "email", "netops@example.com"],
-            ["eu-central-1", "email", "netops@example.com"],
-        ]);
+        assert.deepEqual(
+            subs.map((s) => [s.awsRegion, s.inputs.protocol, s.inputs.endpoint]),
+            [
+                ["us-east-1", "email", "netops@example.com"],
+                ["ap-southeast-2", "email", "netops@example.com"],
+                ["eu-central-1", "email", "netops@example.com"],
+            ],
+        );
     });
 
     it("exports per region the VPC, gateway addresses and tunnel names", async () => {
@@ -412,8 +464,14 @@ describe("prod stack resource graph (mock runtime)", function () {
         assert.deepEqual(ev.result.tunnels, ["virginia-to-sydney", "virginia-to-frankfurt"]);
         const id = await resolve(virginia.gatewayInstanceId);
         assert.equal(await resolve(virginia.sessionCommand), `aws ssm start-session --region us-east-1 --target ${id}`);
-        assert.match(await resolve(virginia.tunnelStatusCommand), new RegExp(`--target ${id} --document-name AWS-StartInteractiveCommand --parameters command="sudo ipsec trafficstatus`));
-        assert.deepEqual(await resolve(pulumi.all(virginia.tunnelAlarmNames)), ["hubspoke-virginia-gw-virginia-to-sydney-down", "hubspoke-virginia-gw-virginia-to-frankfurt-down"]);
+        assert.match(
+            await resolve(virginia.tunnelStatusCommand),
+            new RegExp(`--target ${id} --document-name AWS-StartInteractiveCommand --parameters command="sudo ipsec trafficstatus`),
+        );
+        assert.deepEqual(await resolve(pulumi.all(virginia.tunnelAlarmNames)), [
+            "hubspoke-virginia-gw-virginia-to-sydney-down",
+            "hubspoke-virginia-gw-virginia-to-frankfurt-down",
+        ]);
         assert.equal(await resolve(ev.result.dashboardName), "hubspoke-vpn-prod");
     });
 });

@@ -3,11 +3,11 @@
  * from SSM Parameter Store, run for real against lab/fake-aws/aws (the AWS CLI's get-parameter,
  * reading a local directory) and a recording stand-in for `ipsec`.
  */
-import { strict as assert } from "assert";
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { parseTunnelList, renderTunnelList, secretsFiles } from "../../render/cloudInit";
 
 const REPO = path.join(__dirname, "..", "..");
@@ -17,11 +17,23 @@ const KEY_B = "Zz9".repeat(16);
 
 const tunnels = [
     {
-        end: { tunnel: "virginia-to-sydney", localElasticIp: "192.0.2.11", localCidr: "10.11.0.0/16", peerElasticIp: "192.0.2.12", peerCidr: "12.11.0.0/16" },
+        end: {
+            tunnel: "virginia-to-sydney",
+            localElasticIp: "192.0.2.11",
+            localCidr: "10.11.0.0/16",
+            peerElasticIp: "192.0.2.12",
+            peerCidr: "12.11.0.0/16",
+        },
         keyParameter: { awsRegion: "us-east-1", name: "/hubspoke-vpn/prod/virginia-to-sydney/psk" },
     },
     {
-        end: { tunnel: "virginia-to-frankfurt", localElasticIp: "192.0.2.11", localCidr: "10.11.0.0/16", peerElasticIp: "192.0.2.13", peerCidr: "13.11.0.0/16" },
+        end: {
+            tunnel: "virginia-to-frankfurt",
+            localElasticIp: "192.0.2.11",
+            localCidr: "10.11.0.0/16",
+            peerElasticIp: "192.0.2.13",
+            peerCidr: "13.11.0.0/16",
+        },
         keyParameter: { awsRegion: "us-east-1", name: "/hubspoke-vpn/prod/virginia-to-frankfurt/psk" },
     },
 ];
@@ -50,7 +62,8 @@ describe("gateway key script (hubspoke-psk)", () => {
                 ...env,
             },
         });
-    const whackCalls = () => (fs.existsSync(path.join(dir, "whack.log")) ? fs.readFileSync(path.join(dir, "whack.log"), "utf8").trim().split("\n") : []);
+    const whackCalls = () =>
+        fs.existsSync(path.join(dir, "whack.log")) ? fs.readFileSync(path.join(dir, "whack.log"), "utf8").trim().split("\n") : [];
 
     beforeEach(() => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-psk-"));
@@ -117,7 +130,10 @@ describe("gateway key script (hubspoke-psk)", () => {
         // Once due (here: a marker already in the past), the tunnel gets a new IKE SA with the new key.
         fs.writeFileSync(path.join(dir, "state/virginia-to-sydney.reauth-after"), "1\n");
         assert.equal(run(["--reload"]).status, 0);
-        assert.deepEqual(whackCalls().slice(1), ["whack --name virginia-to-sydney --terminate", "whack --name virginia-to-sydney --initiate --asynchronous"]);
+        assert.deepEqual(whackCalls().slice(1), [
+            "whack --name virginia-to-sydney --terminate",
+            "whack --name virginia-to-sydney --initiate --asynchronous",
+        ]);
         assert.ok(!fs.existsSync(path.join(dir, "state/virginia-to-sydney.reauth-after")));
     });
 });

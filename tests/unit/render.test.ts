@@ -1,14 +1,14 @@
-import { strict as assert } from "assert";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
-import { spawnSync } from "child_process";
-import { filesOfUserData, gatewayFiles, renderUserData } from "../../render/cloudInit";
-import { assertPskSafe, renderConn, renderSecrets, TunnelEnd } from "../../render/libreswan";
-import { renderSysctl } from "../../render/sysctl";
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { architectureOf } from "../../config/ami";
 import { checkCloudInit, checkLibreswan, missingTool } from "../../offline/checks";
 import { REDACTED, renderStack, writeRendered } from "../../offline/render";
+import { filesOfUserData, gatewayFiles, renderUserData } from "../../render/cloudInit";
+import { assertPskSafe, renderConn, renderSecrets, type TunnelEnd } from "../../render/libreswan";
+import { renderSysctl } from "../../render/sysctl";
 import { prodConfig, prodWith } from "./fixtures";
 
 const END: TunnelEnd = {
@@ -48,7 +48,10 @@ describe("rendering", () => {
 
     it("writes the secrets line selected by both identities, and refuses unsafe keys without echoing them", () => {
         assert.equal(renderSecrets(END, KEY), `192.0.2.11 192.0.2.12 : PSK "${KEY}"\n`);
-        assert.throws(() => renderSecrets(END, 'a"b'.repeat(20)), (e: Error) => /tunnel virginia-to-sydney is unusable/.test(e.message) && !e.message.includes('a"b'));
+        assert.throws(
+            () => renderSecrets(END, 'a"b'.repeat(20)),
+            (e: Error) => /tunnel virginia-to-sydney is unusable/.test(e.message) && !e.message.includes('a"b'),
+        );
         assert.throws(() => assertPskSafe("short", "t"), /at least 32 characters/);
         assert.throws(() => assertPskSafe("x".repeat(40) + "\\", "t"), /unusable/);
     });
@@ -68,7 +71,9 @@ describe("rendering", () => {
 
     it("builds cloud-config user data that installs libreswan, writes conns and the key boot script, and starts ipsec after it", () => {
         const parameter = { awsRegion: "us-east-1", name: "/hubspoke-vpn/prod/virginia-to-sydney/psk" };
-        const files = gatewayFiles({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1" }, [{ end: END, keyParameter: parameter }]);
+        const files = gatewayFiles({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1" }, [
+            { end: END, keyParameter: parameter },
+        ]);
         const userData = renderUserData("virginia", files);
         assert.match(userData, /^#cloud-config\n/);
         assert.deepEqual(filesOfUserData(userData), files, "the files round-trip through the YAML");
@@ -95,15 +100,27 @@ describe("rendering", () => {
             "virginia-to-sydney us-east-1 /hubspoke-vpn/prod/virginia-to-sydney/psk 192.0.2.11 192.0.2.12",
         );
         // ipsec waits for the keys, at every boot.
-        assert.match(file("/etc/systemd/system/ipsec.service.d/10-hubspoke.conf"), /Requires=hubspoke-psk.service\nAfter=hubspoke-psk.service/);
+        assert.match(
+            file("/etc/systemd/system/ipsec.service.d/10-hubspoke.conf"),
+            /Requires=hubspoke-psk.service\nAfter=hubspoke-psk.service/,
+        );
         // ipsec always comes back, whatever ended it.
         assert.match(file("/etc/systemd/system/ipsec.service.d/10-hubspoke.conf"), /\[Service\]\nRestart=always\nRestartSec=2/);
         assert.match(file("/etc/systemd/system/hubspoke-health.timer"), /OnUnitActiveSec=1min/);
-        assert.equal(file("/etc/hubspoke-vpn/health.conf"), "# read by hubspoke-health\nSTACK=prod\nREGION_NAME=virginia\nAWS_REGION=us-east-1\nNAMESPACE=HubspokeVpn\n");
-        assert.match(file("/etc/systemd/system/hubspoke-psk.service"), /Before=ipsec.service[\s\S]*ExecStart=\/usr\/local\/sbin\/hubspoke-psk\n[\s\S]*WantedBy=multi-user.target/);
+        assert.equal(
+            file("/etc/hubspoke-vpn/health.conf"),
+            "# read by hubspoke-health\nSTACK=prod\nREGION_NAME=virginia\nAWS_REGION=us-east-1\nNAMESPACE=HubspokeVpn\n",
+        );
+        assert.match(
+            file("/etc/systemd/system/hubspoke-psk.service"),
+            /Before=ipsec.service[\s\S]*ExecStart=\/usr\/local\/sbin\/hubspoke-psk\n[\s\S]*WantedBy=multi-user.target/,
+        );
         assert.match(file("/etc/systemd/system/hubspoke-psk-refresh.timer"), /OnUnitActiveSec=5min/);
         assert.match(userData, /packages:\n {2}- libreswan\n {2}- awscli-2\n/);
-        assert.match(userData, /- - systemctl\n {4}- enable\n {4}- hubspoke-psk.service\n {4}- ipsec.service\n {4}- hubspoke-psk-refresh.timer\n {4}- hubspoke-health.timer/);
+        assert.match(
+            userData,
+            /- - systemctl\n {4}- enable\n {4}- hubspoke-psk.service\n {4}- ipsec.service\n {4}- hubspoke-psk-refresh.timer\n {4}- hubspoke-health.timer/,
+        );
         assert.doesNotMatch(userData, /PSK "[A-Za-z0-9._+=~-]{32,}"/, "no key material in user data");
     });
 
@@ -117,7 +134,7 @@ describe("rendering", () => {
     });
 });
 
-describe("render command", function () {
+describe("render command", () => {
     let tmp: string;
     beforeEach(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-render-"))));
     afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -153,7 +170,12 @@ describe("render command", function () {
             assert.equal(modes[p], mode, p);
         }
         // No spoke knows the other spoke's tunnel, or holds its key parameter.
-        assert.deepEqual(Object.keys(modes).filter((p) => /^sydney\/.*frankfurt|^frankfurt\/.*sydney|ssm\/ap-southeast-2\/.*frankfurt|ssm\/eu-central-1\/.*sydney/.test(p)), []);
+        assert.deepEqual(
+            Object.keys(modes).filter((p) =>
+                /^sydney\/.*frankfurt|^frankfurt\/.*sydney|ssm\/ap-southeast-2\/.*frankfurt|ssm\/eu-central-1\/.*sydney/.test(p),
+            ),
+            [],
+        );
         for (const f of a.files.filter((f) => f.path.startsWith("ssm/"))) {
             assert.equal(f.content, REDACTED);
         }
@@ -198,7 +220,10 @@ describe("render command", function () {
 
         const badFile = path.join(tmp, "Pulumi.bad.yaml");
         const raw = prodWith((c) => (c.regions[0].gatewayPrivateIp = "10.11.4.1"));
-        fs.writeFileSync(badFile, JSON.stringify({ config: Object.fromEntries(Object.entries(raw).map(([k, v]) => [`hubspoke-vpn:${k}`, v])) }));
+        fs.writeFileSync(
+            badFile,
+            JSON.stringify({ config: Object.fromEntries(Object.entries(raw).map(([k, v]) => [`hubspoke-vpn:${k}`, v])) }),
+        );
         const badOut = path.join(tmp, "bad-out");
         const bad = cli("--config", badFile, "--out", badOut);
         assert.equal(bad.status, 1);
@@ -219,9 +244,9 @@ describe("render command", function () {
     });
 });
 
-describe("static checks by libreswan and cloud-init", function () {
+describe("static checks by libreswan and cloud-init", () => {
     let dir: string;
-    before(async function () {
+    before(async () => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-static-"));
         writeRendered(await renderStack(prodConfig(), { stack: "prod" }), path.join(dir, "prod"));
     });
@@ -236,7 +261,10 @@ describe("static checks by libreswan and cloud-init", function () {
             }
             const r = checkLibreswan(path.join(dir, "prod", region, "etc/ipsec.d"));
             assert.ok(r.ok, r.output);
-            assert.deepEqual(r.conns.sort(), region === "virginia" ? ["virginia-to-frankfurt", "virginia-to-sydney"] : [`virginia-to-${region}`]);
+            assert.deepEqual(
+                r.conns.sort(),
+                region === "virginia" ? ["virginia-to-frankfurt", "virginia-to-sydney"] : [`virginia-to-${region}`],
+            );
         });
 
         it(`${region}: the user data is valid cloud-config`, function () {

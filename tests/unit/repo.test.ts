@@ -1,0 +1,83 @@
+/**
+ * What a reviewer would otherwise check by hand: the CI workflows are valid for GitHub and keep
+ * their promises (OIDC, policy pack, approval before prod), and the README's configuration reference
+ * matches Pulumi.yaml.
+ */
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as YAML from "yaml";
+
+const REPO = path.join(__dirname, "..", "..");
+const validate = (...files: string[]) =>
+    spawnSync(process.execPath, ["--import", "./scripts/json-import-hook.mjs", "scripts/validate-workflows.mjs", ...files], {
+        cwd: REPO,
+        encoding: "utf8",
+    });
+const workflow = (name: string) => YAML.parse(fs.readFileSync(path.join(REPO, ".github/workflows", name), "utf8"));
+
+describe("CI workflows", () => {
+    it("are valid GitHub Actions workflows (GitHub's own parser)", () => {
+        const r = validate();
+        assert.equal(r.status, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /pull-request\.yml: valid/);
+        assert.match(r.stdout, /deploy\.yml: valid/);
+    });
+
+    it("the validator does fail on a typo", () => {
+        const bad = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wf-")), "bad.yml");
+        fs.writeFileSync(bad, "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    stpes: []\n");
+        const r = validate(bad);
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /Unexpected value 'stpes'/);
+    });
+
+    it("pull requests test, render the diff, and preview with the policy pack through OIDC credentials", () => {
+        const pr = workflow("pull-request.yml");
+        assert.equal(pr.permissions["id-token"], "write");
+        const steps = (job: string) => pr.jobs[job].steps as any[];
+        assert.ok(steps("test").some((s) => s.run === "npm run lint"));
+        assert.ok(steps("test").some((s) => /npm test/.test(s.run ?? "")));
+        assert.ok(steps("render-diff").some((s) => /npm run render -- --stack prod/.test(s.run ?? "")));
+        const preview = steps("preview").find((s) => /^pulumi\/actions@/.test(s.uses ?? ""));
+        assert.deepEqual([preview.with.command, preview.with.policyPacks, preview.with["comment-on-pr"]], ["preview", "policy", true]);
+    });
+
+    it("merges deploy prod behind the production environment, with the policy pack", () => {
+        const deploy = workflow("deploy.yml");
+        assert.deepEqual(deploy.on.push.branches, ["main"]);
+        assert.equal(deploy.jobs.up.environment, "production");
+        const up = deploy.jobs.up.steps.find((s: any) => /^pulumi\/actions@/.test(s.uses ?? ""));
+        assert.deepEqual([up.with.command, up.with.policyPacks], ["up", "policy"]);
+    });
+
+    it("never use long-lived AWS keys", () => {
+        for (const name of fs.readdirSync(path.join(REPO, ".github/workflows"))) {
+            const text = fs.readFileSync(path.join(REPO, ".github/workflows", name), "utf8");
+            assert.doesNotMatch(text, /aws-access-key-id|aws-secret-access-key|AWS_SECRET_ACCESS_KEY/, name);
+            for (const step of Object.values(YAML.parse(text).jobs).flatMap((j: any) => j.steps)) {
+                if (/^aws-actions\/configure-aws-credentials@/.test((step as any).uses ?? "")) {
+                    assert.match((step as any).with["role-to-assume"], /^\$\{\{ vars\.AWS_\w+_ROLE_ARN \}\}$/);
+                }
+            }
+        }
+    });
+});
+
+describe("README configuration reference", () => {
+    it("lists every key Pulumi.yaml declares, with its type and default", () => {
+        const declared = YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8")).config as Record<string, any>;
+        const readme = fs.readFileSync(path.join(REPO, "README.md"), "utf8");
+        assert.ok(Object.keys(declared).length >= 5);
+        for (const [key, decl] of Object.entries(declared)) {
+            const row = readme.split("\n").find((l) => l.startsWith(`| \`${key}\` |`));
+            assert.ok(row, `README has no row for ${key}`);
+            const [, , type, dflt] = row.split("|").map((c) => c.trim());
+            assert.equal(type, decl.type, `${key}: README says ${type}, Pulumi.yaml ${decl.type}`);
+            const expected = decl.default === "" ? "empty" : `\`${decl.default}\``;
+            assert.equal(dflt, expected, `${key}: README default ${dflt}, Pulumi.yaml ${decl.default}`);
+        }
+    });
+});
