@@ -131,61 +131,21 @@ export class Lab {
     /** True when this kernel installs ESP SAs (a full kernel, or the lab's VM); false on kernels without ESP. */
     kernelHasEsp(): boolean {
         sh(["modprobe", "-q", "esp4"], { allowFail: true });
-        const key = "0x" + "11".repeat(16);
-        const auth = "0x" + "22".repeat(32);
-        const probe = sh(
-            [
-                "ip",
-                "netns",
-                "exec",
-                this.topology.inetNs,
-                "ip",
-                "xfrm",
-                "state",
-                "add",
-                "src",
-                "192.0.2.1",
-                "dst",
-                "192.0.2.2",
-                "proto",
-                "esp",
-                "spi",
-                "0x100",
-                "enc",
-                "cbc(aes)",
-                key,
-                "auth",
-                "hmac(sha256)",
-                auth,
-            ],
-            { allowFail: true },
-        );
+        const addState = (spi: string, algorithm: string[]) =>
+            sh(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    this.topology.inetNs,
+                    ...`ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi ${spi}`.split(" "),
+                    ...algorithm,
+                ],
+                { allowFail: true },
+            );
+        const probe = addState("0x100", ["enc", "cbc(aes)", `0x${"11".repeat(16)}`, "auth", "hmac(sha256)", `0x${"22".repeat(32)}`]);
         // Load the AEAD our first ESP proposal uses now, rather than during the first Child SA (slow under emulation).
-        sh(
-            [
-                "ip",
-                "netns",
-                "exec",
-                this.topology.inetNs,
-                "ip",
-                "xfrm",
-                "state",
-                "add",
-                "src",
-                "192.0.2.1",
-                "dst",
-                "192.0.2.2",
-                "proto",
-                "esp",
-                "spi",
-                "0x101",
-                "aead",
-                "rfc4106(gcm(aes))",
-                "0x" + "33".repeat(36),
-                "128",
-            ],
-            { allowFail: true },
-        );
+        addState("0x101", ["aead", "rfc4106(gcm(aes))", `0x${"33".repeat(36)}`, "128"]);
         sh(["ip", "netns", "exec", this.topology.inetNs, "ip", "xfrm", "state", "flush"], { allowFail: true });
         return probe.ok;
     }

@@ -10,24 +10,13 @@
  * plus one `<id>-inet` namespace, a bridge joining every region's `wan` leg (Elastic IPs are on one /24).
  */
 import { type Cidr, formatIp, parseCidr } from "../config/cidr";
+import type { Plan } from "../offline/render";
 
-/** The part of plan.json the lab reads (see offline/render.ts). */
-export interface LabPlan {
-    readonly gateways: readonly {
-        readonly region: string;
-        readonly awsRegion: string;
-        readonly role: string;
-        readonly vpcCidr: string;
-        readonly elasticIp: string;
-        readonly privateIp: string;
-        readonly vpnSubnet: string;
-        readonly workloadSubnets: readonly string[];
-        readonly tunnels: readonly string[];
-        readonly routesToGateway: readonly string[];
-    }[];
-    readonly tunnels: readonly { readonly name: string; readonly hub: string; readonly spoke: string }[];
-    readonly parameters: readonly { readonly awsRegion: string; readonly name: string }[];
-}
+/**
+ * The part of plan.json the lab reads. A type-only import: nothing of the Pulumi program is loaded
+ * at run time, which keeps the lab light inside the VM.
+ */
+export type LabPlan = Pick<Plan, "gateways" | "tunnels" | "parameters">;
 
 export interface LabRegion {
     readonly region: string;
