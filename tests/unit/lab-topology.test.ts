@@ -1,12 +1,12 @@
 import { strict as assert } from "node:assert";
 import { labTopology, setupPlan } from "../../lab/topology";
-import { renderStack } from "../../offline/render";
-import { prodConfig } from "./fixtures";
+import type { renderStack } from "../../offline/render";
+import { prodRender } from "./fixtures";
 
 describe("lab topology (from the prod render's plan)", () => {
     let plan: Awaited<ReturnType<typeof renderStack>>["plan"];
     before(async () => {
-        plan = (await renderStack(prodConfig(), { stack: "prod" })).plan;
+        plan = (await prodRender()).plan;
     });
 
     it("puts each gateway at its static IP behind a VPC router at the subnet's +1, and a workload host in each VPC", () => {

@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import type { ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
-import { evaluateOffline, plain } from "../../offline/evaluate";
+import { plain } from "../../offline/evaluate";
 import { policies } from "../../policy/policies";
-import { prodConfig } from "./fixtures";
+import { prodEvaluation } from "./fixtures";
 
 /** Runs one policy on a resource, as the policy host would; returns the violations reported. */
 function violations(policy: ResourceValidationPolicy, type: string, props: Record<string, unknown>, name = "r"): string[] {
@@ -130,7 +130,7 @@ describe("policy pack", () => {
     });
 
     it("passes every resource of the prod stack", async () => {
-        const ev = await evaluateOffline(prodConfig(), { stack: "prod" });
+        const ev = await prodEvaluation();
         const found: string[] = [];
         for (const r of ev.resources) {
             for (const p of policies) {

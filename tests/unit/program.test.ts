@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
 import { type Evaluation, evaluateOffline, isSecretValue, mockIdOf, plain, resolve } from "../../offline/evaluate";
 import { filesOfUserData } from "../../render/cloudInit";
-import { prodConfig } from "./fixtures";
+import { prodConfig, prodEvaluation } from "./fixtures";
 
 const REGIONS = { virginia: "us-east-1", sydney: "ap-southeast-2", frankfurt: "eu-central-1" } as const;
 type RegionName = keyof typeof REGIONS;
@@ -20,7 +20,7 @@ describe("prod stack resource graph (mock runtime)", () => {
     const idOf = mockIdOf;
 
     before(async () => {
-        ev = await evaluateOffline(prodConfig(), { stack: "prod" });
+        ev = await prodEvaluation();
     });
 
     it("has one provider per region, with the stack's default tags", () => {

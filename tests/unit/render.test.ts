@@ -9,7 +9,8 @@ import { REDACTED, renderStack, writeRendered } from "../../offline/render";
 import { filesOfUserData, gatewayFiles, renderUserData } from "../../render/cloudInit";
 import { assertPskSafe, renderConn, renderSecrets, type TunnelEnd } from "../../render/libreswan";
 import { renderSysctl } from "../../render/sysctl";
-import { prodConfig, prodWith } from "./fixtures";
+import { parseArgs } from "../../scripts/render";
+import { prodConfig, prodRender, prodWith } from "./fixtures";
 
 const END: TunnelEnd = {
     tunnel: "virginia-to-sydney",
@@ -146,7 +147,8 @@ describe("render command", () => {
         });
 
     it("writes each gateway's files, user data and plan, deterministically and with keys redacted", async () => {
-        const a = await renderStack(prodConfig(), { stack: "prod" });
+        const a = await prodRender();
+        // A second, independent evaluation: the output must not depend on the run.
         const b = await renderStack(prodConfig(), { stack: "prod" });
         assert.deepEqual(a.files, b.files, "two renders are identical");
         const modes = Object.fromEntries(a.files.map((f) => [f.path, f.mode.toString(8)]));
@@ -231,14 +233,14 @@ describe("render command", () => {
         assert.match(bad.stderr, /nothing written/);
         assert.ok(!fs.existsSync(badOut));
 
-        const usage = cli("--stack", "prod");
-        assert.equal(usage.status, 2);
-        assert.match(usage.stderr, /--out DIR is required/);
+        // Usage errors are parsed before anything loads; checked in-process.
+        assert.throws(() => parseArgs(["--stack", "prod"]), /--out DIR is required/);
+        assert.throws(() => parseArgs(["--out", "x", "--eip", "virginia"]), /--eip takes REGION=IPV4/);
     });
 
     it("refuses to overwrite a directory that holds something other than a render", async () => {
         fs.writeFileSync(path.join(tmp, "precious.txt"), "x");
-        const r = await renderStack(prodConfig(), { stack: "prod" });
+        const r = await prodRender();
         assert.throws(() => writeRendered(r, tmp), /not empty and holds no earlier render/);
         assert.ok(fs.existsSync(path.join(tmp, "precious.txt")));
     });
@@ -248,7 +250,7 @@ describe("static checks by libreswan and cloud-init", () => {
     let dir: string;
     before(async () => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-static-"));
-        writeRendered(await renderStack(prodConfig(), { stack: "prod" }), path.join(dir, "prod"));
+        writeRendered(await prodRender(), path.join(dir, "prod"));
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
