@@ -25,8 +25,9 @@ done
 [ $# -gt 0 ] || { echo "vm.sh: no command given (lab/vm.sh -- COMMAND ...)" >&2; exit 125; }
 [ "$(id -u)" = 0 ] || { echo "vm.sh: needs root" >&2; exit 125; }
 command -v qemu-system-x86_64 >/dev/null || { echo "vm.sh: qemu-system-x86_64 missing (apt-get install -y qemu-system-x86)" >&2; exit 125; }
-kernel=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1)
-[ -n "$kernel" ] || { echo "vm.sh: no Debian kernel in /boot (apt-get install -y linux-image-amd64)" >&2; exit 125; }
+# The newest distribution kernel in /boot (Debian: *-amd64, Ubuntu: *-generic).
+kernel=$(ls /boot/vmlinuz-*-amd64 /boot/vmlinuz-*-generic 2>/dev/null | sort -V | tail -1)
+[ -n "$kernel" ] || { echo "vm.sh: no distribution kernel in /boot (apt-get install -y linux-image-amd64)" >&2; exit 125; }
 kver=${kernel#/boot/vmlinuz-}
 
 # An initramfs that can mount the root over virtio-9p, built once per kernel version.

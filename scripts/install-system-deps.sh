@@ -3,11 +3,15 @@
 #   libreswan   - `ipsec` and `pluto`: static config checks and the lab's IKE daemons
 #   cloud-init  - `cloud-init schema`: user data validation
 #   iproute2, iptables, iputils-ping, procps - the lab's namespaces, NAT and pings
-#   qemu-system-x86, linux-image-amd64, initramfs-tools, kmod - the lab's --vm mode: a full Debian
-#     kernel (with ESP) booted over this machine's root filesystem, for Child SAs and traffic
+#   libnss3-tools - certutil, for each lab gateway's NSS database
+#   qemu-system-x86, linux-image-amd64 (Ubuntu: linux-image-generic), initramfs-tools, kmod - the lab's
+#     --vm mode: a full distribution kernel (with ESP) booted over this machine's root filesystem
 # Does nothing when everything is already there.
 set -euo pipefail
-packages=(libreswan cloud-init iproute2 iptables iputils-ping procps qemu-system-x86 linux-image-amd64 initramfs-tools kmod)
+# Debian's stock kernel package is linux-image-amd64; Ubuntu's (GitHub's runners) is linux-image-generic.
+kernel_pkg=linux-image-amd64
+if grep -qs '^ID=ubuntu' /etc/os-release; then kernel_pkg=linux-image-generic; fi
+packages=(libreswan cloud-init iproute2 iptables iputils-ping procps libnss3-tools qemu-system-x86 "$kernel_pkg" initramfs-tools kmod)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
