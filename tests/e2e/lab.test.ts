@@ -123,7 +123,10 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
     before(function () {
         const why =
             labUnavailable() ??
-            (spawnSync("sh", ["-c", "command -v qemu-system-x86_64 && ls /boot/vmlinuz-*-amd64 /boot/vmlinuz-*-generic 2>/dev/null | grep -q ."]).status !== 0
+            (spawnSync("sh", [
+                "-c",
+                "command -v qemu-system-x86_64 && ls /boot/vmlinuz-*-amd64 /boot/vmlinuz-*-generic 2>/dev/null | grep -q .",
+            ]).status !== 0
                 ? "qemu-system-x86 or linux-image-amd64 is not installed (scripts/install-system-deps.sh installs them)"
                 : undefined);
         if (why) {
