@@ -26,7 +26,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "vm.sh: needs root" >&2; exit 125; }
 command -v qemu-system-x86_64 >/dev/null || { echo "vm.sh: qemu-system-x86_64 missing (apt-get install -y qemu-system-x86)" >&2; exit 125; }
 # The newest distribution kernel in /boot (Debian: *-amd64, Ubuntu: *-generic).
-kernel=$(ls /boot/vmlinuz-*-amd64 /boot/vmlinuz-*-generic 2>/dev/null | sort -V | tail -1)
+kernel=$( (ls /boot/vmlinuz-*-amd64 /boot/vmlinuz-*-generic 2>/dev/null || true) | sort -V | tail -1)
 [ -n "$kernel" ] || { echo "vm.sh: no distribution kernel in /boot (apt-get install -y linux-image-amd64)" >&2; exit 125; }
 kver=${kernel#/boot/vmlinuz-}
 
