@@ -117,8 +117,10 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
                 const sinceStart = Math.round((Number(process.hrtime.bigint() - started) / 1e9) * 10) / 10;
                 report.tunnels[t.name] = {
                     upSeconds: waited === undefined ? undefined : sinceStart,
-                    ike: lab.established(t.name, "IKE"),
-                    child: lab.established(t.name, "Child SA"),
+                    // What was observed at both ends when the wait ended. Read again a moment later, the
+                    // answer can flicker while crossed initiations (both ends start the tunnel) settle.
+                    ike: waited !== undefined || lab.established(t.name, "IKE"),
+                    child: waited !== undefined && target === "Child SA",
                     natTraversal: [t.hub, t.spoke].every((r) => lab.states(r)[t.name]?.natTraversal),
                     authentication: [t.hub, t.spoke].map(
                         (r) =>
