@@ -308,13 +308,15 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         const newLines = lab.logOf(hub.region).slice(before.hub) + lab.logOf(victim.region).slice(before.victim);
         const reason = newLines.split("\n").find((l) => /AUTHENTICATION_FAILED|authentication failed|failed to authenticate/i.test(l));
         const others = topology.tunnels.filter((t) => t.name !== tunnel).map((t) => t.name);
+        // Observed, not sampled once: a single read can land in a moment of SA replacement.
+        const othersUp = (await lab.waitFor(() => others.every((t) => lab.established(t, target)), 20)) !== undefined;
         report.wrongKey = {
             region: victim.region,
             tunnel,
             establishedWithin,
             waitedSeconds,
             reason: reason?.trim(),
-            otherTunnelsUp: others.every((t) => lab.established(t, target)),
+            otherTunnelsUp: othersUp,
         };
         log(
             `wrong key on ${victim.region}: ${establishedWithin === undefined ? "not established" : "ESTABLISHED (wrong)"}; log: ${reason ?? "(no reason logged)"}`,
