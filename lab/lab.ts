@@ -281,8 +281,7 @@ export class Lab {
     async startPluto(region: string): Promise<void> {
         const r = this.region(region);
         const ns = ["ip", "netns", "exec", r.ns.gw];
-        sh([...ns, "ip", "xfrm", "policy", "flush"], { allowFail: true });
-        sh([...ns, "ip", "xfrm", "state", "flush"], { allowFail: true });
+        this.flushKernelState(r);
         sh(["ipsec", "addconn", "--config", this.dir(r, "ipsec.conf"), "--checkconfig"]);
         for (const f of ["pluto.ctl", "pluto.pid"]) {
             fs.rmSync(this.dir(r, "run", f), { force: true });
@@ -326,6 +325,13 @@ export class Lab {
         this.log(`lab: pluto of ${region} started (pid ${child.pid})`);
     }
 
+    /** Clears the gateway's IPsec policies and SAs from the kernel, as ipsec.service does around pluto. */
+    private flushKernelState(r: LabRegion): void {
+        for (const table of ["policy", "state"]) {
+            sh(["ip", "netns", "exec", r.ns.gw, "ip", "xfrm", table, "flush"], { allowFail: true });
+        }
+    }
+
     /** Kills a gateway's pluto with SIGKILL, as a crash would, and cleans up as systemd's ExecStopPost does. */
     async killPluto(region: string): Promise<void> {
         const child = this.plutos.get(region);
@@ -338,8 +344,7 @@ export class Lab {
         for (let i = 0; i < 50 && child.exitCode === null && child.signalCode === null; i++) {
             await sleep(100);
         }
-        sh(["ip", "netns", "exec", r.ns.gw, "ip", "xfrm", "policy", "flush"], { allowFail: true });
-        sh(["ip", "netns", "exec", r.ns.gw, "ip", "xfrm", "state", "flush"], { allowFail: true });
+        this.flushKernelState(r);
         this.log(`lab: pluto of ${region} killed`);
     }
 

@@ -7,6 +7,16 @@
 import * as crypto from "node:crypto";
 import { Lab, type Layer } from "./lab";
 
+/** Seconds since `start` (a process.hrtime.bigint() reading), to a tenth. */
+function secondsSince(start: bigint): number {
+    return roundSeconds(Number(process.hrtime.bigint() - start) / 1e6);
+}
+
+/** Milliseconds as seconds, to a tenth. */
+function roundSeconds(ms: number): number {
+    return Math.round(ms / 100) / 10;
+}
+
 /** A fresh key of the generated kind (letters and digits only here), never printed. */
 function newKey(): string {
     return crypto
@@ -114,7 +124,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         await Promise.all(
             topology.tunnels.map(async (t) => {
                 const waited = await lab.waitFor(() => lab.established(t.name, target), timeout);
-                const sinceStart = Math.round((Number(process.hrtime.bigint() - started) / 1e9) * 10) / 10;
+                const sinceStart = secondsSince(started);
                 report.tunnels[t.name] = {
                     upSeconds: waited === undefined ? undefined : sinceStart,
                     // What was observed at both ends when the wait ended. Read again a moment later, the
@@ -190,7 +200,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         const back = await lab.waitFor(() => hub.tunnels.every((t) => lab.established(t, target)), timeout);
         report.restart = {
             region: hub.region,
-            seconds: back === undefined ? undefined : Math.round((Number(process.hrtime.bigint() - restarted) / 1e9) * 10) / 10,
+            seconds: back === undefined ? undefined : secondsSince(restarted),
             tunnels: [...hub.tunnels],
         };
         log(
@@ -240,19 +250,18 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
                 return line ? Lab.logTime(line) : undefined;
             });
             const after = lab.health(hub.region);
-            const seconds = (from: bigint) => Math.round((Number(process.hrtime.bigint() - from) / 1e9) * 10) / 10;
             report.deadPeer = {
                 region: spoke.region,
                 tunnel,
                 detectedSeconds:
-                    detected === undefined ? undefined : detectedAt !== undefined ? Math.round((detectedAt - diedAt) / 100) / 10 : detected,
+                    detected === undefined ? undefined : detectedAt !== undefined ? roundSeconds(detectedAt - diedAt) : detected,
                 detectedLine: detectedLine?.trim(),
                 returnedSeconds:
                     returned === undefined
                         ? undefined
                         : establishedAt.every((t) => t !== undefined)
-                          ? Math.round((Math.max(...(establishedAt as number[])) - cameBackAt) / 100) / 10
-                          : seconds(cameBack),
+                          ? roundSeconds(Math.max(...(establishedAt as number[])) - cameBackAt)
+                          : secondsSince(cameBack),
                 health: { before: before.values[tunnel], whileDead: whileDead.values[tunnel], after: after.values[tunnel] },
                 healthLines: [...before.lines, ...whileDead.lines, ...after.lines].filter((l) => l.includes(tunnel)),
             };
@@ -286,7 +295,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             const back = await lab.waitFor(() => reauthenticated() && lab.established(tunnel, target), timeout);
             report.rotation = {
                 tunnel,
-                seconds: back === undefined ? undefined : Math.round((Number(process.hrtime.bigint() - rotated) / 1e9) * 10) / 10,
+                seconds: back === undefined ? undefined : secondsSince(rotated),
                 bothEndsRewritten: [hub.region, spoke.region].every((r) => lab.secretsOf(r, tunnel).includes(`"${key}"`)),
                 reauthenticated: reauthenticated(),
             };
