@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
+import { GATEWAY_PATHS, renderMssClamp } from "../gateway/contract";
 import { connFileName, renderConn, renderSecrets, secretsFileName, type TunnelEnd } from "./libreswan";
 import { renderSysctl, SYSCTL_PATH } from "./sysctl";
 import { HEALTH_CONF_PATH, HEALTH_SCRIPT_PATH, PSK_SCRIPT_PATH, renderUnits, TUNNELS_PATH } from "./systemd";
@@ -101,6 +102,7 @@ export function gatewayFiles(id: GatewayIdentity, tunnels: readonly GatewayTunne
         { path: HEALTH_SCRIPT_PATH, permissions: "0755", content: healthScript() },
         ...renderUnits().map((u): GatewayFile => ({ path: u.path, permissions: "0644", content: u.content })),
         { path: SYSCTL_PATH, permissions: "0644", content: renderSysctl() },
+        { path: GATEWAY_PATHS.mssClamp, permissions: "0644", content: renderMssClamp() },
     ];
 }
 
@@ -143,7 +145,7 @@ export function renderUserData(regionName: string, files: readonly GatewayFile[]
     const doc = {
         // libreswan is OpenSwan's maintained successor, packaged by Amazon Linux 2023; the AWS CLI
         // (preinstalled on AL2023's images) fetches the keys.
-        packages: ["libreswan", "awscli-2"],
+        packages: ["libreswan", "awscli-2", "nftables"],
         write_files: files.map((f) => ({
             path: f.path,
             owner: "root:root",
@@ -155,9 +157,25 @@ export function renderUserData(regionName: string, files: readonly GatewayFile[]
             ["sysctl", "--system"],
             ["systemctl", "daemon-reload"],
             // Enabled units come back at every boot: keys first, then ipsec, then the refresh timer.
-            ["systemctl", "enable", "hubspoke-psk.service", "ipsec.service", "hubspoke-psk-refresh.timer", "hubspoke-health.timer"],
+            [
+                "systemctl",
+                "enable",
+                "hubspoke-mss.service",
+                "hubspoke-psk.service",
+                "ipsec.service",
+                "hubspoke-psk-refresh.timer",
+                "hubspoke-health.timer",
+            ],
             // --no-block: cloud-init must not wait while the keys are still being fetched.
-            ["systemctl", "start", "--no-block", "ipsec.service", "hubspoke-psk-refresh.timer", "hubspoke-health.timer"],
+            [
+                "systemctl",
+                "start",
+                "--no-block",
+                "hubspoke-mss.service",
+                "ipsec.service",
+                "hubspoke-psk-refresh.timer",
+                "hubspoke-health.timer",
+            ],
         ],
     };
     return `#cloud-config\n# hubspoke-vpn gateway for region ${regionName}\n` + YAML.stringify(doc, { lineWidth: 0 });

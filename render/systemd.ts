@@ -2,6 +2,7 @@
  * systemd units that order key delivery before libreswan and refresh keys after rotation.
  * Everything here runs at every boot: nothing depends on cloud-init's first boot having run again.
  */
+import { GATEWAY_PATHS } from "../gateway/contract";
 
 export const PSK_SCRIPT_PATH = "/usr/local/sbin/hubspoke-psk";
 export const HEALTH_SCRIPT_PATH = "/usr/local/sbin/hubspoke-health";
@@ -17,6 +18,23 @@ export interface UnitFile {
 
 export function renderUnits(): UnitFile[] {
     return [
+        {
+            path: "/etc/systemd/system/hubspoke-mss.service",
+            content: [
+                "[Unit]",
+                "Description=hubspoke-vpn: clamp the TCP MSS of forwarded traffic to what fits through the tunnels",
+                "Before=ipsec.service",
+                "",
+                "[Service]",
+                "Type=oneshot",
+                "RemainAfterExit=yes",
+                `ExecStart=/usr/sbin/nft -f ${GATEWAY_PATHS.mssClamp}`,
+                "",
+                "[Install]",
+                "WantedBy=multi-user.target",
+                "",
+            ].join("\n"),
+        },
         {
             path: "/etc/systemd/system/hubspoke-psk.service",
             content: [

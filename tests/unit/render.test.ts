@@ -93,6 +93,7 @@ describe("rendering", () => {
                 "0644 /etc/systemd/system/hubspoke-health.service",
                 "0644 /etc/systemd/system/hubspoke-health.timer",
                 "0644 /etc/sysctl.d/90-hubspoke-vpn.conf",
+                "0644 /etc/hubspoke-vpn/mss-clamp.nft",
             ],
         );
         const file = (p: string) => files.find((f) => f.path === p)!.content;
@@ -117,10 +118,10 @@ describe("rendering", () => {
             /Before=ipsec.service[\s\S]*ExecStart=\/usr\/local\/sbin\/hubspoke-psk\n[\s\S]*WantedBy=multi-user.target/,
         );
         assert.match(file("/etc/systemd/system/hubspoke-psk-refresh.timer"), /OnUnitActiveSec=5min/);
-        assert.match(userData, /packages:\n {2}- libreswan\n {2}- awscli-2\n/);
+        assert.match(userData, /packages:\n {2}- libreswan\n {2}- awscli-2\n {2}- nftables\n/);
         assert.match(
             userData,
-            /- - systemctl\n {4}- enable\n {4}- hubspoke-psk.service\n {4}- ipsec.service\n {4}- hubspoke-psk-refresh.timer\n {4}- hubspoke-health.timer/,
+            /- - systemctl\n {4}- enable\n {4}- hubspoke-mss.service\n {4}- hubspoke-psk.service\n {4}- ipsec.service\n {4}- hubspoke-psk-refresh.timer\n {4}- hubspoke-health.timer/,
         );
         assert.doesNotMatch(userData, /PSK "[A-Za-z0-9._+=~-]{32,}"/, "no key material in user data");
     });

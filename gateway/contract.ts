@@ -1,0 +1,140 @@
+/**
+ * The gateway's contract: every fact that the program, the renderer, the scripts on the instance,
+ * the lab and the tests must agree on. Pure values and small pure functions, nothing else.
+ *
+ * The shell scripts (gateway/*.sh) read these values from the rendered env file `GATEWAY_PATHS.env`
+ * (see `renderGatewayEnv`), never from defaults of their own; tests/unit/contract.test.ts fails if
+ * a script names a value this module owns.
+ */
+
+/** Where things live on the instance. */
+export const GATEWAY_PATHS = {
+    /** libreswan's include directory: one `<tunnel>.conf` and `<tunnel>.secrets` per tunnel end. */
+    ipsecDir: "/etc/ipsec.d",
+    /** libreswan's main config, which includes `ipsecDir/*.conf` (Amazon Linux 2023's default). */
+    ipsecConf: "/etc/ipsec.conf",
+    /** The env file every gateway script sources. */
+    env: "/etc/hubspoke-vpn/gateway.env",
+    /** nftables rules that clamp the TCP MSS of forwarded traffic. */
+    mssClamp: "/etc/hubspoke-vpn/mss-clamp.nft",
+    /** The agent's state: versions applied, tunnels desired, tunnels left out, re-authentications due. */
+    stateDir: "/var/lib/hubspoke-vpn",
+    agentScript: "/usr/local/sbin/hubspoke-agent",
+    healthScript: "/usr/local/sbin/hubspoke-health",
+    sysctl: "/etc/sysctl.d/90-hubspoke-vpn.conf",
+    systemdDir: "/etc/systemd/system",
+} as const;
+
+/** The files the agent keeps in `GATEWAY_PATHS.stateDir`. */
+export const AGENT_STATE_FILES = {
+    /** `<parameter name> <version>` per parameter last applied (or last refused as invalid). */
+    versions: "versions",
+    /** Every tunnel this gateway should terminate, one name a line (the health script reports each). */
+    tunnels: "tunnels",
+    /** `<tunnel> <reason>` per tunnel left out because its desired state is missing or invalid. */
+    leftOut: "left-out",
+} as const;
+
+/**
+ * Pre-shared keys: what the program generates and what the agent accepts. The alphabet is letters,
+ * digits and `PSK.special`, all safe inside the quoted PSK of an ipsec.secrets line.
+ */
+export const PSK = { length: 48, minLength: 32, special: "-_.+=~" } as const;
+
+/** The bracket expression of the key alphabet (`A-Za-z0-9._+=~-`), for regular expressions in TS and bash alike. */
+export function pskCharacterClass(): string {
+    // `-` last so that it is literal in both languages.
+    return `A-Za-z0-9${PSK.special.replace("-", "")}-`;
+}
+
+/** True when `psk` is a key the gateways accept. */
+export function isUsablePsk(psk: string): boolean {
+    return psk.length >= PSK.minLength && new RegExp(`^[${pskCharacterClass()}]+$`).test(psk);
+}
+
+/** The tunnel health metric (CloudWatch); the gateways' IAM condition names the namespace too. */
+export const METRIC = { namespace: "HubspokeVpn", tunnelUp: "TunnelUp" } as const;
+
+/**
+ * TCP MSS the gateways clamp forwarded SYNs to. The path between gateways crosses internet
+ * gateways, limited to 1500 bytes, while instances send 9001. The worst case of our ESP proposals
+ * in UDP encapsulation (NAT-T) is AES-CBC with SHA-256: outer IPv4 20 + UDP 8 + ESP header 8 +
+ * IV 16 + ICV 16 = 68 bytes, and the encrypted part (inner packet + 2 trailer bytes + padding)
+ * must be a multiple of 16: 1500 - 68 = 1432 -> 1424 -> inner packet at most 1422 bytes, TCP MSS
+ * 1422 - 20 (IPv4) - 20 (TCP) = 1382 (AES-GCM allows 1394). 1360 keeps 22 bytes for IP/TCP
+ * options beyond the 12 of timestamps, which Linux already subtracts from the MSS it uses.
+ */
+export const TCP_MSS = 1360;
+
+/** Seconds between a key change and the re-authentication of its tunnel (both ends must have the new key). */
+export const REAUTH_DELAY_SECONDS = 420;
+
+/** Everything the gateway scripts read from `GATEWAY_PATHS.env`. */
+export interface GatewayIdentity {
+    readonly stack: string;
+    /** The site (config `regions[].name`), e.g. `virginia`. */
+    readonly site: string;
+    readonly awsRegion: string;
+    /** SSM path of this gateway's desired state, e.g. `/hubspoke-vpn/prod/virginia/tunnels`. */
+    readonly parameterPath: string;
+}
+
+/** SSM path of one gateway's tunnel ends: `<prefix>/<site>/tunnels`. */
+export function gatewayParameterPath(prefix: string, site: string): string {
+    return `${prefix}/${site}/tunnels`;
+}
+
+/** The two parameters of one tunnel end under its gateway's path: the conn (String) and the secrets line (SecureString). */
+export function tunnelParameterNames(parameterPath: string, tunnel: string): { conf: string; secrets: string } {
+    return { conf: `${parameterPath}/${tunnel}/conf`, secrets: `${parameterPath}/${tunnel}/secrets` };
+}
+
+/** SSM standard parameters hold at most 4 KB. */
+export const SSM_STANDARD_MAX_BYTES = 4096;
+
+/** The env file of one gateway, sourced by hubspoke-agent and hubspoke-health. */
+export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyof typeof GATEWAY_PATHS, string>> = {}): string {
+    const p = { ...GATEWAY_PATHS, ...paths };
+    const lines: Record<string, string | number> = {
+        HUBSPOKE_STACK: id.stack,
+        HUBSPOKE_SITE: id.site,
+        HUBSPOKE_AWS_REGION: id.awsRegion,
+        HUBSPOKE_PARAMETER_PATH: id.parameterPath,
+        HUBSPOKE_IPSEC_D: p.ipsecDir,
+        HUBSPOKE_IPSEC_CONF: p.ipsecConf,
+        HUBSPOKE_STATE_DIR: p.stateDir,
+        HUBSPOKE_PSK_MIN_LENGTH: PSK.minLength,
+        HUBSPOKE_PSK_CHARACTERS: pskCharacterClass(),
+        HUBSPOKE_METRIC_NAMESPACE: METRIC.namespace,
+        HUBSPOKE_METRIC_NAME: METRIC.tunnelUp,
+        HUBSPOKE_REAUTH_DELAY: REAUTH_DELAY_SECONDS,
+        HUBSPOKE_STATE_VERSIONS: AGENT_STATE_FILES.versions,
+        HUBSPOKE_STATE_TUNNELS: AGENT_STATE_FILES.tunnels,
+        HUBSPOKE_STATE_LEFT_OUT: AGENT_STATE_FILES.leftOut,
+    };
+    return (
+        "# hubspoke-vpn gateway settings, read by hubspoke-agent and hubspoke-health (rendered by the program)\n" +
+        Object.entries(lines)
+            .map(([k, v]) => `${k}='${String(v)}'`)
+            .join("\n") +
+        "\n"
+    );
+}
+
+/** The nftables rules that clamp forwarded TCP SYNs to `TCP_MSS` (loaded by hubspoke-mss.service, idempotently). */
+export function renderMssClamp(mss: number = TCP_MSS): string {
+    return [
+        "# hubspoke-vpn: clamp the TCP MSS of forwarded connections so that their segments fit through",
+        `# ESP-in-UDP over a 1500-byte internet path (see gateway/contract.ts, TCP_MSS). Loaded by hubspoke-mss.service.`,
+        // Creating then flushing makes a reload replace the rules instead of adding a second copy.
+        "table inet hubspoke_mss",
+        "flush table inet hubspoke_mss",
+        "table inet hubspoke_mss {",
+        "    chain forward {",
+        "        type filter hook forward priority mangle; policy accept;",
+        `        tcp flags & (syn | rst) == syn tcp option maxseg size > ${mss} tcp option maxseg size set ${mss}`,
+        "    }",
+        "}",
+        "",
+    ].join("\n");
+}
