@@ -86,6 +86,7 @@ describe("rendering", () => {
                 "0644 /etc/hubspoke-vpn/health.conf",
                 "0755 /usr/local/sbin/hubspoke-psk",
                 "0755 /usr/local/sbin/hubspoke-health",
+                "0644 /etc/systemd/system/hubspoke-mss.service",
                 "0644 /etc/systemd/system/hubspoke-psk.service",
                 "0644 /etc/systemd/system/ipsec.service.d/10-hubspoke.conf",
                 "0644 /etc/systemd/system/hubspoke-psk-refresh.service",
