@@ -20,29 +20,42 @@ export interface ProgramResult {
     readonly dashboardName: pulumi.Output<string>;
 }
 
+export interface ProgramOptions {
+    /** Where warnings go (Pulumi's log by default). */
+    readonly warn?: (message: string) => void;
+    /** Applied to every resource of the network (the offline harness records options with it). */
+    readonly transformations?: pulumi.ResourceTransformation[];
+}
+
 /**
  * Validates the raw config (throwing `ConfigError` before any resource is registered), then
- * builds one AWS provider per region and the HubSpokeVpn.
+ * builds one AWS provider per AWS region and the HubSpokeVpn.
  */
-export function hubSpokeProgram(raw: RawConfig, stack: string, warn: (message: string) => void = (m) => pulumi.log.warn(m)): ProgramResult {
+export function hubSpokeProgram(raw: RawConfig, stack: string, options: ProgramOptions = {}): ProgramResult {
     const { spec, warnings } = parseStackConfig(raw);
-    warnings.forEach(warn);
+    warnings.forEach(options.warn ?? ((m) => pulumi.log.warn(m)));
     const providers = Object.fromEntries(
-        spec.regions.map((r) => [
-            r.name,
-            new aws.Provider(r.name, {
-                region: r.awsRegion as aws.Region,
-                defaultTags: { tags: { Project: "hubspoke-vpn", Stack: stack, ManagedBy: "pulumi" } },
-            }),
+        spec.awsRegions.map((awsRegion) => [
+            awsRegion,
+            new aws.Provider(
+                awsRegion,
+                {
+                    region: awsRegion as aws.Region,
+                    defaultTags: { tags: { Project: "hubspoke-vpn", Stack: stack, ManagedBy: "pulumi" } },
+                },
+                // Stacks deployed before regions could share an AWS region named the provider after the region
+                // (`virginia`): the alias keeps them, so no resource of theirs is replaced.
+                {
+                    aliases: spec.regions.filter((r) => r.awsRegion === awsRegion).map((r) => ({ name: r.name })),
+                    transformations: options.transformations,
+                },
+            ),
         ]),
     );
-    const vpn = new HubSpokeVpn("hubspoke", {
-        spec,
-        providers,
-        parameterPrefix: `/hubspoke-vpn/${stack}`,
-        pskRotation: spec.pskRotation,
-        stack,
-        alarmEmail: spec.alarmEmail,
-    });
+    const vpn = new HubSpokeVpn(
+        "hubspoke",
+        { spec, providers, parameterPrefix: `/hubspoke-vpn/${stack}`, stack },
+        { transformations: options.transformations },
+    );
     return { spec, vpn, regions: vpn.regionOutputs, tunnels: spec.tunnels.map((t) => t.name), dashboardName: vpn.dashboard.dashboardName };
 }

@@ -2,29 +2,32 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { RegionSpec, StackSpec } from "../config/types";
-import { METRIC_NAME, METRIC_NAMESPACE } from "../render/cloudInit";
-import { PSK_MIN_LENGTH, PSK_SPECIAL_CHARACTERS } from "../render/libreswan";
+import { PSK } from "../gateway/contract";
+import { dashboardBody } from "../render/awsDocuments";
 import { OpenSwanGateway } from "./openSwanGateway";
 import { RegionalVpc } from "./regionalVpc";
 
-/** Length of each generated pre-shared key: about 280 bits from a 66-character alphabet. */
-export const PSK_LENGTH = Math.max(48, PSK_MIN_LENGTH);
+/** The generator settings of every pre-shared key: only characters safe inside the quoted PSK of an ipsec.secrets line. */
+export const PSK_GENERATOR = {
+    length: PSK.length,
+    special: true,
+    overrideSpecial: PSK.special,
+    minLower: 4,
+    minUpper: 4,
+    minNumeric: 4,
+} as const;
 
 export interface HubSpokeVpnArgs {
-    /** The validated stack config: one hub, its spokes, and the tunnels between them. */
+    /** The validated stack config: one hub, its spokes, the tunnels between them, each region's peers. */
     readonly spec: StackSpec;
-    /** One AWS provider per region, keyed by region name (`virginia`), each set to that region's AWS region. */
+    /** One AWS provider per AWS region (`us-east-1`); regions that share an AWS region share its provider. */
     readonly providers: Readonly<Record<string, aws.Provider>>;
     /** Tags added to every resource, besides `Name` (providers' default tags apply as well). */
     readonly tags?: Record<string, string>;
-    /** Path prefix of the key parameters, e.g. `/hubspoke-vpn/prod`; each is `<prefix>/<tunnel>/psk`. */
+    /** Path prefix of the desired-state parameters, e.g. `/hubspoke-vpn/prod`; each gateway's are under `<prefix>/<region>/tunnels`. */
     readonly parameterPrefix: string;
-    /** Changing this number generates new keys (rotation) without replacing any instance. */
-    readonly pskRotation?: number;
     /** The Pulumi stack: a dimension of the tunnel metrics, and part of the dashboard's name. */
     readonly stack: string;
-    /** An e-mail address every region's alarm topic notifies, if any. */
-    readonly alarmEmail?: string;
 }
 
 /** What a user needs of one region after `pulumi up`. */
@@ -47,9 +50,9 @@ export interface RegionOutputs {
 }
 
 /**
- * The whole private network: per region a RegionalVpc and an OpenSwanGateway on that region's
- * provider; per hub-spoke tunnel one generated pre-shared key shared by both ends; and routes
- * for each peer range in every route table, targeting the gateway's network interface.
+ * The whole private network: per region a RegionalVpc and an OpenSwanGateway on its AWS region's
+ * provider; per hub-spoke tunnel one generated pre-shared key shared by both ends; and routes for
+ * each peer range in every route table, targeting the gateway's network interface.
  * Spokes reach the hub only: there is no spoke-to-spoke tunnel or route.
  */
 export class HubSpokeVpn extends pulumi.ComponentResource {
@@ -57,32 +60,29 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
     public readonly gateways: Record<string, OpenSwanGateway> = {};
     /** Per region name, the values the stack exports. */
     public readonly regionOutputs: Record<string, RegionOutputs> = {};
-    /** One CloudWatch dashboard, in the hub's region, with every tunnel end of the stack. */
+    /** One CloudWatch dashboard, in the hub's AWS region, with every tunnel end of the stack. */
     public readonly dashboard: aws.cloudwatch.Dashboard;
+    /** Per tunnel name, its pre-shared key: a Pulumi secret. */
+    public readonly keys: Readonly<Record<string, pulumi.Output<string>>>;
 
     constructor(name: string, args: HubSpokeVpnArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hubspoke:network:HubSpokeVpn", name, {}, opts);
         const { spec } = args;
-
         const providerOf = (r: RegionSpec) => {
-            const p = args.providers[r.name];
+            const p = args.providers[r.awsRegion];
             if (!p) {
-                throw new Error(`HubSpokeVpn ${name}: no AWS provider given for region "${r.name}" (${r.awsRegion})`);
+                throw new Error(`HubSpokeVpn ${name}: no AWS provider given for AWS region ${r.awsRegion} (region "${r.name}")`);
             }
             return p;
         };
-        for (const r of spec.regions) {
-            providerOf(r);
-        }
+        spec.regions.forEach(providerOf);
 
-        const byName = new Map(spec.regions.map((r) => [r.name, r]));
         const eips: Record<string, aws.ec2.Eip> = {};
         for (const r of spec.regions) {
-            const inRegion = { parent: this, providers: { aws: providerOf(r) } };
             this.vpcs[r.name] = new RegionalVpc(
                 `${name}-${r.name}`,
                 { region: r, tags: args.tags, flowLogRetentionDays: spec.flowLogRetentionDays },
-                inRegion,
+                { parent: this, providers: { aws: providerOf(r) } },
             );
             // Allocated apart from the instance, so each peer's config can name it before any instance exists.
             eips[r.name] = new aws.ec2.Eip(
@@ -92,51 +92,22 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
             );
         }
 
-        // One key per tunnel, stored as a SecureString in each of the two regions that use it
-        // (parameters are regional).
-        const keyParameters: Record<string, Record<string, aws.ssm.Parameter>> = {};
-        for (const t of spec.tunnels) {
-            const key = new random.RandomPassword(
-                `${name}-${t.name}-psk`,
-                {
-                    length: PSK_LENGTH,
-                    // Only characters that are safe inside the quoted PSK of an ipsec.secrets line.
-                    special: true,
-                    overrideSpecial: PSK_SPECIAL_CHARACTERS,
-                    minLower: 4,
-                    minUpper: 4,
-                    minNumeric: 4,
+        // One key per tunnel; each end publishes it (inside its secrets line) in its own AWS region.
+        const keys = (this.keys = Object.fromEntries(
+            spec.tunnels.map((t) => {
+                const key = new random.RandomPassword(
+                    `${name}-${t.name}-psk`,
                     // A new rotation number replaces the key; the parameters update in place.
-                    keepers: { rotation: String(args.pskRotation ?? 0) },
-                },
-                { parent: this },
-            );
-            const psk = pulumi.secret(key.result);
-            keyParameters[t.name] = {};
-            for (const regionName of [t.hub, t.spoke]) {
-                keyParameters[t.name][regionName] = new aws.ssm.Parameter(
-                    `${name}-${regionName}-${t.name}-psk`,
-                    {
-                        name: `${args.parameterPrefix}/${t.name}/psk`,
-                        type: "SecureString",
-                        value: psk,
-                        description: `hubspoke-vpn pre-shared key of tunnel ${t.name}`,
-                        tags: { ...args.tags, Tunnel: t.name },
-                    },
-                    { parent: this, provider: providerOf(byName.get(regionName)!) },
+                    { ...PSK_GENERATOR, keepers: { rotation: String(spec.pskRotation) } },
+                    { parent: this },
                 );
-            }
-        }
-
-        // The hub's peers are all spokes; a spoke's only peer is the hub.
-        const peersOf = (r: RegionSpec) =>
-            spec.tunnels
-                .filter((t) => t.hub === r.name || t.spoke === r.name)
-                .map((tunnel) => ({ tunnel, peer: byName.get(tunnel.hub === r.name ? tunnel.spoke : tunnel.hub)! }));
+                return [t.name, pulumi.secret(key.result)];
+            }),
+        ));
 
         for (const r of spec.regions) {
             const vpc = this.vpcs[r.name];
-            const peers = peersOf(r);
+            const peers = spec.peers[r.name];
             const gateway = new OpenSwanGateway(
                 `${name}-${r.name}-gw`,
                 {
@@ -146,14 +117,17 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                     internetGateway: vpc.internetGateway,
                     elasticIp: eips[r.name],
                     instanceType: spec.gatewayInstanceType,
+                    amiRelease: spec.gatewayAmiRelease,
                     terminationProtection: spec.gatewayTerminationProtection,
                     stack: args.stack,
-                    alarmEmail: args.alarmEmail,
+                    alarmEmail: spec.alarmEmail,
+                    parameterPrefix: args.parameterPrefix,
+                    tunnelSettings: spec.tunnelSettings,
                     tunnels: peers.map(({ peer, tunnel }) => ({
                         tunnel: tunnel.name,
                         peerElasticIp: eips[peer.name].publicIp,
                         peerCidr: peer.vpcCidr,
-                        keyParameter: keyParameters[tunnel.name][r.name],
+                        psk: keys[tunnel.name],
                     })),
                     tags: args.tags,
                 },
@@ -172,26 +146,17 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                     );
                 }
             });
-
-            this.regionOutputs[r.name] = {
-                awsRegion: r.awsRegion,
-                role: r.role,
-                vpcId: vpc.vpcId,
-                vpcCidr: r.vpcCidr,
-                gatewayElasticIp: gateway.elasticIp,
-                gatewayPrivateIp: gateway.privateIp,
-                gatewayInstanceId: gateway.instanceId,
-                tunnels: peers.map((p) => p.tunnel.name),
-                sessionCommand: pulumi.interpolate`aws ssm start-session --region ${r.awsRegion} --target ${gateway.instanceId}`,
-                tunnelStatusCommand: pulumi.interpolate`aws ssm start-session --region ${r.awsRegion} --target ${gateway.instanceId} --document-name AWS-StartInteractiveCommand --parameters command="sudo ipsec trafficstatus; sudo ipsec whack --showstates"`,
-                alarmTopicArn: gateway.alarmTopic.arn,
-                tunnelAlarmNames: gateway.tunnelAlarms.map((a) => a.name),
-            };
+            this.regionOutputs[r.name] = regionOutputs(
+                r,
+                vpc,
+                gateway,
+                peers.map((p) => p.tunnel.name),
+            );
         }
 
         this.dashboard = new aws.cloudwatch.Dashboard(
             `${name}-${spec.hub.name}-dashboard`,
-            { dashboardName: `hubspoke-vpn-${args.stack}`, dashboardBody: JSON.stringify(dashboardBody(spec, args.stack)) },
+            { dashboardName: `hubspoke-vpn-${args.stack}`, dashboardBody: dashboardBody(spec, args.stack) },
             { parent: this, provider: providerOf(spec.hub) },
         );
 
@@ -199,34 +164,20 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
     }
 }
 
-/** One graph per tunnel with both ends' TunnelUp (each end reports in its own region). */
-export function dashboardBody(spec: StackSpec, stack: string): object {
+function regionOutputs(r: RegionSpec, vpc: RegionalVpc, gateway: OpenSwanGateway, tunnels: string[]): RegionOutputs {
+    const session = pulumi.interpolate`aws ssm start-session --region ${r.awsRegion} --target ${gateway.instanceId}`;
     return {
-        widgets: spec.tunnels.map((t, i) => ({
-            type: "metric",
-            x: (i % 2) * 12,
-            y: Math.floor(i / 2) * 6,
-            width: 12,
-            height: 6,
-            properties: {
-                title: `${t.name} (1 = IKE and Child SA established)`,
-                view: "timeSeries",
-                stat: "Minimum",
-                period: 60,
-                region: spec.hub.awsRegion,
-                yAxis: { left: { min: 0, max: 1 } },
-                metrics: [t.hub, t.spoke].map((end) => [
-                    METRIC_NAMESPACE,
-                    METRIC_NAME,
-                    "Stack",
-                    stack,
-                    "Region",
-                    end,
-                    "Tunnel",
-                    t.name,
-                    { region: spec.regions.find((r) => r.name === end)!.awsRegion, label: `seen from ${end}` },
-                ]),
-            },
-        })),
+        awsRegion: r.awsRegion,
+        role: r.role,
+        vpcId: vpc.vpcId,
+        vpcCidr: r.vpcCidr,
+        gatewayElasticIp: gateway.elasticIp,
+        gatewayPrivateIp: gateway.privateIp,
+        gatewayInstanceId: gateway.instanceId,
+        tunnels,
+        sessionCommand: session,
+        tunnelStatusCommand: pulumi.interpolate`${session} --document-name AWS-StartInteractiveCommand --parameters command="sudo ipsec trafficstatus; sudo ipsec whack --showstates"`,
+        alarmTopicArn: gateway.alarmTopic.arn,
+        tunnelAlarmNames: gateway.tunnelAlarms.map((a) => a.name),
     };
 }

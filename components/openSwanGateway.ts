@@ -1,20 +1,14 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { al2023AmiParameter } from "../config/ami";
-import type { RegionSpec } from "../config/types";
-import { type GatewayTunnel, gatewayFiles, METRIC_NAME, METRIC_NAMESPACE, renderUserData } from "../render/cloudInit";
+import { al2023AmiName, architectureOf } from "../config/ami";
+import type { RegionSpec, TunnelSettings } from "../config/types";
+import { gatewayParameterPath, tunnelParameterNames } from "../gateway/contract";
+import { assumeRolePolicy, gatewayPolicy, recoveryAlarm, tunnelAlarm } from "../render/awsDocuments";
+import { bootstrapFiles, renderUserData, userDataPayload } from "../render/bootstrap";
+import { tunnelEndConf, tunnelEndSecrets } from "../render/libreswan";
 
-/**
- * What Session Manager needs on the instance, and nothing more (AmazonSSMManagedInstanceCore would
- * also grant ssm:GetParameter on every parameter of the account).
- */
-export const SESSION_MANAGER_ACTIONS = [
-    "ssm:UpdateInstanceInformation",
-    "ssmmessages:CreateControlChannel",
-    "ssmmessages:CreateDataChannel",
-    "ssmmessages:OpenControlChannel",
-    "ssmmessages:OpenDataChannel",
-];
+/** Tag of everything that forwards traffic; the policy pack allows the source/destination check off only there. */
+export const GATEWAY_ROLE_TAG = { Role: "vpn-gateway" } as const;
 
 /** One tunnel this gateway terminates, as seen from this gateway. */
 export interface GatewayTunnelArgs {
@@ -24,8 +18,8 @@ export interface GatewayTunnelArgs {
     readonly peerElasticIp: pulumi.Input<string>;
     /** The peer's VPC range. */
     readonly peerCidr: string;
-    /** The SSM SecureString parameter, in this gateway's region, that holds the tunnel's pre-shared key. */
-    readonly keyParameter: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+    /** The tunnel's pre-shared key, a Pulumi secret. */
+    readonly psk: pulumi.Output<string>;
 }
 
 export interface OpenSwanGatewayArgs {
@@ -39,8 +33,13 @@ export interface OpenSwanGatewayArgs {
     /** The Elastic IP, allocated by the caller so peers can use its address before this gateway exists. */
     readonly elasticIp: aws.ec2.Eip;
     readonly instanceType: string;
+    /** The pinned Amazon Linux 2023 release, e.g. `2023.9.20251208.0`. */
+    readonly amiRelease: string;
     readonly tunnels: readonly GatewayTunnelArgs[];
-    /** Refuse API termination of the instance (for production stacks). */
+    readonly tunnelSettings: TunnelSettings;
+    /** Path prefix of the stack's parameters, e.g. `/hubspoke-vpn/prod`. */
+    readonly parameterPrefix: string;
+    /** Refuse API termination of the instance outside Pulumi (for production stacks). */
     readonly terminationProtection?: boolean;
     /** The Pulumi stack: a dimension of the tunnel metrics. */
     readonly stack: string;
@@ -60,9 +59,10 @@ export const IPSEC_INGRESS = [
 /**
  * A libreswan IPsec gateway on EC2 (Amazon Linux 2023): a network interface with the static
  * private IP and source/destination check off (routes target it, so they survive instance
- * replacement), the Elastic IP associated to it, a security group open only to the peers,
- * and an instance whose user data writes one conn per tunnel and the boot script that fetches
- * the tunnels' keys from SSM Parameter Store into their secrets files before ipsec starts.
+ * replacement), the Elastic IP associated to it, a security group open only to the peers, its
+ * desired state (one conn and one secrets line per tunnel end) in SSM Parameter Store, and an
+ * instance whose user data depends on nothing but the gateway itself: its agent fetches the
+ * desired state and converges libreswan on it, at boot and about every minute.
  */
 export class OpenSwanGateway extends pulumi.ComponentResource {
     public readonly networkInterface: aws.ec2.NetworkInterface;
@@ -72,44 +72,87 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
     public readonly instanceId: pulumi.Output<string>;
     public readonly elasticIp: pulumi.Output<string>;
     public readonly privateIp: string;
+    /** SSM path of this gateway's desired state, e.g. `/hubspoke-vpn/prod/virginia/tunnels`. */
+    public readonly parameterPath: string;
+    /** Per tunnel name, its conn (String) and secrets (SecureString) parameters. */
+    public readonly tunnelParameters: Record<string, { conf: aws.ssm.Parameter; secrets: aws.ssm.Parameter }> = {};
     /** The region's alarm topic. */
     public readonly alarmTopic: aws.sns.Topic;
-    /** One per tunnel end: TunnelUp below 1 for 3 minutes, missing data counted as down. */
+    /** One per tunnel end: TunnelUp below 1 for 3 minutes, or the gateway stopped reporting. */
     public readonly tunnelAlarms: aws.cloudwatch.MetricAlarm[];
     /** EC2 automatic recovery on a failed system status check. */
     public readonly recoveryAlarm: aws.cloudwatch.MetricAlarm;
-    /** The full cloud-config. It holds no key (anyone with ec2:DescribeInstanceAttribute can read it). */
-    public readonly userData: pulumi.Output<string>;
+    /** The full cloud-config (EC2 receives it gzip-compressed): no key, and nothing per tunnel. */
+    public readonly userData: string;
 
-    constructor(name: string, args: OpenSwanGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("hubspoke:gateway:OpenSwanGateway", name, {}, opts);
+    constructor(
+        private readonly gatewayName: string,
+        private readonly args: OpenSwanGatewayArgs,
+        opts?: pulumi.ComponentResourceOptions,
+    ) {
+        super("hubspoke:gateway:OpenSwanGateway", gatewayName, {}, opts);
         const { region } = args;
-        const tags = (suffix: string) => ({ ...args.tags, Name: `${name}-${suffix}` });
-        const parent = { parent: this };
+        this.privateIp = region.gatewayPrivateIp;
+        this.elasticIp = args.elasticIp.publicIp;
+        this.parameterPath = gatewayParameterPath(args.parameterPrefix, region.name);
 
-        this.securityGroup = new aws.ec2.SecurityGroup(
+        this.securityGroup = this.createSecurityGroup();
+        this.networkInterface = this.createNetworkInterface();
+        this.networkInterfaceId = this.networkInterface.id;
+        const parameters = this.publishDesiredState();
+        const identity = this.createIdentity();
+        this.userData = renderUserData(
+            region.name,
+            bootstrapFiles({ stack: args.stack, site: region.name, awsRegion: region.awsRegion, parameterPath: this.parameterPath }),
+        );
+        this.instance = this.createInstance(identity, parameters);
+        this.instanceId = this.instance.id;
+        this.alarmTopic = this.createAlarmTopic();
+        this.tunnelAlarms = args.tunnels.map((t) => this.createTunnelAlarm(t.tunnel));
+        this.recoveryAlarm = this.createRecoveryAlarm();
+
+        this.registerOutputs({
+            instanceId: this.instanceId,
+            networkInterfaceId: this.networkInterfaceId,
+            elasticIp: this.elasticIp,
+            privateIp: this.privateIp,
+            parameterPath: this.parameterPath,
+            alarmTopicArn: this.alarmTopic.arn,
+            alarmNames: this.tunnelAlarms.map((a) => a.name),
+        });
+    }
+
+    private tags(suffix: string): Record<string, string> {
+        return { ...this.args.tags, Name: `${this.gatewayName}-${suffix}` };
+    }
+
+    /** IKE, NAT-T and ESP with each peer's Elastic IP only; what the gateway forwards in its VPC; HTTPS out. */
+    private createSecurityGroup(): aws.ec2.SecurityGroup {
+        const { region } = this.args;
+        const name = this.gatewayName;
+        const parent = { parent: this };
+        const group = new aws.ec2.SecurityGroup(
             `${name}-sg`,
             {
-                vpcId: args.vpcId,
+                vpcId: this.args.vpcId,
                 description: `hubspoke-vpn gateway ${region.name}: IKE, NAT-T and ESP from peer gateways only`,
-                tags: tags("sg"),
+                tags: this.tags("sg"),
             },
             parent,
         );
-        const sg = this.securityGroup.id;
-        for (const t of args.tunnels) {
+        const sg = group.id;
+        for (const t of this.args.tunnels) {
             const peer = pulumi.output(t.peerElasticIp).apply((ip) => `${ip}/32`);
             for (const rule of IPSEC_INGRESS) {
-                new aws.vpc.SecurityGroupIngressRule(
-                    `${name}-${t.tunnel}-${rule.label}-in`,
-                    { securityGroupId: sg, cidrIpv4: peer, ipProtocol: rule.ipProtocol, fromPort: rule.fromPort, toPort: rule.toPort },
-                    parent,
-                );
-                new aws.vpc.SecurityGroupEgressRule(
-                    `${name}-${t.tunnel}-${rule.label}-out`,
-                    { securityGroupId: sg, cidrIpv4: peer, ipProtocol: rule.ipProtocol, fromPort: rule.fromPort, toPort: rule.toPort },
-                    parent,
-                );
+                const ruleArgs = {
+                    securityGroupId: sg,
+                    cidrIpv4: peer,
+                    ipProtocol: rule.ipProtocol,
+                    fromPort: rule.fromPort,
+                    toPort: rule.toPort,
+                };
+                new aws.vpc.SecurityGroupIngressRule(`${name}-${t.tunnel}-${rule.label}-in`, ruleArgs, parent);
+                new aws.vpc.SecurityGroupEgressRule(`${name}-${t.tunnel}-${rule.label}-out`, ruleArgs, parent);
             }
         }
         // Traffic the gateway forwards: from its own VPC into the tunnels, and decrypted traffic back to it.
@@ -123,7 +166,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             { securityGroupId: sg, cidrIpv4: region.vpcCidr, ipProtocol: "-1", description: "decrypted traffic into this VPC" },
             parent,
         );
-        // Package repositories and Session Manager are HTTPS endpoints with changing addresses.
+        // Package repositories, SSM and CloudWatch are HTTPS endpoints with changing addresses.
         new aws.vpc.SecurityGroupEgressRule(
             `${name}-https-out`,
             {
@@ -136,174 +179,196 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             },
             parent,
         );
+        return group;
+    }
 
-        this.networkInterface = new aws.ec2.NetworkInterface(
-            `${name}-eni`,
+    /** The static private IP with the source/destination check off, and the Elastic IP on it: both outlive any instance. */
+    private createNetworkInterface(): aws.ec2.NetworkInterface {
+        const { region } = this.args;
+        const eni = new aws.ec2.NetworkInterface(
+            `${this.gatewayName}-eni`,
             {
-                subnetId: args.subnetId,
+                subnetId: this.args.subnetId,
                 privateIps: [region.gatewayPrivateIp],
-                securityGroups: [sg],
+                securityGroups: [this.securityGroup.id],
                 // The gateway forwards packets that are neither from nor to its own address.
                 sourceDestCheck: false,
                 description: `hubspoke-vpn gateway ${region.name}`,
-                // The policy pack allows the source/destination check off only on tagged gateways.
-                tags: { ...tags("eni"), Role: "vpn-gateway" },
+                tags: { ...this.tags("eni"), ...GATEWAY_ROLE_TAG },
             },
-            parent,
+            { parent: this },
         );
-        this.networkInterfaceId = this.networkInterface.id;
         new aws.ec2.EipAssociation(
-            `${name}-eip-assoc`,
-            { allocationId: args.elasticIp.allocationId, networkInterfaceId: this.networkInterface.id },
-            { parent: this, dependsOn: [args.internetGateway] },
+            `${this.gatewayName}-eip-assoc`,
+            { allocationId: this.args.elasticIp.allocationId, networkInterfaceId: eni.id },
+            { parent: this, dependsOn: [this.args.internetGateway] },
         );
+        return eni;
+    }
 
-        // Session Manager instead of SSH: no inbound port, access governed by IAM and logged.
+    /**
+     * One conn (String) and one secrets line (SecureString) per tunnel end, under this gateway's own
+     * path in its own region: what its agent fetches. Rendered here, by the program's one renderer.
+     */
+    private publishDesiredState(): aws.ssm.Parameter[] {
+        const { region, tunnelSettings } = this.args;
+        const all: aws.ssm.Parameter[] = [];
+        for (const t of this.args.tunnels) {
+            const end = pulumi.all([this.elasticIp, t.peerElasticIp]).apply(([localElasticIp, peerElasticIp]) => ({
+                tunnel: t.tunnel,
+                localElasticIp,
+                localCidr: region.vpcCidr,
+                peerElasticIp,
+                peerCidr: t.peerCidr,
+                settings: tunnelSettings,
+            }));
+            const names = tunnelParameterNames(this.parameterPath, t.tunnel);
+            // The conn holds no key: `insecureValue` keeps it readable in `pulumi preview --diff`.
+            const description = `hubspoke-vpn: tunnel ${t.tunnel} as gateway ${region.name} runs it (read by hubspoke-agent)`;
+            const conf = new aws.ssm.Parameter(
+                `${this.gatewayName}-${t.tunnel}-conf`,
+                {
+                    name: names.conf,
+                    type: "String",
+                    insecureValue: end.apply(tunnelEndConf),
+                    description,
+                    tags: { ...this.args.tags, Tunnel: t.tunnel },
+                },
+                { parent: this },
+            );
+            const secrets = new aws.ssm.Parameter(
+                `${this.gatewayName}-${t.tunnel}-secrets`,
+                {
+                    name: names.secrets,
+                    type: "SecureString",
+                    value: pulumi.secret(pulumi.all([end, t.psk]).apply(([e, psk]) => tunnelEndSecrets(e, psk))),
+                    description,
+                    tags: { ...this.args.tags, Tunnel: t.tunnel },
+                },
+                { parent: this },
+            );
+            this.tunnelParameters[t.tunnel] = { conf, secrets };
+            all.push(conf, secrets);
+        }
+        return all;
+    }
+
+    /** The instance's role: Session Manager, its own desired state, its own metrics (render/awsDocuments.ts). */
+    private createIdentity(): { profile: aws.iam.InstanceProfile; policy: aws.iam.RolePolicy } {
+        const { region } = this.args;
+        const parent = { parent: this };
         const role = new aws.iam.Role(
-            `${name}-role`,
+            `${this.gatewayName}-role`,
             {
                 description: `hubspoke-vpn gateway ${region.name}`,
-                assumeRolePolicy: JSON.stringify({
-                    Version: "2012-10-17",
-                    Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
-                }),
-                tags: tags("role"),
+                assumeRolePolicy: assumeRolePolicy("ec2.amazonaws.com"),
+                tags: this.tags("role"),
             },
             parent,
         );
-        // Least privilege: Session Manager, and reading exactly this gateway's own key parameters.
-        new aws.iam.RolePolicy(
-            `${name}-policy`,
+        const partition = aws.getPartitionOutput({}, parent).partition;
+        const accountId = aws.getCallerIdentityOutput({}, parent).accountId;
+        const policy = new aws.iam.RolePolicy(
+            `${this.gatewayName}-policy`,
             {
                 role: role.name,
-                policy: pulumi.all(args.tunnels.map((t) => t.keyParameter.arn)).apply((arns) =>
-                    JSON.stringify({
-                        Version: "2012-10-17",
-                        Statement: [
-                            { Sid: "SessionManager", Effect: "Allow", Action: SESSION_MANAGER_ACTIONS, Resource: "*" },
-                            // SecureStrings under the AWS-managed aws/ssm key need no kms:Decrypt grant here.
-                            { Sid: "OwnTunnelKeys", Effect: "Allow", Action: "ssm:GetParameter", Resource: [...arns].sort() },
-                            // PutMetricData has no resource ARN; the namespace condition is what limits it.
-                            {
-                                Sid: "TunnelMetrics",
-                                Effect: "Allow",
-                                Action: "cloudwatch:PutMetricData",
-                                Resource: "*",
-                                Condition: { StringEquals: { "cloudwatch:namespace": METRIC_NAMESPACE } },
-                            },
-                        ],
-                    }),
-                ),
+                policy: pulumi
+                    .all([partition, accountId])
+                    .apply(([p, a]) =>
+                        gatewayPolicy({ partition: p, accountId: a, awsRegion: region.awsRegion, parameterPath: this.parameterPath }),
+                    ),
             },
             parent,
         );
-        const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: tags("profile") }, parent);
+        const profile = new aws.iam.InstanceProfile(`${this.gatewayName}-profile`, { role: role.name, tags: this.tags("profile") }, parent);
+        return { profile, policy };
+    }
 
-        const partition = aws.getPartitionOutput({}, parent).partition;
-        const ami = aws.ssm.getParameterOutput({ name: al2023AmiParameter(args.instanceType) }, parent).value;
-
-        const ends = args.tunnels.map((t) =>
-            pulumi.all([args.elasticIp.publicIp, t.peerElasticIp, t.keyParameter.name]).apply(
-                ([localElasticIp, peerElasticIp, parameterName]): GatewayTunnel => ({
-                    end: { tunnel: t.tunnel, localElasticIp, localCidr: region.vpcCidr, peerElasticIp, peerCidr: t.peerCidr },
-                    keyParameter: { awsRegion: region.awsRegion, name: parameterName },
-                }),
-            ),
-        );
-        // No key material: the gateway fetches its keys from SSM at boot (gateway/hubspoke-psk.sh).
-        const identity = { stack: args.stack, regionName: region.name, awsRegion: region.awsRegion };
-        this.userData = pulumi.all(ends).apply((tunnels) => renderUserData(region.name, gatewayFiles(identity, tunnels)));
-
-        this.instance = new aws.ec2.Instance(
-            `${name}-instance`,
+    /**
+     * The instance. Its inputs depend on the gateway alone, so tunnel changes never touch it. What does:
+     *   - a bootstrap (user data) change or a new image (`gatewayAmiRelease`, or another architecture)
+     *     replaces it (the network interface, with its private IP, Elastic IP and routes, survives);
+     *   - a same-architecture instance type change stops and starts it (EC2 cannot resize a running instance).
+     */
+    private createInstance(identity: { profile: aws.iam.InstanceProfile; policy: aws.iam.RolePolicy }, parameters: aws.ssm.Parameter[]) {
+        const { region } = this.args;
+        const image = aws.ec2.getAmiOutput(
             {
-                ami,
-                instanceType: args.instanceType,
+                owners: ["amazon"],
+                mostRecent: true,
+                filters: [
+                    { name: "name", values: [al2023AmiName(this.args.amiRelease, this.args.instanceType)] },
+                    { name: "architecture", values: [architectureOf(this.args.instanceType)] },
+                ],
+            },
+            { parent: this },
+        );
+        return new aws.ec2.Instance(
+            `${this.gatewayName}-instance`,
+            {
+                ami: image.id,
+                instanceType: this.args.instanceType,
                 primaryNetworkInterface: { networkInterfaceId: this.networkInterface.id },
-                iamInstanceProfile: profile.name,
-                userData: this.userData,
+                iamInstanceProfile: identity.profile.name,
+                userDataBase64: userDataPayload(region.name, this.userData).base64,
+                // A bootstrap change takes effect by replacement, visible in `pulumi preview`, instead of a
+                // silent stop/start that cloud-init would not even act on (it writes files at first boot only).
+                userDataReplaceOnChange: true,
                 metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
                 rootBlockDevice: { encrypted: true, volumeType: "gp3" },
-                disableApiTermination: args.terminationProtection ?? false,
+                // Termination protection guards against terminations outside Pulumi (console, CLI); a
+                // replacement or removal that `pulumi preview` showed goes through (README, Day two).
+                disableApiTermination: this.args.terminationProtection ?? false,
+                forceDestroy: true,
                 // EC2 moves the instance to healthy hardware on a system status check failure
                 // (keeping its ENI, so its private IP, Elastic IP and routes).
                 maintenanceOptions: { autoRecovery: "default" },
-                tags: { ...tags("instance"), Role: "vpn-gateway" },
-                volumeTags: tags("root"),
+                tags: { ...this.tags("instance"), ...GATEWAY_ROLE_TAG },
+                volumeTags: this.tags("root"),
             },
             {
                 parent: this,
-                // A newer AMI in the SSM parameter must not replace a running gateway on the next `pulumi up`;
-                // take it on purpose with `pulumi up --replace <urn>`.
-                ignoreChanges: ["ami"],
+                // The instance never sets sourceDestCheck (it conflicts with primaryNetworkInterface), so the
+                // provider plans true against the ENI's false on every run and flips the ENI's check back on:
+                // terraform-provider-aws #44768. The check belongs to the ENI; never remove this.
+                ignoreChanges: ["sourceDestCheck"],
                 // The network interface can be attached to one instance at a time.
                 deleteBeforeReplace: true,
+                // The first boot finds its permissions and its desired state in place.
+                dependsOn: [identity.policy, ...parameters],
             },
         );
-        this.instanceId = this.instance.id;
-        this.elasticIp = args.elasticIp.publicIp;
-        this.privateIp = region.gatewayPrivateIp;
+    }
 
-        // Operations: one topic per region that every alarm here notifies.
-        this.alarmTopic = new aws.sns.Topic(`${name}-alarms`, { tags: tags("alarms") }, parent);
-        if (args.alarmEmail) {
+    /** One topic per gateway that every alarm here notifies (and `alarmEmail`, if set). */
+    private createAlarmTopic(): aws.sns.Topic {
+        const topic = new aws.sns.Topic(`${this.gatewayName}-alarms`, { tags: this.tags("alarms") }, { parent: this });
+        if (this.args.alarmEmail) {
             new aws.sns.TopicSubscription(
-                `${name}-alarms-email`,
-                { topic: this.alarmTopic.arn, protocol: "email", endpoint: args.alarmEmail },
-                parent,
+                `${this.gatewayName}-alarms-email`,
+                { topic: topic.arn, protocol: "email", endpoint: this.args.alarmEmail },
+                { parent: this },
             );
         }
-        const actions = [this.alarmTopic.arn];
-        // Per tunnel end: down for 3 consecutive minutes; no data (the gateway or its timer is gone) counts as down.
-        this.tunnelAlarms = args.tunnels.map(
-            (t) =>
-                new aws.cloudwatch.MetricAlarm(
-                    `${name}-${t.tunnel}-down`,
-                    {
-                        alarmDescription: `hubspoke-vpn: tunnel ${t.tunnel} is down as seen from ${region.name} (no established IKE and Child SA for 3 minutes)`,
-                        namespace: METRIC_NAMESPACE,
-                        metricName: METRIC_NAME,
-                        dimensions: { Stack: args.stack, Region: region.name, Tunnel: t.tunnel },
-                        statistic: "Minimum",
-                        period: 60,
-                        evaluationPeriods: 3,
-                        datapointsToAlarm: 3,
-                        threshold: 1,
-                        comparisonOperator: "LessThanThreshold",
-                        treatMissingData: "breaching",
-                        alarmActions: actions,
-                        okActions: actions,
-                        tags: tags(`${t.tunnel}-down`),
-                    },
-                    parent,
-                ),
-        );
-        // The host itself: EC2's recover action on a failed system status check.
-        this.recoveryAlarm = new aws.cloudwatch.MetricAlarm(
-            `${name}-recover`,
-            {
-                alarmDescription: `hubspoke-vpn: gateway ${region.name} failed its system status check; EC2 recovers it onto healthy hardware`,
-                namespace: "AWS/EC2",
-                metricName: "StatusCheckFailed_System",
-                dimensions: { InstanceId: this.instance.id },
-                statistic: "Maximum",
-                period: 60,
-                evaluationPeriods: 2,
-                threshold: 1,
-                comparisonOperator: "GreaterThanOrEqualToThreshold",
-                alarmActions: [pulumi.interpolate`arn:${partition}:automate:${region.awsRegion}:ec2:recover`, this.alarmTopic.arn],
-                tags: tags("recover"),
-            },
-            parent,
-        );
+        return topic;
+    }
 
-        this.registerOutputs({
-            instanceId: this.instanceId,
-            networkInterfaceId: this.networkInterfaceId,
-            elasticIp: this.elasticIp,
-            privateIp: this.privateIp,
-            alarmTopicArn: this.alarmTopic.arn,
-            alarmNames: this.tunnelAlarms.map((a) => a.name),
-        });
+    private createTunnelAlarm(tunnel: string): aws.cloudwatch.MetricAlarm {
+        return new aws.cloudwatch.MetricAlarm(
+            `${this.gatewayName}-${tunnel}-down`,
+            { ...tunnelAlarm(this.args.stack, this.args.region.name, tunnel, this.alarmTopic.arn), tags: this.tags(`${tunnel}-down`) },
+            { parent: this },
+        );
+    }
+
+    private createRecoveryAlarm(): aws.cloudwatch.MetricAlarm {
+        const { region } = this.args;
+        const partition = aws.getPartitionOutput({}, { parent: this }).partition;
+        const recover = pulumi.interpolate`arn:${partition}:automate:${region.awsRegion}:ec2:recover`;
+        return new aws.cloudwatch.MetricAlarm(
+            `${this.gatewayName}-recover`,
+            { ...recoveryAlarm(region.name, this.instance.id, recover, this.alarmTopic.arn), tags: this.tags("recover") },
+            { parent: this },
+        );
     }
 }

@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegionSpec } from "../config/types";
+import { assumeRolePolicy, flowLogPolicy as flowLogPolicyDocument } from "../render/awsDocuments";
 
 export interface RegionalVpcArgs {
     /** The region's validated config: VPC range, VPN subnet and workload subnets. */
@@ -70,31 +71,14 @@ export class RegionalVpc extends pulumi.ComponentResource {
             `${name}-flow-logs-role`,
             {
                 description: `hubspoke-vpn VPC flow logs ${region.name}`,
-                assumeRolePolicy: JSON.stringify({
-                    Version: "2012-10-17",
-                    Statement: [{ Effect: "Allow", Principal: { Service: "vpc-flow-logs.amazonaws.com" }, Action: "sts:AssumeRole" }],
-                }),
+                assumeRolePolicy: assumeRolePolicy("vpc-flow-logs.amazonaws.com"),
                 tags: tags("flow-logs-role"),
             },
             parent,
         );
-        new aws.iam.RolePolicy(
+        const flowLogPolicy = new aws.iam.RolePolicy(
             `${name}-flow-logs-policy`,
-            {
-                role: flowLogRole.name,
-                policy: flowLogGroup.arn.apply((arn) =>
-                    JSON.stringify({
-                        Version: "2012-10-17",
-                        Statement: [
-                            {
-                                Effect: "Allow",
-                                Action: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                                Resource: [arn, `${arn}:*`],
-                            },
-                        ],
-                    }),
-                ),
-            },
+            { role: flowLogRole.name, policy: flowLogGroup.arn.apply(flowLogPolicyDocument) },
             parent,
         );
         new aws.ec2.FlowLog(
@@ -108,7 +92,9 @@ export class RegionalVpc extends pulumi.ComponentResource {
                 maxAggregationInterval: 60,
                 tags: tags("flow-log"),
             },
-            parent,
+            // The role's ARN exists before its policy does; a flow log created in between is refused
+            // ("Unable to assume given IAM role", terraform-provider-aws #29323).
+            { parent: this, dependsOn: [flowLogPolicy] },
         );
 
         this.vpnSubnet = new aws.ec2.Subnet(

@@ -14,7 +14,10 @@ export interface WorkloadSubnetSpec {
     readonly cidr: string;
 }
 
-/** One VPC with its gateway. */
+/**
+ * One site: a VPC with its gateway. Config calls the list `regions`; a site's `name` is its region
+ * name everywhere (resource names, tunnel names, outputs), and several sites may share an AWS region.
+ */
 export interface RegionSpec {
     /** The region name used everywhere (resource names, tunnel names, outputs), e.g. `virginia`. */
     readonly name: string;
@@ -38,6 +41,21 @@ export interface TunnelSpec {
     readonly spoke: string;
 }
 
+/** A tunnel as one of its two gateways sees it. */
+export interface PeerSpec {
+    readonly tunnel: TunnelSpec;
+    /** The region at the other end. */
+    readonly peer: RegionSpec;
+}
+
+/** libreswan settings every tunnel shares. */
+export interface TunnelSettings {
+    /** IKE (phase 1) proposals, libreswan syntax, preferred first. */
+    readonly ikeProposals: string;
+    /** ESP (Child SA) proposals, libreswan syntax, preferred first. */
+    readonly espProposals: string;
+}
+
 export interface StackSpec {
     /** All regions, hub first, then spokes in config order. */
     readonly regions: readonly RegionSpec[];
@@ -45,6 +63,13 @@ export interface StackSpec {
     readonly spokes: readonly RegionSpec[];
     /** One per spoke; there are never spoke-to-spoke tunnels. */
     readonly tunnels: readonly TunnelSpec[];
+    /** Per region name, its tunnels and who is at the other end: the hub's peers are the spokes, a spoke's only peer is the hub. */
+    readonly peers: Readonly<Record<string, readonly PeerSpec[]>>;
+    /** The AWS regions the stack uses, each once, hub's first: one AWS provider each. */
+    readonly awsRegions: readonly string[];
+    readonly tunnelSettings: TunnelSettings;
+    /** The Amazon Linux 2023 release every gateway runs, e.g. `2023.9.20251208.0`: changing it replaces the gateways. */
+    readonly gatewayAmiRelease: string;
     /** EC2 instance type of every gateway. */
     readonly gatewayInstanceType: string;
     /** Key generation number: changing it rotates every pre-shared key in place. */
@@ -55,6 +80,19 @@ export interface StackSpec {
     readonly gatewayTerminationProtection: boolean;
     /** Where tunnel alarms are e-mailed, if anywhere. */
     readonly alarmEmail?: string;
+}
+
+/** Each region's tunnels and peers, computed once. */
+export function peersOf(regions: readonly RegionSpec[], tunnels: readonly TunnelSpec[]): Record<string, PeerSpec[]> {
+    const byName = new Map(regions.map((r) => [r.name, r]));
+    return Object.fromEntries(
+        regions.map((r) => [
+            r.name,
+            tunnels
+                .filter((t) => t.hub === r.name || t.spoke === r.name)
+                .map((tunnel) => ({ tunnel, peer: byName.get(tunnel.hub === r.name ? tunnel.spoke : tunnel.hub)! })),
+        ]),
+    );
 }
 
 /** The name of the tunnel between a hub and a spoke. */

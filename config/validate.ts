@@ -2,8 +2,10 @@
  * Turns raw stack configuration (as read from Pulumi config or a Pulumi.<stack>.yaml file) into a
  * typed `StackSpec`, or reports every problem at once. Pure: no Pulumi, no I/O.
  */
+
+import { Region as AwsRegion } from "@pulumi/aws/types/enums";
 import { awsReservedAddresses, type Cidr, containsCidr, containsIp, formatIp, isPrivate, overlaps, parseCidr, parseIp } from "./cidr";
-import { type RegionRole, type RegionSpec, type StackSpec, tunnelName, type WorkloadSubnetSpec } from "./types";
+import { peersOf, type RegionRole, type RegionSpec, type StackSpec, tunnelName, type WorkloadSubnetSpec } from "./types";
 
 /** The Pulumi project name: stack config keys are `hubspoke-vpn:<key>`. */
 export const PROJECT = "hubspoke-vpn";
@@ -14,7 +16,35 @@ export const DEFAULT_GATEWAY_INSTANCE_TYPE = "t3.small";
 export const ZONE_LETTERS = ["a", "b", "c", "d", "e", "f"];
 
 const REGION_KEYS = ["name", "awsRegion", "role", "vpcCidr", "vpnSubnet", "vpnZone", "gatewayPrivateIp", "workloadSubnets"];
-const TOP_KEYS = ["regions", "gatewayInstanceType", "pskRotation", "flowLogRetentionDays", "gatewayTerminationProtection", "alarmEmail"];
+const TOP_KEYS = [
+    "regions",
+    "gatewayInstanceType",
+    "gatewayAmiRelease",
+    "pskRotation",
+    "flowLogRetentionDays",
+    "gatewayTerminationProtection",
+    "alarmEmail",
+    "ikeProposals",
+    "espProposals",
+];
+
+/**
+ * The Amazon Linux 2023 release gateways run unless the stack names another. Updated on purpose, in a
+ * commit of its own: a new release replaces every gateway (see README, Day two).
+ */
+export const DEFAULT_GATEWAY_AMI_RELEASE = "2023.9.20251208.0";
+
+/**
+ * Explicit proposals so both ends agree regardless of distribution defaults: AES-GCM first,
+ * AES-CBC with SHA-2 as fallback, ECP-256 (group 19) for key exchange and PFS.
+ */
+export const DEFAULT_TUNNEL_SETTINGS = {
+    ikeProposals: "aes_gcm256-sha2_256-dh19,aes256-sha2_256-dh19",
+    espProposals: "aes_gcm256,aes256-sha2_256",
+} as const;
+
+/** Every AWS region code the AWS provider knows. */
+export const AWS_REGIONS: readonly string[] = Object.values(AwsRegion);
 
 /** The retention periods CloudWatch Logs accepts. */
 export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
@@ -68,6 +98,36 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
             gatewayInstanceType = t;
         }
     }
+
+    let gatewayAmiRelease = DEFAULT_GATEWAY_AMI_RELEASE;
+    if (raw.gatewayAmiRelease !== undefined) {
+        const v = raw.gatewayAmiRelease;
+        if (typeof v !== "string" || !/^2023\.\d+\.\d{8}\.\d+$/.test(v)) {
+            fail(
+                key("gatewayAmiRelease"),
+                `${show(v)} is not an Amazon Linux 2023 release (expected e.g. "${DEFAULT_GATEWAY_AMI_RELEASE}")`,
+            );
+        } else {
+            gatewayAmiRelease = v;
+        }
+    }
+
+    const proposals = (k: "ikeProposals" | "espProposals", fallback: string): string => {
+        const v = raw[k];
+        if (v === undefined) {
+            return fallback;
+        }
+        // libreswan's own parser judges the algorithms (the static checks); this keeps the value one token.
+        if (typeof v !== "string" || !/^[a-z0-9_]+(-[a-z0-9_]+)*(,[a-z0-9_]+(-[a-z0-9_]+)*)*$/.test(v)) {
+            fail(key(k), `${show(v)} is not a libreswan proposal list (expected e.g. "${fallback}")`);
+            return fallback;
+        }
+        return v;
+    };
+    const tunnelSettings = {
+        ikeProposals: proposals("ikeProposals", DEFAULT_TUNNEL_SETTINGS.ikeProposals),
+        espProposals: proposals("espProposals", DEFAULT_TUNNEL_SETTINGS.espProposals),
+    };
 
     let pskRotation = 0;
     if (raw.pskRotation !== undefined) {
@@ -133,12 +193,18 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
     }
     const hub = regions.find((r) => r.role === "hub")!;
     const spokes = regions.filter((r) => r.role === "spoke");
+    const ordered = [hub, ...spokes];
+    const tunnels = spokes.map((s) => ({ name: tunnelName(hub.name, s.name), hub: hub.name, spoke: s.name }));
     return {
         spec: {
-            regions: [hub, ...spokes],
+            regions: ordered,
             hub,
             spokes,
-            tunnels: spokes.map((s) => ({ name: tunnelName(hub.name, s.name), hub: hub.name, spoke: s.name })),
+            tunnels,
+            peers: peersOf(ordered, tunnels),
+            awsRegions: [...new Set(ordered.map((r) => r.awsRegion))],
+            tunnelSettings,
+            gatewayAmiRelease,
             gatewayInstanceType,
             pskRotation,
             flowLogRetentionDays,
@@ -179,8 +245,12 @@ function parseRegion(raw: unknown, path: string, fail: Fail, warnings: string[])
         fail(`${path}.name`, `"${name}" is not a valid region name (lowercase letters and digits, starting with a letter, at most 20)`);
     }
     const awsRegion = str("awsRegion");
-    if (awsRegion !== undefined && !/^[a-z]{2}(-gov)?-[a-z]+-\d$/.test(awsRegion)) {
-        fail(`${path}.awsRegion`, `"${awsRegion}" is not an AWS region code (expected e.g. "us-east-1")`);
+    if (awsRegion !== undefined && !AWS_REGIONS.includes(awsRegion)) {
+        const guess = closest(awsRegion, AWS_REGIONS);
+        fail(
+            `${path}.awsRegion`,
+            `"${awsRegion}" is not an AWS region the AWS provider knows${guess ? `; did you mean "${guess}"?` : ' (expected e.g. "us-east-1")'}`,
+        );
     }
     const role = str("role");
     if (role !== undefined && role !== "hub" && role !== "spoke") {
@@ -305,7 +375,7 @@ function checkAcrossRegions(count: number, regions: RegionSpec[], cidrs: Map<Reg
             fail(path, 'has no spoke; add at least one region with role: "spoke"');
         }
     }
-    const seen = (field: "name" | "awsRegion") => {
+    const seen = (field: "name") => {
         const first = new Map<string, number>();
         regions.forEach((r, i) => {
             const prior = first.get(r[field]);
@@ -316,8 +386,8 @@ function checkAcrossRegions(count: number, regions: RegionSpec[], cidrs: Map<Reg
             }
         });
     };
+    // Several regions may share an AWS region (one VPC each); names must differ.
     seen("name");
-    seen("awsRegion");
     for (let i = 0; i < regions.length; i++) {
         for (let j = i + 1; j < regions.length; j++) {
             const a = cidrs.get(regions[i])?.vpc;
@@ -353,6 +423,30 @@ function zoneAt(value: unknown, path: string, fail: Fail): string | undefined {
         return undefined;
     }
     return value;
+}
+
+/** The candidate nearest to `text` by edit distance, if it is near enough to be a likely typo. */
+export function closest(text: string, candidates: readonly string[]): string | undefined {
+    let best: { c: string; d: number } | undefined;
+    for (const c of candidates) {
+        const d = editDistance(text, c);
+        if (!best || d < best.d) {
+            best = { c, d };
+        }
+    }
+    return best && best.d <= Math.max(2, Math.floor(text.length / 4)) ? best.c : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        const next = [i];
+        for (let j = 1; j <= b.length; j++) {
+            next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+        }
+        row = next;
+    }
+    return row[b.length];
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -66,6 +66,12 @@ export const METRIC = { namespace: "HubspokeVpn", tunnelUp: "TunnelUp" } as cons
  */
 export const TCP_MSS = 1360;
 
+/** The first line of every conn the program renders contains this; the agent manages (and may remove) only such files. */
+export const MANAGED_MARKER = "managed by hubspoke-vpn";
+
+/** Listing attempts of the agent's boot run (2, 4, 8 s apart) before ipsec starts from the last good files. */
+export const BOOT_FETCH_ATTEMPTS = 4;
+
 /** Seconds between a key change and the re-authentication of its tunnel (both ends must have the new key). */
 export const REAUTH_DELAY_SECONDS = 420;
 
@@ -108,6 +114,8 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
         HUBSPOKE_METRIC_NAMESPACE: METRIC.namespace,
         HUBSPOKE_METRIC_NAME: METRIC.tunnelUp,
         HUBSPOKE_REAUTH_DELAY: REAUTH_DELAY_SECONDS,
+        HUBSPOKE_BOOT_ATTEMPTS: BOOT_FETCH_ATTEMPTS,
+        HUBSPOKE_MANAGED_MARKER: MANAGED_MARKER,
         HUBSPOKE_STATE_VERSIONS: AGENT_STATE_FILES.versions,
         HUBSPOKE_STATE_TUNNELS: AGENT_STATE_FILES.tunnels,
         HUBSPOKE_STATE_LEFT_OUT: AGENT_STATE_FILES.leftOut,

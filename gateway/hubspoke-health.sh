@@ -1,21 +1,21 @@
 #!/bin/bash
-# hubspoke-health: reports each tunnel of this gateway to CloudWatch as the metric TunnelUp:
-# 1 when libreswan has both an established IKE SA and an established Child SA for it, else 0.
+# hubspoke-health: reports each tunnel this gateway should terminate to CloudWatch as the metric
+# TunnelUp: 1 when libreswan has both an established IKE SA and an established Child SA for it, else 0
+# (also for a tunnel the agent left out because its desired state is missing or invalid).
 # Installed by hubspoke-vpn's user data as /usr/local/sbin/hubspoke-health; hubspoke-health.timer
 # runs it every minute. Its IAM role may put metrics in its own namespace only.
 #
 #   hubspoke-health             send the values (aws cloudwatch put-metric-data)
 #   hubspoke-health --dry-run   print what it would send, one line a tunnel, and send nothing
 #
-# Settings come from $HUBSPOKE_HEALTH_CONF (default /etc/hubspoke-vpn/health.conf):
-#   STACK=<pulumi stack>  REGION_NAME=<region name>  AWS_REGION=<aws region>  NAMESPACE=<metric namespace>
-# and the tunnels from $HUBSPOKE_TUNNELS (default /etc/hubspoke-vpn/tunnels, first column).
+# Settings: the env file $HUBSPOKE_ENV (on the gateway /etc/hubspoke-vpn/gateway.env, rendered by the
+# program from gateway/contract.ts); the tunnels: the list hubspoke-agent keeps in its state directory.
 # HUBSPOKE_CTLSOCKET points at another pluto control socket (tests, the lab).
 set -u -o pipefail
 
 # shellcheck disable=SC1090
-. "${HUBSPOKE_HEALTH_CONF:-/etc/hubspoke-vpn/health.conf}"
-tunnels_file=${HUBSPOKE_TUNNELS:-/etc/hubspoke-vpn/tunnels}
+. "${HUBSPOKE_ENV:-/etc/hubspoke-vpn/gateway.env}" || { echo "hubspoke-health: cannot read its settings" >&2; exit 1; }
+tunnels_file=$HUBSPOKE_STATE_DIR/$HUBSPOKE_STATE_TUNNELS
 dry_run=no
 [ "${1:-}" = "--dry-run" ] && dry_run=yes
 
@@ -30,13 +30,14 @@ while read -r tunnel _rest; do
      && grep -q "\"$tunnel\"[^ ]* STATE_V2_ESTABLISHED_CHILD_SA" <<<"$states"; then
     value=1
   fi
-  dims="Stack=$STACK,Region=$REGION_NAME,Tunnel=$tunnel"
+  dims="Stack=$HUBSPOKE_STACK,Region=$HUBSPOKE_SITE,Tunnel=$tunnel"
   if [ "$dry_run" = yes ]; then
-    echo "$NAMESPACE TunnelUp $dims $value"
+    echo "$HUBSPOKE_METRIC_NAMESPACE $HUBSPOKE_METRIC_NAME $dims $value"
   fi
-  metric_data+=("MetricName=TunnelUp,Dimensions=[{Name=Stack,Value=$STACK},{Name=Region,Value=$REGION_NAME},{Name=Tunnel,Value=$tunnel}],Value=$value,Unit=Count")
-done <"$tunnels_file"
+  metric_data+=("MetricName=$HUBSPOKE_METRIC_NAME,Dimensions=[{Name=Stack,Value=$HUBSPOKE_STACK},{Name=Region,Value=$HUBSPOKE_SITE},{Name=Tunnel,Value=$tunnel}],Value=$value,Unit=Count")
+done < <(cat "$tunnels_file" 2>/dev/null)
 
 [ "$dry_run" = yes ] && exit 0
 [ ${#metric_data[@]} -gt 0 ] || exit 0
-aws cloudwatch put-metric-data --region "$AWS_REGION" --namespace "$NAMESPACE" --metric-data "${metric_data[@]}"
+# shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
+aws cloudwatch put-metric-data --region "$HUBSPOKE_AWS_REGION" ${HUBSPOKE_AWS_ARGS:-} --namespace "$HUBSPOKE_METRIC_NAMESPACE" --metric-data "${metric_data[@]}"

@@ -1,3 +1,6 @@
+import type { TunnelSettings } from "../config/types";
+import { isUsablePsk, MANAGED_MARKER, PSK, SSM_STANDARD_MAX_BYTES } from "../gateway/contract";
+
 /**
  * libreswan configuration for one end of a tunnel. Plain values in, file contents out.
  *
@@ -17,14 +20,9 @@ export interface TunnelEnd {
     readonly peerElasticIp: string;
     /** The peer's VPC range. */
     readonly peerCidr: string;
+    /** IKE and ESP proposals (the stack's `ikeProposals`, `espProposals`). */
+    readonly settings: TunnelSettings;
 }
-
-/**
- * Explicit proposals so both ends agree regardless of distribution defaults: AES-GCM first,
- * AES-CBC with SHA-2 as fallback, ECP-256 (group 19) for key exchange and PFS.
- */
-export const IKE_PROPOSALS = "aes_gcm256-sha2_256-dh19,aes256-sha2_256-dh19";
-export const ESP_PROPOSALS = "aes_gcm256,aes256-sha2_256";
 
 /**
  * Dead peer detection (IKEv2 liveness, which libreswan runs on the Child SA): a probe every 2 s
@@ -36,18 +34,10 @@ export const ESP_PROPOSALS = "aes_gcm256,aes256-sha2_256";
  */
 export const DPD = { delaySeconds: 2, retransmitTimeoutSeconds: 7 } as const;
 
-export function connFileName(tunnel: string): string {
-    return `${tunnel}.conf`;
-}
-
-export function secretsFileName(tunnel: string): string {
-    return `${tunnel}.secrets`;
-}
-
 /** The `/etc/ipsec.d/<tunnel>.conf` file of one tunnel end. */
 export function renderConn(end: TunnelEnd): string {
     return [
-        `# ${end.tunnel}: managed by hubspoke-vpn (Pulumi); local changes are overwritten on replacement.`,
+        `# ${end.tunnel}: ${MANAGED_MARKER} (Pulumi); published in SSM Parameter Store and written here by hubspoke-agent; local changes are overwritten.`,
         `conn ${end.tunnel}`,
         "    type=tunnel",
         "    authby=secret",
@@ -60,8 +50,8 @@ export function renderConn(end: TunnelEnd): string {
         `    right=${end.peerElasticIp}`,
         `    rightid=${end.peerElasticIp}`,
         `    rightsubnet=${end.peerCidr}`,
-        `    ike=${IKE_PROPOSALS}`,
-        `    esp=${ESP_PROPOSALS}`,
+        `    ike=${end.settings.ikeProposals}`,
+        `    esp=${end.settings.espProposals}`,
         "    pfs=yes",
         "    ikelifetime=8h",
         "    salifetime=1h",
@@ -83,17 +73,43 @@ export function renderSecrets(end: Pick<TunnelEnd, "tunnel" | "localElasticIp" |
     return `${end.localElasticIp} ${end.peerElasticIp} : PSK "${psk}"\n`;
 }
 
-/** Characters allowed in a generated key besides letters and digits: safe inside a quoted PSK. */
-export const PSK_SPECIAL_CHARACTERS = "-_.+=~";
-export const PSK_MIN_LENGTH = 32;
+/** The two SSM parameter values of one tunnel end, as its gateway's agent writes them to disk. */
+export interface TunnelEndState {
+    /** `<tunnel>.conf`: the conn. */
+    readonly conf: string;
+    /** `<tunnel>.secrets`: the secrets line, with the key. */
+    readonly secrets: string;
+}
+
+/** What the program publishes for one tunnel end. Throws when a value would not fit a standard SSM parameter. */
+export function tunnelEndState(end: TunnelEnd, psk: string): TunnelEndState {
+    return { conf: tunnelEndConf(end), secrets: tunnelEndSecrets(end, psk) };
+}
+
+/** The conn parameter's value (no key: it stays out of secrets, so that it shows in diffs). */
+export function tunnelEndConf(end: TunnelEnd): string {
+    return fitsParameter(end.tunnel, "conf", renderConn(end));
+}
+
+/** The secrets parameter's value. */
+export function tunnelEndSecrets(end: Pick<TunnelEnd, "tunnel" | "localElasticIp" | "peerElasticIp">, psk: string): string {
+    return fitsParameter(end.tunnel, "secrets", renderSecrets(end, psk));
+}
+
+function fitsParameter(tunnel: string, kind: string, value: string): string {
+    const bytes = Buffer.byteLength(value);
+    if (bytes > SSM_STANDARD_MAX_BYTES) {
+        throw new Error(`tunnel ${tunnel}: its ${kind} is ${bytes} bytes; a standard SSM parameter holds ${SSM_STANDARD_MAX_BYTES}`);
+    }
+    return value;
+}
 
 export function assertPskSafe(psk: string, tunnel: string): void {
-    const allowed = new RegExp(`^[A-Za-z0-9${PSK_SPECIAL_CHARACTERS.replace(/[-\\\]^]/g, "\\$&")}]+$`);
-    if (psk.length < PSK_MIN_LENGTH || !allowed.test(psk)) {
+    if (!isUsablePsk(psk)) {
         // Never echo the key itself.
         throw new Error(
-            `pre-shared key of tunnel ${tunnel} is unusable: it needs at least ${PSK_MIN_LENGTH} characters ` +
-                `from A-Z a-z 0-9 ${PSK_SPECIAL_CHARACTERS} (got ${psk.length} characters)`,
+            `pre-shared key of tunnel ${tunnel} is unusable: it needs at least ${PSK.minLength} characters ` +
+                `from A-Z a-z 0-9 ${PSK.special} (got ${psk.length} characters)`,
         );
     }
 }

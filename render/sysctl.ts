@@ -1,7 +1,6 @@
 /**
  * Kernel settings an IPsec gateway needs, persisted under /etc/sysctl.d so they survive reboots.
  */
-export const SYSCTL_PATH = "/etc/sysctl.d/90-hubspoke-vpn.conf";
 
 export function renderSysctl(): string {
     return [

@@ -1,131 +1,117 @@
 /**
- * systemd units that order key delivery before libreswan and refresh keys after rotation.
- * Everything here runs at every boot: nothing depends on cloud-init's first boot having run again.
+ * systemd units of a gateway: the MSS clamp and the agent's boot run before libreswan, the agent's
+ * timer, and the health reporter. Everything here runs at every boot: nothing depends on cloud-init's
+ * first boot having run again.
  */
 import { GATEWAY_PATHS } from "../gateway/contract";
 
-export const PSK_SCRIPT_PATH = "/usr/local/sbin/hubspoke-psk";
-export const HEALTH_SCRIPT_PATH = "/usr/local/sbin/hubspoke-health";
-export const HEALTH_CONF_PATH = "/etc/hubspoke-vpn/health.conf";
-export const TUNNELS_PATH = "/etc/hubspoke-vpn/tunnels";
-/** How often a gateway re-reads its keys, so a rotation reaches both ends within this period. */
-export const PSK_REFRESH_MINUTES = 5;
+/** How often the agent converges (plus up to `AGENT_JITTER_SECONDS`): at most every 60 s. */
+export const AGENT_INTERVAL_SECONDS = 45;
+export const AGENT_JITTER_SECONDS = 15;
 
 export interface UnitFile {
     readonly path: string;
     readonly content: string;
 }
 
+const unit = (name: string, lines: string[]): UnitFile => ({
+    path: `${GATEWAY_PATHS.systemdDir}/${name}`,
+    content: [...lines, ""].join("\n"),
+});
+
+/** The units every gateway installs, and the ones cloud-init enables and starts. */
 export function renderUnits(): UnitFile[] {
     return [
-        {
-            path: "/etc/systemd/system/hubspoke-mss.service",
-            content: [
-                "[Unit]",
-                "Description=hubspoke-vpn: clamp the TCP MSS of forwarded traffic to what fits through the tunnels",
-                "Before=ipsec.service",
-                "",
-                "[Service]",
-                "Type=oneshot",
-                "RemainAfterExit=yes",
-                `ExecStart=/usr/sbin/nft -f ${GATEWAY_PATHS.mssClamp}`,
-                "",
-                "[Install]",
-                "WantedBy=multi-user.target",
-                "",
-            ].join("\n"),
-        },
-        {
-            path: "/etc/systemd/system/hubspoke-psk.service",
-            content: [
-                "[Unit]",
-                "Description=hubspoke-vpn: fetch IPsec pre-shared keys from SSM Parameter Store",
-                "Wants=network-online.target",
-                "After=network-online.target",
-                "Before=ipsec.service",
-                "",
-                "[Service]",
-                "Type=oneshot",
-                "RemainAfterExit=yes",
-                // Retries until every key is fetched: ipsec must not start with a missing key.
-                "TimeoutStartSec=infinity",
-                `ExecStart=${PSK_SCRIPT_PATH}`,
-                "",
-                "[Install]",
-                "WantedBy=multi-user.target",
-                "",
-            ].join("\n"),
-        },
-        {
-            path: "/etc/systemd/system/ipsec.service.d/10-hubspoke.conf",
-            content: [
-                "[Unit]",
-                "Requires=hubspoke-psk.service",
-                "After=hubspoke-psk.service",
-                "",
-                // The stock unit restarts only on failure; a gateway's IKE daemon must always come back.
-                "[Service]",
-                "Restart=always",
-                "RestartSec=2",
-                "",
-            ].join("\n"),
-        },
-        {
-            path: "/etc/systemd/system/hubspoke-psk-refresh.service",
-            content: [
-                "[Unit]",
-                "Description=hubspoke-vpn: pick up rotated IPsec pre-shared keys",
-                "After=ipsec.service",
-                "",
-                "[Service]",
-                "Type=oneshot",
-                `ExecStart=${PSK_SCRIPT_PATH} --reload`,
-                "",
-            ].join("\n"),
-        },
-        {
-            path: "/etc/systemd/system/hubspoke-psk-refresh.timer",
-            content: [
-                "[Unit]",
-                "Description=hubspoke-vpn: re-read IPsec pre-shared keys periodically",
-                "",
-                "[Timer]",
-                `OnBootSec=${PSK_REFRESH_MINUTES}min`,
-                `OnUnitActiveSec=${PSK_REFRESH_MINUTES}min`,
-                "RandomizedDelaySec=30",
-                "",
-                "[Install]",
-                "WantedBy=timers.target",
-                "",
-            ].join("\n"),
-        },
-        {
-            path: "/etc/systemd/system/hubspoke-health.service",
-            content: [
-                "[Unit]",
-                "Description=hubspoke-vpn: report tunnel state to CloudWatch (TunnelUp)",
-                "",
-                "[Service]",
-                "Type=oneshot",
-                `ExecStart=${HEALTH_SCRIPT_PATH}`,
-                "",
-            ].join("\n"),
-        },
-        {
-            path: "/etc/systemd/system/hubspoke-health.timer",
-            content: [
-                "[Unit]",
-                "Description=hubspoke-vpn: report tunnel state every minute",
-                "",
-                "[Timer]",
-                "OnBootSec=1min",
-                "OnUnitActiveSec=1min",
-                "AccuracySec=5s",
-                "",
-                "[Install]",
-                "WantedBy=timers.target",
-                "",
-            ].join("\n"),
-        },
+        unit("hubspoke-mss.service", [
+            "[Unit]",
+            "Description=hubspoke-vpn: clamp the TCP MSS of forwarded traffic to what fits through the tunnels",
+            "Before=ipsec.service",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+            `ExecStart=/usr/sbin/nft -f ${GATEWAY_PATHS.mssClamp}`,
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ]),
+        unit("hubspoke-agent-boot.service", [
+            "[Unit]",
+            "Description=hubspoke-vpn: fetch this gateway's tunnels from SSM Parameter Store before ipsec starts",
+            "Wants=network-online.target",
+            "After=network-online.target",
+            "Before=ipsec.service",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+            // A few tries, then ipsec starts from the last good files: an SSM outage must not keep tunnels down.
+            "TimeoutStartSec=120",
+            `ExecStart=${GATEWAY_PATHS.agentScript} --boot`,
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ]),
+        unit("ipsec.service.d/10-hubspoke.conf", [
+            "[Unit]",
+            // Wants, not Requires: ipsec starts even when the boot fetch failed.
+            "Wants=hubspoke-agent-boot.service hubspoke-mss.service",
+            "After=hubspoke-agent-boot.service hubspoke-mss.service",
+            "",
+            // The stock unit restarts only on failure; a gateway's IKE daemon must always come back.
+            "[Service]",
+            "Restart=always",
+            "RestartSec=2",
+        ]),
+        unit("hubspoke-agent.service", [
+            "[Unit]",
+            "Description=hubspoke-vpn: converge this gateway's tunnels on the desired state in SSM Parameter Store",
+            "After=ipsec.service",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            `ExecStart=${GATEWAY_PATHS.agentScript}`,
+        ]),
+        unit("hubspoke-agent.timer", [
+            "[Unit]",
+            "Description=hubspoke-vpn: converge the tunnels about every minute",
+            "",
+            "[Timer]",
+            "OnBootSec=1min",
+            `OnUnitActiveSec=${AGENT_INTERVAL_SECONDS}s`,
+            `RandomizedDelaySec=${AGENT_JITTER_SECONDS}`,
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+        ]),
+        unit("hubspoke-health.service", [
+            "[Unit]",
+            "Description=hubspoke-vpn: report tunnel state to CloudWatch (TunnelUp)",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            `ExecStart=${GATEWAY_PATHS.healthScript}`,
+        ]),
+        unit("hubspoke-health.timer", [
+            "[Unit]",
+            "Description=hubspoke-vpn: report tunnel state every minute",
+            "",
+            "[Timer]",
+            "OnBootSec=1min",
+            "OnUnitActiveSec=1min",
+            "AccuracySec=5s",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+        ]),
     ];
 }
+
+/** Units enabled at first boot (they come back at every boot), in start order. */
+export const ENABLED_UNITS = [
+    "hubspoke-mss.service",
+    "hubspoke-agent-boot.service",
+    "ipsec.service",
+    "hubspoke-agent.timer",
+    "hubspoke-health.timer",
+];

@@ -1,15 +1,17 @@
 /**
  * npm run render -- --stack prod --out DIR [--config FILE] [--eip REGION=IP ...] [--reveal-secrets]
  *
- * Evaluates the program offline (Pulumi's mock runtime: no AWS, no Pulumi CLI) and writes what
- * each gateway will run: DIR/<region>/etc/ipsec.d/*, DIR/<region>/etc/sysctl.d/*, DIR/<region>/user-data,
- * and DIR/plan.json. Exit status 0 when written, 1 on bad config (nothing written), 2 on bad usage.
+ * Evaluates the program offline (Pulumi's mock runtime: no AWS, no Pulumi CLI) and writes a snapshot
+ * of what each gateway will run: DIR/<region>/user-data and the files in it, DIR/<region>/etc/ipsec.d/*
+ * (what its agent writes from the desired state), DIR/ssm/ (Parameter Store) and DIR/plan.json.
+ * Exit status 0 when written, 1 on bad config (nothing written), 2 on bad usage.
  */
 
+import { parseArgs as parseArgv } from "node:util";
 import { parseIp } from "../config/cidr";
 import { readStackConfigFile, stackConfigPath } from "../config/load";
 import { ConfigError } from "../config/validate";
-import { renderStack, writeRendered } from "../offline/render";
+import { snapshotStack, writeSnapshot } from "../harness/snapshot";
 
 const USAGE = "usage: npm run render -- (--stack NAME | --config FILE) --out DIR [--eip REGION=IP ...] [--reveal-secrets]";
 
@@ -21,56 +23,50 @@ export interface RenderArgs {
     revealSecrets: boolean;
 }
 
+export class UsageError extends Error {}
+
+/** The command line of `npm run render`, checked. Throws `UsageError`. */
 export function parseArgs(argv: readonly string[]): RenderArgs {
-    let stack: string | undefined;
-    let configFile: string | undefined;
-    let out: string | undefined;
-    const elasticIps: Record<string, string> = {};
-    let revealSecrets = false;
-    for (let i = 0; i < argv.length; i++) {
-        const value = () => {
-            const v = argv[++i];
-            if (v === undefined || v.startsWith("--")) {
-                throw new UsageError(`${argv[i - 1]} needs a value`);
-            }
-            return v;
-        };
-        switch (argv[i]) {
-            case "--stack":
-                stack = value();
-                break;
-            case "--config":
-                configFile = value();
-                break;
-            case "--out":
-                out = value();
-                break;
-            case "--eip": {
-                const [region, ip] = value().split("=");
-                if (!region || !ip || parseIp(ip) === undefined) {
-                    throw new UsageError(`--eip takes REGION=IPV4, e.g. --eip virginia=203.0.113.10 (got "${argv[i]}")`);
-                }
-                elasticIps[region] = ip;
-                break;
-            }
-            case "--reveal-secrets":
-                revealSecrets = true;
-                break;
-            default:
-                throw new UsageError(`unknown argument "${argv[i]}"`);
-        }
+    let values: { stack?: string; config?: string; out?: string; eip?: string[]; "reveal-secrets"?: boolean };
+    try {
+        ({ values } = parseArgv({
+            args: [...argv],
+            options: {
+                stack: { type: "string" },
+                config: { type: "string" },
+                out: { type: "string" },
+                eip: { type: "string", multiple: true },
+                "reveal-secrets": { type: "boolean" },
+            },
+            strict: true,
+            allowPositionals: false,
+        }));
+    } catch (e) {
+        throw new UsageError((e as Error).message);
     }
-    if (!out) {
+    const elasticIps: Record<string, string> = {};
+    for (const pair of values.eip ?? []) {
+        const [region, ip] = pair.split("=");
+        if (!region || !ip || parseIp(ip) === undefined) {
+            throw new UsageError(`--eip takes REGION=IPV4, e.g. --eip virginia=203.0.113.10 (got "${pair}")`);
+        }
+        elasticIps[region] = ip;
+    }
+    if (!values.out) {
         throw new UsageError("--out DIR is required");
     }
-    if (!stack && !configFile) {
+    if (!values.stack && !values.config) {
         throw new UsageError("give --stack NAME (reads Pulumi.NAME.yaml) or --config FILE");
     }
-    const name = stack ?? configFile!.replace(/^.*Pulumi\.(.+)\.yaml$/, "$1");
-    return { stack: name, configFile: configFile ?? stackConfigPath(stack!), out, elasticIps, revealSecrets };
+    const stack = values.stack ?? values.config!.replace(/^.*Pulumi\.(.+)\.yaml$/, "$1");
+    return {
+        stack,
+        configFile: values.config ?? stackConfigPath(values.stack!),
+        out: values.out,
+        elasticIps,
+        revealSecrets: values["reveal-secrets"] ?? false,
+    };
 }
-
-class UsageError extends Error {}
 
 async function main(): Promise<number> {
     let args: RenderArgs;
@@ -84,28 +80,28 @@ async function main(): Promise<number> {
         throw e;
     }
     try {
-        const rendered = await renderStack(readStackConfigFile(args.configFile), {
+        const snapshot = await snapshotStack(readStackConfigFile(args.configFile), {
             stack: args.stack,
             elasticIps: args.elasticIps,
             revealSecrets: args.revealSecrets,
         });
-        for (const w of rendered.warnings) {
+        for (const w of snapshot.warnings) {
             console.error(`warning: ${w}`);
         }
-        const unknown = Object.keys(args.elasticIps).filter((r) => !rendered.plan.gateways.some((g) => g.region === r));
+        const unknown = Object.keys(args.elasticIps).filter((r) => !snapshot.plan.gateways.some((g) => g.region === r));
         if (unknown.length > 0) {
             console.error(
-                `render: --eip names unknown region(s) ${unknown.join(", ")}; regions are ${rendered.plan.gateways.map((g) => g.region).join(", ")}`,
+                `render: --eip names unknown region(s) ${unknown.join(", ")}; regions are ${snapshot.plan.gateways.map((g) => g.region).join(", ")}`,
             );
             return 2;
         }
-        writeRendered(rendered, args.out);
-        for (const g of rendered.plan.gateways) {
+        writeSnapshot(snapshot, args.out);
+        for (const g of snapshot.plan.gateways) {
             console.log(
-                `${g.region} (${g.awsRegion}, ${g.role}): Elastic IP ${g.elasticIp}, private IP ${g.privateIp}, tunnels ${g.tunnels.join(", ")}`,
+                `${g.region} (${g.awsRegion}, ${g.role}): Elastic IP ${g.elasticIp}, private IP ${g.privateIp}, tunnels ${g.tunnels.join(", ")}, user data ${g.userDataBytes} bytes`,
             );
         }
-        console.log(`wrote ${rendered.files.length} files to ${args.out} (keys ${rendered.plan.secrets})`);
+        console.log(`wrote ${snapshot.files.length} files to ${args.out} (keys ${snapshot.plan.secrets})`);
         return 0;
     } catch (e) {
         if (e instanceof ConfigError) {

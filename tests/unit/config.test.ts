@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { ConfigError, parseStackConfig } from "../../config/validate";
-import { evaluateOffline } from "../../offline/evaluate";
+import { evaluateOffline } from "../../harness/evaluate";
 import { prodConfig, prodEvaluation, prodWith } from "./fixtures";
 
 /** Asserts that the config is refused with a problem at `path` whose message matches `message`. */

@@ -1,13 +1,14 @@
 /**
  * gateway/hubspoke-health.sh, run for real against a stand-in `ipsec` that prints pluto's
- * --showstates output, and a stand-in `aws` that records what would reach CloudWatch.
+ * --showstates output, and a stand-in `aws` that records what would reach CloudWatch. Its tunnels are
+ * the ones the agent lists as desired (tests/integration/agent.test.ts), left-out ones included.
  */
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { renderHealthConf } from "../../render/cloudInit";
+import { renderGatewayEnv } from "../../gateway/contract";
 
 const SCRIPT = path.join(__dirname, "..", "..", "gateway/hubspoke-health.sh");
 const UP = [
@@ -26,8 +27,7 @@ describe("gateway health script (hubspoke-health)", () => {
             env: {
                 ...process.env,
                 PATH: `${path.join(dir, "bin")}:${process.env.PATH}`,
-                HUBSPOKE_HEALTH_CONF: path.join(dir, "health.conf"),
-                HUBSPOKE_TUNNELS: path.join(dir, "tunnels"),
+                HUBSPOKE_ENV: path.join(dir, "gateway.env"),
             },
         });
     };
@@ -37,13 +37,14 @@ describe("gateway health script (hubspoke-health)", () => {
         fs.writeFileSync(path.join(dir, "bin/ipsec"), `#!/bin/sh\ncat ${path.join(dir, "states")}\n`, { mode: 0o755 });
         fs.writeFileSync(path.join(dir, "bin/aws"), `#!/bin/sh\nprintf '%s\\n' "$@" >${path.join(dir, "aws.args")}\n`, { mode: 0o755 });
         fs.writeFileSync(
-            path.join(dir, "health.conf"),
-            renderHealthConf({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1" }),
+            path.join(dir, "gateway.env"),
+            renderGatewayEnv(
+                { stack: "prod", site: "virginia", awsRegion: "us-east-1", parameterPath: "/hubspoke-vpn/prod/virginia/tunnels" },
+                { stateDir: path.join(dir, "state") },
+            ),
         );
-        fs.writeFileSync(
-            path.join(dir, "tunnels"),
-            "# comment\nvirginia-to-frankfurt us-east-1 /p/f 192.0.2.11 192.0.2.13\nvirginia-to-sydney us-east-1 /p/s 192.0.2.11 192.0.2.12\n",
-        );
+        fs.mkdirSync(path.join(dir, "state"));
+        fs.writeFileSync(path.join(dir, "state", "tunnels"), "virginia-to-frankfurt\nvirginia-to-sydney\n");
     });
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -56,6 +57,19 @@ describe("gateway health script (hubspoke-health)", () => {
                 "HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 1\n",
         );
         assert.ok(!fs.existsSync(path.join(dir, "aws.args")), "--dry-run sends nothing");
+    });
+
+    it("reports a tunnel the agent left out (desired, but not loaded) as down", () => {
+        fs.writeFileSync(path.join(dir, "state", "tunnels"), "virginia-to-frankfurt\nvirginia-to-sydney\nvirginia-to-tokyo\n");
+        assert.match(run(UP, ["--dry-run"]).stdout, /Tunnel=virginia-to-tokyo 0\n$/);
+    });
+
+    it("reports nothing, and sends nothing, before the agent's first run", () => {
+        fs.rmSync(path.join(dir, "state", "tunnels"));
+        const r = run(UP);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(r.stdout, "");
+        assert.ok(!fs.existsSync(path.join(dir, "aws.args")));
     });
 
     it("reports 0 for every tunnel when pluto has no state (or is not running)", () => {

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import type { ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
-import { plain } from "../../offline/evaluate";
+import { plain } from "../../harness/evaluate";
 import { policies } from "../../policy/policies";
 import { prodEvaluation } from "./fixtures";
 

@@ -1,7 +1,17 @@
 import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
-import { type Evaluation, evaluateOffline, isSecretValue, mockIdOf, plain, resolve } from "../../offline/evaluate";
-import { filesOfUserData } from "../../render/cloudInit";
+import { DEFAULT_GATEWAY_AMI_RELEASE } from "../../config/validate";
+import {
+    type Evaluation,
+    evaluateOffline,
+    isSecretValue,
+    MOCK_ACCOUNT_ID,
+    plain,
+    type RecordedResource,
+    resolve,
+} from "../../harness/evaluate";
+import { parameterValue } from "../../harness/snapshot";
+import { bootstrapFiles, filesOfUserData, userDataOfPayload } from "../../render/bootstrap";
 import { prodConfig, prodEvaluation } from "./fixtures";
 
 const REGIONS = { virginia: "us-east-1", sydney: "ap-southeast-2", frankfurt: "eu-central-1" } as const;
@@ -17,18 +27,24 @@ describe("prod stack resource graph (mock runtime)", () => {
         assert.ok(r, `no resource named ${name}`);
         return r;
     };
-    const idOf = mockIdOf;
+    const idOf = (r: RecordedResource) => r.id;
 
     before(async () => {
         ev = await prodEvaluation();
     });
 
-    it("has one provider per region, with the stack's default tags", () => {
-        const providers = ofType("pulumi:providers:aws").map((p) => [p.name, p.inputs.region, JSON.parse(p.inputs.defaultTags).tags]);
+    it("has one provider per AWS region, with the stack's default tags, known by its region's earlier name", () => {
+        const providers = ofType("pulumi:providers:aws").map((p) => [
+            p.name,
+            p.inputs.region,
+            JSON.parse(p.inputs.defaultTags).tags,
+            p.options.aliasNames,
+        ]);
+        const tags = { Project: "hubspoke-vpn", Stack: "prod", ManagedBy: "pulumi" };
         assert.deepEqual(providers, [
-            ["virginia", "us-east-1", { Project: "hubspoke-vpn", Stack: "prod", ManagedBy: "pulumi" }],
-            ["sydney", "ap-southeast-2", { Project: "hubspoke-vpn", Stack: "prod", ManagedBy: "pulumi" }],
-            ["frankfurt", "eu-central-1", { Project: "hubspoke-vpn", Stack: "prod", ManagedBy: "pulumi" }],
+            ["us-east-1", "us-east-1", tags, ["virginia"]],
+            ["ap-southeast-2", "ap-southeast-2", tags, ["sydney"]],
+            ["eu-central-1", "eu-central-1", tags, ["frankfurt"]],
         ]);
     });
 
@@ -91,15 +107,15 @@ describe("prod stack resource graph (mock runtime)", () => {
             assert.equal(eni.inputs.subnetId, idOf(byName(`hubspoke-${region}-vpn`)));
             const [assoc] = inRegion("aws:ec2/eipAssociation:EipAssociation", region);
             assert.equal(assoc.inputs.networkInterfaceId, idOf(eni));
-            assert.equal(assoc.inputs.allocationId, `eipalloc-${region}`);
+            assert.equal(assoc.inputs.allocationId, `hubspoke-${region}-eip-alloc`);
             const [instance] = inRegion("aws:ec2/instance:Instance", region);
             assert.equal(instance.inputs.primaryNetworkInterface.networkInterfaceId, idOf(eni));
         }
     });
 
-    it("hardens every instance: AL2023 for its architecture, IMDSv2, encrypted root, Session Manager, no SSH", () => {
+    it("hardens every instance: the pinned AL2023 release for its architecture, IMDSv2, encrypted root, Session Manager, no SSH", () => {
         for (const instance of ofType("aws:ec2/instance:Instance")) {
-            assert.equal(instance.inputs.ami, "ami-mock-x86_64");
+            assert.equal(instance.inputs.ami, `ami-mock-${instance.awsRegion}-al2023-ami-${DEFAULT_GATEWAY_AMI_RELEASE}-kernel-6.1-x86_64`);
             assert.equal(instance.inputs.instanceType, "t3.small");
             assert.deepEqual(instance.inputs.metadataOptions, {
                 httpEndpoint: "enabled",
@@ -113,8 +129,26 @@ describe("prod stack resource graph (mock runtime)", () => {
             assert.equal(instance.inputs.iamInstanceProfile, profile.name);
             assert.equal(instance.inputs.keyName, undefined, "no SSH key pair");
         }
-        const amiParams = ev.invokes.filter((i) => i.token === "aws:ssm/getParameter:getParameter").map((i) => i.inputs.name);
-        assert.deepEqual([...new Set(amiParams)], ["/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"]);
+        const images = ev.invokes.filter((i) => i.token === "aws:ec2/getAmi:getAmi").map((i) => JSON.stringify([i.awsRegion, i.inputs]));
+        assert.deepEqual(
+            [...new Set(images)].map((j) => JSON.parse(j)),
+            ["us-east-1", "ap-southeast-2", "eu-central-1"].map((awsRegion) => [
+                awsRegion,
+                {
+                    owners: ["amazon"],
+                    mostRecent: true,
+                    filters: [
+                        { name: "name", values: [`al2023-ami-${DEFAULT_GATEWAY_AMI_RELEASE}-kernel-6.1-x86_64`] },
+                        { name: "architecture", values: ["x86_64"] },
+                    ],
+                },
+            ]),
+            "a pinned release, not whatever is latest",
+        );
+        assert.deepEqual(
+            ev.invokes.filter((i) => i.token === "aws:ssm/getParameter:getParameter"),
+            [],
+        );
         // No managed policy: AmazonSSMManagedInstanceCore would grant ssm:GetParameter on every parameter.
         assert.deepEqual(ofType("aws:iam/rolePolicyAttachment:RolePolicyAttachment"), []);
     });
@@ -135,6 +169,9 @@ describe("prod stack resource graph (mock runtime)", () => {
             assert.equal(group.inputs.retentionInDays, 365, "Pulumi.prod.yaml keeps flow logs a year");
             const flowRole = inRegion("aws:iam/role:Role", region).find((r) => r.name.includes("flow-logs"))!;
             assert.equal(flowLog.inputs.iamRoleArn, `arn:aws:mock:::${flowRole.name}`);
+            // Created only once the role's policy exists (terraform-provider-aws #29323).
+            const [flowPolicy] = inRegion("aws:iam/rolePolicy:RolePolicy", region).filter((r) => r.name.includes("flow-logs"));
+            assert.deepEqual(flowLog.options.dependsOn, [flowPolicy.urn]);
             assert.deepEqual(JSON.parse(flowRole.inputs.assumeRolePolicy).Statement[0].Principal, {
                 Service: "vpc-flow-logs.amazonaws.com",
             });
@@ -144,19 +181,14 @@ describe("prod stack resource graph (mock runtime)", () => {
         }
     });
 
-    it("lets each gateway read exactly its own tunnels' key parameters, in its own region, and nothing else", () => {
-        const own: Record<RegionName, string[]> = {
-            virginia: ["virginia-to-frankfurt", "virginia-to-sydney"],
-            sydney: ["virginia-to-sydney"],
-            frankfurt: ["virginia-to-frankfurt"],
-        };
+    it("lets each gateway read exactly its own desired-state path, in its own region, and nothing else", () => {
         for (const region of Object.keys(REGIONS) as RegionName[]) {
             const [role] = inRegion("aws:iam/role:Role", region).filter((r) => r.name.includes("-gw-"));
             const policies = inRegion("aws:iam/rolePolicy:RolePolicy", region).filter((r) => r.name.includes("-gw-"));
             assert.equal(policies.length, 1);
             assert.equal(policies[0].inputs.role, role.name);
             const doc = JSON.parse(policies[0].inputs.policy);
-            const params = own[region].map((t) => `arn:aws:mock:::hubspoke-${region}-${t}-psk`).sort();
+            const pathArn = `arn:aws:ssm:${REGIONS[region]}:${MOCK_ACCOUNT_ID}:parameter/hubspoke-vpn/prod/${region}/tunnels`;
             assert.deepEqual(doc.Statement, [
                 {
                     Sid: "SessionManager",
@@ -170,7 +202,8 @@ describe("prod stack resource graph (mock runtime)", () => {
                     ],
                     Resource: "*",
                 },
-                { Sid: "OwnTunnelKeys", Effect: "Allow", Action: "ssm:GetParameter", Resource: params },
+                { Sid: "OwnDesiredStateList", Effect: "Allow", Action: "ssm:GetParametersByPath", Resource: pathArn },
+                { Sid: "OwnDesiredState", Effect: "Allow", Action: "ssm:GetParameter", Resource: `${pathArn}/*` },
                 {
                     Sid: "TunnelMetrics",
                     Effect: "Allow",
@@ -183,23 +216,30 @@ describe("prod stack resource graph (mock runtime)", () => {
         }
     });
 
-    it("stores each tunnel's key as a SecureString in the two regions that use it, under a path naming stack and tunnel", () => {
+    it("publishes each tunnel end in its gateway's own region and path: the conn as a String, the secrets line as a secret SecureString", () => {
         const params = ofType("aws:ssm/parameter:Parameter").map((p) => ({
             region: p.awsRegion,
             name: p.inputs.name,
             type: p.inputs.type,
-            secret: isSecretValue(p.inputs.value),
-            value: plain(p.inputs.value),
+            secret: isSecretValue(p.inputs.value ?? p.inputs.insecureValue),
+            value: parameterValue(p),
         }));
         assert.deepEqual(params.map((p) => `${p.region} ${p.name} ${p.type} ${p.secret}`).sort(), [
-            "ap-southeast-2 /hubspoke-vpn/prod/virginia-to-sydney/psk SecureString true",
-            "eu-central-1 /hubspoke-vpn/prod/virginia-to-frankfurt/psk SecureString true",
-            "us-east-1 /hubspoke-vpn/prod/virginia-to-frankfurt/psk SecureString true",
-            "us-east-1 /hubspoke-vpn/prod/virginia-to-sydney/psk SecureString true",
+            "ap-southeast-2 /hubspoke-vpn/prod/sydney/tunnels/virginia-to-sydney/conf String false",
+            "ap-southeast-2 /hubspoke-vpn/prod/sydney/tunnels/virginia-to-sydney/secrets SecureString true",
+            "eu-central-1 /hubspoke-vpn/prod/frankfurt/tunnels/virginia-to-frankfurt/conf String false",
+            "eu-central-1 /hubspoke-vpn/prod/frankfurt/tunnels/virginia-to-frankfurt/secrets SecureString true",
+            "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-frankfurt/conf String false",
+            "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-frankfurt/secrets SecureString true",
+            "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-sydney/conf String false",
+            "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-sydney/secrets SecureString true",
         ]);
-        for (const p of params) {
-            const tunnel = p.name.split("/")[3];
-            assert.equal(p.value, ev.keys[tunnel], `${p.region} ${p.name} does not hold the tunnel's generated key`);
+        const eip = ev.elasticIps;
+        for (const p of params.filter((x) => x.type === "SecureString")) {
+            const [, , , site, , tunnel] = p.name.split("/");
+            const peer = site === "virginia" ? tunnel.replace("virginia-to-", "") : "virginia";
+            // The same key at both ends, selected by this end's identity and then its peer's.
+            assert.equal(p.value, `${eip[site as RegionName]} ${eip[peer as RegionName]} : PSK "${ev.keys[tunnel]}"\n`);
         }
     });
 
@@ -259,50 +299,48 @@ describe("prod stack resource graph (mock runtime)", () => {
         );
     });
 
-    it("renders each gateway's tunnels with its peers' addresses, and where to fetch the key", () => {
-        const files = (region: RegionName) => {
-            const [instance] = inRegion("aws:ec2/instance:Instance", region);
-            return filesOfUserData(plain(instance.inputs.userData));
-        };
+    it("renders each gateway's tunnels with its peers' addresses; the user data holds no tunnel at all", () => {
         const eip = ev.elasticIps;
-        const conns: Record<string, string[]> = {};
-        const lists: Record<string, string> = {};
-        for (const region of Object.keys(REGIONS) as RegionName[]) {
-            for (const f of files(region)) {
-                const tunnel = /ipsec\.d\/(.+)\.conf$/.exec(f.path);
-                if (tunnel) {
-                    conns[tunnel[1]] = [...(conns[tunnel[1]] ?? []), `${region}:${f.permissions}:${f.content}`];
-                }
-                if (f.path === "/etc/hubspoke-vpn/tunnels") {
-                    lists[region] = f.content;
-                }
-                assert.ok(!f.path.endsWith(".secrets"), `${region}'s user data writes ${f.path}: keys come from SSM at boot`);
-            }
-        }
-        assert.deepEqual(Object.keys(conns).sort(), ["virginia-to-frankfurt", "virginia-to-sydney"], "no spoke-to-spoke tunnel");
+        const conf = (site: RegionName, tunnel: string) =>
+            ofType("aws:ssm/parameter:Parameter").find((p) => p.inputs.name === `/hubspoke-vpn/prod/${site}/tunnels/${tunnel}/conf`)?.inputs
+                .insecureValue;
         for (const spoke of ["sydney", "frankfurt"] as const) {
             const tunnel = `virginia-to-${spoke}`;
-            const [hubConn, spokeConn] = conns[tunnel];
-            assert.match(hubConn, /^virginia:0644:/);
             assert.match(
-                hubConn,
+                conf("virginia", tunnel),
                 new RegExp(
                     `leftid=${eip.virginia}\\n.*leftsubnet=10\\.11\\.0\\.0/16\\n.*right=${eip[spoke]}\\n.*rightid=${eip[spoke]}\\n.*rightsubnet=${CIDR[spoke].replace(/\./g, "\\.")}`,
                     "s",
                 ),
             );
-            assert.match(spokeConn, new RegExp(`^${spoke}:0644:`));
-            assert.match(spokeConn, new RegExp(`leftid=${eip[spoke]}\\n.*right=${eip.virginia}\\n.*rightsubnet=10\\.11\\.0\\.0/16`, "s"));
-            // Each end fetches the same tunnel's key from its own region and writes the secrets line for its identities.
-            assert.ok(lists.virginia.includes(`${tunnel} us-east-1 /hubspoke-vpn/prod/${tunnel}/psk ${eip.virginia} ${eip[spoke]}\n`));
-            assert.ok(
-                lists[spoke].includes(`${tunnel} ${REGIONS[spoke]} /hubspoke-vpn/prod/${tunnel}/psk ${eip[spoke]} ${eip.virginia}\n`),
+            assert.match(
+                conf(spoke, tunnel),
+                new RegExp(`leftid=${eip[spoke]}\\n.*right=${eip.virginia}\\n.*rightsubnet=10\\.11\\.0\\.0/16`, "s"),
+            );
+            assert.equal(
+                conf(spoke, "virginia-to-" + (spoke === "sydney" ? "frankfurt" : "sydney")),
+                undefined,
+                "no spoke-to-spoke tunnel",
             );
             assert.ok(ev.keys[tunnel].length >= 32);
         }
         assert.notEqual(ev.keys["virginia-to-sydney"], ev.keys["virginia-to-frankfurt"]);
         for (const region of Object.keys(REGIONS) as RegionName[]) {
-            const sysctl = files(region).find((f) => f.path.startsWith("/etc/sysctl.d/"));
+            const [instance] = inRegion("aws:ec2/instance:Instance", region);
+            const files = filesOfUserData(userDataOfPayload(instance.inputs.userDataBase64));
+            // Exactly what the gateway's identity alone gives: nothing of its tunnels.
+            const identity = {
+                stack: "prod",
+                site: region,
+                awsRegion: REGIONS[region],
+                parameterPath: `/hubspoke-vpn/prod/${region}/tunnels`,
+            };
+            assert.deepEqual(files, bootstrapFiles(identity), `${region}'s user data must depend on the gateway alone`);
+            assert.match(
+                files.find((f) => f.path === "/etc/hubspoke-vpn/gateway.env")!.content,
+                new RegExp(`HUBSPOKE_PARAMETER_PATH='/hubspoke-vpn/prod/${region}/tunnels'`),
+            );
+            const sysctl = files.find((f) => f.path.startsWith("/etc/sysctl.d/"));
             assert.ok(sysctl, `${region} has no sysctl file`);
             for (const line of [
                 "net.ipv4.ip_forward = 1",
@@ -320,11 +358,11 @@ describe("prod stack resource graph (mock runtime)", () => {
         assert.equal(keys.length, 2);
         // User data is readable with ec2:DescribeInstanceAttribute: it must hold no key at all.
         for (const instance of ofType("aws:ec2/instance:Instance")) {
-            const userData = JSON.stringify(plain(instance.inputs.userData));
+            const userData = userDataOfPayload(instance.inputs.userDataBase64);
             for (const k of keys) {
                 assert.ok(!userData.includes(k), `${instance.name} user data holds a generated key`);
             }
-            assert.ok(!isSecretValue(instance.inputs.userData), "user data without keys needs no secret marking (it stays diffable)");
+            assert.ok(!isSecretValue(instance.inputs.userDataBase64), "user data without keys needs no secret marking (it stays diffable)");
         }
         // Walk every registered input, skipping values marked secret: no key may be left.
         const leaks: string[] = [];
@@ -380,9 +418,19 @@ describe("prod stack resource graph (mock runtime)", () => {
                 .map((r) => r.inputs.name)
                 .sort();
         assert.deepEqual(parameterNames(rotated), parameterNames(ev), "same parameters, updated in place");
+        const values = (e: Evaluation) =>
+            e.resources.filter((r) => r.type === "aws:ssm/parameter:Parameter").map((r) => `${r.inputs.name} ${parameterValue(r)}`);
+        const changed = values(rotated)
+            .filter((v, i) => v !== values(ev)[i])
+            .map((v) => v.split(" ")[0]);
+        assert.deepEqual(
+            changed.sort(),
+            parameterNames(ev).filter((n: string) => n.endsWith("/secrets")),
+            "only the secrets lines change",
+        );
     });
 
-    it("watches every tunnel end: an alarm after 3 minutes down (missing data counts as down), a topic per region, one dashboard", () => {
+    it("watches every tunnel end: an alarm after 3 minutes down or silent (not before the first report), a topic per region, one dashboard", () => {
         const ends: Record<RegionName, string[]> = {
             virginia: ["virginia-to-frankfurt", "virginia-to-sydney"],
             sydney: ["virginia-to-sydney"],
@@ -408,9 +456,10 @@ describe("prod stack resource graph (mock runtime)", () => {
                         datapointsToAlarm: 3,
                         threshold: 1,
                         comparisonOperator: "LessThanThreshold",
-                        treatMissingData: "breaching",
+                        treatMissingData: "missing",
                         alarmActions: [`arn:aws:mock:::${topic.name}`],
                         okActions: [`arn:aws:mock:::${topic.name}`],
+                        insufficientDataActions: [`arn:aws:mock:::${topic.name}`],
                     },
                 );
             }

@@ -1,3 +1,0 @@
-export * from "./hubSpokeVpn";
-export * from "./openSwanGateway";
-export * from "./regionalVpc";

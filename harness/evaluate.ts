@@ -1,0 +1,290 @@
+/**
+ * Runs the program offline under Pulumi's mock runtime: no AWS, no Pulumi CLI. Every resource
+ * registration and invoke is recorded with the inputs `pulumi up` would send to AWS, by URN, with
+ * the resource options that shape updates (ignoreChanges, deleteBeforeReplace, dependsOn, aliases).
+ * Facts about the program (keys, Elastic IPs, which resource is whose) are asked of the program's
+ * own objects, never rebuilt from resource names.
+ *
+ * The mocks refuse what they do not know: an invoke token without a handler throws, so a new
+ * data source cannot slip in untested.
+ */
+
+import * as crypto from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import type { RawConfig } from "../config/load";
+import { parseStackConfig } from "../config/validate";
+import { hubSpokeProgram, type ProgramResult } from "../program";
+
+/** The options of a registration that decide how an update is applied. */
+export interface RecordedOptions {
+    readonly ignoreChanges: string[];
+    readonly deleteBeforeReplace: boolean;
+    readonly replaceOnChanges: string[];
+    readonly protect: boolean;
+    /** URNs of the explicit dependencies. */
+    readonly dependsOn: string[];
+    /** Names this resource was known by before (`aliases: [{ name }]`). */
+    readonly aliasNames: string[];
+}
+
+/** A resource as the program registered it. `inputs` keep secrets wrapped (see `isSecretValue`). */
+export interface RecordedResource {
+    readonly urn: string;
+    readonly type: string;
+    readonly name: string;
+    readonly inputs: Record<string, any>;
+    /** The AWS region of the provider the resource was registered with, if any. */
+    readonly awsRegion?: string;
+    readonly options: RecordedOptions;
+    /** The id the mocks gave it: what other resources' inputs hold when they refer to it. */
+    readonly id: string;
+}
+
+export interface RecordedInvoke {
+    readonly token: string;
+    readonly inputs: Record<string, any>;
+    readonly awsRegion?: string;
+}
+
+export interface EvaluateOptions {
+    /** Stack name, as `pulumi up --stack`. */
+    readonly stack: string;
+    /** Elastic IP per region name; regions not listed get documentation addresses (RFC 5737). */
+    readonly elasticIps?: Readonly<Record<string, string>>;
+    /** Called on every registration as it happens, so a caller sees resources even when evaluation throws. */
+    readonly onRegister?: (resource: { type: string; name: string }) => void;
+}
+
+export interface Evaluation {
+    readonly result: ProgramResult;
+    /** In registration order. */
+    readonly resources: RecordedResource[];
+    readonly invokes: RecordedInvoke[];
+    /** Generated pre-shared keys per tunnel name, as the program holds them. */
+    readonly keys: Record<string, string>;
+    /** Elastic IP per region name, as the program holds them. */
+    readonly elasticIps: Record<string, string>;
+    /** Warnings the program logged. */
+    readonly warnings: string[];
+    /** The recorded registration of one of the program's resources. */
+    recordOf(resource: pulumi.Resource): RecordedResource;
+}
+
+// The secret marker Pulumi's serializer uses; recorded inputs keep it so tests can see what is secret.
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+
+export function isSecretValue(v: unknown): v is { value: unknown } {
+    return typeof v === "object" && v !== null && (v as any)[SIG_KEY] === SECRET_SIG;
+}
+
+/** Removes secret wrappers, for assertions on plain values. */
+export function plain(v: any): any {
+    if (isSecretValue(v)) {
+        return plain(v.value);
+    }
+    if (Array.isArray(v)) {
+        return v.map(plain);
+    }
+    if (typeof v === "object" && v !== null) {
+        return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+    }
+    return v;
+}
+
+/** The zones each AWS region has, as `aws.getAvailabilityZones` would answer. */
+export const MOCK_ZONES: Record<string, string[]> = {
+    "us-east-1": ["a", "b", "c", "d", "e", "f"],
+};
+const DEFAULT_ZONE_LETTERS = ["a", "b", "c"];
+/** The account id `aws.getCallerIdentity` answers. */
+export const MOCK_ACCOUNT_ID = "123456789012";
+
+/** Documentation addresses (RFC 5737, TEST-NET-1) for region number i. */
+export function documentationElasticIp(i: number): string {
+    return `192.0.2.${11 + i}`;
+}
+
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/** What random.RandomPassword would produce for these inputs (its alphabet: letters, digits, `overrideSpecial`). */
+export function randomKey(length: number, special: string): string {
+    const chars = ALPHABET + special;
+    const bytes = crypto.randomBytes(length);
+    return Array.from(bytes, (b) => chars[b % chars.length]).join("");
+}
+
+/** Waits until an Output resolves, outside any apply. */
+export function resolve<T>(o: pulumi.Input<T>): Promise<T> {
+    return new Promise((done) => pulumi.output(o).apply((v) => done(v as T)));
+}
+
+function recordOptions(opts: pulumi.CustomResourceOptions & pulumi.ComponentResourceOptions): {
+    options: Omit<RecordedOptions, "dependsOn">;
+    dependsOn: pulumi.Resource[];
+} {
+    const dependsOn = opts.dependsOn === undefined ? [] : Array.isArray(opts.dependsOn) ? opts.dependsOn : [opts.dependsOn];
+    return {
+        options: {
+            ignoreChanges: opts.ignoreChanges ?? [],
+            deleteBeforeReplace: opts.deleteBeforeReplace ?? false,
+            replaceOnChanges: opts.replaceOnChanges ?? [],
+            protect: opts.protect ?? false,
+            aliasNames: (opts.aliases ?? []).map((a) => (typeof a === "object" && "name" in a ? String(a.name) : String(a))),
+        },
+        dependsOn: dependsOn as pulumi.Resource[],
+    };
+}
+
+/**
+ * Evaluates the program for `raw` config. Throws what the program throws (a `ConfigError` for
+ * bad config, before any registration).
+ */
+export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions): Promise<Evaluation> {
+    const registered: Omit<RecordedResource, "urn" | "options">[] = [];
+    const invokes: RecordedInvoke[] = [];
+    const warnings: string[] = [];
+    const providerRegions = new Map<string, string>();
+    // Elastic IPs in the order the program allocates them: one per region, in the spec's order.
+    const eipOrder = parseStackConfig(raw).spec.regions.map((r, i) => options.elasticIps?.[r.name] ?? documentationElasticIp(i));
+    let eipCount = 0;
+    const regionOf = (provider?: string) => (provider ? providerRegions.get(provider.split("::").pop()!) : undefined);
+
+    const mocks: pulumi.runtime.Mocks = {
+        newResource(args) {
+            const awsRegion = regionOf(args.provider);
+            const id = `${args.name}-id`;
+            registered.push({ type: args.type, name: args.name, inputs: args.inputs, awsRegion, id });
+            options.onRegister?.({ type: args.type, name: args.name });
+            switch (args.type) {
+                case "pulumi:providers:aws": {
+                    const providerId = `provider-${args.inputs.region}`;
+                    providerRegions.set(providerId, args.inputs.region);
+                    registered[registered.length - 1] = { ...registered[registered.length - 1], id: providerId };
+                    return { id: providerId, state: args.inputs };
+                }
+                case "random:index/randomPassword:RandomPassword":
+                    return { id, state: { ...args.inputs, result: randomKey(args.inputs.length, args.inputs.overrideSpecial ?? "") } };
+                case "aws:ec2/eip:Eip": {
+                    const ip = eipOrder[eipCount++] ?? documentationElasticIp(eipCount + 100);
+                    return { id, state: { ...args.inputs, publicIp: ip, allocationId: `${args.name}-alloc` } };
+                }
+                default:
+                    // Stand-ins for what AWS computes: auto-names (as Pulumi's auto-naming would) and ARNs.
+                    return { id, state: { name: args.name, ...args.inputs, arn: `arn:aws:mock:::${args.name}` } };
+            }
+        },
+        call(args) {
+            const awsRegion = regionOf(args.provider);
+            invokes.push({ token: args.token, inputs: args.inputs, awsRegion });
+            switch (args.token) {
+                case "aws:index/getAvailabilityZones:getAvailabilityZones": {
+                    const letters = MOCK_ZONES[awsRegion ?? ""] ?? DEFAULT_ZONE_LETTERS;
+                    return { names: letters.map((l) => `${awsRegion}${l}`), zoneIds: letters.map((_, i) => `az${i + 1}`) };
+                }
+                case "aws:ec2/getAmi:getAmi": {
+                    const name = args.inputs.filters.find((f: { name: string }) => f.name === "name").values[0];
+                    return { id: `ami-mock-${awsRegion}-${name}`, name, architecture: name.split("-").pop() };
+                }
+                case "aws:index/getPartition:getPartition":
+                    return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
+                case "aws:index/getCallerIdentity:getCallerIdentity":
+                    return {
+                        accountId: MOCK_ACCOUNT_ID,
+                        arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:user/mock`,
+                        userId: "mock",
+                        id: MOCK_ACCOUNT_ID,
+                    };
+                default:
+                    throw new Error(`offline evaluation: no mock for invoke ${args.token}; add one in harness/evaluate.ts`);
+            }
+        },
+    };
+
+    await pulumi.runtime.setMocks(mocks, "hubspoke-vpn", options.stack, false);
+    // Pulumi records a stack trace for every promise it creates; with ts-node's source-map hook each
+    // one costs a source-map lookup, which made an evaluation several times slower. V8's own stack
+    // formatting is used meanwhile (stacks of errors raised here show compiled line numbers).
+    const prepare = Error.prepareStackTrace;
+    (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
+    try {
+        // Every resource of the program, with its options, as it is constructed.
+        const seen: { resource: pulumi.Resource; key: string; options: ReturnType<typeof recordOptions> }[] = [];
+        const result = hubSpokeProgram(raw, options.stack, {
+            warn: (m) => warnings.push(m),
+            transformations: [
+                (a) => {
+                    seen.push({ resource: a.resource, key: `${a.type}::${a.name}`, options: recordOptions(a.opts) });
+                    return undefined;
+                },
+            ],
+        });
+        await settle(registered, result);
+        const urnOf = new Map<pulumi.Resource, string>();
+        await Promise.all(seen.map(async (s) => urnOf.set(s.resource, await resolve(s.resource.urn))));
+        const byUrn = new Map<string, RecordedResource>();
+        // Type and name join the mock's registration to the program's object (a URN is unique by both).
+        const seenByKey = new Map(seen.map((s) => [s.key, { urn: urnOf.get(s.resource)!, ...s.options }]));
+        const resources = registered.map((r) => {
+            const o = seenByKey.get(`${r.type}::${r.name}`);
+            const urn = o?.urn ?? `unrecorded::${r.type}::${r.name}`;
+            const record: RecordedResource = {
+                ...r,
+                urn,
+                options: {
+                    ...(o?.options ?? {
+                        ignoreChanges: [],
+                        deleteBeforeReplace: false,
+                        replaceOnChanges: [],
+                        protect: false,
+                        aliasNames: [],
+                    }),
+                    dependsOn: (o?.dependsOn ?? []).map((d) => urnOf.get(d) ?? "unknown"),
+                },
+            };
+            byUrn.set(urn, record);
+            return record;
+        });
+        const keys: Record<string, string> = {};
+        for (const [tunnel, key] of Object.entries(result.vpn.keys)) {
+            keys[tunnel] = await resolve(key);
+        }
+        const elasticIps: Record<string, string> = {};
+        for (const [region, gateway] of Object.entries(result.vpn.gateways)) {
+            elasticIps[region] = await resolve(gateway.elasticIp);
+        }
+        return {
+            result,
+            resources,
+            invokes,
+            keys,
+            elasticIps,
+            warnings,
+            recordOf(resource) {
+                const found = byUrn.get(urnOf.get(resource) ?? "");
+                if (!found) {
+                    throw new Error("offline evaluation: that resource was not registered by this evaluation");
+                }
+                return found;
+            },
+        };
+    } finally {
+        Error.prepareStackTrace = prepare;
+    }
+}
+
+/** Waits for every output the program exports and for registrations to stop arriving. */
+async function settle(registered: unknown[], result: ProgramResult): Promise<void> {
+    for (const r of Object.values(result.regions)) {
+        await resolve(r.gatewayInstanceId);
+        await resolve(r.gatewayElasticIp);
+        await resolve(r.vpcId);
+    }
+    let last = -1;
+    let quiet = 0;
+    while (quiet < 3) {
+        await new Promise((done) => setTimeout(done, 10));
+        quiet = registered.length === last ? quiet + 1 : 0;
+        last = registered.length;
+    }
+}

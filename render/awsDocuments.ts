@@ -1,0 +1,162 @@
+/**
+ * The AWS documents the components hand to resources: IAM policies, alarm definitions, and the
+ * dashboard body. Plain values in, plain values (JSON) out, so that each is table-tested directly.
+ */
+import type { StackSpec } from "../config/types";
+import { METRIC } from "../gateway/contract";
+
+/**
+ * What Session Manager needs on the instance, and nothing more (AmazonSSMManagedInstanceCore would
+ * also grant ssm:GetParameter on every parameter of the account).
+ */
+export const SESSION_MANAGER_ACTIONS = [
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+];
+
+/** A role that `service` (e.g. `ec2.amazonaws.com`) may assume. */
+export function assumeRolePolicy(service: string): string {
+    return JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Principal: { Service: service }, Action: "sts:AssumeRole" }],
+    });
+}
+
+export interface GatewayPolicyArgs {
+    readonly partition: string;
+    readonly accountId: string;
+    readonly awsRegion: string;
+    /** The gateway's desired-state path, e.g. `/hubspoke-vpn/prod/virginia/tunnels`. */
+    readonly parameterPath: string;
+}
+
+/**
+ * A gateway's own permissions: Session Manager, reading exactly its own desired-state path (the list
+ * and each parameter under it), and putting metrics in the tunnel namespace only.
+ */
+export function gatewayPolicy(a: GatewayPolicyArgs): string {
+    const pathArn = `arn:${a.partition}:ssm:${a.awsRegion}:${a.accountId}:parameter${a.parameterPath}`;
+    return JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+            { Sid: "SessionManager", Effect: "Allow", Action: SESSION_MANAGER_ACTIONS, Resource: "*" },
+            // GetParametersByPath is authorised on the path itself, GetParameter on each parameter below it.
+            // SecureStrings under the AWS-managed aws/ssm key need no kms:Decrypt grant here.
+            { Sid: "OwnDesiredStateList", Effect: "Allow", Action: "ssm:GetParametersByPath", Resource: pathArn },
+            { Sid: "OwnDesiredState", Effect: "Allow", Action: "ssm:GetParameter", Resource: `${pathArn}/*` },
+            // PutMetricData has no resource ARN; the namespace condition is what limits it.
+            {
+                Sid: "TunnelMetrics",
+                Effect: "Allow",
+                Action: "cloudwatch:PutMetricData",
+                Resource: "*",
+                Condition: { StringEquals: { "cloudwatch:namespace": METRIC.namespace } },
+            },
+        ],
+    });
+}
+
+/** What VPC flow logs need to write to one log group. */
+export function flowLogPolicy(logGroupArn: string): string {
+    return JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+            {
+                Effect: "Allow",
+                Action: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                Resource: [logGroupArn, `${logGroupArn}:*`],
+            },
+        ],
+    });
+}
+
+/** Where an alarm notifies, per state it enters. */
+export interface AlarmNotifications<T> {
+    readonly alarmActions: T[];
+    readonly okActions: T[];
+    readonly insufficientDataActions: T[];
+}
+
+/**
+ * A tunnel end's "down" alarm. Semantics (README, Operations):
+ *   - ALARM when the gateway reports TunnelUp below 1 for 3 consecutive minutes: pages;
+ *   - INSUFFICIENT_DATA when no data arrives for those 3 minutes: pages too when the alarm enters it
+ *     from OK or ALARM (a gateway that stopped reporting), but not while a new alarm waits for its
+ *     first data point: a new alarm starts in INSUFFICIENT_DATA, and CloudWatch acts on state changes
+ *     only, so a fresh deploy does not page;
+ *   - OK notifies too, so on-call sees the tunnel come back.
+ */
+export function tunnelAlarm<T>(stack: string, site: string, tunnel: string, topic: T) {
+    return {
+        alarmDescription: `hubspoke-vpn: tunnel ${tunnel} is down as seen from ${site} (no established IKE and Child SA for 3 minutes), or ${site} stopped reporting`,
+        namespace: METRIC.namespace,
+        metricName: METRIC.tunnelUp,
+        dimensions: { Stack: stack, Region: site, Tunnel: tunnel },
+        statistic: "Minimum",
+        period: 60,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        threshold: 1,
+        comparisonOperator: "LessThanThreshold",
+        treatMissingData: "missing",
+        ...notifyOnEveryChange(topic),
+    };
+}
+
+function notifyOnEveryChange<T>(topic: T): AlarmNotifications<T> {
+    return { alarmActions: [topic], okActions: [topic], insufficientDataActions: [topic] };
+}
+
+/** EC2's recover action on a failed system status check, and a notification. */
+export function recoveryAlarm<T>(site: string, instanceId: T, recoverAction: T, topic: T) {
+    return {
+        alarmDescription: `hubspoke-vpn: gateway ${site} failed its system status check; EC2 recovers it onto healthy hardware`,
+        namespace: "AWS/EC2",
+        metricName: "StatusCheckFailed_System",
+        dimensions: { InstanceId: instanceId },
+        statistic: "Maximum",
+        period: 60,
+        evaluationPeriods: 2,
+        threshold: 1,
+        comparisonOperator: "GreaterThanOrEqualToThreshold",
+        // AWS's advice for EC2 actions: act only in ALARM, let missing data be missing.
+        treatMissingData: "missing",
+        alarmActions: [recoverAction, topic],
+    };
+}
+
+/** One graph per tunnel with both ends' TunnelUp (each end reports in its own AWS region). */
+export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub">, stack: string): string {
+    const awsRegionOf = (site: string) => spec.regions.find((r) => r.name === site)!.awsRegion;
+    return JSON.stringify({
+        widgets: spec.tunnels.map((t, i) => ({
+            type: "metric",
+            x: (i % 2) * 12,
+            y: Math.floor(i / 2) * 6,
+            width: 12,
+            height: 6,
+            properties: {
+                title: `${t.name} (1 = IKE and Child SA established)`,
+                view: "timeSeries",
+                stat: "Minimum",
+                period: 60,
+                region: spec.hub.awsRegion,
+                yAxis: { left: { min: 0, max: 1 } },
+                metrics: [t.hub, t.spoke].map((end) => [
+                    METRIC.namespace,
+                    METRIC.tunnelUp,
+                    "Stack",
+                    stack,
+                    "Region",
+                    end,
+                    "Tunnel",
+                    t.name,
+                    { region: awsRegionOf(end), label: `seen from ${end}` },
+                ]),
+            },
+        })),
+    });
+}

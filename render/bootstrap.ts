@@ -1,0 +1,102 @@
+/**
+ * A gateway's bootstrap: the cloud-init user data that makes an Amazon Linux 2023 instance a
+ * gateway. It depends on the gateway's identity only (stack, site, AWS region, where its desired
+ * state lives), never on its tunnels: adding, changing or removing a tunnel reaches the gateway
+ * through SSM Parameter Store and its agent, without touching the instance.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as zlib from "node:zlib";
+import * as YAML from "yaml";
+import { GATEWAY_PATHS, type GatewayIdentity, renderGatewayEnv, renderMssClamp } from "../gateway/contract";
+import { renderSysctl } from "./sysctl";
+import { ENABLED_UNITS, renderUnits } from "./systemd";
+
+/** A file as it lands on the gateway. */
+export interface GatewayFile {
+    readonly path: string;
+    readonly permissions: "0600" | "0644" | "0755";
+    readonly content: string;
+}
+
+/** EC2's limit on user data, before base64 (here: after gzip). */
+export const USER_DATA_MAX_BYTES = 16_384;
+
+/** A script of gateway/, kept as a real file in the repository and tested there. */
+export function gatewayScript(name: "hubspoke-agent.sh" | "hubspoke-health.sh"): string {
+    return fs.readFileSync(repoFile(path.join("gateway", name)), "utf8");
+}
+
+/** A file of this repository, found from here whether running from source (ts-node) or from bin/. */
+function repoFile(relative: string): string {
+    for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+        const candidate = path.join(dir, relative);
+        if (fs.existsSync(candidate)) {
+            return candidate;
+        }
+    }
+    throw new Error(`hubspoke-vpn: ${relative} not found above ${__dirname}`);
+}
+
+/** Every file the gateway's user data writes, in a stable order. No key, and nothing per tunnel. */
+export function bootstrapFiles(id: GatewayIdentity): GatewayFile[] {
+    return [
+        { path: GATEWAY_PATHS.env, permissions: "0644", content: renderGatewayEnv(id) },
+        { path: GATEWAY_PATHS.agentScript, permissions: "0755", content: gatewayScript("hubspoke-agent.sh") },
+        { path: GATEWAY_PATHS.healthScript, permissions: "0755", content: gatewayScript("hubspoke-health.sh") },
+        ...renderUnits().map((u): GatewayFile => ({ path: u.path, permissions: "0644", content: u.content })),
+        { path: GATEWAY_PATHS.sysctl, permissions: "0644", content: renderSysctl() },
+        { path: GATEWAY_PATHS.mssClamp, permissions: "0644", content: renderMssClamp() },
+    ];
+}
+
+/** The `#cloud-config` user data of a gateway (plain text; see `userDataPayload` for what EC2 receives). */
+export function renderUserData(site: string, files: readonly GatewayFile[]): string {
+    const doc = {
+        // libreswan is OpenSwan's maintained successor, packaged by Amazon Linux 2023; the AWS CLI
+        // (preinstalled on AL2023's images) fetches the desired state; nftables clamps the MSS.
+        packages: ["libreswan", "awscli-2", "nftables"],
+        write_files: files.map((f) => ({
+            path: f.path,
+            owner: "root:root",
+            permissions: f.permissions,
+            content: f.content,
+        })),
+        runcmd: [
+            // Apply /etc/sysctl.d now; at later boots systemd-sysctl applies it before networking.
+            ["sysctl", "--system"],
+            ["systemctl", "daemon-reload"],
+            // Enabled units come back at every boot: the clamp and the first fetch, then ipsec, then the timers.
+            ["systemctl", "enable", ...ENABLED_UNITS],
+            // --no-block: cloud-init must not wait while the desired state is fetched.
+            ["systemctl", "start", "--no-block", ...ENABLED_UNITS],
+        ],
+    };
+    return `#cloud-config\n# hubspoke-vpn gateway ${site}\n` + YAML.stringify(doc, { lineWidth: 0 });
+}
+
+/**
+ * What EC2 receives: the user data gzip-compressed (cloud-init detects and inflates it), base64 for
+ * `userDataBase64`. Deterministic: the same user data always gives the same bytes, so an unchanged
+ * bootstrap never shows as a change. Throws when it would exceed EC2's limit.
+ */
+export function userDataPayload(site: string, userData: string): { base64: string; bytes: number } {
+    const gzipped = zlib.gzipSync(Buffer.from(userData), { level: 9 });
+    if (gzipped.length > USER_DATA_MAX_BYTES) {
+        throw new Error(
+            `gateway ${site}: user data is ${gzipped.length} bytes gzip-compressed; EC2 accepts at most ${USER_DATA_MAX_BYTES}`,
+        );
+    }
+    return { base64: gzipped.toString("base64"), bytes: gzipped.length };
+}
+
+/** The user data back from what EC2 receives. */
+export function userDataOfPayload(base64: string): string {
+    return zlib.gunzipSync(Buffer.from(base64, "base64")).toString("utf8");
+}
+
+/** Reads the files back out of user data: what the offline render writes and what tests inspect. */
+export function filesOfUserData(userData: string): GatewayFile[] {
+    const doc = YAML.parse(userData) as { write_files?: GatewayFile[] };
+    return (doc.write_files ?? []).map((f) => ({ path: f.path, permissions: f.permissions, content: f.content }));
+}

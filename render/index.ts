@@ -1,4 +1,0 @@
-export * from "./cloudInit";
-export * from "./libreswan";
-export * from "./sysctl";
-export * from "./systemd";
