@@ -2,13 +2,13 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { al2023AmiName, architectureOf } from "../config/ami";
 import type { RegionSpec, TunnelSettings } from "../config/types";
-import { gatewayParameterPath, tunnelParameterNames } from "../gateway/contract";
+import { GATEWAY_TAG, gatewayParameterPath, tunnelParameterNames } from "../gateway/contract";
 import { assumeRolePolicy, gatewayPolicy, recoveryAlarm, tunnelAlarm } from "../render/awsDocuments";
 import { bootstrapFiles, renderUserData, userDataPayload } from "../render/bootstrap";
 import { tunnelEndConf, tunnelEndSecrets } from "../render/libreswan";
 
 /** Tag of everything that forwards traffic; the policy pack allows the source/destination check off only there. */
-export const GATEWAY_ROLE_TAG = { Role: "vpn-gateway" } as const;
+const GATEWAY_ROLE_TAG = { [GATEWAY_TAG.key]: GATEWAY_TAG.value };
 
 /** One tunnel this gateway terminates, as seen from this gateway. */
 export interface GatewayTunnelArgs {

@@ -52,6 +52,9 @@ export function isUsablePsk(psk: string): boolean {
     return psk.length >= PSK.minLength && new RegExp(`^[${pskCharacterClass()}]+$`).test(psk);
 }
 
+/** The tag that marks what forwards traffic (gateway instances and interfaces); the policy pack checks it. */
+export const GATEWAY_TAG = { key: "Role", value: "vpn-gateway" } as const;
+
 /** The tunnel health metric (CloudWatch); the gateways' IAM condition names the namespace too. */
 export const METRIC = { namespace: "HubspokeVpn", tunnelUp: "TunnelUp" } as const;
 

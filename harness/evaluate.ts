@@ -107,11 +107,15 @@ export function documentationElasticIp(i: number): string {
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/** What random.RandomPassword would produce for these inputs (its alphabet: letters, digits, `overrideSpecial`). */
-export function randomKey(length: number, special: string): string {
+/**
+ * What random.RandomPassword would produce (its alphabet: letters, digits, `overrideSpecial`). The
+ * same resource with the same inputs gets the same key in every evaluation, as a deployed stack
+ * keeps its key in state until the inputs (a rotation's keepers) change.
+ */
+export function randomKey(seed: string, length: number, special: string): string {
     const chars = ALPHABET + special;
-    const bytes = crypto.randomBytes(length);
-    return Array.from(bytes, (b) => chars[b % chars.length]).join("");
+    const bytes = crypto.createHash("sha512").update(seed).digest();
+    return Array.from(bytes.subarray(0, length), (b) => chars[b % chars.length]).join("");
 }
 
 /** Waits until an Output resolves, outside any apply. */
@@ -164,7 +168,17 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
                     return { id: providerId, state: args.inputs };
                 }
                 case "random:index/randomPassword:RandomPassword":
-                    return { id, state: { ...args.inputs, result: randomKey(args.inputs.length, args.inputs.overrideSpecial ?? "") } };
+                    return {
+                        id,
+                        state: {
+                            ...args.inputs,
+                            result: randomKey(
+                                `${args.name} ${JSON.stringify(args.inputs)}`,
+                                args.inputs.length,
+                                args.inputs.overrideSpecial ?? "",
+                            ),
+                        },
+                    };
                 case "aws:ec2/eip:Eip": {
                     const ip = eipOrder[eipCount++] ?? documentationElasticIp(eipCount + 100);
                     return { id, state: { ...args.inputs, publicIp: ip, allocationId: `${args.name}-alloc` } };

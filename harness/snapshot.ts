@@ -120,7 +120,7 @@ export async function snapshotStack(raw: RawConfig, options: SnapshotOptions): P
             awsRegion: r.awsRegion ?? "",
             name: r.inputs.name as string,
             type: r.inputs.type,
-            value: plain(r.inputs.value) as string,
+            value: parameterValue(r),
         }))
         .sort((a, b) => `${a.awsRegion}${a.name}`.localeCompare(`${b.awsRegion}${b.name}`));
     for (const p of parameters) {

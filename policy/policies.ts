@@ -3,10 +3,9 @@
  * any change to it. Plain functions over resource properties, so they are unit-tested directly
  * (tests/unit/policy.test.ts) and run by the CLI through policy/index.ts.
  */
+import * as zlib from "node:zlib";
 import type { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
-
-/** The tag that marks a resource as a VPN gateway (OpenSwanGateway sets it). */
-export const GATEWAY_TAG = { key: "Role", value: "vpn-gateway" } as const;
+import { GATEWAY_TAG } from "../gateway/contract";
 
 const INSTANCE = "aws:ec2/instance:Instance";
 const NETWORK_INTERFACE = "aws:ec2/networkInterface:NetworkInterface";
@@ -21,6 +20,19 @@ function typed(type: string | string[], check: (props: any, args: ResourceValida
             check(args.props ?? {}, args, report);
         }
     };
+}
+
+/** Base64 user data as cloud-init reads it: inflated when gzip-compressed; "" when it is not base64. */
+function decodeUserData(text: string): string {
+    if (text.length === 0 || !/^[A-Za-z0-9+/=\s]+$/.test(text)) {
+        return "";
+    }
+    const bytes = Buffer.from(text, "base64");
+    try {
+        return bytes[0] === 0x1f && bytes[1] === 0x8b ? zlib.gunzipSync(bytes).toString("utf8") : bytes.toString("utf8");
+    } catch {
+        return "";
+    }
 }
 
 const isGateway = (props: any) => props.tags?.[GATEWAY_TAG.key] === GATEWAY_TAG.value;
@@ -97,12 +109,14 @@ export const policies: ResourceValidationPolicy[] = [
             "User data must not carry a pre-shared key: it is readable with ec2:DescribeInstanceAttribute. Keys come from SSM Parameter Store at boot.",
         enforcementLevel: "mandatory",
         validateResource: typed([INSTANCE, "aws:ec2/launchTemplate:LaunchTemplate"], (p, _a, report) => {
-            const raw: unknown = p.userData ?? "";
-            const text = typeof raw === "string" ? raw : "";
-            // Launch templates take base64 user data; instances take it plain.
-            const decoded = /^[A-Za-z0-9+/=\s]+$/.test(text) && text.length > 0 ? Buffer.from(text, "base64").toString("utf8") : "";
-            if (PSK_LITERAL.test(text) || PSK_LITERAL.test(decoded)) {
-                report('user data contains a pre-shared key (a `PSK "..."` secrets line); deliver keys through SSM Parameter Store');
+            // Instances take user data plain (`userData`) or base64 (`userDataBase64`, gzip inside for ours);
+            // launch templates take base64.
+            for (const raw of [p.userData, p.userDataBase64]) {
+                const text = typeof raw === "string" ? raw : "";
+                if (PSK_LITERAL.test(text) || PSK_LITERAL.test(decodeUserData(text))) {
+                    report('user data contains a pre-shared key (a `PSK "..."` secrets line); deliver keys through SSM Parameter Store');
+                    return;
+                }
             }
         }),
     },

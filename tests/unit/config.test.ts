@@ -96,6 +96,29 @@ describe("stack config", () => {
         );
     });
 
+    it("accepts several regions in one AWS region (one VPC each), with one AWS provider for them", () => {
+        const raw = prodWith((c) => {
+            c.regions.push({
+                name: "virginia2",
+                awsRegion: "us-east-1",
+                role: "spoke",
+                vpcCidr: "10.21.0.0/16",
+                vpnSubnet: "10.21.4.0/24",
+                gatewayPrivateIp: "10.21.4.5",
+            });
+        });
+        const { spec } = parseStackConfig(raw);
+        assert.deepEqual(spec.awsRegions, ["us-east-1", "ap-southeast-2", "eu-central-1"]);
+        assert.deepEqual(
+            spec.peers.virginia2.map((p) => [p.tunnel.name, p.peer.name]),
+            [["virginia-to-virginia2", "virginia"]],
+        );
+        assert.deepEqual(
+            spec.peers.virginia.map((p) => p.peer.name),
+            ["sydney", "frankfurt", "virginia2"],
+        );
+    });
+
     describe("refuses, naming the key and the value", () => {
         it("bad CIDR syntax", () => {
             refused(
@@ -195,17 +218,39 @@ describe("stack config", () => {
             );
         });
 
-        it("duplicate names or regions", () => {
+        it("duplicate names", () => {
             refused(
                 prodWith((c) => (c.regions[2].name = "sydney")),
                 `${R}[2].name`,
                 /"sydney" is already used by hubspoke-vpn:regions\[1\]/,
             );
+        });
+
+        it("an AWS region the provider does not know, with a suggestion", () => {
             refused(
-                prodWith((c) => (c.regions[2].awsRegion = "us-east-1")),
+                prodWith((c) => (c.regions[2].awsRegion = "eu-centrall-1")),
                 `${R}[2].awsRegion`,
-                /"us-east-1" is already used by hubspoke-vpn:regions\[0\]/,
+                /^"eu-centrall-1" is not an AWS region the AWS provider knows; did you mean "eu-central-1"\?$/,
             );
+            refused(
+                prodWith((c) => (c.regions[1].awsRegion = "ap-southeast-9")),
+                `${R}[1].awsRegion`,
+                /not an AWS region the AWS provider knows; did you mean "ap-southeast-[0-7]"\?/,
+            );
+        });
+
+        it("a release that is not Amazon Linux 2023's, and proposals that are not one libreswan token", () => {
+            refused(
+                { ...prodConfig(), gatewayAmiRelease: "latest" },
+                "hubspoke-vpn:gatewayAmiRelease",
+                /"latest" is not an Amazon Linux 2023 release/,
+            );
+            refused(
+                { ...prodConfig(), espProposals: "aes256; include /etc" },
+                "hubspoke-vpn:espProposals",
+                /is not a libreswan proposal list/,
+            );
+            refused({ ...prodConfig(), ikeProposals: 3 }, "hubspoke-vpn:ikeProposals", /^3 is not a libreswan proposal list/);
         });
 
         it("an unknown zone letter", () => {
@@ -240,7 +285,7 @@ describe("stack config", () => {
             refused(
                 prodWith((c) => (c.regions[0].awsRegion = "virginia")),
                 `${R}[0].awsRegion`,
-                /"virginia" is not an AWS region code/,
+                /"virginia" is not an AWS region the AWS provider knows \(expected e.g. "us-east-1"\)/,
             );
             refused(
                 prodWith((c) => (c.regions[0].name = "North Virginia")),

@@ -113,6 +113,11 @@ describe("policy pack", () => {
             violations(p, "aws:ec2/launchTemplate:LaunchTemplate", { userData: Buffer.from(leaked).toString("base64") }).length,
             1,
         );
+        // Gzip-compressed, as the gateways' user data is sent.
+        const gzipped = require("node:zlib").gzipSync(Buffer.from(leaked)).toString("base64");
+        assert.equal(violations(p, INSTANCE, { ...goodInstance, userData: undefined, userDataBase64: gzipped }).length, 1);
+        const clean = require("node:zlib").gzipSync(Buffer.from("#cloud-config\nwrite_files: []\n")).toString("base64");
+        assert.deepEqual(violations(p, INSTANCE, { ...goodInstance, userData: undefined, userDataBase64: clean }), []);
     });
 
     it("source-dest-check-only-on-gateways: fails an untagged interface or instance that forwards", () => {

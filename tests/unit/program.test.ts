@@ -128,6 +128,15 @@ describe("prod stack resource graph (mock runtime)", () => {
             const [profile] = inRegion("aws:iam/instanceProfile:InstanceProfile", region);
             assert.equal(instance.inputs.iamInstanceProfile, profile.name);
             assert.equal(instance.inputs.keyName, undefined, "no SSH key pair");
+            // Lifecycle: the ENI's source/destination check is never flipped back by the instance
+            // (terraform-provider-aws #44768), a bootstrap change replaces instead of a silent stop/start, and a
+            // planned replacement or removal is not refused by termination protection.
+            assert.deepEqual(instance.options.ignoreChanges, ["sourceDestCheck"]);
+            assert.equal(instance.inputs.sourceDestCheck, undefined, "it conflicts with primaryNetworkInterface");
+            assert.equal(instance.options.deleteBeforeReplace, true, "the network interface attaches to one instance at a time");
+            assert.equal(instance.inputs.userDataReplaceOnChange, true);
+            assert.equal(instance.inputs.userData, undefined);
+            assert.equal(instance.inputs.forceDestroy, true);
         }
         const images = ev.invokes.filter((i) => i.token === "aws:ec2/getAmi:getAmi").map((i) => JSON.stringify([i.awsRegion, i.inputs]));
         assert.deepEqual(

@@ -4,13 +4,22 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { architectureOf } from "../../config/ami";
-import { checkCloudInit, checkLibreswan, missingTool } from "../../offline/checks";
-import { REDACTED, renderStack, writeRendered } from "../../offline/render";
-import { filesOfUserData, gatewayFiles, renderUserData } from "../../render/cloudInit";
-import { assertPskSafe, renderConn, renderSecrets, type TunnelEnd } from "../../render/libreswan";
+import { DEFAULT_TUNNEL_SETTINGS } from "../../config/validate";
+import { GATEWAY_PATHS, isUsablePsk, PSK, TCP_MSS } from "../../gateway/contract";
+import { REDACTED, snapshotStack, writeSnapshot } from "../../harness/snapshot";
+import {
+    bootstrapFiles,
+    filesOfUserData,
+    renderUserData,
+    USER_DATA_MAX_BYTES,
+    userDataOfPayload,
+    userDataPayload,
+} from "../../render/bootstrap";
+import { assertPskSafe, renderConn, renderSecrets, type TunnelEnd, tunnelEndConf } from "../../render/libreswan";
 import { renderSysctl } from "../../render/sysctl";
 import { parseArgs } from "../../scripts/render";
-import { prodConfig, prodRender, prodWith } from "./fixtures";
+import { checkCloudInit, checkLibreswan, missingTool } from "../support/staticChecks";
+import { prodConfig, prodSnapshot, prodWith } from "./fixtures";
 
 const END: TunnelEnd = {
     tunnel: "virginia-to-sydney",
@@ -18,6 +27,7 @@ const END: TunnelEnd = {
     localCidr: "10.11.0.0/16",
     peerElasticIp: "192.0.2.12",
     peerCidr: "12.11.0.0/16",
+    settings: DEFAULT_TUNNEL_SETTINGS,
 };
 const KEY = "abcDEF0123456789abcDEF0123456789-_.+=~";
 
@@ -55,6 +65,21 @@ describe("rendering", () => {
         );
         assert.throws(() => assertPskSafe("short", "t"), /at least 32 characters/);
         assert.throws(() => assertPskSafe("x".repeat(40) + "\\", "t"), /unusable/);
+        // The boundary, and every character the generator may use.
+        assert.throws(() => assertPskSafe("Q".repeat(31), "t"), /at least 32 characters/);
+        assertPskSafe("Q".repeat(32), "t");
+        assert.ok(isUsablePsk(`${"a".repeat(26)}${PSK.special}`));
+        for (const c of [" ", '"', "\\", "'", "$", "#", "`", "\n", "/", "!"]) {
+            assert.ok(!isUsablePsk(`${"a".repeat(40)}${c}`), JSON.stringify(c));
+        }
+    });
+
+    it("lets the conn parameter hold at most a standard SSM parameter's 4 KB", () => {
+        assert.ok(Buffer.byteLength(tunnelEndConf(END)) < 1024);
+        assert.throws(
+            () => tunnelEndConf({ ...END, settings: { ...END.settings, espProposals: "aes_gcm256,".repeat(400) + "aes256" } }),
+            /tunnel virginia-to-sydney: its conf is \d+ bytes; a standard SSM parameter holds 4096/,
+        );
     });
 
     it("persists the kernel settings libreswan needs", () => {
@@ -70,27 +95,23 @@ describe("rendering", () => {
         }
     });
 
-    it("builds cloud-config user data that installs libreswan, writes conns and the key boot script, and starts ipsec after it", () => {
-        const parameter = { awsRegion: "us-east-1", name: "/hubspoke-vpn/prod/virginia-to-sydney/psk" };
-        const files = gatewayFiles({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1" }, [
-            { end: END, keyParameter: parameter },
-        ]);
+    it("builds bootstrap user data from the gateway's identity alone: packages, the agent, its units, the clamp, sysctl", () => {
+        const identity = { stack: "prod", site: "virginia", awsRegion: "us-east-1", parameterPath: "/hubspoke-vpn/prod/virginia/tunnels" };
+        const files = bootstrapFiles(identity);
         const userData = renderUserData("virginia", files);
         assert.match(userData, /^#cloud-config\n/);
         assert.deepEqual(filesOfUserData(userData), files, "the files round-trip through the YAML");
         assert.deepEqual(
             files.map((f) => `${f.permissions} ${f.path}`),
             [
-                "0644 /etc/ipsec.d/virginia-to-sydney.conf",
-                "0644 /etc/hubspoke-vpn/tunnels",
-                "0644 /etc/hubspoke-vpn/health.conf",
-                "0755 /usr/local/sbin/hubspoke-psk",
+                "0644 /etc/hubspoke-vpn/gateway.env",
+                "0755 /usr/local/sbin/hubspoke-agent",
                 "0755 /usr/local/sbin/hubspoke-health",
                 "0644 /etc/systemd/system/hubspoke-mss.service",
-                "0644 /etc/systemd/system/hubspoke-psk.service",
+                "0644 /etc/systemd/system/hubspoke-agent-boot.service",
                 "0644 /etc/systemd/system/ipsec.service.d/10-hubspoke.conf",
-                "0644 /etc/systemd/system/hubspoke-psk-refresh.service",
-                "0644 /etc/systemd/system/hubspoke-psk-refresh.timer",
+                "0644 /etc/systemd/system/hubspoke-agent.service",
+                "0644 /etc/systemd/system/hubspoke-agent.timer",
                 "0644 /etc/systemd/system/hubspoke-health.service",
                 "0644 /etc/systemd/system/hubspoke-health.timer",
                 "0644 /etc/sysctl.d/90-hubspoke-vpn.conf",
@@ -98,33 +119,39 @@ describe("rendering", () => {
             ],
         );
         const file = (p: string) => files.find((f) => f.path === p)!.content;
-        assert.equal(
-            file("/etc/hubspoke-vpn/tunnels").split("\n")[1],
-            "virginia-to-sydney us-east-1 /hubspoke-vpn/prod/virginia-to-sydney/psk 192.0.2.11 192.0.2.12",
-        );
-        // ipsec waits for the keys, at every boot.
+        // ipsec waits for the first fetch and the clamp, but starts without them (from the last good files).
         assert.match(
             file("/etc/systemd/system/ipsec.service.d/10-hubspoke.conf"),
-            /Requires=hubspoke-psk.service\nAfter=hubspoke-psk.service/,
+            /Wants=hubspoke-agent-boot.service hubspoke-mss.service\nAfter=hubspoke-agent-boot.service hubspoke-mss.service/,
         );
+        assert.doesNotMatch(file("/etc/systemd/system/ipsec.service.d/10-hubspoke.conf"), /Requires=/);
         // ipsec always comes back, whatever ended it.
         assert.match(file("/etc/systemd/system/ipsec.service.d/10-hubspoke.conf"), /\[Service\]\nRestart=always\nRestartSec=2/);
-        assert.match(file("/etc/systemd/system/hubspoke-health.timer"), /OnUnitActiveSec=1min/);
-        assert.equal(
-            file("/etc/hubspoke-vpn/health.conf"),
-            "# read by hubspoke-health\nSTACK=prod\nREGION_NAME=virginia\nAWS_REGION=us-east-1\nNAMESPACE=HubspokeVpn\n",
-        );
         assert.match(
-            file("/etc/systemd/system/hubspoke-psk.service"),
-            /Before=ipsec.service[\s\S]*ExecStart=\/usr\/local\/sbin\/hubspoke-psk\n[\s\S]*WantedBy=multi-user.target/,
+            file("/etc/systemd/system/hubspoke-agent-boot.service"),
+            /Before=ipsec.service[\s\S]*ExecStart=\/usr\/local\/sbin\/hubspoke-agent --boot\n/,
         );
-        assert.match(file("/etc/systemd/system/hubspoke-psk-refresh.timer"), /OnUnitActiveSec=5min/);
+        // The agent converges at most every 60 s.
+        const timer = file("/etc/systemd/system/hubspoke-agent.timer");
+        const every = Number(/OnUnitActiveSec=(\d+)s/.exec(timer)![1]) + Number(/RandomizedDelaySec=(\d+)/.exec(timer)![1]);
+        assert.ok(every <= 60, `agent every ${every} s`);
+        assert.match(file("/etc/systemd/system/hubspoke-health.timer"), /OnUnitActiveSec=1min/);
+        assert.match(file(GATEWAY_PATHS.env), /^HUBSPOKE_PARAMETER_PATH='\/hubspoke-vpn\/prod\/virginia\/tunnels'$/m);
+        assert.match(file(GATEWAY_PATHS.mssClamp), new RegExp(`tcp option maxseg size set ${TCP_MSS}\n`));
         assert.match(userData, /packages:\n {2}- libreswan\n {2}- awscli-2\n {2}- nftables\n/);
         assert.match(
             userData,
-            /- - systemctl\n {4}- enable\n {4}- hubspoke-mss.service\n {4}- hubspoke-psk.service\n {4}- ipsec.service\n {4}- hubspoke-psk-refresh.timer\n {4}- hubspoke-health.timer/,
+            /- - systemctl\n {4}- enable\n {4}- hubspoke-mss.service\n {4}- hubspoke-agent-boot.service\n {4}- ipsec.service\n {4}- hubspoke-agent.timer\n {4}- hubspoke-health.timer/,
         );
-        assert.doesNotMatch(userData, /PSK "[A-Za-z0-9._+=~-]{32,}"/, "no key material in user data");
+        // What EC2 receives: gzip, deterministic, far under the limit, and the same document back.
+        const payload = userDataPayload("virginia", userData);
+        assert.equal(payload.base64, userDataPayload("virginia", userData).base64);
+        assert.ok(payload.bytes < USER_DATA_MAX_BYTES / 2, `${payload.bytes} bytes`);
+        assert.equal(userDataOfPayload(payload.base64), userData);
+        assert.throws(
+            () => userDataPayload("x", "#cloud-config\n" + require("node:crypto").randomBytes(20000).toString("hex")),
+            /EC2 accepts at most 16384/,
+        );
     });
 
     it("picks the AMI architecture from the instance type", () => {
@@ -149,9 +176,9 @@ describe("render command", () => {
         });
 
     it("writes each gateway's files, user data and plan, deterministically and with keys redacted", async () => {
-        const a = await prodRender();
+        const a = await prodSnapshot();
         // A second, independent evaluation: the output must not depend on the run.
-        const b = await renderStack(prodConfig(), { stack: "prod" });
+        const b = await snapshotStack(prodConfig(), { stack: "prod" });
         assert.deepEqual(a.files, b.files, "two renders are identical");
         const modes = Object.fromEntries(a.files.map((f) => [f.path, f.mode.toString(8)]));
         for (const [p, mode] of Object.entries({
@@ -161,15 +188,17 @@ describe("render command", () => {
             "virginia/etc/ipsec.d/virginia-to-frankfurt.conf": "644",
             "virginia/etc/ipsec.d/virginia-to-sydney.secrets": "600",
             "virginia/etc/ipsec.d/virginia-to-frankfurt.secrets": "600",
-            "virginia/usr/local/sbin/hubspoke-psk": "755",
+            "virginia/usr/local/sbin/hubspoke-agent": "755",
             "virginia/etc/sysctl.d/90-hubspoke-vpn.conf": "644",
             "sydney/etc/ipsec.d/virginia-to-sydney.conf": "644",
             "sydney/etc/ipsec.d/virginia-to-sydney.secrets": "600",
             "frankfurt/etc/ipsec.d/virginia-to-frankfurt.secrets": "600",
-            "ssm/us-east-1/hubspoke-vpn/prod/virginia-to-sydney/psk": "600",
-            "ssm/ap-southeast-2/hubspoke-vpn/prod/virginia-to-sydney/psk": "600",
-            "ssm/us-east-1/hubspoke-vpn/prod/virginia-to-frankfurt/psk": "600",
-            "ssm/eu-central-1/hubspoke-vpn/prod/virginia-to-frankfurt/psk": "600",
+            "ssm/us-east-1/hubspoke-vpn/prod/virginia/tunnels/virginia-to-sydney/conf": "600",
+            "ssm/us-east-1/hubspoke-vpn/prod/virginia/tunnels/virginia-to-sydney/secrets": "600",
+            "ssm/ap-southeast-2/hubspoke-vpn/prod/sydney/tunnels/virginia-to-sydney/secrets": "600",
+            "ssm/us-east-1/hubspoke-vpn/prod/virginia/tunnels/virginia-to-frankfurt/secrets": "600",
+            "ssm/eu-central-1/hubspoke-vpn/prod/frankfurt/tunnels/virginia-to-frankfurt/secrets": "600",
+            "ssm/.types.json": "644",
         })) {
             assert.equal(modes[p], mode, p);
         }
@@ -180,8 +209,8 @@ describe("render command", () => {
             ),
             [],
         );
-        for (const f of a.files.filter((f) => f.path.startsWith("ssm/"))) {
-            assert.equal(f.content, REDACTED);
+        for (const f of a.files.filter((f) => f.path.startsWith("ssm/") && f.path.endsWith("/secrets"))) {
+            assert.match(f.content, new RegExp(`^192\\.0\\.2\\.1\\d 192\\.0\\.2\\.1\\d : PSK "${REDACTED}"\\n$`));
         }
         assert.deepEqual(
             a.plan.gateways.map((g) => [g.region, g.routesToGateway]),
@@ -204,12 +233,12 @@ describe("render command", () => {
     });
 
     it("reveals the same key at both ends only when asked, and takes given Elastic IPs", async () => {
-        const r = await renderStack(prodConfig(), { stack: "prod", revealSecrets: true, elasticIps: { virginia: "203.0.113.7" } });
+        const r = await snapshotStack(prodConfig(), { stack: "prod", revealSecrets: true, elasticIps: { virginia: "203.0.113.7" } });
         const psk = (p: string) => /PSK "([^"]+)"/.exec(r.files.find((f) => f.path === p)!.content)![1];
         const hub = psk("virginia/etc/ipsec.d/virginia-to-sydney.secrets");
         assert.notEqual(hub, REDACTED);
         assert.equal(psk("sydney/etc/ipsec.d/virginia-to-sydney.secrets"), hub);
-        assert.equal(r.files.find((f) => f.path === "ssm/ap-southeast-2/hubspoke-vpn/prod/virginia-to-sydney/psk")!.content, hub);
+        assert.equal(psk("ssm/ap-southeast-2/hubspoke-vpn/prod/sydney/tunnels/virginia-to-sydney/secrets"), hub);
         assert.ok(!r.files.find((f) => f.path === "virginia/user-data")!.content.includes(hub), "user data never holds a key");
         assert.equal(r.plan.gateways[0].elasticIp, "203.0.113.7");
         assert.match(r.files.find((f) => f.path === "sydney/etc/ipsec.d/virginia-to-sydney.conf")!.content, /right=203\.0\.113\.7\n/);
@@ -238,12 +267,13 @@ describe("render command", () => {
         // Usage errors are parsed before anything loads; checked in-process.
         assert.throws(() => parseArgs(["--stack", "prod"]), /--out DIR is required/);
         assert.throws(() => parseArgs(["--out", "x", "--eip", "virginia"]), /--eip takes REGION=IPV4/);
+        assert.throws(() => parseArgs(["--out", "x", "--stack", "prod", "--bogus"]), /Unknown option '--bogus'/);
     });
 
     it("refuses to overwrite a directory that holds something other than a render", async () => {
         fs.writeFileSync(path.join(tmp, "precious.txt"), "x");
-        const r = await prodRender();
-        assert.throws(() => writeRendered(r, tmp), /not empty and holds no earlier render/);
+        const r = await prodSnapshot();
+        assert.throws(() => writeSnapshot(r, tmp), /not empty and holds no earlier render/);
         assert.ok(fs.existsSync(path.join(tmp, "precious.txt")));
     });
 });
@@ -252,7 +282,7 @@ describe("static checks by libreswan and cloud-init", () => {
     let dir: string;
     before(async () => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-static-"));
-        writeRendered(await prodRender(), path.join(dir, "prod"));
+        writeSnapshot(await prodSnapshot(), path.join(dir, "prod"));
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

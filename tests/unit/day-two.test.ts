@@ -1,0 +1,238 @@
+/**
+ * Day two under the mock runtime: the prod stack evaluated before and after a change, and what a
+ * `pulumi up` of that change would do to the running stack (harness/diff.ts). Every list below is
+ * printed, so a change to the program that touches more of a running stack shows here first.
+ */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { diffEvaluations, type StackDiff } from "../../harness/diff";
+import { type Evaluation, evaluateOffline, plain } from "../../harness/evaluate";
+import { snapshotStack } from "../../harness/snapshot";
+import { USER_DATA_MAX_BYTES } from "../../render/bootstrap";
+import { prodConfig, prodEvaluation, prodWith } from "./fixtures";
+
+/** Fixed Elastic IPs, so that removing a region does not renumber the others' documentation addresses. */
+const EIPS = { virginia: "192.0.2.11", sydney: "192.0.2.12", frankfurt: "192.0.2.13", tokyo: "192.0.2.14" };
+const TOKYO = {
+    name: "tokyo",
+    awsRegion: "ap-northeast-1",
+    role: "spoke",
+    vpcCidr: "10.14.0.0/16",
+    vpnSubnet: "10.14.4.0/24",
+    gatewayPrivateIp: "10.14.4.5",
+};
+
+const evaluate = (raw: Record<string, unknown>) => evaluateOffline(raw, { stack: "prod", elasticIps: EIPS });
+const instances = (ev: Evaluation) =>
+    Object.fromEntries(ev.resources.filter((r) => r.type === "aws:ec2/instance:Instance").map((r) => [r.name, plain(r.inputs)]));
+const show = (title: string, d: StackDiff) =>
+    console.log(
+        `      ${title}:\n` +
+            [
+                ...d.changed.map((c) => `        ${c.action.padEnd(10)} ${c.resource} (${c.inputs.join(", ")})`),
+                `        added ${d.added.length}, removed ${d.removed.length}`,
+            ].join("\n"),
+    );
+const names = (list: string[], type: string) =>
+    list
+        .filter((k) => k.startsWith(`${type}::`))
+        .map((k) => k.slice(type.length + 2))
+        .sort();
+
+describe("day two: what a change does to a running stack (mock runtime)", function () {
+    this.timeout(60_000);
+    let prod: Evaluation;
+    before(async () => {
+        prod = await evaluate(prodConfig());
+    });
+
+    it("adding a spoke adds its resources and the hub's tunnel end, and changes no existing instance", async () => {
+        const after = await evaluate(prodWith((c) => c.regions.push(TOKYO)));
+        const d = diffEvaluations(prod, after);
+        show("prod + spoke tokyo", d);
+        // The one existing resource that changes: the dashboard gains the tunnel's graph.
+        assert.deepEqual(
+            d.changed.map((c) => [c.resource, c.action]),
+            [["aws:cloudwatch/dashboard:Dashboard::hubspoke-virginia-dashboard", "update"]],
+        );
+        assert.deepEqual(d.removed, []);
+        for (const [name, inputs] of Object.entries(instances(prod))) {
+            assert.deepEqual(instances(after)[name], inputs, `${name}'s inputs changed`);
+        }
+        // The hub gets exactly the new tunnel's end: its desired state, its security group rules, its alarm, its route.
+        assert.deepEqual(names(d.added, "aws:ssm/parameter:Parameter"), [
+            "hubspoke-tokyo-gw-virginia-to-tokyo-conf",
+            "hubspoke-tokyo-gw-virginia-to-tokyo-secrets",
+            "hubspoke-virginia-gw-virginia-to-tokyo-conf",
+            "hubspoke-virginia-gw-virginia-to-tokyo-secrets",
+        ]);
+        assert.deepEqual(
+            d.added.filter((k) => k.includes("hubspoke-virginia")),
+            [
+                "aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-virginia-gw-virginia-to-tokyo-down",
+                "aws:ec2/route:Route::hubspoke-virginia-rt0-to-tokyo",
+                "aws:ssm/parameter:Parameter::hubspoke-virginia-gw-virginia-to-tokyo-conf",
+                "aws:ssm/parameter:Parameter::hubspoke-virginia-gw-virginia-to-tokyo-secrets",
+                ...["esp", "ike", "natt"].flatMap((p) => [
+                    `aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule::hubspoke-virginia-gw-virginia-to-tokyo-${p}-out`,
+                    `aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule::hubspoke-virginia-gw-virginia-to-tokyo-${p}-in`,
+                ]),
+                // The tunnel's key, shared by both ends.
+                "random:index/randomPassword:RandomPassword::hubspoke-virginia-to-tokyo-psk",
+            ].sort(),
+        );
+        assert.ok(d.added.includes("aws:ec2/instance:Instance::hubspoke-tokyo-gw-instance"));
+        assert.ok(d.added.includes("pulumi:providers:aws::ap-northeast-1"));
+    });
+
+    it("changing a tunnel setting changes only the tunnel ends' conn parameters", async () => {
+        const after = await evaluate({ ...prodConfig(), espProposals: "aes_gcm256" });
+        const d = diffEvaluations(prod, after);
+        show("prod with espProposals aes_gcm256", d);
+        assert.deepEqual(d.added, []);
+        assert.deepEqual(d.removed, []);
+        assert.deepEqual(
+            d.changed.map((c) => `${c.action} ${c.resource} ${c.inputs}`),
+            [
+                "hubspoke-frankfurt-gw-virginia-to-frankfurt-conf",
+                "hubspoke-sydney-gw-virginia-to-sydney-conf",
+                "hubspoke-virginia-gw-virginia-to-frankfurt-conf",
+                "hubspoke-virginia-gw-virginia-to-sydney-conf",
+            ].map((n) => `update aws:ssm/parameter:Parameter::${n} insecureValue`),
+        );
+    });
+
+    it("rotating the keys replaces the keys and updates the secrets parameters, nothing else", async () => {
+        const d = diffEvaluations(prod, await evaluate({ ...prodConfig(), pskRotation: 1 }));
+        show("prod with pskRotation 1", d);
+        assert.deepEqual(
+            d.changed.map((c) => `${c.action} ${c.resource}`),
+            [
+                ...[
+                    "hubspoke-frankfurt-gw-virginia-to-frankfurt-secrets",
+                    "hubspoke-sydney-gw-virginia-to-sydney-secrets",
+                    "hubspoke-virginia-gw-virginia-to-frankfurt-secrets",
+                    "hubspoke-virginia-gw-virginia-to-sydney-secrets",
+                ].map((n) => `update aws:ssm/parameter:Parameter::${n}`),
+                "replace random:index/randomPassword:RandomPassword::hubspoke-virginia-to-frankfurt-psk",
+                "replace random:index/randomPassword:RandomPassword::hubspoke-virginia-to-sydney-psk",
+            ],
+        );
+    });
+
+    it("a new image release or another architecture replaces the gateways, and nothing their routes and addresses hang on", async () => {
+        const gateways = ["frankfurt", "sydney", "virginia"].map((r) => `aws:ec2/instance:Instance::hubspoke-${r}-gw-instance`);
+        const release = diffEvaluations(prod, await evaluate({ ...prodConfig(), gatewayAmiRelease: "2023.9.20260101.0" }));
+        show("prod with gatewayAmiRelease 2023.9.20260101.0", release);
+        assert.deepEqual(
+            release.changed.map((c) => `${c.action} ${c.resource} ${c.inputs}`),
+            gateways.map((g) => `replace ${g} ami`),
+        );
+        const graviton = diffEvaluations(prod, await evaluate({ ...prodConfig(), gatewayInstanceType: "t4g.small" }));
+        show("prod with gatewayInstanceType t4g.small", graviton);
+        assert.deepEqual(
+            graviton.changed.map((c) => `${c.action} ${c.resource} ${c.inputs}`),
+            gateways.map((g) => `replace ${g} ami,instanceType`),
+            "an arm64 image, so a replacement (an in-place type change would leave the instance stopped)",
+        );
+        // Replacing a protected instance needs forceDestroy already in state: every gateway carries it.
+        for (const inputs of Object.values(instances(prod))) {
+            assert.equal(inputs.forceDestroy, true);
+            assert.equal(inputs.disableApiTermination, true);
+        }
+        for (const d of [release, graviton]) {
+            assert.deepEqual(d.added, []);
+            assert.deepEqual(d.removed, []);
+        }
+    });
+
+    it("a same-architecture instance type change is a stop/start, said so", async () => {
+        const d = diffEvaluations(prod, await evaluate({ ...prodConfig(), gatewayInstanceType: "t3.medium" }));
+        show("prod with gatewayInstanceType t3.medium", d);
+        assert.deepEqual(
+            d.changed.map((c) => `${c.action} ${c.resource} ${c.inputs}`),
+            ["frankfurt", "sydney", "virginia"].map((r) => `stop-start aws:ec2/instance:Instance::hubspoke-${r}-gw-instance instanceType`),
+        );
+    });
+
+    it("removing a spoke removes it and the hub's end of its tunnel, and changes no other instance", async () => {
+        const after = await evaluate(prodWith((c) => c.regions.splice(2, 1)));
+        const d = diffEvaluations(prod, after);
+        show("prod without frankfurt", d);
+        assert.deepEqual(d.added, []);
+        assert.deepEqual(
+            d.changed.map((c) => c.resource),
+            ["aws:cloudwatch/dashboard:Dashboard::hubspoke-virginia-dashboard"],
+        );
+        assert.ok(d.removed.includes("aws:ec2/instance:Instance::hubspoke-frankfurt-gw-instance"));
+        assert.ok(d.removed.includes("aws:ssm/parameter:Parameter::hubspoke-virginia-gw-virginia-to-frankfurt-secrets"));
+        assert.ok(d.removed.includes("pulumi:providers:aws::eu-central-1"));
+        assert.deepEqual(
+            d.removed.filter((k) => k.includes("virginia") && !k.includes("frankfurt")),
+            [],
+            "nothing of the hub but the frankfurt tunnel's end",
+        );
+        for (const name of ["hubspoke-virginia-gw-instance", "hubspoke-sydney-gw-instance"]) {
+            assert.deepEqual(instances(after)[name], instances(prod)[name]);
+        }
+    });
+
+    it("registers no resource twice", async () => {
+        const ev = await prodEvaluation();
+        const urns = ev.resources.map((r) => r.urn);
+        assert.equal(new Set(urns).size, urns.length);
+        assert.ok(!urns.some((u) => u.startsWith("unrecorded::")), "every registration is one of the program's objects");
+    });
+
+    it("keeps every resource of a stack deployed before this version, by URN or alias, except the old key parameters", async () => {
+        const before: string[] = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures/prod-urns-0.1.json"), "utf8"));
+        const ev = await prodEvaluation();
+        const now = new Set(ev.resources.map((r) => r.urn));
+        const aliased = new Set(ev.resources.flatMap((r) => r.options.aliasNames.map((a) => `${r.type}::${a}`)));
+        const gone = before.filter((urn) => !now.has(urn) && !aliased.has(urn.slice(urn.lastIndexOf("::", urn.lastIndexOf("::") - 1) + 2)));
+        // Keys now travel inside each gateway's own desired state (`<prefix>/<region>/tunnels/<tunnel>/secrets`);
+        // the per-tunnel key parameters of 0.1 are deleted by the upgrade. Nothing else goes.
+        assert.deepEqual(
+            gone.map((u) => u.slice(u.lastIndexOf("::") + 2)),
+            [
+                "hubspoke-frankfurt-virginia-to-frankfurt-psk",
+                "hubspoke-sydney-virginia-to-sydney-psk",
+                "hubspoke-virginia-virginia-to-frankfurt-psk",
+                "hubspoke-virginia-virginia-to-sydney-psk",
+            ],
+        );
+        assert.ok(gone.every((u) => u.includes("aws:ssm/parameter:Parameter")));
+    });
+
+    it("evaluates and renders 50 spokes, several per AWS region, each gateway's user data far under EC2's 16 KB", async function () {
+        this.timeout(120_000);
+        const awsRegions = ["us-east-1", "us-west-2", "eu-central-1", "eu-west-1", "ap-southeast-2"];
+        const raw = prodWith((c) => {
+            for (let i = 0; i < 48; i++) {
+                c.regions.push({
+                    name: `spoke${i}`,
+                    awsRegion: awsRegions[i % awsRegions.length],
+                    role: "spoke",
+                    vpcCidr: `10.${100 + i}.0.0/16`,
+                    vpnSubnet: `10.${100 + i}.4.0/24`,
+                    gatewayPrivateIp: `10.${100 + i}.4.5`,
+                });
+            }
+        });
+        const started = Date.now();
+        const snapshot = await snapshotStack(raw, { stack: "big" });
+        const sizes = snapshot.plan.gateways.map((g) => g.userDataBytes);
+        console.log(
+            `      50 spokes: ${snapshot.plan.gateways.length} gateways in ${new Set(snapshot.plan.gateways.map((g) => g.awsRegion)).size} AWS regions, ` +
+                `user data ${Math.min(...sizes)}-${Math.max(...sizes)} bytes (hub ${sizes[0]}), evaluated and rendered in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        );
+        assert.equal(snapshot.plan.gateways.length, 51);
+        assert.equal(snapshot.plan.gateways[0].tunnels.length, 50);
+        for (const g of snapshot.plan.gateways) {
+            assert.ok(g.userDataBytes < USER_DATA_MAX_BYTES / 2, `${g.region}: ${g.userDataBytes} bytes`);
+        }
+        // The hub's user data is the same size as a spoke's: it does not grow with its tunnels.
+        assert.ok(Math.abs(sizes[0] - sizes[1]) < 20, `hub ${sizes[0]} vs spoke ${sizes[1]}`);
+    });
+});
