@@ -65,102 +65,121 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
     /** Per tunnel name, its pre-shared key: a Pulumi secret. */
     public readonly keys: Readonly<Record<string, pulumi.Output<string>>>;
 
-    constructor(name: string, args: HubSpokeVpnArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("hubspoke:network:HubSpokeVpn", name, {}, opts);
+    constructor(
+        private readonly vpnName: string,
+        private readonly args: HubSpokeVpnArgs,
+        opts?: pulumi.ComponentResourceOptions,
+    ) {
+        super("hubspoke:network:HubSpokeVpn", vpnName, {}, opts);
         const { spec } = args;
-        const providerOf = (r: RegionSpec) => {
-            const p = args.providers[r.awsRegion];
-            if (!p) {
-                throw new Error(`HubSpokeVpn ${name}: no AWS provider given for AWS region ${r.awsRegion} (region "${r.name}")`);
-            }
-            return p;
-        };
-        spec.regions.forEach(providerOf);
+        spec.regions.forEach((r) => this.providerOf(r));
+        const eips = this.createVpcsAndAddresses();
+        this.keys = this.createKeys();
+        for (const r of spec.regions) {
+            const gateway = this.createGateway(r, eips);
+            this.gateways[r.name] = gateway;
+            this.createRoutes(r, gateway);
+            this.regionOutputs[r.name] = regionOutputs(
+                r,
+                this.vpcs[r.name],
+                gateway,
+                spec.peers[r.name].map((p) => p.tunnel.name),
+            );
+        }
+        this.dashboard = new aws.cloudwatch.Dashboard(
+            `${vpnName}-${spec.hub.name}-dashboard`,
+            { dashboardName: `hubspoke-vpn-${args.stack}`, dashboardBody: dashboardBody(spec, args.stack) },
+            { parent: this, provider: this.providerOf(spec.hub) },
+        );
+        this.registerOutputs({ regions: this.regionOutputs, dashboardName: this.dashboard.dashboardName });
+    }
 
+    private providerOf(r: RegionSpec): aws.Provider {
+        const p = this.args.providers[r.awsRegion];
+        if (!p) {
+            throw new Error(`HubSpokeVpn ${this.vpnName}: no AWS provider given for AWS region ${r.awsRegion} (region "${r.name}")`);
+        }
+        return p;
+    }
+
+    /** Per region its VPC, and its gateway's Elastic IP: allocated apart from the gateway, so each peer's config can name it first. */
+    private createVpcsAndAddresses(): Record<string, aws.ec2.Eip> {
+        const { spec, tags } = this.args;
         const eips: Record<string, aws.ec2.Eip> = {};
         for (const r of spec.regions) {
             this.vpcs[r.name] = new RegionalVpc(
-                `${name}-${r.name}`,
-                { region: r, tags: args.tags, flowLogRetentionDays: spec.flowLogRetentionDays },
-                { parent: this, providers: { aws: providerOf(r) } },
+                `${this.vpnName}-${r.name}`,
+                { region: r, tags, flowLogRetentionDays: spec.flowLogRetentionDays },
+                { parent: this, providers: { aws: this.providerOf(r) } },
             );
-            // Allocated apart from the instance, so each peer's config can name it before any instance exists.
             eips[r.name] = new aws.ec2.Eip(
-                `${name}-${r.name}-eip`,
-                { domain: "vpc", tags: { ...args.tags, Name: `${name}-${r.name}-gateway` } },
-                { parent: this, provider: providerOf(r) },
+                `${this.vpnName}-${r.name}-eip`,
+                { domain: "vpc", tags: { ...tags, Name: `${this.vpnName}-${r.name}-gateway` } },
+                { parent: this, provider: this.providerOf(r) },
             );
         }
+        return eips;
+    }
 
-        // One key per tunnel; each end publishes it (inside its secrets line) in its own AWS region.
-        const keys = (this.keys = Object.fromEntries(
-            spec.tunnels.map((t) => {
+    /** One key per tunnel; each end publishes it (inside its secrets line) in its own AWS region. */
+    private createKeys(): Record<string, pulumi.Output<string>> {
+        return Object.fromEntries(
+            this.args.spec.tunnels.map((t) => {
                 const key = new random.RandomPassword(
-                    `${name}-${t.name}-psk`,
+                    `${this.vpnName}-${t.name}-psk`,
                     // A new rotation number replaces the key; the parameters update in place.
-                    { ...PSK_GENERATOR, keepers: { rotation: String(spec.pskRotation) } },
+                    { ...PSK_GENERATOR, keepers: { rotation: String(this.args.spec.pskRotation) } },
                     { parent: this },
                 );
                 return [t.name, pulumi.secret(key.result)];
             }),
-        ));
-
-        for (const r of spec.regions) {
-            const vpc = this.vpcs[r.name];
-            const peers = spec.peers[r.name];
-            const gateway = new OpenSwanGateway(
-                `${name}-${r.name}-gw`,
-                {
-                    region: r,
-                    vpcId: vpc.vpcId,
-                    subnetId: vpc.vpnSubnet.id,
-                    internetGateway: vpc.internetGateway,
-                    elasticIp: eips[r.name],
-                    instanceType: spec.gatewayInstanceType,
-                    amiRelease: spec.gatewayAmiRelease,
-                    terminationProtection: spec.gatewayTerminationProtection,
-                    stack: args.stack,
-                    alarmEmail: spec.alarmEmail,
-                    parameterPrefix: args.parameterPrefix,
-                    tunnelSettings: spec.tunnelSettings,
-                    tunnels: peers.map(({ peer, tunnel }) => ({
-                        tunnel: tunnel.name,
-                        peerElasticIp: eips[peer.name].publicIp,
-                        peerCidr: peer.vpcCidr,
-                        psk: keys[tunnel.name],
-                    })),
-                    tags: args.tags,
-                },
-                { parent: this, providers: { aws: providerOf(r) } },
-            );
-            this.gateways[r.name] = gateway;
-
-            // Every table of the VPC sends each peer range to the gateway's interface (not the instance id,
-            // which the provider deprecates, and which would change when the instance is replaced).
-            vpc.routeTables.forEach((table, i) => {
-                for (const { peer } of peers) {
-                    new aws.ec2.Route(
-                        `${name}-${r.name}-rt${i}-to-${peer.name}`,
-                        { routeTableId: table.id, destinationCidrBlock: peer.vpcCidr, networkInterfaceId: gateway.networkInterfaceId },
-                        { parent: this, provider: providerOf(r) },
-                    );
-                }
-            });
-            this.regionOutputs[r.name] = regionOutputs(
-                r,
-                vpc,
-                gateway,
-                peers.map((p) => p.tunnel.name),
-            );
-        }
-
-        this.dashboard = new aws.cloudwatch.Dashboard(
-            `${name}-${spec.hub.name}-dashboard`,
-            { dashboardName: `hubspoke-vpn-${args.stack}`, dashboardBody: dashboardBody(spec, args.stack) },
-            { parent: this, provider: providerOf(spec.hub) },
         );
+    }
 
-        this.registerOutputs({ regions: this.regionOutputs, dashboardName: this.dashboard.dashboardName });
+    private createGateway(r: RegionSpec, eips: Record<string, aws.ec2.Eip>): OpenSwanGateway {
+        const { spec } = this.args;
+        const vpc = this.vpcs[r.name];
+        return new OpenSwanGateway(
+            `${this.vpnName}-${r.name}-gw`,
+            {
+                region: r,
+                vpcId: vpc.vpcId,
+                subnetId: vpc.vpnSubnet.id,
+                internetGateway: vpc.internetGateway,
+                elasticIp: eips[r.name],
+                instanceType: spec.gatewayInstanceType,
+                amiRelease: spec.gatewayAmiRelease,
+                terminationProtection: spec.gatewayTerminationProtection,
+                stack: this.args.stack,
+                alarmEmail: spec.alarmEmail,
+                parameterPrefix: this.args.parameterPrefix,
+                tunnelSettings: spec.tunnelSettings,
+                tunnels: spec.peers[r.name].map(({ peer, tunnel }) => ({
+                    tunnel: tunnel.name,
+                    peerElasticIp: eips[peer.name].publicIp,
+                    peerCidr: peer.vpcCidr,
+                    psk: this.keys[tunnel.name],
+                })),
+                tags: this.args.tags,
+            },
+            { parent: this, providers: { aws: this.providerOf(r) } },
+        );
+    }
+
+    /**
+     * Every table of the VPC sends each peer range to the gateway's interface (not the instance id,
+     * which the provider deprecates, and which would change when the instance is replaced).
+     */
+    private createRoutes(r: RegionSpec, gateway: OpenSwanGateway): void {
+        this.vpcs[r.name].routeTables.forEach((table, i) => {
+            for (const { peer } of this.args.spec.peers[r.name]) {
+                new aws.ec2.Route(
+                    `${this.vpnName}-${r.name}-rt${i}-to-${peer.name}`,
+                    { routeTableId: table.id, destinationCidrBlock: peer.vpcCidr, networkInterfaceId: gateway.networkInterfaceId },
+                    { parent: this, provider: this.providerOf(r) },
+                );
+            }
+        });
     }
 }
 

@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegionSpec } from "../config/types";
-import { assumeRolePolicy, flowLogPolicy as flowLogPolicyDocument } from "../render/awsDocuments";
+import { assumeRolePolicy, flowLogPolicy } from "../render/awsDocuments";
 
 export interface RegionalVpcArgs {
     /** The region's validated config: VPC range, VPN subnet and workload subnets. */
@@ -28,57 +28,87 @@ export class RegionalVpc extends pulumi.ComponentResource {
     /** Every route table of the VPC that a subnet uses: the VPN table first, then the workload table if any. */
     public readonly routeTables: aws.ec2.RouteTable[];
 
-    constructor(name: string, args: RegionalVpcArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("hubspoke:network:RegionalVpc", name, {}, opts);
-        const { region } = args;
-        const tags = (suffix: string) => ({ ...args.tags, Name: `${name}-${suffix}` });
-        const parent = { parent: this };
+    private readonly zones: pulumi.Output<string[]>;
 
+    constructor(
+        private readonly vpcName: string,
+        private readonly args: RegionalVpcArgs,
+        opts?: pulumi.ComponentResourceOptions,
+    ) {
+        super("hubspoke:network:RegionalVpc", vpcName, {}, opts);
+        const { region } = args;
         // Zone letters from config resolve against the zones this region actually has, through the
         // region's own provider (inherited from this component).
-        const zones = aws.getAvailabilityZonesOutput({ state: "available" }, parent);
-        const zoneName = (letter: string, key: string) =>
-            zones.names.apply((names) => {
-                const zone = `${region.awsRegion}${letter}`;
-                if (!names.includes(zone)) {
-                    throw new Error(
-                        `${key}: zone "${letter}" does not exist or is not available in ${region.awsRegion} ` +
-                            `(available: ${names.map((n) => n.slice(region.awsRegion.length)).join(", ")})`,
-                    );
-                }
-                return zone;
-            });
+        this.zones = aws.getAvailabilityZonesOutput({ state: "available" }, { parent: this }).names;
 
         this.vpc = new aws.ec2.Vpc(
-            `${name}-vpc`,
-            { cidrBlock: region.vpcCidr, enableDnsHostnames: true, enableDnsSupport: true, tags: tags("vpc") },
-            parent,
+            `${vpcName}-vpc`,
+            { cidrBlock: region.vpcCidr, enableDnsHostnames: true, enableDnsSupport: true, tags: this.tags("vpc") },
+            { parent: this },
         );
         this.vpcId = this.vpc.id;
-        this.internetGateway = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: this.vpc.id, tags: tags("igw") }, parent);
-
+        this.internetGateway = new aws.ec2.InternetGateway(
+            `${vpcName}-igw`,
+            { vpcId: this.vpc.id, tags: this.tags("igw") },
+            { parent: this },
+        );
         // Adopting the default security group with no rules strips the allow-all rules AWS puts in it,
         // so nothing launched into this VPC without a group of its own gets open access.
-        new aws.ec2.DefaultSecurityGroup(`${name}-default-sg`, { vpcId: this.vpc.id, tags: tags("default-sg") }, parent);
+        new aws.ec2.DefaultSecurityGroup(`${vpcName}-default-sg`, { vpcId: this.vpc.id, tags: this.tags("default-sg") }, { parent: this });
+        this.createFlowLogs();
+        const vpn = this.createVpnSubnet();
+        this.vpnSubnet = vpn.subnet;
+        const workload = this.createWorkloadSubnets();
+        this.workloadSubnets = workload.subnets;
+        this.routeTables = [vpn.table, ...(workload.table ? [workload.table] : [])];
 
-        // Flow logs of all traffic, kept for a bounded time: the record of what crossed the network.
-        const flowLogGroup = new aws.cloudwatch.LogGroup(
+        this.registerOutputs({
+            vpcId: this.vpcId,
+            vpnSubnetId: this.vpnSubnet.id,
+            workloadSubnetIds: Object.fromEntries(Object.entries(this.workloadSubnets).map(([k, s]) => [k, s.id])),
+        });
+    }
+
+    private tags(suffix: string): Record<string, string> {
+        return { ...this.args.tags, Name: `${this.vpcName}-${suffix}` };
+    }
+
+    /** The zone of a config zone letter; fails the deployment with the key and the zones there are if it does not exist. */
+    private zoneName(letter: string, key: string): pulumi.Output<string> {
+        const { awsRegion } = this.args.region;
+        return this.zones.apply((names) => {
+            const zone = `${awsRegion}${letter}`;
+            if (!names.includes(zone)) {
+                throw new Error(
+                    `${key}: zone "${letter}" does not exist or is not available in ${awsRegion} ` +
+                        `(available: ${names.map((n) => n.slice(awsRegion.length)).join(", ")})`,
+                );
+            }
+            return zone;
+        });
+    }
+
+    /** Flow logs of all traffic, kept for a bounded time: the record of what crossed the network. */
+    private createFlowLogs(): void {
+        const name = this.vpcName;
+        const parent = { parent: this };
+        const group = new aws.cloudwatch.LogGroup(
             `${name}-flow-logs`,
-            { retentionInDays: args.flowLogRetentionDays, tags: tags("flow-logs") },
+            { retentionInDays: this.args.flowLogRetentionDays, tags: this.tags("flow-logs") },
             parent,
         );
-        const flowLogRole = new aws.iam.Role(
+        const role = new aws.iam.Role(
             `${name}-flow-logs-role`,
             {
-                description: `hubspoke-vpn VPC flow logs ${region.name}`,
+                description: `hubspoke-vpn VPC flow logs ${this.args.region.name}`,
                 assumeRolePolicy: assumeRolePolicy("vpc-flow-logs.amazonaws.com"),
-                tags: tags("flow-logs-role"),
+                tags: this.tags("flow-logs-role"),
             },
             parent,
         );
-        const flowLogPolicy = new aws.iam.RolePolicy(
+        const policy = new aws.iam.RolePolicy(
             `${name}-flow-logs-policy`,
-            { role: flowLogRole.name, policy: flowLogGroup.arn.apply(flowLogPolicyDocument) },
+            { role: role.name, policy: group.arn.apply(flowLogPolicy) },
             parent,
         );
         new aws.ec2.FlowLog(
@@ -87,62 +117,69 @@ export class RegionalVpc extends pulumi.ComponentResource {
                 vpcId: this.vpc.id,
                 trafficType: "ALL",
                 logDestinationType: "cloud-watch-logs",
-                logDestination: flowLogGroup.arn,
-                iamRoleArn: flowLogRole.arn,
+                logDestination: group.arn,
+                iamRoleArn: role.arn,
                 maxAggregationInterval: 60,
-                tags: tags("flow-log"),
+                tags: this.tags("flow-log"),
             },
             // The role's ARN exists before its policy does; a flow log created in between is refused
             // ("Unable to assume given IAM role", terraform-provider-aws #29323).
-            { parent: this, dependsOn: [flowLogPolicy] },
+            { parent: this, dependsOn: [policy] },
         );
+    }
 
-        this.vpnSubnet = new aws.ec2.Subnet(
+    /** The public subnet of the gateway, with its own route table whose default route is the internet gateway. */
+    private createVpnSubnet(): { subnet: aws.ec2.Subnet; table: aws.ec2.RouteTable } {
+        const { region } = this.args;
+        const name = this.vpcName;
+        const parent = { parent: this };
+        const subnet = new aws.ec2.Subnet(
             `${name}-vpn`,
             {
                 vpcId: this.vpc.id,
                 cidrBlock: region.vpnSubnet,
-                availabilityZone: zoneName(region.vpnZone, `region ${region.name} vpnZone`),
+                availabilityZone: this.zoneName(region.vpnZone, `region ${region.name} vpnZone`),
                 // The gateway gets an Elastic IP; nothing else here should get a public address by accident.
                 mapPublicIpOnLaunch: false,
-                tags: tags("vpn"),
+                tags: this.tags("vpn"),
             },
             parent,
         );
-        const vpnTable = new aws.ec2.RouteTable(`${name}-vpn-rt`, { vpcId: this.vpc.id, tags: tags("vpn-rt") }, parent);
+        const table = new aws.ec2.RouteTable(`${name}-vpn-rt`, { vpcId: this.vpc.id, tags: this.tags("vpn-rt") }, parent);
         new aws.ec2.Route(
             `${name}-vpn-internet`,
-            { routeTableId: vpnTable.id, destinationCidrBlock: "0.0.0.0/0", gatewayId: this.internetGateway.id },
+            { routeTableId: table.id, destinationCidrBlock: "0.0.0.0/0", gatewayId: this.internetGateway.id },
             parent,
         );
-        new aws.ec2.RouteTableAssociation(`${name}-vpn-rta`, { subnetId: this.vpnSubnet.id, routeTableId: vpnTable.id }, parent);
-        this.routeTables = [vpnTable];
+        new aws.ec2.RouteTableAssociation(`${name}-vpn-rta`, { subnetId: subnet.id, routeTableId: table.id }, parent);
+        return { subnet, table };
+    }
 
-        this.workloadSubnets = {};
-        if (region.workloadSubnets.length > 0) {
-            const workloadTable = new aws.ec2.RouteTable(`${name}-workload-rt`, { vpcId: this.vpc.id, tags: tags("workload-rt") }, parent);
-            this.routeTables.push(workloadTable);
-            for (const s of region.workloadSubnets) {
-                const key = `${s.name}-${s.zone}`;
-                const subnet = new aws.ec2.Subnet(
-                    `${name}-${key}`,
-                    {
-                        vpcId: this.vpc.id,
-                        cidrBlock: s.cidr,
-                        availabilityZone: zoneName(s.zone, `region ${region.name} workloadSubnets.${s.name}.${s.zone}`),
-                        tags: { ...tags(key), Tier: s.name },
-                    },
-                    parent,
-                );
-                new aws.ec2.RouteTableAssociation(`${name}-${key}-rta`, { subnetId: subnet.id, routeTableId: workloadTable.id }, parent);
-                this.workloadSubnets[key] = subnet;
-            }
+    /** The workload subnets, sharing one route table without internet access (none when there are none). */
+    private createWorkloadSubnets(): { subnets: Record<string, aws.ec2.Subnet>; table?: aws.ec2.RouteTable } {
+        const { region } = this.args;
+        const name = this.vpcName;
+        const parent = { parent: this };
+        const subnets: Record<string, aws.ec2.Subnet> = {};
+        if (region.workloadSubnets.length === 0) {
+            return { subnets };
         }
-
-        this.registerOutputs({
-            vpcId: this.vpcId,
-            vpnSubnetId: this.vpnSubnet.id,
-            workloadSubnetIds: Object.fromEntries(Object.entries(this.workloadSubnets).map(([k, s]) => [k, s.id])),
-        });
+        const table = new aws.ec2.RouteTable(`${name}-workload-rt`, { vpcId: this.vpc.id, tags: this.tags("workload-rt") }, parent);
+        for (const s of region.workloadSubnets) {
+            const key = `${s.name}-${s.zone}`;
+            const subnet = new aws.ec2.Subnet(
+                `${name}-${key}`,
+                {
+                    vpcId: this.vpc.id,
+                    cidrBlock: s.cidr,
+                    availabilityZone: this.zoneName(s.zone, `region ${region.name} workloadSubnets.${s.name}.${s.zone}`),
+                    tags: { ...this.tags(key), Tier: s.name },
+                },
+                parent,
+            );
+            new aws.ec2.RouteTableAssociation(`${name}-${key}-rta`, { subnetId: subnet.id, routeTableId: table.id }, parent);
+            subnets[key] = subnet;
+        }
+        return { subnets, table };
     }
 }

@@ -16,7 +16,8 @@ export const DEFAULT_GATEWAY_INSTANCE_TYPE = "t3.small";
 export const ZONE_LETTERS = ["a", "b", "c", "d", "e", "f"];
 
 const REGION_KEYS = ["name", "awsRegion", "role", "vpcCidr", "vpnSubnet", "vpnZone", "gatewayPrivateIp", "workloadSubnets"];
-const TOP_KEYS = [
+/** The keys of this project a stack may set. */
+export const TOP_KEYS = [
     "regions",
     "gatewayInstanceType",
     "gatewayAmiRelease",
@@ -80,114 +81,14 @@ export interface ParsedConfig {
 export function parseStackConfig(raw: Readonly<Record<string, unknown>>): ParsedConfig {
     const problems: ConfigProblem[] = [];
     const warnings: string[] = [];
-    const key = (k: string) => `${PROJECT}:${k}`;
-    const fail = (path: string, message: string) => problems.push({ path, message });
-
+    const fail: Fail = (path, message) => problems.push({ path, message });
     for (const k of Object.keys(raw)) {
         if (!TOP_KEYS.includes(k)) {
             fail(key(k), `unknown config key; expected one of ${TOP_KEYS.join(", ")}`);
         }
     }
-
-    let gatewayInstanceType = DEFAULT_GATEWAY_INSTANCE_TYPE;
-    if (raw.gatewayInstanceType !== undefined) {
-        const t = raw.gatewayInstanceType;
-        if (typeof t !== "string" || !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(t)) {
-            fail(key("gatewayInstanceType"), `${show(t)} is not an EC2 instance type (expected e.g. "t3.small")`);
-        } else {
-            gatewayInstanceType = t;
-        }
-    }
-
-    let gatewayAmiRelease = DEFAULT_GATEWAY_AMI_RELEASE;
-    if (raw.gatewayAmiRelease !== undefined) {
-        const v = raw.gatewayAmiRelease;
-        if (typeof v !== "string" || !/^2023\.\d+\.\d{8}\.\d+$/.test(v)) {
-            fail(
-                key("gatewayAmiRelease"),
-                `${show(v)} is not an Amazon Linux 2023 release (expected e.g. "${DEFAULT_GATEWAY_AMI_RELEASE}")`,
-            );
-        } else {
-            gatewayAmiRelease = v;
-        }
-    }
-
-    const proposals = (k: "ikeProposals" | "espProposals", fallback: string): string => {
-        const v = raw[k];
-        if (v === undefined) {
-            return fallback;
-        }
-        // libreswan's own parser judges the algorithms (the static checks); this keeps the value one token.
-        if (typeof v !== "string" || !/^[a-z0-9_]+(-[a-z0-9_]+)*(,[a-z0-9_]+(-[a-z0-9_]+)*)*$/.test(v)) {
-            fail(key(k), `${show(v)} is not a libreswan proposal list (expected e.g. "${fallback}")`);
-            return fallback;
-        }
-        return v;
-    };
-    const tunnelSettings = {
-        ikeProposals: proposals("ikeProposals", DEFAULT_TUNNEL_SETTINGS.ikeProposals),
-        espProposals: proposals("espProposals", DEFAULT_TUNNEL_SETTINGS.espProposals),
-    };
-
-    let pskRotation = 0;
-    if (raw.pskRotation !== undefined) {
-        const n = typeof raw.pskRotation === "string" && /^\d+$/.test(raw.pskRotation) ? Number(raw.pskRotation) : raw.pskRotation;
-        if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
-            fail(key("pskRotation"), `${show(raw.pskRotation)} is not a whole number >= 0 (increase it to rotate every key)`);
-        } else {
-            pskRotation = n;
-        }
-    }
-
-    let flowLogRetentionDays = DEFAULT_FLOW_LOG_RETENTION_DAYS;
-    if (raw.flowLogRetentionDays !== undefined) {
-        const n = Number(raw.flowLogRetentionDays);
-        if (!LOG_RETENTION_DAYS.includes(n) || typeof raw.flowLogRetentionDays === "boolean") {
-            fail(
-                key("flowLogRetentionDays"),
-                `${show(raw.flowLogRetentionDays)} is not a retention CloudWatch Logs accepts; use one of ${LOG_RETENTION_DAYS.join(", ")}`,
-            );
-        } else {
-            flowLogRetentionDays = n;
-        }
-    }
-
-    let gatewayTerminationProtection = false;
-    if (raw.gatewayTerminationProtection !== undefined) {
-        const v = raw.gatewayTerminationProtection;
-        if (v === true || v === "true") {
-            gatewayTerminationProtection = true;
-        } else if (v !== false && v !== "false") {
-            fail(key("gatewayTerminationProtection"), `${show(v)} is not true or false`);
-        }
-    }
-
-    let alarmEmail: string | undefined;
-    if (raw.alarmEmail !== undefined && raw.alarmEmail !== "") {
-        if (typeof raw.alarmEmail !== "string" || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(raw.alarmEmail)) {
-            fail(key("alarmEmail"), `${show(raw.alarmEmail)} is not an e-mail address`);
-        } else {
-            alarmEmail = raw.alarmEmail;
-        }
-    }
-
-    const regions: RegionSpec[] = [];
-    const parsedCidrs = new Map<RegionSpec, { vpc?: Cidr }>();
-    if (raw.regions === undefined) {
-        fail(key("regions"), "is missing; set one hub and at least one spoke (see README, Configuration)");
-    } else if (!Array.isArray(raw.regions)) {
-        fail(key("regions"), `${show(raw.regions)} is not a list of regions`);
-    } else {
-        raw.regions.forEach((r, i) => {
-            const region = parseRegion(r, `${key("regions")}[${i}]`, fail, warnings);
-            if (region) {
-                regions.push(region.spec);
-                parsedCidrs.set(region.spec, { vpc: region.vpc });
-            }
-        });
-        checkAcrossRegions(raw.regions.length, regions, parsedCidrs, key("regions"), fail);
-    }
-
+    const settings = parseSettings(raw, fail);
+    const regions = parseRegions(raw.regions, fail, warnings);
     if (problems.length > 0) {
         throw new ConfigError(problems);
     }
@@ -197,19 +98,13 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
     const tunnels = spokes.map((s) => ({ name: tunnelName(hub.name, s.name), hub: hub.name, spoke: s.name }));
     return {
         spec: {
+            ...settings,
             regions: ordered,
             hub,
             spokes,
             tunnels,
             peers: peersOf(ordered, tunnels),
             awsRegions: [...new Set(ordered.map((r) => r.awsRegion))],
-            tunnelSettings,
-            gatewayAmiRelease,
-            gatewayInstanceType,
-            pskRotation,
-            flowLogRetentionDays,
-            gatewayTerminationProtection,
-            alarmEmail,
         },
         warnings,
     };
@@ -217,6 +112,137 @@ export function parseStackConfig(raw: Readonly<Record<string, unknown>>): Parsed
 
 type Fail = (path: string, message: string) => void;
 
+/** `hubspoke-vpn:<k>`: how a key is named in problems. */
+const key = (k: string) => `${PROJECT}:${k}`;
+
+/** A value, or why it is refused (the message after the quoted value). */
+type Checked<T> = { value: T } | { refused: string };
+
+/** One top-level setting: its default when unset, the default (and a problem) when refused. */
+function setting<T>(raw: Readonly<Record<string, unknown>>, k: string, fallback: T, check: (v: unknown) => Checked<T>, fail: Fail): T {
+    const v = raw[k];
+    if (v === undefined) {
+        return fallback;
+    }
+    const checked = check(v);
+    if ("refused" in checked) {
+        fail(key(k), `${show(v)} ${checked.refused}`);
+        return fallback;
+    }
+    return checked.value;
+}
+
+const matching =
+    (pattern: RegExp, refused: string) =>
+    (v: unknown): Checked<string> =>
+        typeof v === "string" && pattern.test(v) ? { value: v } : { refused };
+
+// libreswan's own parser judges the algorithms (the static checks); this keeps the value one token.
+const PROPOSALS = /^[a-z0-9_]+(-[a-z0-9_]+)*(,[a-z0-9_]+(-[a-z0-9_]+)*)*$/;
+
+function parseSettings(raw: Readonly<Record<string, unknown>>, fail: Fail) {
+    return {
+        gatewayInstanceType: setting(
+            raw,
+            "gatewayInstanceType",
+            DEFAULT_GATEWAY_INSTANCE_TYPE,
+            matching(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'is not an EC2 instance type (expected e.g. "t3.small")'),
+            fail,
+        ),
+        gatewayAmiRelease: setting(
+            raw,
+            "gatewayAmiRelease",
+            DEFAULT_GATEWAY_AMI_RELEASE,
+            matching(/^2023\.\d+\.\d{8}\.\d+$/, `is not an Amazon Linux 2023 release (expected e.g. "${DEFAULT_GATEWAY_AMI_RELEASE}")`),
+            fail,
+        ),
+        tunnelSettings: {
+            ikeProposals: setting(
+                raw,
+                "ikeProposals",
+                DEFAULT_TUNNEL_SETTINGS.ikeProposals,
+                matching(PROPOSALS, `is not a libreswan proposal list (expected e.g. "${DEFAULT_TUNNEL_SETTINGS.ikeProposals}")`),
+                fail,
+            ) as string,
+            espProposals: setting(
+                raw,
+                "espProposals",
+                DEFAULT_TUNNEL_SETTINGS.espProposals,
+                matching(PROPOSALS, `is not a libreswan proposal list (expected e.g. "${DEFAULT_TUNNEL_SETTINGS.espProposals}")`),
+                fail,
+            ) as string,
+        },
+        pskRotation: setting(raw, "pskRotation", 0, checkRotation, fail),
+        flowLogRetentionDays: setting(raw, "flowLogRetentionDays", DEFAULT_FLOW_LOG_RETENTION_DAYS, checkRetention, fail),
+        gatewayTerminationProtection: setting(raw, "gatewayTerminationProtection", false, checkBoolean, fail),
+        alarmEmail: raw.alarmEmail === "" ? undefined : setting<string | undefined>(raw, "alarmEmail", undefined, checkEmail, fail),
+    };
+}
+
+function checkRotation(v: unknown): Checked<number> {
+    const n = typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v;
+    return typeof n === "number" && Number.isSafeInteger(n) && n >= 0
+        ? { value: n }
+        : { refused: "is not a whole number >= 0 (increase it to rotate every key)" };
+}
+
+function checkRetention(v: unknown): Checked<number> {
+    const n = Number(v);
+    return LOG_RETENTION_DAYS.includes(n) && typeof v !== "boolean"
+        ? { value: n }
+        : { refused: `is not a retention CloudWatch Logs accepts; use one of ${LOG_RETENTION_DAYS.join(", ")}` };
+}
+
+function checkBoolean(v: unknown): Checked<boolean> {
+    return v === true || v === "true"
+        ? { value: true }
+        : v === false || v === "false"
+          ? { value: false }
+          : { refused: "is not true or false" };
+}
+
+function checkEmail(v: unknown): Checked<string> {
+    return typeof v === "string" && /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(v) ? { value: v } : { refused: "is not an e-mail address" };
+}
+
+/** Every region, each checked alone and then against the others. */
+function parseRegions(raw: unknown, fail: Fail, warnings: string[]): RegionSpec[] {
+    if (raw === undefined) {
+        fail(key("regions"), "is missing; set one hub and at least one spoke (see README, Configuration)");
+        return [];
+    }
+    if (!Array.isArray(raw)) {
+        fail(key("regions"), `${show(raw)} is not a list of regions`);
+        return [];
+    }
+    const regions: RegionSpec[] = [];
+    const parsedCidrs = new Map<RegionSpec, { vpc?: Cidr }>();
+    raw.forEach((r, i) => {
+        const region = parseRegion(r, `${key("regions")}[${i}]`, fail, warnings);
+        if (region) {
+            regions.push(region.spec);
+            parsedCidrs.set(region.spec, { vpc: region.vpc });
+        }
+    });
+    checkAcrossRegions(raw.length, regions, parsedCidrs, key("regions"), fail);
+    return regions;
+}
+
+/** Reads one string field of a region, reporting it missing or mistyped. */
+function stringField(raw: Record<string, unknown>, path: string, k: string, fail: Fail): string | undefined {
+    const v = raw[k];
+    if (v === undefined) {
+        fail(`${path}.${k}`, "is missing");
+        return undefined;
+    }
+    if (typeof v !== "string") {
+        fail(`${path}.${k}`, `${show(v)} is not a string`);
+        return undefined;
+    }
+    return v;
+}
+
+/** One region: each field checked by its own parser; undefined when a required field is unusable. */
 function parseRegion(raw: unknown, path: string, fail: Fail, warnings: string[]): { spec: RegionSpec; vpc?: Cidr } | undefined {
     if (!isObject(raw)) {
         fail(path, `${show(raw)} is not a region (expected a map with ${REGION_KEYS.join(", ")})`);
@@ -227,24 +253,35 @@ function parseRegion(raw: unknown, path: string, fail: Fail, warnings: string[])
             fail(`${path}.${k}`, `unknown key; expected one of ${REGION_KEYS.join(", ")}`);
         }
     }
-    const str = (k: string): string | undefined => {
-        const v = raw[k];
-        if (v === undefined) {
-            fail(`${path}.${k}`, "is missing");
-            return undefined;
-        }
-        if (typeof v !== "string") {
-            fail(`${path}.${k}`, `${show(v)} is not a string`);
-            return undefined;
-        }
-        return v;
-    };
+    const str = (k: string) => stringField(raw, path, k, fail);
+    const name = parseName(str("name"), path, fail);
+    const awsRegion = parseAwsRegion(str("awsRegion"), path, fail);
+    const role = parseRole(str("role"), path, fail);
+    const vpc = parseVpcRange(str("vpcCidr"), path, fail, warnings);
+    const subnets: SubnetAt[] = [];
+    const vpnSubnet = subnetIn(vpc, cidrAt(str("vpnSubnet"), `${path}.vpnSubnet`, fail), `${path}.vpnSubnet`, subnets, fail);
+    const vpnZone = raw.vpnZone === undefined ? "a" : (zoneAt(raw.vpnZone, `${path}.vpnZone`, fail) ?? "a");
+    const gatewayPrivateIp = parseGatewayIp(str("gatewayPrivateIp"), vpnSubnet, path, fail);
+    const workloadSubnets = parseWorkloadSubnets(raw.workloadSubnets, vpc, path, subnets, fail);
+    checkSubnetsDisjoint(subnets, fail);
 
-    const name = str("name");
+    if (name === undefined || awsRegion === undefined || role === undefined || !vpc || !vpnSubnet || gatewayPrivateIp === undefined) {
+        return undefined;
+    }
+    return {
+        spec: { name, awsRegion, role, vpcCidr: vpc.text, vpnSubnet: vpnSubnet.text, vpnZone, gatewayPrivateIp, workloadSubnets },
+        vpc,
+    };
+}
+
+function parseName(name: string | undefined, path: string, fail: Fail): string | undefined {
     if (name !== undefined && !/^[a-z][a-z0-9]{0,19}$/.test(name)) {
         fail(`${path}.name`, `"${name}" is not a valid region name (lowercase letters and digits, starting with a letter, at most 20)`);
     }
-    const awsRegion = str("awsRegion");
+    return name;
+}
+
+function parseAwsRegion(awsRegion: string | undefined, path: string, fail: Fail): string | undefined {
     if (awsRegion !== undefined && !AWS_REGIONS.includes(awsRegion)) {
         const guess = closest(awsRegion, AWS_REGIONS);
         fail(
@@ -252,12 +289,18 @@ function parseRegion(raw: unknown, path: string, fail: Fail, warnings: string[])
             `"${awsRegion}" is not an AWS region the AWS provider knows${guess ? `; did you mean "${guess}"?` : ' (expected e.g. "us-east-1")'}`,
         );
     }
-    const role = str("role");
+    return awsRegion;
+}
+
+function parseRole(role: string | undefined, path: string, fail: Fail): RegionRole | undefined {
     if (role !== undefined && role !== "hub" && role !== "spoke") {
         fail(`${path}.role`, `"${role}" is not a role; expected "hub" or "spoke"`);
     }
+    return role as RegionRole | undefined;
+}
 
-    const vpc = cidrAt(str("vpcCidr"), `${path}.vpcCidr`, fail);
+function parseVpcRange(text: string | undefined, path: string, fail: Fail, warnings: string[]): Cidr | undefined {
+    const vpc = cidrAt(text, `${path}.vpcCidr`, fail);
     if (vpc && (vpc.prefix < 16 || vpc.prefix > 28)) {
         fail(`${path}.vpcCidr`, `"${vpc.text}" has prefix /${vpc.prefix}; AWS VPC ranges must be between /16 and /28`);
     }
@@ -267,74 +310,81 @@ function parseRegion(raw: unknown, path: string, fail: Fail, warnings: string[])
                 `network cannot reach the public owners of that address space. Prefer 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16.`,
         );
     }
+    return vpc;
+}
 
-    const subnets: { path: string; cidr: Cidr }[] = [];
-    const inVpc = (cidr: Cidr | undefined, at: string) => {
-        if (!cidr) {
-            return;
-        }
-        if (cidr.prefix < 16 || cidr.prefix > 28) {
-            fail(at, `"${cidr.text}" has prefix /${cidr.prefix}; AWS subnets must be between /16 and /28`);
-        }
-        if (vpc && !containsCidr(vpc, cidr)) {
-            fail(at, `"${cidr.text}" is outside the VPC range ${vpc.text}`);
-        }
-        subnets.push({ path: at, cidr });
-    };
+type SubnetAt = { path: string; cidr: Cidr };
 
-    const vpnSubnet = cidrAt(str("vpnSubnet"), `${path}.vpnSubnet`, fail);
-    inVpc(vpnSubnet, `${path}.vpnSubnet`);
-    let vpnZone = "a";
-    if (raw.vpnZone !== undefined) {
-        vpnZone = zoneAt(raw.vpnZone, `${path}.vpnZone`, fail) ?? vpnZone;
+/** A subnet of the VPC: a size AWS allows, inside the VPC range; remembered for the overlap check. */
+function subnetIn(vpc: Cidr | undefined, cidr: Cidr | undefined, at: string, subnets: SubnetAt[], fail: Fail): Cidr | undefined {
+    if (!cidr) {
+        return undefined;
     }
-
-    const gatewayIpText = str("gatewayPrivateIp");
-    if (gatewayIpText !== undefined) {
-        const ip = parseIp(gatewayIpText);
-        if (ip === undefined) {
-            fail(`${path}.gatewayPrivateIp`, `"${gatewayIpText}" is not an IPv4 address`);
-        } else if (vpnSubnet && !containsIp(vpnSubnet, ip)) {
-            fail(`${path}.gatewayPrivateIp`, `"${gatewayIpText}" is outside the VPN subnet ${vpnSubnet.text}`);
-        } else if (vpnSubnet && awsReservedAddresses(vpnSubnet).includes(ip)) {
-            const usable = `${formatIp(vpnSubnet.network + 4)}-${formatIp(vpnSubnet.network + vpnSubnet.size - 2)}`;
-            fail(
-                `${path}.gatewayPrivateIp`,
-                `"${gatewayIpText}" is one of the five addresses AWS reserves in ${vpnSubnet.text}; use one in ${usable}`,
-            );
-        }
+    if (cidr.prefix < 16 || cidr.prefix > 28) {
+        fail(at, `"${cidr.text}" has prefix /${cidr.prefix}; AWS subnets must be between /16 and /28`);
     }
+    if (vpc && !containsCidr(vpc, cidr)) {
+        fail(at, `"${cidr.text}" is outside the VPC range ${vpc.text}`);
+    }
+    subnets.push({ path: at, cidr });
+    return cidr;
+}
 
+function parseGatewayIp(text: string | undefined, vpnSubnet: Cidr | undefined, path: string, fail: Fail): string | undefined {
+    if (text === undefined) {
+        return undefined;
+    }
+    const ip = parseIp(text);
+    if (ip === undefined) {
+        fail(`${path}.gatewayPrivateIp`, `"${text}" is not an IPv4 address`);
+    } else if (vpnSubnet && !containsIp(vpnSubnet, ip)) {
+        fail(`${path}.gatewayPrivateIp`, `"${text}" is outside the VPN subnet ${vpnSubnet.text}`);
+    } else if (vpnSubnet && awsReservedAddresses(vpnSubnet).includes(ip)) {
+        const usable = `${formatIp(vpnSubnet.network + 4)}-${formatIp(vpnSubnet.network + vpnSubnet.size - 2)}`;
+        fail(`${path}.gatewayPrivateIp`, `"${text}" is one of the five addresses AWS reserves in ${vpnSubnet.text}; use one in ${usable}`);
+    }
+    return text;
+}
+
+function parseWorkloadSubnets(ws: unknown, vpc: Cidr | undefined, path: string, subnets: SubnetAt[], fail: Fail): WorkloadSubnetSpec[] {
     const workloadSubnets: WorkloadSubnetSpec[] = [];
-    const ws = raw.workloadSubnets;
-    if (ws !== undefined && ws !== null) {
-        if (!isObject(ws)) {
-            fail(`${path}.workloadSubnets`, `${show(ws)} is not a map of subnet name to {zone letter: CIDR}`);
-        } else {
-            for (const [subnetName, zones] of Object.entries(ws)) {
-                const at = `${path}.workloadSubnets.${subnetName}`;
-                if (!/^[a-z][a-z0-9]{0,19}$/.test(subnetName)) {
-                    fail(at, `"${subnetName}" is not a valid subnet name (lowercase letters and digits, starting with a letter)`);
-                }
-                if (!isObject(zones) || Object.keys(zones).length === 0) {
-                    fail(at, `${show(zones)} is not a map of zone letter to CIDR (e.g. {a: 10.0.6.0/24, b: 10.0.7.0/24})`);
-                    continue;
-                }
-                for (const [zone, cidrText] of Object.entries(zones)) {
-                    const zat = `${at}.${zone}`;
-                    if (zoneAt(zone, zat, fail) === undefined) {
-                        continue;
-                    }
-                    const cidr = cidrAt(typeof cidrText === "string" ? cidrText : undefined, zat, fail, cidrText);
-                    inVpc(cidr, zat);
-                    if (cidr) {
-                        workloadSubnets.push({ name: subnetName, zone, cidr: cidr.text });
-                    }
-                }
+    if (ws === undefined || ws === null) {
+        return workloadSubnets;
+    }
+    if (!isObject(ws)) {
+        fail(`${path}.workloadSubnets`, `${show(ws)} is not a map of subnet name to {zone letter: CIDR}`);
+        return workloadSubnets;
+    }
+    for (const [subnetName, zones] of Object.entries(ws)) {
+        const at = `${path}.workloadSubnets.${subnetName}`;
+        if (!/^[a-z][a-z0-9]{0,19}$/.test(subnetName)) {
+            fail(at, `"${subnetName}" is not a valid subnet name (lowercase letters and digits, starting with a letter)`);
+        }
+        if (!isObject(zones) || Object.keys(zones).length === 0) {
+            fail(at, `${show(zones)} is not a map of zone letter to CIDR (e.g. {a: 10.0.6.0/24, b: 10.0.7.0/24})`);
+            continue;
+        }
+        for (const [zone, cidrText] of Object.entries(zones)) {
+            const zat = `${at}.${zone}`;
+            if (zoneAt(zone, zat, fail) === undefined) {
+                continue;
+            }
+            const cidr = subnetIn(
+                vpc,
+                cidrAt(typeof cidrText === "string" ? cidrText : undefined, zat, fail, cidrText),
+                zat,
+                subnets,
+                fail,
+            );
+            if (cidr) {
+                workloadSubnets.push({ name: subnetName, zone, cidr: cidr.text });
             }
         }
     }
+    return workloadSubnets;
+}
 
+function checkSubnetsDisjoint(subnets: readonly SubnetAt[], fail: Fail): void {
     for (let i = 0; i < subnets.length; i++) {
         for (let j = i + 1; j < subnets.length; j++) {
             if (overlaps(subnets[i].cidr, subnets[j].cidr)) {
@@ -342,23 +392,6 @@ function parseRegion(raw: unknown, path: string, fail: Fail, warnings: string[])
             }
         }
     }
-
-    if (name === undefined || awsRegion === undefined || role === undefined || !vpc || !vpnSubnet || gatewayIpText === undefined) {
-        return undefined;
-    }
-    return {
-        spec: {
-            name,
-            awsRegion,
-            role: role as RegionRole,
-            vpcCidr: vpc.text,
-            vpnSubnet: vpnSubnet.text,
-            vpnZone,
-            gatewayPrivateIp: gatewayIpText,
-            workloadSubnets,
-        },
-        vpc,
-    };
 }
 
 function checkAcrossRegions(count: number, regions: RegionSpec[], cidrs: Map<RegionSpec, { vpc?: Cidr }>, path: string, fail: Fail): void {

@@ -140,45 +140,40 @@ function recordOptions(opts: pulumi.CustomResourceOptions & pulumi.ComponentReso
     };
 }
 
-/**
- * Evaluates the program for `raw` config. Throws what the program throws (a `ConfigError` for
- * bad config, before any registration).
- */
-export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions): Promise<Evaluation> {
-    const registered: Omit<RecordedResource, "urn" | "options">[] = [];
-    const invokes: RecordedInvoke[] = [];
-    const warnings: string[] = [];
-    const providerRegions = new Map<string, string>();
-    // Elastic IPs in the order the program allocates them: one per region, in the spec's order.
-    const eipOrder = parseStackConfig(raw).spec.regions.map((r, i) => options.elasticIps?.[r.name] ?? documentationElasticIp(i));
-    let eipCount = 0;
-    const regionOf = (provider?: string) => (provider ? providerRegions.get(provider.split("::").pop()!) : undefined);
+type Registration = Omit<RecordedResource, "urn" | "options">;
+type Seen = { resource: pulumi.Resource; key: string; options: ReturnType<typeof recordOptions> };
 
-    const mocks: pulumi.runtime.Mocks = {
+/**
+ * Pulumi's mock runtime, recording every registration and invoke. `eipOrder`: the Elastic IPs in
+ * the order the program allocates them (one per region, in the spec's order).
+ */
+function recordingMocks(
+    registered: Registration[],
+    invokes: RecordedInvoke[],
+    eipOrder: string[],
+    onRegister?: EvaluateOptions["onRegister"],
+): pulumi.runtime.Mocks {
+    const providerRegions = new Map<string, string>();
+    // Provider references arrive as "<urn>::<id>"; our provider ids carry the region.
+    const regionOf = (provider?: string) => (provider ? providerRegions.get(provider.split("::").pop()!) : undefined);
+    let eipCount = 0;
+    return {
         newResource(args) {
             const awsRegion = regionOf(args.provider);
-            const id = `${args.name}-id`;
+            const id = args.type === "pulumi:providers:aws" ? `provider-${args.inputs.region}` : `${args.name}-id`;
             registered.push({ type: args.type, name: args.name, inputs: args.inputs, awsRegion, id });
-            options.onRegister?.({ type: args.type, name: args.name });
+            onRegister?.({ type: args.type, name: args.name });
             switch (args.type) {
-                case "pulumi:providers:aws": {
-                    const providerId = `provider-${args.inputs.region}`;
-                    providerRegions.set(providerId, args.inputs.region);
-                    registered[registered.length - 1] = { ...registered[registered.length - 1], id: providerId };
-                    return { id: providerId, state: args.inputs };
-                }
-                case "random:index/randomPassword:RandomPassword":
+                case "pulumi:providers:aws":
+                    providerRegions.set(id, args.inputs.region);
+                    return { id, state: args.inputs };
+                case "random:index/randomPassword:RandomPassword": {
+                    const seed = `${args.name} ${JSON.stringify(args.inputs)}`;
                     return {
                         id,
-                        state: {
-                            ...args.inputs,
-                            result: randomKey(
-                                `${args.name} ${JSON.stringify(args.inputs)}`,
-                                args.inputs.length,
-                                args.inputs.overrideSpecial ?? "",
-                            ),
-                        },
+                        state: { ...args.inputs, result: randomKey(seed, args.inputs.length, args.inputs.overrideSpecial ?? "") },
                     };
+                }
                 case "aws:ec2/eip:Eip": {
                     const ip = eipOrder[eipCount++] ?? documentationElasticIp(eipCount + 100);
                     return { id, state: { ...args.inputs, publicIp: ip, allocationId: `${args.name}-alloc` } };
@@ -191,31 +186,76 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
         call(args) {
             const awsRegion = regionOf(args.provider);
             invokes.push({ token: args.token, inputs: args.inputs, awsRegion });
-            switch (args.token) {
-                case "aws:index/getAvailabilityZones:getAvailabilityZones": {
-                    const letters = MOCK_ZONES[awsRegion ?? ""] ?? DEFAULT_ZONE_LETTERS;
-                    return { names: letters.map((l) => `${awsRegion}${l}`), zoneIds: letters.map((_, i) => `az${i + 1}`) };
-                }
-                case "aws:ec2/getAmi:getAmi": {
-                    const name = args.inputs.filters.find((f: { name: string }) => f.name === "name").values[0];
-                    return { id: `ami-mock-${awsRegion}-${name}`, name, architecture: name.split("-").pop() };
-                }
-                case "aws:index/getPartition:getPartition":
-                    return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
-                case "aws:index/getCallerIdentity:getCallerIdentity":
-                    return {
-                        accountId: MOCK_ACCOUNT_ID,
-                        arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:user/mock`,
-                        userId: "mock",
-                        id: MOCK_ACCOUNT_ID,
-                    };
-                default:
-                    throw new Error(`offline evaluation: no mock for invoke ${args.token}; add one in harness/evaluate.ts`);
-            }
+            return mockInvoke(args.token, args.inputs, awsRegion);
         },
     };
+}
 
-    await pulumi.runtime.setMocks(mocks, "hubspoke-vpn", options.stack, false);
+/** What AWS answers to the data sources the program reads. */
+function mockInvoke(token: string, inputs: any, awsRegion: string | undefined): Record<string, unknown> {
+    switch (token) {
+        case "aws:index/getAvailabilityZones:getAvailabilityZones": {
+            const letters = MOCK_ZONES[awsRegion ?? ""] ?? DEFAULT_ZONE_LETTERS;
+            return { names: letters.map((l) => `${awsRegion}${l}`), zoneIds: letters.map((_, i) => `az${i + 1}`) };
+        }
+        case "aws:ec2/getAmi:getAmi": {
+            const name = inputs.filters.find((f: { name: string }) => f.name === "name").values[0];
+            return { id: `ami-mock-${awsRegion}-${name}`, name, architecture: name.split("-").pop() };
+        }
+        case "aws:index/getPartition:getPartition":
+            return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
+        case "aws:index/getCallerIdentity:getCallerIdentity":
+            return { accountId: MOCK_ACCOUNT_ID, arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:user/mock`, userId: "mock", id: MOCK_ACCOUNT_ID };
+        default:
+            throw new Error(`offline evaluation: no mock for invoke ${token}; add one in harness/evaluate.ts`);
+    }
+}
+
+/** The registrations joined to the program's objects: URN and options per resource. */
+async function joinRecords(registered: Registration[], seen: Seen[]) {
+    const urnOf = new Map<pulumi.Resource, string>();
+    await Promise.all(seen.map(async (s) => urnOf.set(s.resource, await resolve(s.resource.urn))));
+    // Type and name join the mock's registration to the program's object (a URN is unique by both).
+    const seenByKey = new Map(seen.map((s) => [s.key, { urn: urnOf.get(s.resource)!, ...s.options }]));
+    const noOptions = { ignoreChanges: [], deleteBeforeReplace: false, replaceOnChanges: [], protect: false, aliasNames: [] };
+    const byUrn = new Map<string, RecordedResource>();
+    const resources = registered.map((r) => {
+        const o = seenByKey.get(`${r.type}::${r.name}`);
+        const urn = o?.urn ?? `unrecorded::${r.type}::${r.name}`;
+        const record: RecordedResource = {
+            ...r,
+            urn,
+            options: { ...(o?.options ?? noOptions), dependsOn: (o?.dependsOn ?? []).map((d) => urnOf.get(d) ?? "unknown") },
+        };
+        byUrn.set(urn, record);
+        return record;
+    });
+    const recordOf = (resource: pulumi.Resource) => {
+        const found = byUrn.get(urnOf.get(resource) ?? "");
+        if (!found) {
+            throw new Error("offline evaluation: that resource was not registered by this evaluation");
+        }
+        return found;
+    };
+    return { resources, recordOf };
+}
+
+/** Each value of a record of outputs, resolved. */
+async function resolveAll(outputs: Record<string, pulumi.Output<string>>): Promise<Record<string, string>> {
+    const entries = await Promise.all(Object.entries(outputs).map(async ([k, v]) => [k, await resolve(v)] as const));
+    return Object.fromEntries(entries);
+}
+
+/**
+ * Evaluates the program for `raw` config. Throws what the program throws (a `ConfigError` for
+ * bad config, before any registration).
+ */
+export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions): Promise<Evaluation> {
+    const registered: Registration[] = [];
+    const invokes: RecordedInvoke[] = [];
+    const warnings: string[] = [];
+    const eipOrder = parseStackConfig(raw).spec.regions.map((r, i) => options.elasticIps?.[r.name] ?? documentationElasticIp(i));
+    await pulumi.runtime.setMocks(recordingMocks(registered, invokes, eipOrder, options.onRegister), "hubspoke-vpn", options.stack, false);
     // Pulumi records a stack trace for every promise it creates; with ts-node's source-map hook each
     // one costs a source-map lookup, which made an evaluation several times slower. V8's own stack
     // formatting is used meanwhile (stacks of errors raised here show compiled line numbers).
@@ -223,7 +263,7 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
     (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
     try {
         // Every resource of the program, with its options, as it is constructed.
-        const seen: { resource: pulumi.Resource; key: string; options: ReturnType<typeof recordOptions> }[] = [];
+        const seen: Seen[] = [];
         const result = hubSpokeProgram(raw, options.stack, {
             warn: (m) => warnings.push(m),
             transformations: [
@@ -234,54 +274,10 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
             ],
         });
         await settle(registered, result);
-        const urnOf = new Map<pulumi.Resource, string>();
-        await Promise.all(seen.map(async (s) => urnOf.set(s.resource, await resolve(s.resource.urn))));
-        const byUrn = new Map<string, RecordedResource>();
-        // Type and name join the mock's registration to the program's object (a URN is unique by both).
-        const seenByKey = new Map(seen.map((s) => [s.key, { urn: urnOf.get(s.resource)!, ...s.options }]));
-        const resources = registered.map((r) => {
-            const o = seenByKey.get(`${r.type}::${r.name}`);
-            const urn = o?.urn ?? `unrecorded::${r.type}::${r.name}`;
-            const record: RecordedResource = {
-                ...r,
-                urn,
-                options: {
-                    ...(o?.options ?? {
-                        ignoreChanges: [],
-                        deleteBeforeReplace: false,
-                        replaceOnChanges: [],
-                        protect: false,
-                        aliasNames: [],
-                    }),
-                    dependsOn: (o?.dependsOn ?? []).map((d) => urnOf.get(d) ?? "unknown"),
-                },
-            };
-            byUrn.set(urn, record);
-            return record;
-        });
-        const keys: Record<string, string> = {};
-        for (const [tunnel, key] of Object.entries(result.vpn.keys)) {
-            keys[tunnel] = await resolve(key);
-        }
-        const elasticIps: Record<string, string> = {};
-        for (const [region, gateway] of Object.entries(result.vpn.gateways)) {
-            elasticIps[region] = await resolve(gateway.elasticIp);
-        }
-        return {
-            result,
-            resources,
-            invokes,
-            keys,
-            elasticIps,
-            warnings,
-            recordOf(resource) {
-                const found = byUrn.get(urnOf.get(resource) ?? "");
-                if (!found) {
-                    throw new Error("offline evaluation: that resource was not registered by this evaluation");
-                }
-                return found;
-            },
-        };
+        const { resources, recordOf } = await joinRecords(registered, seen);
+        const keys = await resolveAll(result.vpn.keys);
+        const elasticIps = await resolveAll(Object.fromEntries(Object.entries(result.vpn.gateways).map(([r, g]) => [r, g.elasticIp])));
+        return { result, resources, invokes, keys, elasticIps, warnings, recordOf };
     } finally {
         Error.prepareStackTrace = prepare;
     }

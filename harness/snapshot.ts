@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import type { RawConfig } from "../config/load";
+import type { RegionSpec } from "../config/types";
 import { GATEWAY_PATHS } from "../gateway/contract";
 import { filesOfUserData, userDataOfPayload } from "../render/bootstrap";
 import { type Evaluation, evaluateOffline, plain, type RecordedResource, resolve } from "./evaluate";
@@ -74,73 +75,75 @@ export interface StackSnapshot {
     readonly warnings: readonly string[];
 }
 
+type AddFile = (path: string, mode: number, content: string) => void;
+
 /** Evaluates the program for `raw` and collects what lands on each gateway. Throws `ConfigError` on bad config. */
 export async function snapshotStack(raw: RawConfig, options: SnapshotOptions): Promise<StackSnapshot> {
     const ev = await evaluateOffline(raw, { stack: options.stack, elasticIps: options.elasticIps });
-    const { spec, vpn } = ev.result;
+    const { spec } = ev.result;
     const keys = Object.values(ev.keys);
     const redact = (text: string) => (options.revealSecrets ? text : keys.reduce((t, k) => t.split(k).join(REDACTED), text));
-
     const files: SnapshotFile[] = [];
-    const add = (p: string, mode: number, content: string) => files.push({ path: p, mode, content: redact(content) });
+    const add: AddFile = (p, mode, content) => files.push({ path: p, mode, content: redact(content) });
+
     const gateways: PlanGateway[] = [];
     for (const region of spec.regions) {
-        const gateway = vpn.gateways[region.name];
-        const sent: string = plain(ev.recordOf(gateway.instance).inputs.userDataBase64);
-        const userData = userDataOfPayload(sent);
-        add(`${region.name}/user-data`, 0o600, userData);
-        for (const f of filesOfUserData(userData)) {
-            add(`${region.name}${f.path}`, parseInt(f.permissions, 8), f.content);
-        }
-        // What the agent writes from the desired state: each tunnel end's conn and secrets, verbatim.
-        for (const [tunnel, p] of Object.entries(gateway.tunnelParameters).sort(([a], [b]) => a.localeCompare(b))) {
-            add(`${region.name}${GATEWAY_PATHS.ipsecDir}/${tunnel}.conf`, 0o644, parameterValue(ev.recordOf(p.conf)));
-            add(`${region.name}${GATEWAY_PATHS.ipsecDir}/${tunnel}.secrets`, 0o600, parameterValue(ev.recordOf(p.secrets)));
-        }
-        gateways.push({
-            region: region.name,
-            awsRegion: region.awsRegion,
-            role: region.role,
-            vpcCidr: region.vpcCidr,
-            elasticIp: ev.elasticIps[region.name],
-            privateIp: region.gatewayPrivateIp,
-            vpnSubnet: region.vpnSubnet,
-            workloadSubnets: region.workloadSubnets.map((s) => s.cidr),
-            tunnels: spec.peers[region.name].map((p) => p.tunnel.name),
-            routesToGateway: await routesTo(ev, gateway.networkInterfaceId),
-            parameterPath: gateway.parameterPath,
-            userDataBytes: Buffer.from(sent, "base64").length,
-        });
+        gateways.push(await snapshotGateway(ev, region, add));
     }
-
-    // SSM Parameter Store as the program fills it: what the lab's local Parameter Store serves.
-    const parameters = ev.resources
-        .filter((r) => r.type === "aws:ssm/parameter:Parameter")
-        .map((r) => ({
-            awsRegion: r.awsRegion ?? "",
-            name: r.inputs.name as string,
-            type: r.inputs.type,
-            value: parameterValue(r),
-        }))
-        .sort((a, b) => `${a.awsRegion}${a.name}`.localeCompare(`${b.awsRegion}${b.name}`));
-    for (const p of parameters) {
-        add(`ssm/${p.awsRegion}${p.name}`, 0o600, p.value);
-    }
-    add(
-        "ssm/.types.json",
-        0o644,
-        JSON.stringify(Object.fromEntries(parameters.map((p) => [`${p.awsRegion}${p.name}`, p.type])), null, 2) + "\n",
-    );
-
+    const parameters = snapshotParameterStore(ev, add);
     const plan: Plan = {
         stack: options.stack,
         secrets: options.revealSecrets ? "revealed" : "redacted",
         gateways,
         tunnels: spec.tunnels.map((t) => ({ name: t.name, hub: t.hub, spoke: t.spoke })),
-        parameters: parameters.map((p) => ({ awsRegion: p.awsRegion, name: p.name, type: p.type })),
+        parameters,
     };
     add("plan.json", 0o644, JSON.stringify(plan, null, 2) + "\n");
     return { plan, files, warnings: ev.warnings };
+}
+
+/** One gateway: its user data and the files in it, and the tunnel files its agent writes from the desired state. */
+async function snapshotGateway(ev: Evaluation, region: RegionSpec, add: AddFile): Promise<PlanGateway> {
+    const gateway = ev.result.vpn.gateways[region.name];
+    const sent: string = plain(ev.recordOf(gateway.instance).inputs.userDataBase64);
+    const userData = userDataOfPayload(sent);
+    add(`${region.name}/user-data`, 0o600, userData);
+    for (const f of filesOfUserData(userData)) {
+        add(`${region.name}${f.path}`, parseInt(f.permissions, 8), f.content);
+    }
+    // What the agent writes from the desired state: each tunnel end's conn and secrets, verbatim.
+    for (const [tunnel, p] of Object.entries(gateway.tunnelParameters).sort(([a], [b]) => a.localeCompare(b))) {
+        add(`${region.name}${GATEWAY_PATHS.ipsecDir}/${tunnel}.conf`, 0o644, parameterValue(ev.recordOf(p.conf)));
+        add(`${region.name}${GATEWAY_PATHS.ipsecDir}/${tunnel}.secrets`, 0o600, parameterValue(ev.recordOf(p.secrets)));
+    }
+    return {
+        region: region.name,
+        awsRegion: region.awsRegion,
+        role: region.role,
+        vpcCidr: region.vpcCidr,
+        elasticIp: ev.elasticIps[region.name],
+        privateIp: region.gatewayPrivateIp,
+        vpnSubnet: region.vpnSubnet,
+        workloadSubnets: region.workloadSubnets.map((s) => s.cidr),
+        tunnels: ev.result.spec.peers[region.name].map((p) => p.tunnel.name),
+        routesToGateway: await routesTo(ev, gateway.networkInterfaceId),
+        parameterPath: gateway.parameterPath,
+        userDataBytes: Buffer.from(sent, "base64").length,
+    };
+}
+
+/** SSM Parameter Store as the program fills it (`ssm/<awsRegion><name>`, types in `ssm/.types.json`): what the lab serves. */
+function snapshotParameterStore(ev: Evaluation, add: AddFile): PlanParameter[] {
+    const parameters = ev.resources
+        .filter((r) => r.type === "aws:ssm/parameter:Parameter")
+        .map((r) => ({ awsRegion: r.awsRegion ?? "", name: r.inputs.name as string, type: r.inputs.type, value: parameterValue(r) }))
+        .sort((a, b) => `${a.awsRegion}${a.name}`.localeCompare(`${b.awsRegion}${b.name}`));
+    for (const p of parameters) {
+        add(`ssm/${p.awsRegion}${p.name}`, 0o600, p.value);
+    }
+    const types = Object.fromEntries(parameters.map((p) => [`${p.awsRegion}${p.name}`, p.type]));
+    add("ssm/.types.json", 0o644, JSON.stringify(types, null, 2) + "\n");
+    return parameters.map((p) => ({ awsRegion: p.awsRegion, name: p.name, type: p.type }));
 }
 
 /** A parameter's value as the program set it (`insecureValue` for the ones without secrets). */

@@ -9,6 +9,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
+import { parseStackConfig, TOP_KEYS } from "../../config/validate";
+import { prodConfig } from "./fixtures";
 
 const REPO = path.join(__dirname, "..", "..");
 const validate = (...files: string[]) =>
@@ -63,6 +65,34 @@ describe("CI workflows", () => {
                 }
             }
         }
+    });
+});
+
+describe("Pulumi.yaml and the validator", () => {
+    it("declare the same keys with the same defaults", () => {
+        const declared = YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8")).config as Record<string, any>;
+        const { spec } = parseStackConfig({ regions: (prodConfig() as any).regions });
+        const defaults: Record<string, unknown> = {
+            gatewayInstanceType: spec.gatewayInstanceType,
+            gatewayAmiRelease: spec.gatewayAmiRelease,
+            pskRotation: spec.pskRotation,
+            flowLogRetentionDays: spec.flowLogRetentionDays,
+            gatewayTerminationProtection: spec.gatewayTerminationProtection,
+            ikeProposals: spec.tunnelSettings.ikeProposals,
+            espProposals: spec.tunnelSettings.espProposals,
+            alarmEmail: spec.alarmEmail ?? "",
+        };
+        assert.deepEqual(
+            Object.keys(declared).sort(),
+            Object.keys(defaults)
+                .map((k) => `hubspoke-vpn:${k}`)
+                .sort(),
+        );
+        for (const [k, v] of Object.entries(defaults)) {
+            assert.equal(String(declared[`hubspoke-vpn:${k}`].default), String(v), k);
+        }
+        // Every key the validator accepts is declared (besides `regions`, which Pulumi.yaml cannot type).
+        assert.deepEqual([...TOP_KEYS].sort(), ["regions", ...Object.keys(defaults)].sort());
     });
 });
 
