@@ -68,6 +68,20 @@ describe("CI workflows", () => {
     });
 });
 
+describe("the newcomer's path", () => {
+    it("CI runs the README's two Quick start command lines, verbatim and in order", () => {
+        const readme = fs.readFileSync(path.join(REPO, "README.md"), "utf8");
+        const quickStart = readme.slice(readme.indexOf("## Quick start"), readme.indexOf("\n## ", readme.indexOf("## Quick start") + 1));
+        const commands = [...quickStart.matchAll(/```sh\n([^\n]+)\n```/g)].map((m) => m[1]);
+        assert.equal(commands.length, 2, "the Quick start has two command lines");
+        const ci = fs
+            .readFileSync(path.join(REPO, ".ci/run"), "utf8")
+            .split("\n")
+            .filter((l) => l && !l.startsWith("#") && !l.startsWith("set ") && !l.startsWith("cd "));
+        assert.deepEqual(ci, commands);
+    });
+});
+
 describe("Pulumi.yaml and the validator", () => {
     it("declare the same keys with the same defaults", () => {
         const declared = YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8")).config as Record<string, any>;
