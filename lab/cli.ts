@@ -2,10 +2,12 @@
  * npm run lab -- [--stack prod | --config FILE] [--vm] [--full] [--hold] [--json FILE]
  *
  * Renders the stack with its keys (into .lab/, never committed), brings the topology up in network
- * namespaces with one real pluto per gateway, and reports each tunnel's IKE and Child SA state and
- * the layer proven. On this machine's kernel that is IKE only when it lacks ESP; `--vm` runs the
- * lab inside a QEMU VM booting Debian's full kernel, which proves Child SAs and traffic.
- *   --full   also kill and restart the hub's pluto (timing recovery) and try a wrong key
+ * namespaces with one real pluto and the real agent per gateway, and reports each tunnel's IKE and
+ * Child SA state and the layer proven. On this machine's kernel that is IKE only when it lacks ESP;
+ * `--vm` runs the lab inside a QEMU VM booting Debian's full kernel, which proves Child SAs and traffic.
+ * With ESP it also sends 5 MB from a spoke's host to the hub's with the gateways' MSS clamp and without.
+ *   --full   also kill and restart the hub's pluto (timing recovery), kill a spoke, rotate a key, try a
+ *            wrong key; then day two on a second lab: add a spoke, change a tunnel, remove the spoke
  *   --hold   keep the lab up until Ctrl-C (explore with `ip netns exec <id>-virginia-gw ipsec whack ...`)
  *   --json   write the report as JSON
  * Tears everything down on exit or Ctrl-C. Needs root. Exit status 0 when every check passed.
@@ -14,6 +16,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { parseArgs as parseArgv } from "node:util";
+import { ADDED_SPOKE, type DayTwoReport, runDayTwo } from "./dayTwo";
 import { Lab, labUnavailable } from "./lab";
 import { runScenario, type ScenarioReport } from "./scenario";
 
@@ -28,56 +32,56 @@ interface Args {
     json?: string;
     /** Internal: running inside the VM on an existing render. */
     inside?: string;
+    /** Internal: the render after the day-two change (the spoke added). */
+    dayTwo?: string;
 }
+
+/** What `--json` writes: the scenario's report, and day two's when it ran. */
+export type LabReport = ScenarioReport & { dayTwo?: DayTwoReport };
 
 function parseArgs(argv: string[]): Args {
-    const args: Args = { stack: "prod", vm: false, full: false, hold: false };
-    for (let i = 0; i < argv.length; i++) {
-        const value = () => {
-            const v = argv[++i];
-            if (v === undefined) {
-                throw new Error(`${argv[i - 1]} needs a value`);
-            }
-            return v;
-        };
-        switch (argv[i]) {
-            case "--stack":
-                args.stack = value();
-                break;
-            case "--config":
-                args.configFile = value();
-                break;
-            case "--vm":
-                args.vm = true;
-                break;
-            case "--full":
-                args.full = true;
-                break;
-            case "--hold":
-                args.hold = true;
-                break;
-            case "--json":
-                args.json = path.resolve(value());
-                break;
-            case "--inside":
-                args.inside = value();
-                break;
-            default:
-                throw new Error(`unknown argument "${argv[i]}"`);
-        }
-    }
-    if (args.vm && args.hold) {
+    const { values } = parseArgv({
+        args: argv,
+        options: {
+            stack: { type: "string", default: "prod" },
+            config: { type: "string" },
+            vm: { type: "boolean", default: false },
+            full: { type: "boolean", default: false },
+            hold: { type: "boolean", default: false },
+            json: { type: "string" },
+            inside: { type: "string" },
+            "day-two": { type: "string" },
+        },
+        strict: true,
+        allowPositionals: false,
+    });
+    if (values.vm && values.hold) {
         throw new Error("--hold cannot be combined with --vm (the VM has no terminal)");
     }
-    return args;
+    return {
+        stack: values.stack!,
+        configFile: values.config,
+        vm: values.vm!,
+        full: values.full!,
+        hold: values.hold!,
+        json: values.json === undefined ? undefined : path.resolve(values.json),
+        inside: values.inside,
+        dayTwo: values["day-two"],
+    };
 }
 
-/** Renders the stack with keys revealed, in-process (the Pulumi SDK is loaded only here, on the host). */
-async function render(args: Args, dir: string): Promise<void> {
+/**
+ * Renders the stack with keys revealed, in-process (the Pulumi SDK is loaded only here, on the host);
+ * with `addSpoke`, the stack with day two's spoke added (same Elastic IPs and keys for the rest).
+ */
+async function render(args: Args, dir: string, addSpoke = false): Promise<void> {
     const { readStackConfigFile, stackConfigPath } = await import("../config/load");
-    const { renderStack, writeRendered } = await import("../offline/render");
-    const file = args.configFile ?? stackConfigPath(args.stack);
-    writeRendered(await renderStack(readStackConfigFile(file), { stack: args.stack, revealSecrets: true }), dir);
+    const { snapshotStack, writeSnapshot } = await import("../harness/snapshot");
+    const raw = readStackConfigFile(args.configFile ?? stackConfigPath(args.stack));
+    if (addSpoke) {
+        raw.regions = [...(raw.regions as unknown[]), ADDED_SPOKE];
+    }
+    writeSnapshot(await snapshotStack(raw, { stack: args.stack, revealSecrets: true }), dir);
     fs.chmodSync(dir, 0o700);
 }
 
@@ -109,9 +113,21 @@ export function formatReport(r: ScenarioReport): string {
         `spoke to spoke: ${s2s.foreignConnsOnSpokes.length === 0 && s2s.attemptsInLogs.length === 0 ? "no SA, no attempt" : "FOUND " + JSON.stringify(s2s)}` +
             (Object.keys(s2s.pings).length ? `; pings ${Object.values(s2s.pings).some(Boolean) ? "PASSED (wrong)" : "refused"}` : ""),
     );
+    if (r.mtu) {
+        const m = r.mtu;
+        const mb = m.withClamp.sent / (1024 * 1024);
+        lines.push(
+            `${mb} MB ${m.from}->${m.to} (spoke->hub) with MSS clamp ${m.clamp ?? "NONE"}: ` +
+                `${m.withClamp.completed ? `${m.withClamp.seconds} s` : `NOT completed (${m.withClamp.bytes} bytes in ${m.withClamp.seconds} s)`}; ` +
+                `without clamp: ${m.withoutClamp.completed ? `COMPLETED in ${m.withoutClamp.seconds} s (expected a stall)` : `stalled (${m.withoutClamp.bytes} bytes in ${m.withoutClamp.deadlineSeconds} s)`}`,
+        );
+    }
     if (r.restart) {
         lines.push(
-            `restart of ${r.restart.region}'s pluto: ${r.restart.seconds === undefined ? "tunnels NOT back" : `tunnels back after ${r.restart.seconds} s`}`,
+            `restart of ${r.restart.region}'s pluto: ${r.restart.seconds === undefined ? "tunnels NOT back" : `tunnels back after ${r.restart.seconds} s`}` +
+                (r.kernelHasEsp
+                    ? `; ${r.restart.settledSeconds === undefined ? "NOT settled" : `settled (no stale IKE SA left) after ${r.restart.settledSeconds} s`}`
+                    : ""),
         );
     }
     if (r.deadPeer?.skipped) {
@@ -119,7 +135,7 @@ export function formatReport(r: ScenarioReport): string {
     } else if (r.deadPeer) {
         const d = r.deadPeer;
         lines.push(
-            `dead peer ${d.region}: hub noticed after ${d.detectedSeconds ?? "NEVER (liveness needs a Child SA)"}${d.detectedSeconds === undefined ? "" : " s"}; ` +
+            `dead peer ${d.region}: hub noticed after ${d.detectedSeconds === undefined ? "NEVER (no liveness failure in its log)" : `${d.detectedSeconds} s (${d.detectedLine})`}; ` +
                 `tunnel back ${d.returnedSeconds === undefined ? "NEVER" : `${d.returnedSeconds} s`} after the peer returned; ` +
                 `hub's TunnelUp ${d.health.before} -> ${d.health.whileDead} -> ${d.health.after}`,
         );
@@ -139,6 +155,38 @@ export function formatReport(r: ScenarioReport): string {
     return lines.join("\n");
 }
 
+/** Day two's report in a few lines. */
+export function formatDayTwo(d: DayTwoReport): string {
+    const same = (a: Record<string, number[]>, b: Record<string, number[]>) => JSON.stringify(a) === JSON.stringify(b);
+    return [
+        `day two (${d.target}): ${d.tunnel} added: up ${d.added.seconds ?? "NEVER"} s after its parameters appeared (the agents' runs included); ` +
+            `untouched tunnels' IKE SAs ${same(d.added.serialsBefore, d.added.serialsAfter) ? "kept" : "CHANGED"} ${JSON.stringify(d.added.serialsBefore)}`,
+        `day two: ${d.tunnel} changed at both ends: re-established after ${d.changed.seconds ?? "NEVER"} s (IKE SA ${d.changed.tunnelSerialsBefore} -> ${d.changed.tunnelSerialsAfter}); ` +
+            `others ${same(d.added.serialsBefore, d.changed.serialsAfter) ? "kept" : "CHANGED"}`,
+        `day two: ${d.tunnel} removed: hub ${d.removed.connLoaded ? "STILL LOADS it" : "no longer loads it"}, files left ${JSON.stringify(d.removed.filesLeft)}; ` +
+            `others ${same(d.added.serialsBefore, d.removed.serialsAfter) ? "kept" : "CHANGED"}`,
+        ...(d.ping
+            ? [
+                  `day two: ping across an untouched tunnel through all of it: ${d.ping.received}/${d.ping.sent} replies, ${d.ping.lost} lost, longest gap ${d.ping.longestGapSeconds} s`,
+              ]
+            : []),
+    ].join("\n");
+}
+
+/** True when day two added, changed and removed the tunnel without touching any other. */
+export function dayTwoPassed(d: DayTwoReport): boolean {
+    const same = (a: Record<string, number[]>, b: Record<string, number[]>) => JSON.stringify(a) === JSON.stringify(b);
+    return (
+        d.added.seconds !== undefined &&
+        d.changed.seconds !== undefined &&
+        !d.removed.connLoaded &&
+        d.removed.filesLeft.length === 0 &&
+        [d.added.serialsAfter, d.changed.serialsAfter, d.removed.serialsAfter].every((s) => same(s, d.added.serialsBefore)) &&
+        Object.values(d.added.serialsBefore).every((s) => s.length > 0) &&
+        (d.ping === undefined || (d.ping.lost === 0 && d.ping.sent > 0))
+    );
+}
+
 /** True when the report shows every check passing at the layer this kernel can prove. */
 export function reportPassed(r: ScenarioReport, full: boolean): boolean {
     const want = r.kernelHasEsp ? "traffic" : "IKE";
@@ -147,15 +195,20 @@ export function reportPassed(r: ScenarioReport, full: boolean): boolean {
         r.spokeToSpoke.foreignConnsOnSpokes.length === 0 &&
         r.spokeToSpoke.attemptsInLogs.length === 0 &&
         !Object.values(r.spokeToSpoke.pings).some(Boolean);
+    // With ESP: the 5 MB transfer completes with the MSS clamp and stalls without it.
+    const mtuOk =
+        !r.kernelHasEsp ||
+        (r.mtu?.withClamp.completed === true && !r.mtu.withoutClamp.completed && r.mtu.withoutClamp.connected && r.mtu.clampRestored);
     const fullOk =
         !full ||
         (r.restart?.seconds !== undefined &&
+            (!r.kernelHasEsp || r.restart.settledSeconds !== undefined) &&
             (!r.kernelHasEsp || (r.deadPeer?.detectedSeconds !== undefined && r.deadPeer.returnedSeconds !== undefined)) &&
             r.rotation?.seconds !== undefined &&
             r.rotation.bothEndsRewritten &&
             r.wrongKey?.establishedWithin === undefined &&
             !!r.wrongKey?.reason);
-    return tunnelsOk && s2sOk && fullOk;
+    return tunnelsOk && s2sOk && mtuOk && fullOk;
 }
 
 const started = Date.now();
@@ -173,10 +226,14 @@ async function main(): Promise<number> {
     if (args.inside === undefined) {
         const renderDir = path.join(REPO, ".lab", args.stack, "render");
         await render(args, renderDir);
+        if (args.full) {
+            args.dayTwo = path.join(REPO, ".lab", args.stack, "render-day-two");
+            await render(args, args.dayTwo, true);
+        }
         if (args.vm) {
             buildLab();
             const inner = [process.execPath, path.join(REPO, "bin/lab/cli.js"), "--inside", renderDir, "--stack", args.stack];
-            if (args.full) inner.push("--full");
+            if (args.full) inner.push("--full", "--day-two", args.dayTwo!);
             if (args.json) inner.push("--json", args.json);
             say("lab: booting the VM (Debian kernel under QEMU; its output follows when it ends) ...");
             const vm = spawnSync("bash", [path.join(REPO, "lab/vm.sh"), "--timeout", "900", "--", ...inner], {
@@ -213,10 +270,22 @@ async function main(): Promise<number> {
             : undefined,
     });
     console.log(formatReport(report));
-    if (args.json) {
-        fs.writeFileSync(args.json, JSON.stringify(report, null, 2));
+    const full: LabReport = { ...report };
+    if (args.dayTwo) {
+        const dayTwoWork = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-lab-"));
+        const second = new Lab(args.dayTwo, dayTwoWork, `hd${process.pid % 100000}`, say);
+        try {
+            full.dayTwo = await runDayTwo(second, { before: args.inside, log: say });
+        } finally {
+            second.down();
+            fs.rmSync(dayTwoWork, { recursive: true, force: true });
+        }
+        console.log(formatDayTwo(full.dayTwo));
     }
-    return reportPassed(report, args.full) ? 0 : 1;
+    if (args.json) {
+        fs.writeFileSync(args.json, JSON.stringify(full, null, 2));
+    }
+    return reportPassed(report, args.full) && (!full.dayTwo || dayTwoPassed(full.dayTwo)) ? 0 : 1;
 }
 
 if (require.main === module) {

@@ -67,6 +67,24 @@ export interface DayTwoOptions {
     readonly log?: (line: string) => void;
 }
 
+/**
+ * Waits until the tunnels are quiet: with Child SAs, until pluto has nothing more to say about them
+ * (`Lab.waitSettled`); on IKE alone, until the IKE SA serials stay the same for 3 s.
+ */
+async function settle(lab: Lab, tunnels: string[], kernelHasEsp: boolean, serials: () => Record<string, number[]>): Promise<void> {
+    if (kernelHasEsp) {
+        await Promise.all(tunnels.map((t) => lab.waitSettled(t, 60)));
+        return;
+    }
+    for (let i = 0; i < 10; i++) {
+        const before = JSON.stringify(serials());
+        await new Promise((done) => setTimeout(done, 3000));
+        if (JSON.stringify(serials()) === before) {
+            return;
+        }
+    }
+}
+
 const seconds = (start: bigint) => Math.round(Number(process.hrtime.bigint() - start) / 1e8) / 10;
 
 /** Runs the scenario on a lab built from the render after the change. */
@@ -75,12 +93,12 @@ export async function runDayTwo(lab: Lab, options: DayTwoOptions): Promise<DayTw
     const timeout = options.timeoutSeconds ?? 60;
     const hub = lab.topology.regions.find((r) => r.role === "hub")!;
     const added = lab.region(ADDED_SPOKE.name);
-    const tunnel = lab.topology.tunnels.find((t) => t.spoke === added.region)!.name;
+    const tunnel = lab.topology.tunnels.find((t: { spoke: string }) => t.spoke === added.region)!.name;
     const before = lab.topology.regions.filter((r) => r !== added);
-    const untouched = lab.topology.tunnels.filter((t) => t.name !== tunnel).map((t) => t.name);
+    const untouched = lab.topology.tunnels.filter((t: { name: string }) => t.name !== tunnel).map((t: { name: string }) => t.name);
     const pingPair = { from: before.find((r) => r.role === "spoke")!.region, to: hub.region };
 
-    lab.up({ parameters: options.before });
+    await lab.up({ parameters: options.before });
     const kernelHasEsp = lab.kernelHasEsp();
     const target = kernelHasEsp ? "Child SA" : "IKE";
     const serials = () => lab.ikeSerials(hub.region, untouched);
@@ -97,20 +115,22 @@ export async function runDayTwo(lab: Lab, options: DayTwoOptions): Promise<DayTw
     try {
         // 1. The stack before the change.
         await Promise.all(before.map((r) => lab.startPluto(r.region)));
-        const up = await lab.waitFor(() => untouched.every((t) => lab.established(t, target)), timeout);
+        const up = await lab.waitFor(() => untouched.every((t: string) => lab.established(t, target)), timeout);
         if (up === undefined) {
             throw new Error(`day two: the stack before the change did not come up within ${timeout} s`);
         }
-        // Crossed initiations settle before the serials are taken: wait until they stop changing.
-        await lab.waitFor(() => JSON.stringify(serials()) === JSON.stringify(lab.settle(() => serials(), 3000)), 20);
+        // Crossed initiations (both ends start each tunnel) settle before the serials are taken.
+        await settle(lab, untouched, kernelHasEsp, serials);
         const ping = kernelHasEsp ? lab.startPing(pingPair.from, pingPair.to) : undefined;
 
         // 2. Add the spoke: `pulumi up` publishes its parameters (and the hub's end); its gateway boots; the hub's timer fires.
         report.added.serialsBefore = serials();
         const t0 = process.hrtime.bigint();
         lab.publish();
+        // The new gateway boots after its parameters exist (its instance depends on them).
+        await lab.runAgent(added.region, { boot: true });
         await lab.startPluto(added.region);
-        report.added.agentLog = lab.runAgent(hub.region);
+        report.added.agentLog = await lab.runAgent(hub.region);
         const addedUp = await lab.waitFor(() => lab.established(tunnel, target), timeout);
         report.added.seconds = addedUp === undefined ? undefined : seconds(t0);
         report.added.serialsAfter = serials();
@@ -122,7 +142,7 @@ export async function runDayTwo(lab: Lab, options: DayTwoOptions): Promise<DayTw
         for (const r of [hub, added]) {
             lab.editParameter(r.region, tunnel, "conf", (conf) => conf.replace("salifetime=1h", "salifetime=2h"));
         }
-        report.changed.agentLogs = [lab.runAgent(hub.region), lab.runAgent(added.region)];
+        report.changed.agentLogs = [await lab.runAgent(hub.region), await lab.runAgent(added.region)];
         const changedUp = await lab.waitFor(() => {
             const now = lab.ikeSerials(hub.region, [tunnel])[tunnel] ?? [];
             return lab.established(tunnel, target) && now.length > 0 && !now.some((s) => report.changed.tunnelSerialsBefore.includes(s));
@@ -134,7 +154,7 @@ export async function runDayTwo(lab: Lab, options: DayTwoOptions): Promise<DayTw
 
         // 4. Remove the spoke: back to the parameters before; the hub's timer fires; the spoke's gateway is destroyed.
         lab.publish(options.before);
-        report.removed.agentLog = lab.runAgent(hub.region);
+        report.removed.agentLog = await lab.runAgent(hub.region);
         await lab.killPluto(added.region);
         report.removed.connLoaded = lab.conns(hub.region).includes(tunnel);
         report.removed.filesLeft = lab.tunnelFiles(hub.region).filter((f) => f.startsWith(`${tunnel}.`));
@@ -146,7 +166,9 @@ export async function runDayTwo(lab: Lab, options: DayTwoOptions): Promise<DayTw
         // 5. The ping across an untouched tunnel.
         if (ping) {
             report.ping = await ping.stop();
-            log(`day two: ping ${pingPair.from} -> ${pingPair.to}: ${report.ping.received}/${report.ping.sent} replies, longest gap ${report.ping.longestGapSeconds} s`);
+            log(
+                `day two: ping ${pingPair.from} -> ${pingPair.to}: ${report.ping.received}/${report.ping.sent} replies, longest gap ${report.ping.longestGapSeconds} s`,
+            );
         }
     } finally {
         for (const r of lab.topology.regions) {

@@ -8,6 +8,8 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { GATEWAY_PATHS, tunnelParameterNames } from "../gateway/contract";
+import { AWS_CLI, awsCliEnv, type FakeAws, startFakeAws } from "./fakeAws";
 import { type LabPlan, type LabRegion, type LabTopology, labTopology, setupPlan } from "./topology";
 
 /** What libreswan reports of one tunnel on one gateway. */
@@ -21,6 +23,104 @@ export interface TunnelState {
 }
 
 export type Layer = "none" | "IKE" | "Child SA" | "traffic";
+
+/** A continuous ping between workload hosts (`Lab.startPing`), once stopped. */
+export interface PingRun {
+    /** Echo requests up to the last one answered (later ones may still have been in flight). */
+    readonly sent: number;
+    readonly received: number;
+    readonly lost: number;
+    /** The longest run of unanswered requests, in seconds of sending. */
+    readonly longestGapSeconds: number;
+    readonly intervalSeconds: number;
+}
+
+/** One TCP transfer between workload hosts (`Lab.transfer`). */
+export interface TransferResult {
+    /** The receiver got every byte and the sender got its acknowledgement before the deadline. */
+    readonly completed: boolean;
+    /** The connection was established (so a transfer that did not complete stalled, rather than never started). */
+    readonly connected: boolean;
+    /** From the sender's connect to the receiver's acknowledgement, or to the deadline. */
+    readonly seconds: number;
+    /** Bytes the receiving application got. */
+    readonly bytes: number;
+    /** Bytes the sender meant to send. */
+    readonly sent: number;
+    readonly deadlineSeconds: number;
+    /** What went wrong, if anything (an error, or "deadline"). */
+    readonly error?: string;
+}
+
+/**
+ * The receiving end of `Lab.transfer`, run by node in the receiving host's namespace: accepts one
+ * connection, counts its bytes, answers "done" once it has them all, and prints its count as JSON
+ * when it is done or told to stop (SIGTERM). Prints "listening" first.
+ */
+const TRANSFER_SERVER = `
+const net = require("node:net");
+const [ip, port, total] = process.argv.slice(1);
+let bytes = 0;
+let reported = false;
+const report = (completed) => {
+    if (!reported) {
+        reported = true;
+        process.stdout.write(JSON.stringify({ completed, bytes }) + "\\n", () => process.exit(0));
+    }
+};
+const server = net.createServer((socket) => {
+    server.close();
+    socket.on("data", (chunk) => {
+        bytes += chunk.length;
+        if (bytes >= Number(total)) {
+            socket.end("done\\n", () => report(true));
+        }
+    });
+    socket.on("error", () => report(false));
+});
+process.on("SIGTERM", () => report(false));
+server.listen(Number(port), ip, () => process.stdout.write("listening\\n"));
+`;
+
+/**
+ * The sending end of `Lab.transfer`: connects, sends `total` bytes, waits for the receiver's "done",
+ * and prints the outcome as JSON, giving up at the deadline.
+ */
+const TRANSFER_CLIENT = `
+const net = require("node:net");
+const [ip, port, total, deadline] = process.argv.slice(1);
+const start = process.hrtime.bigint();
+let connected = false;
+let finished = false;
+const finish = (completed, error) => {
+    if (finished) {
+        return;
+    }
+    finished = true;
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    process.stdout.write(JSON.stringify({ completed, connected, seconds, error }) + "\\n", () => process.exit(0));
+};
+const socket = net.connect(Number(port), ip, () => {
+    connected = true;
+    socket.write(Buffer.alloc(Number(total), 0x78));
+});
+socket.setEncoding("utf8");
+let reply = "";
+socket.on("data", (text) => {
+    reply += text;
+    if (reply.includes("done")) {
+        finish(true);
+    }
+});
+socket.on("error", (e) => finish(false, e.message));
+setTimeout(() => {
+    // Reset rather than close: the kernel must not go on retransmitting what never got through.
+    try {
+        socket.resetAndDestroy();
+    } catch {}
+    finish(false, "deadline");
+}, Number(deadline) * 1000);
+`;
 
 function sh(
     argv: string[],
@@ -39,9 +139,6 @@ function sh(
     return { ok: r.status === 0, out };
 }
 
-/** This directory, from source or from bin/lab (the fake AWS CLI lives here, not in bin/). */
-const LAB_DIR = fs.existsSync(path.join(__dirname, "fake-aws")) ? __dirname : path.join(__dirname, "..", "..", "lab");
-
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** Why the lab cannot run here, or undefined when it can. */
@@ -56,8 +153,11 @@ export function labUnavailable(): string | undefined {
         ["ipsec", "libreswan"],
         ["ip", "iproute2"],
         ["iptables", "iptables"],
+        ["nft", "nftables"],
         ["ping", "iputils-ping"],
         ["certutil", "libnss3-tools"],
+        [AWS_CLI, "awscli"],
+        ["nft", "nftables"],
     ]) {
         if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
             return `${tool} is not installed (apt-get install -y ${pkg}; scripts/install-system-deps.sh does it)`;
@@ -66,11 +166,32 @@ export function labUnavailable(): string | undefined {
     return undefined;
 }
 
+/** What a ping run's answered sequence numbers say (exported for its unit test). */
+export function pingRun(answered: readonly number[], intervalSeconds: number): PingRun {
+    const got = new Set(answered);
+    const sent = answered.length === 0 ? 0 : Math.max(...answered);
+    let longest = 0;
+    let run = 0;
+    for (let seq = 1; seq <= sent; seq++) {
+        run = got.has(seq) ? 0 : run + 1;
+        longest = Math.max(longest, run);
+    }
+    return {
+        sent,
+        received: got.size,
+        lost: sent - got.size,
+        longestGapSeconds: Math.round(longest * intervalSeconds * 10) / 10,
+        intervalSeconds,
+    };
+}
+
 export class Lab {
     readonly topology: LabTopology;
-    /** The key parameters of the render, by AWS region and name. */
-    readonly parameters: readonly { readonly awsRegion: string; readonly name: string }[];
     private readonly plutos = new Map<string, ChildProcess>();
+    /** The lab's SSM Parameter Store, serving the render's ssm/ tree on the "internet" (as AWS's public endpoint). */
+    private aws?: FakeAws;
+    /** Transfers run so far: each uses a port of its own. */
+    private transfers = 0;
     private isUp = false;
 
     /**
@@ -89,7 +210,6 @@ export class Lab {
             throw new Error(`lab: ${renderDir} was rendered with keys redacted; render with --reveal-secrets`);
         }
         this.topology = labTopology(plan, id);
-        this.parameters = plan.parameters;
     }
 
     region(name: string): LabRegion {
@@ -100,13 +220,17 @@ export class Lab {
         return r;
     }
 
-    /** Builds the namespaces, links, routes and NAT, and prepares each gateway's files. */
-    up(): void {
+    /**
+     * Builds the namespaces, links, routes and NAT, starts the Parameter Store, and boots each gateway
+     * (its files, and its agent's boot run). `parameters`: a render whose ssm/ tree the Parameter Store
+     * starts with (by default this lab's own), e.g. the stack before a change.
+     */
+    async up(options: { parameters?: string } = {}): Promise<void> {
         this.down();
         this.isUp = true;
         try {
             fs.rmSync(this.ssmDir, { recursive: true, force: true });
-            fs.cpSync(path.join(this.renderDir, "ssm"), this.ssmDir, { recursive: true });
+            fs.cpSync(path.join(options.parameters ?? this.renderDir, "ssm"), this.ssmDir, { recursive: true });
             const plan = setupPlan(this.topology);
             sh(["ip", "-batch", "-"], { input: plan.root.join("\n") + "\n" });
             for (const [ns, lines] of Object.entries(plan.ip)) {
@@ -118,9 +242,14 @@ export class Lab {
             for (const [ns, rules] of Object.entries(plan.iptables)) {
                 sh(["ip", "netns", "exec", ns, "iptables-restore"], { input: rules });
             }
-            for (const r of this.topology.regions) {
-                this.prepareGateway(r);
-            }
+            const api = this.topology.api;
+            this.aws = await startFakeAws(this.ssmDir, {
+                netns: this.topology.inetNs,
+                host: api.ip,
+                port: api.port,
+                log: path.join(this.workDir, "ssm-requests.log"),
+            });
+            await Promise.all(this.topology.regions.map((r) => this.prepareGateway(r)));
         } catch (e) {
             this.down();
             throw e;
@@ -154,69 +283,177 @@ export class Lab {
         return path.join(this.workDir, r.region, ...parts);
     }
 
-    /** The lab's SSM Parameter Store: a copy of the render's ssm/ tree, read by lab/fake-aws/aws. */
+    /** The lab's SSM Parameter Store: a copy of a render's ssm/ tree, served by lab/fake-aws/endpoint.mjs. */
     private get ssmDir(): string {
         return path.join(this.workDir, "ssm");
     }
 
     /**
-     * Copies the rendered files except the secrets, writes pluto's config around them, creates the
-     * NSS db, applies the rendered sysctls, and runs the rendered boot script that fetches the keys.
+     * Boots a gateway as its instance boots: the rendered files (the tunnel files are the agent's job),
+     * pluto's config around them, the NSS db, the rendered sysctls and MSS clamp, then the agent's boot run.
      */
-    private prepareGateway(r: LabRegion): void {
+    private async prepareGateway(r: LabRegion): Promise<void> {
         fs.rmSync(this.dir(r), { recursive: true, force: true });
-        for (const d of ["run", "nss", "ipsecdir"]) {
+        for (const d of ["run", "nss", "ipsecdir", "state"]) {
             fs.mkdirSync(this.dir(r, d), { recursive: true });
         }
         for (const d of ["etc", "usr"]) {
             fs.cpSync(path.join(this.renderDir, r.region, d), this.dir(r, d), { recursive: true });
         }
-        // The secrets files are the boot script's job, as on the instance.
-        for (const f of fs.readdirSync(this.dir(r, "etc/ipsec.d")).filter((f) => f.endsWith(".secrets"))) {
-            fs.rmSync(this.dir(r, "etc/ipsec.d", f));
-        }
+        fs.rmSync(this.dir(r, GATEWAY_PATHS.ipsecDir), { recursive: true, force: true });
+        fs.mkdirSync(this.dir(r, GATEWAY_PATHS.ipsecDir), { recursive: true });
         fs.writeFileSync(
             this.dir(r, "ipsec.conf"),
-            // As /etc/ipsec.conf on Amazon Linux: `config setup`, then the rendered conns by include.
-            `config setup\n    logfile=${this.dir(r, "pluto.log")}\n\ninclude ${this.dir(r, "etc/ipsec.d")}/*.conf\n`,
+            // As /etc/ipsec.conf on Amazon Linux: `config setup`, then the agent's conns by include.
+            `config setup\n    logfile=${this.dir(r, "pluto.log")}\n\ninclude ${this.dir(r, GATEWAY_PATHS.ipsecDir)}/*.conf\n`,
         );
-        fs.writeFileSync(this.dir(r, "ipsec.secrets"), `include ${this.dir(r, "etc/ipsec.d")}/*.secrets\n`, { mode: 0o600 });
+        fs.writeFileSync(this.dir(r, "ipsec.secrets"), `include ${this.dir(r, GATEWAY_PATHS.ipsecDir)}/*.secrets\n`, { mode: 0o600 });
+        // The rendered settings, then the lab's differences: its paths, pluto's socket, the local
+        // Parameter Store, and no re-authentication delay (the lab runs both ends' agents back to back).
+        fs.appendFileSync(
+            this.dir(r, GATEWAY_PATHS.env),
+            [
+                "# the lab's differences",
+                `HUBSPOKE_IPSEC_D='${this.dir(r, GATEWAY_PATHS.ipsecDir)}'`,
+                `HUBSPOKE_IPSEC_CONF='${this.dir(r, "ipsec.conf")}'`,
+                `HUBSPOKE_STATE_DIR='${this.dir(r, "state")}'`,
+                `HUBSPOKE_CTLSOCKET='${this.dir(r, "run", "pluto.ctl")}'`,
+                `HUBSPOKE_AWS_ARGS='--endpoint-url ${this.aws!.url}'`,
+                "HUBSPOKE_REAUTH_DELAY='0'",
+                "HUBSPOKE_BOOT_ATTEMPTS='2'",
+                "",
+            ].join("\n"),
+        );
         sh(["certutil", "-N", "-d", `sql:${this.dir(r, "nss")}`, "--empty-password"]);
-        sh(["ip", "netns", "exec", r.ns.gw, "sysctl", "-q", "-p", this.dir(r, "etc/sysctl.d/90-hubspoke-vpn.conf")]);
-        this.fetchKeys(r.region);
+        sh(["ip", "netns", "exec", r.ns.gw, "sysctl", "-q", "-p", this.dir(r, GATEWAY_PATHS.sysctl)]);
+        // hubspoke-mss.service: the rendered TCP MSS clamp, loaded before ipsec.
+        this.applyMssClamp(r.region);
+        await this.runAgent(r.region, { boot: true });
+    }
+
+    /** Loads the gateway's rendered MSS clamp (`nft -f`), as hubspoke-mss.service does on the instance. Idempotent. */
+    applyMssClamp(region: string): void {
+        const r = this.region(region);
+        sh(["ip", "netns", "exec", r.ns.gw, "nft", "-f", this.dir(r, GATEWAY_PATHS.mssClamp)]);
+    }
+
+    /** Removes the gateway's MSS clamp (the table the rendered file creates), to show what it prevents. */
+    removeMssClamp(region: string): void {
+        const r = this.region(region);
+        sh(["ip", "netns", "exec", r.ns.gw, "nft", "delete", "table", "inet", "hubspoke_mss"]);
+    }
+
+    /** The MSS the gateway's kernel clamps forwarded SYNs to, read from its live ruleset; undefined when none. */
+    mssClamp(region: string): number | undefined {
+        const r = this.region(region);
+        const out = sh(["ip", "netns", "exec", r.ns.gw, "nft", "list", "table", "inet", "hubspoke_mss"], { allowFail: true });
+        const m = out.ok ? /tcp option maxseg size set (\d+)/.exec(out.out) : null;
+        return m ? Number(m[1]) : undefined;
     }
 
     /**
-     * Runs the gateway's rendered `hubspoke-psk` (the boot script, or with `reload` the refresh timer's
-     * run) against the lab's Parameter Store, with the lab's paths and pluto's control socket.
+     * Makes a workload host forget any path MTU it learned (routing exceptions and TCP metrics), so
+     * that the next connection starts from the link's MTU.
      */
-    fetchKeys(region: string, reload = false): string {
+    forgetPathMtu(region: string): void {
         const r = this.region(region);
-        const result = spawnSync(
+        sh(["ip", "-n", r.ns.host, "route", "flush", "cache"]);
+        sh(["ip", "-n", r.ns.host, "tcp_metrics", "flush", "all"], { allowFail: true });
+    }
+
+    /**
+     * Sends `bytes` over one fresh TCP connection from the workload host of `from` to that of `to`
+     * (node at both ends, in the hosts' namespaces), giving up after `deadlineSeconds`.
+     */
+    async transfer(from: string, to: string, bytes: number, deadlineSeconds: number): Promise<TransferResult> {
+        const sender = this.region(from);
+        const receiver = this.region(to);
+        const port = String(5201 + this.transfers++);
+        const run = (ns: string, script: string, args: string[]) => {
+            const child = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", script, ...args], {
+                stdio: ["ignore", "pipe", "pipe"],
+            });
+            let out = "";
+            child.stdout.setEncoding("utf8").on("data", (text: string) => {
+                out += text;
+            });
+            child.stderr.setEncoding("utf8").on("data", (text: string) => {
+                out += text;
+            });
+            const exited = new Promise<void>((done) => child.on("close", () => done()));
+            return { child, output: () => out, exited };
+        };
+        /** The last JSON line a side printed. */
+        const result = (text: string): Record<string, unknown> => {
+            const line = text
+                .split("\n")
+                .reverse()
+                .find((l) => l.startsWith("{"));
+            return line ? JSON.parse(line) : {};
+        };
+        const server = run(receiver.ns.host, TRANSFER_SERVER, [receiver.host.ip, port, String(bytes)]);
+        try {
+            // node starts slowly under the VM's emulation: wait for the receiver to listen.
+            const listening = await this.waitFor(() => server.output().includes("listening") || server.child.exitCode !== null, 60);
+            if (listening === undefined || !server.output().includes("listening")) {
+                throw new Error(`lab: the transfer's receiver in ${receiver.ns.host} did not start: ${server.output().trim()}`);
+            }
+            const client = run(sender.ns.host, TRANSFER_CLIENT, [receiver.host.ip, port, String(bytes), String(deadlineSeconds)]);
+            const kill = setTimeout(() => client.child.kill("SIGKILL"), (deadlineSeconds + 60) * 1000);
+            await client.exited;
+            clearTimeout(kill);
+            if (server.child.exitCode === null) {
+                server.child.kill("SIGTERM");
+            }
+            await Promise.race([server.exited, sleep(10_000)]);
+            const c = result(client.output());
+            const s = result(server.output());
+            if (c.seconds === undefined) {
+                throw new Error(`lab: the transfer's sender in ${sender.ns.host} failed: ${client.output().trim()}`);
+            }
+            return {
+                completed: c.completed === true && s.completed === true,
+                connected: c.connected === true,
+                seconds: Math.round(Number(c.seconds) * 100) / 100,
+                bytes: Number(s.bytes ?? 0),
+                sent: bytes,
+                deadlineSeconds,
+                error: typeof c.error === "string" ? c.error : undefined,
+            };
+        } finally {
+            if (server.child.exitCode === null && server.child.signalCode === null) {
+                server.child.kill("SIGKILL");
+            }
+        }
+    }
+
+    /**
+     * Runs the gateway's rendered agent in its namespace, as its units do (`boot`: the boot run, before
+     * pluto; otherwise the timer's run), with the real AWS CLI against the lab's Parameter Store, which
+     * it reaches through its VPC router and the Elastic IP's NAT, as on AWS. Returns what it logged.
+     */
+    async runAgent(region: string, options: { boot?: boolean; allowFail?: boolean } = {}): Promise<string> {
+        const r = this.region(region);
+        const child = spawn(
             "ip",
-            ["netns", "exec", r.ns.gw, this.dir(r, "usr/local/sbin/hubspoke-psk"), ...(reload ? ["--reload"] : [])],
+            ["netns", "exec", r.ns.gw, "bash", this.dir(r, GATEWAY_PATHS.agentScript), ...(options.boot ? ["--boot"] : [])],
             {
-                encoding: "utf8",
-                timeout: 60_000,
                 env: {
-                    ...process.env,
-                    PATH: `${path.join(LAB_DIR, "fake-aws")}:${process.env.PATH}`,
-                    LAB_SSM_DIR: this.ssmDir,
-                    HUBSPOKE_TUNNELS: this.dir(r, "etc/hubspoke-vpn/tunnels"),
-                    HUBSPOKE_IPSEC_D: this.dir(r, "etc/ipsec.d"),
-                    HUBSPOKE_CTLSOCKET: this.dir(r, "run", "pluto.ctl"),
-                    HUBSPOKE_MAX_ATTEMPTS: "3",
-                    HUBSPOKE_BACKOFF_MAX: "1",
-                    HUBSPOKE_STATE_DIR: this.dir(r, "state"),
-                    // The lab runs both ends' refresh back to back, so the peer already has the key.
-                    HUBSPOKE_REAUTH_DELAY: "0",
+                    ...awsCliEnv(this.aws!.url),
+                    PATH: `${path.dirname(AWS_CLI)}:${process.env.PATH}`,
+                    HUBSPOKE_ENV: this.dir(r, GATEWAY_PATHS.env),
                 },
+                stdio: ["ignore", "pipe", "pipe"],
             },
         );
-        if (result.status !== 0) {
-            throw new Error(`lab: hubspoke-psk on ${region} failed: ${result.stderr}`);
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (out += d));
+        const status = await new Promise<number | null>((done) => child.on("close", done));
+        if (status !== 0 && !options.allowFail) {
+            throw new Error(`lab: hubspoke-agent${options.boot ? " --boot" : ""} on ${region} failed (${status}): ${out}`);
         }
-        return result.stderr;
+        return out.trim();
     }
 
     /**
@@ -225,12 +462,8 @@ export class Lab {
      */
     health(region: string): { values: Record<string, number>; lines: string[] } {
         const r = this.region(region);
-        const out = sh(["ip", "netns", "exec", r.ns.gw, this.dir(r, "usr/local/sbin/hubspoke-health"), "--dry-run"], {
-            env: {
-                HUBSPOKE_HEALTH_CONF: this.dir(r, "etc/hubspoke-vpn/health.conf"),
-                HUBSPOKE_TUNNELS: this.dir(r, "etc/hubspoke-vpn/tunnels"),
-                HUBSPOKE_CTLSOCKET: this.dir(r, "run", "pluto.ctl"),
-            },
+        const out = sh(["ip", "netns", "exec", r.ns.gw, this.dir(r, GATEWAY_PATHS.healthScript), "--dry-run"], {
+            env: { HUBSPOKE_ENV: this.dir(r, GATEWAY_PATHS.env) },
         }).out;
         const lines = out.split("\n").filter(Boolean);
         const values: Record<string, number> = {};
@@ -254,24 +487,71 @@ export class Lab {
         }
     }
 
-    /** Sets a tunnel's key in the lab's Parameter Store, in one region (rotation, or a wrong key). */
-    setParameter(awsRegion: string, tunnel: string, key: string): void {
-        const file = this.parameterFile(awsRegion, tunnel);
-        fs.writeFileSync(file, key + "\n", { mode: 0o600 });
+    /** The file of one of a gateway's desired-state parameters in the lab's Parameter Store. */
+    parameterFile(region: string, tunnel: string, kind: "conf" | "secrets"): string {
+        const g = this.region(region);
+        return path.join(this.ssmDir, g.awsRegion + tunnelParameterNames(g.parameterPath, tunnel)[kind]);
     }
 
-    /** The file holding a tunnel's key parameter in one region of the lab's Parameter Store. */
-    parameterFile(awsRegion: string, tunnel: string): string {
-        const found = this.parameters.find((p) => p.awsRegion === awsRegion && p.name.includes(`/${tunnel}/`));
-        if (!found) {
-            throw new Error(`lab: no key parameter for ${tunnel} in ${awsRegion}`);
+    /** Changes a parameter in place, as `pulumi up` would (the Parameter Store gives it a new version). */
+    editParameter(region: string, tunnel: string, kind: "conf" | "secrets", edit: (value: string) => string): void {
+        const file = this.parameterFile(region, tunnel, kind);
+        fs.writeFileSync(file, edit(fs.readFileSync(file, "utf8")), { mode: 0o600 });
+    }
+
+    /** Sets a tunnel's key in one gateway's secrets parameter (a rotation, or a wrong key). */
+    setKey(region: string, tunnel: string, key: string): void {
+        this.editParameter(region, tunnel, "secrets", (line) => line.replace(/PSK "[^"]*"/, `PSK "${key}"`));
+    }
+
+    /**
+     * Makes the Parameter Store hold exactly a render's parameters, as a `pulumi up` of that stack
+     * leaves it: new ones appear, changed ones get new versions, removed ones disappear.
+     */
+    publish(renderDir: string = this.renderDir): void {
+        const source = path.join(renderDir, "ssm");
+        const files = (dir: string): string[] =>
+            fs.existsSync(dir)
+                ? (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dir, f)).isFile())
+                : [];
+        const wanted = new Set(files(source).filter((f) => !path.basename(f).startsWith(".")));
+        for (const f of files(this.ssmDir).filter((f) => !path.basename(f).startsWith(".") && !wanted.has(f))) {
+            fs.rmSync(path.join(this.ssmDir, f));
         }
-        return path.join(this.ssmDir, found.awsRegion + found.name);
+        for (const f of [...wanted, ".types.json"]) {
+            const to = path.join(this.ssmDir, f);
+            const content = fs.readFileSync(path.join(source, f));
+            if (!fs.existsSync(to) || !fs.readFileSync(to).equals(content)) {
+                fs.mkdirSync(path.dirname(to), { recursive: true });
+                fs.writeFileSync(to, content, { mode: 0o600 });
+            }
+        }
     }
 
-    /** The secrets file a gateway's boot script wrote for a tunnel. */
+    /** The secrets file a gateway's agent wrote for a tunnel. */
     secretsOf(region: string, tunnel: string): string {
-        return fs.readFileSync(this.dir(this.region(region), "etc/ipsec.d", `${tunnel}.secrets`), "utf8");
+        return fs.readFileSync(this.dir(this.region(region), GATEWAY_PATHS.ipsecDir, `${tunnel}.secrets`), "utf8");
+    }
+
+    /** The files in a gateway's ipsec.d (what its agent keeps there). */
+    tunnelFiles(region: string): string[] {
+        return fs.readdirSync(this.dir(this.region(region), GATEWAY_PATHS.ipsecDir)).sort();
+    }
+
+    /** The conns a gateway's pluto has loaded (`ipsec whack --status`). */
+    conns(region: string): string[] {
+        const out = this.whack(this.region(region), "--status");
+        return [...new Set([...out.matchAll(/"([^"]+)":/g)].map((m) => m[1]))].sort();
+    }
+
+    /** Per tunnel, the serial numbers of its established IKE SAs on a gateway: a new IKE SA has a new one. */
+    ikeSerials(region: string, tunnels: readonly string[]): Record<string, number[]> {
+        const out = this.whack(this.region(region), "--showstates");
+        const serials: Record<string, number[]> = Object.fromEntries(tunnels.map((t) => [t, []]));
+        for (const m of out.matchAll(/#(\d+): "([^"]+)"\S* STATE_V2_ESTABLISHED_IKE_SA/g)) {
+            serials[m[2]]?.push(Number(m[1]));
+        }
+        return serials;
     }
 
     /**
@@ -396,6 +676,44 @@ export class Lab {
         });
     }
 
+    /**
+     * Waits until the tunnel has settled: established at both ends (IKE and Child SA), and neither
+     * pluto has logged a word about it for two liveness intervals (`dpddelay`) and 2 s more. When both
+     * ends initiate at once, or after a pluto restarts, one end may drop an IKE SA without telling the
+     * other; if that is the other end's newest, its liveness probe goes unanswered (logged as
+     * retransmissions within a liveness interval and a half), and when retransmit-timeout runs out
+     * pluto restarts every conn shared with that peer, the working one included. A quiet tunnel has
+     * no such probe pending. Returns the seconds from now until the quiet began (0 if it already had),
+     * or undefined on timeout.
+     */
+    async waitSettled(tunnel: string, timeoutSeconds: number): Promise<number | undefined> {
+        const t = this.topology.tunnels.find((x) => x.name === tunnel);
+        if (!t) {
+            throw new Error(`lab: no tunnel "${tunnel}"`);
+        }
+        const conf = fs.readFileSync(this.dir(this.region(t.hub), "etc/ipsec.d", `${tunnel}.conf`), "utf8");
+        const dpdDelay = Number(/^\s*dpddelay=(\d+)s?\s*$/m.exec(conf)?.[1] ?? 0);
+        const quietMs = (2 * dpdDelay + 2) * 1000;
+        const start = Date.now();
+        /** When either pluto last logged a line about the tunnel (by its clock, this machine's). */
+        const lastWord = () =>
+            Math.max(
+                ...[t.hub, t.spoke].map((region) => {
+                    const line = this.logOf(region)
+                        .split("\n")
+                        .reverse()
+                        .find((l) => l.includes(`"${tunnel}"`));
+                    return (line && Lab.logTime(line)) || 0;
+                }),
+            );
+        let quietSince = 0;
+        const settled = await this.waitFor(() => {
+            quietSince = lastWord();
+            return Date.now() - quietSince >= quietMs && this.established(tunnel, "Child SA");
+        }, timeoutSeconds);
+        return settled === undefined ? undefined : Math.max(0, Math.round((quietSince - start) / 100) / 10);
+    }
+
     /** Waits until `check` holds; returns the seconds it took, or undefined on timeout. */
     async waitFor(check: () => boolean, timeoutSeconds: number): Promise<number | undefined> {
         const start = process.hrtime.bigint();
@@ -442,6 +760,32 @@ export class Lab {
      */
     async pingWithin(from: string, to: string, withinSeconds: number): Promise<boolean> {
         return (await this.waitFor(() => this.ping(from, to, 2), withinSeconds)) !== undefined;
+    }
+
+    /**
+     * Starts pinging the workload host of `to` from the workload host of `from` every `intervalSeconds`
+     * until stopped: a way to see whether traffic across a tunnel ever paused.
+     */
+    startPing(from: string, to: string, intervalSeconds = 0.2): { stop(): Promise<PingRun> } {
+        const child = spawn(
+            "ip",
+            ["netns", "exec", this.region(from).ns.host, "ping", "-n", "-i", String(intervalSeconds), "-W", "1", this.region(to).host.ip],
+            {
+                stdio: ["ignore", "pipe", "ignore"],
+            },
+        );
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        return {
+            stop: async () => {
+                child.kill("SIGINT");
+                await new Promise((done) => child.on("close", done));
+                return pingRun(
+                    [...out.matchAll(/^\d+ bytes from .*icmp_seq=(\d+) /gm)].map((m) => Number(m[1])),
+                    intervalSeconds,
+                );
+            },
+        };
     }
 
     /** pluto's log of a gateway. */

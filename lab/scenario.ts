@@ -1,11 +1,22 @@
 /**
  * The lab's end-to-end scenario, run by the e2e tests (on this machine's kernel, and in the VM):
- * every tunnel up (and how long it took), hub<->spoke traffic, no spoke<->spoke SA or traffic,
- * recovery after a gateway's pluto is killed and restarted, and a wrong key rejected.
+ * every tunnel up (and how long it took), hub<->spoke traffic, a full-size TCP transfer through
+ * the 1500-byte internet with the gateways' MSS clamp and its black hole without, no spoke<->spoke
+ * SA or traffic, recovery after a gateway's pluto is killed and restarted, and a wrong key rejected.
  * Returns a report; the tests assert on it. Each tunnel's report says which layer was proven.
  */
 import * as crypto from "node:crypto";
-import { Lab, type Layer } from "./lab";
+import { Lab, type Layer, type TransferResult } from "./lab";
+import { findLivenessFailure } from "./pluto-log";
+
+/** The transfer that shows the MSS clamp at work: 5 MB from a spoke's workload host to the hub's. */
+export const MTU_TRANSFER = {
+    bytes: 5 * 1024 * 1024,
+    /** Ample for the emulated VM with the clamp (it takes seconds). */
+    withClampDeadlineSeconds: 90,
+    /** Without the clamp: no progress in this long is the black hole. */
+    withoutClampDeadlineSeconds: 15,
+} as const;
 
 /** Seconds since `start` (a process.hrtime.bigint() reading), to a tenth. */
 function secondsSince(start: bigint): number {
@@ -58,15 +69,47 @@ export interface ScenarioReport {
         /** Pings between spoke workload hosts (only meaningful with ESP); all must fail. */
         pings: Record<string, boolean>;
     };
-    restart?: { region: string; seconds?: number; tunnels: string[] };
+    /**
+     * VPC links at 9001, the internet at 1500, ICMP "fragmentation needed" dropped before the gateway
+     * (lab/topology.ts): 5 MB over TCP from a spoke's workload host to the hub's, with the gateways'
+     * rendered MSS clamp, then without it (a fresh connection, path MTUs forgotten). Only with ESP.
+     */
+    mtu?: {
+        /** The MSS the gateways' kernels clamped to (read from their live nftables rules; undefined if they differ or have none). */
+        clamp?: number;
+        from: string;
+        to: string;
+        /** The tunnel had settled (`Lab.waitSettled`) before the transfers. */
+        settled: boolean;
+        withClamp: TransferResult;
+        withoutClamp: TransferResult;
+        /** The clamp was back on both gateways afterwards. */
+        clampRestored: boolean;
+    };
+    restart?: {
+        region: string;
+        /** From the restart until every tunnel of the hub is established at both ends again. */
+        seconds?: number;
+        /**
+         * With ESP: from the restart until each tunnel is settled (`Lab.waitSettled`): the spokes' IKE SAs
+         * of the killed pluto gone through their liveness failure, and the restart that follows over.
+         */
+        settledSeconds?: number;
+        tunnels: string[];
+    };
     /** A spoke's host dies (cut off, pluto killed) and comes back: how long until the hub notices, and until the tunnel returns. */
     deadPeer?: {
         region: string;
         tunnel: string;
-        /** From the peer's death to the hub's pluto logging that the peer stopped answering. */
+        /**
+         * From the peer's death to the hub's pluto logging its liveness failure (`detectedLine`, by
+         * pluto's clock); undefined when no such line was logged.
+         */
         detectedSeconds?: number;
-        /** The hub's log line that says so. */
+        /** The hub's log line that says so: pluto's "liveness action - ..." for the tunnel, nothing else. */
         detectedLine?: string;
+        /** When no liveness failure was found: the hub's lines about the tunnel from the death on (at most 30), to see why. */
+        hubLines?: string[];
         /** From the peer's pluto running again to the tunnel established at both ends. */
         returnedSeconds?: number;
         /** Why this run could not prove it. */
@@ -105,7 +148,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
     const hub = topology.regions.find((r) => r.role === "hub")!;
     const spokes = topology.regions.filter((r) => r.role === "spoke");
 
-    lab.up();
+    await lab.up();
     const kernelHasEsp = lab.kernelHasEsp();
     const target = kernelHasEsp ? "Child SA" : "IKE";
     log(`kernel ${kernelHasEsp ? "installs ESP SAs: proving Child SA and traffic" : "has no ESP: proving IKE only"}`);
@@ -169,6 +212,11 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             );
         }
 
+        // 2b. MTU: full-size TCP segments from a spoke's host to the hub's, through the 1500-byte internet.
+        if (kernelHasEsp) {
+            report.mtu = await measureMssClamp(lab, spokes[0].tunnels[0], spokes[0].region, hub.region, log, timeout);
+        }
+
         // 3. Spokes never talk to each other: no SA, no attempt, no traffic.
         for (const s of spokes) {
             report.spokeToSpoke.foreignConnsOnSpokes.push(...Object.keys(lab.states(s.region)).filter((c) => !s.tunnels.includes(c)));
@@ -206,6 +254,19 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         log(
             `restart of ${hub.region}'s pluto: ${back === undefined ? `tunnels NOT back within ${timeout} s` : `all tunnels back after ${report.restart.seconds} s`}`,
         );
+        if (kernelHasEsp && back !== undefined) {
+            // The spokes still hold IKE SAs of the killed pluto; their liveness checks fail some seconds
+            // later and restart the tunnel once more. Later steps (the dead peer's timing above all)
+            // must start from a settled tunnel, not in the middle of that.
+            const waitedFrom = Number(process.hrtime.bigint() - restarted) / 1e6;
+            const settled = await Promise.all(hub.tunnels.map((t) => lab.waitSettled(t, timeout)));
+            report.restart.settledSeconds = settled.every((x) => x !== undefined)
+                ? roundSeconds(waitedFrom + Math.max(...(settled as number[])) * 1000)
+                : undefined;
+            log(
+                `restart of ${hub.region}'s pluto: ${report.restart.settledSeconds === undefined ? `tunnels NOT settled within ${timeout} s` : `settled (no stale IKE SA left) after ${report.restart.settledSeconds} s`}`,
+            );
+        }
 
         // 5. Dead peer: a spoke's host dies. The hub must notice (liveness) and report the tunnel down
         // (hubspoke-health); when the spoke comes back, the tunnel must return on its own.
@@ -229,13 +290,10 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             const diedAt = Date.now();
             lab.isolate(spoke.region, true);
             await lab.killPluto(spoke.region);
-            const detected = await lab.waitFor(() => !lab.states(hub.region)[tunnel]?.ike, timeout);
-            // libreswan logs the liveness failure ("... has not responded in N seconds ...") before restarting.
-            const detectedLine = lab
-                .logOf(hub.region)
-                .slice(mark)
-                .split("\n")
-                .find((l) => l.includes(`"${tunnel}"`) && /liveness|not responded|dead peer|DPD/i.test(l));
+            // The hub's pluto logs its liveness failure ("liveness action - restarting ...") and drops the IKE SA.
+            const livenessLine = () => findLivenessFailure(lab.logOf(hub.region).slice(mark), tunnel);
+            await lab.waitFor(() => livenessLine() !== undefined && !lab.states(hub.region)[tunnel]?.ike, timeout);
+            const detectedLine = livenessLine();
             const detectedAt = detectedLine ? Lab.logTime(detectedLine) : undefined;
             const whileDead = lab.health(hub.region);
             lab.isolate(spoke.region, false);
@@ -253,9 +311,17 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             report.deadPeer = {
                 region: spoke.region,
                 tunnel,
-                detectedSeconds:
-                    detected === undefined ? undefined : detectedAt !== undefined ? roundSeconds(detectedAt - diedAt) : detected,
-                detectedLine: detectedLine?.trim(),
+                // Only pluto's own word counts: no line, no detection (never the polling's time).
+                detectedSeconds: detectedAt === undefined ? undefined : roundSeconds(detectedAt - diedAt),
+                detectedLine,
+                hubLines: detectedLine
+                    ? undefined
+                    : lab
+                          .logOf(hub.region)
+                          .slice(mark)
+                          .split("\n")
+                          .filter((l) => l.includes(`"${tunnel}"`))
+                          .slice(0, 30),
                 returnedSeconds:
                     returned === undefined
                         ? undefined
@@ -266,7 +332,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
                 healthLines: [...before.lines, ...whileDead.lines, ...after.lines].filter((l) => l.includes(tunnel)),
             };
             log(
-                `dead peer ${spoke.region}: hub noticed after ${report.deadPeer.detectedSeconds ?? "NEVER"} s (${detectedLine?.trim() ?? "no liveness line"}); tunnel back ${returned === undefined ? "NEVER" : `${report.deadPeer.returnedSeconds} s`} after the peer returned; ` +
+                `dead peer ${spoke.region}: hub noticed after ${report.deadPeer.detectedSeconds ?? "NEVER"} s (${detectedLine ?? "no liveness failure in the hub's log"}); tunnel back ${returned === undefined ? "NEVER" : `${report.deadPeer.returnedSeconds} s`} after the peer returned; ` +
                     `TunnelUp on the hub ${report.deadPeer.health.before} -> ${report.deadPeer.health.whileDead} -> ${report.deadPeer.health.after}`,
             );
         }
@@ -278,7 +344,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             const tunnel = spoke.tunnels[0];
             const key = newKey();
             for (const r of [hub, spoke]) {
-                lab.setParameter(r.awsRegion, tunnel, key);
+                lab.setKey(r.region, tunnel, key);
             }
             const mark = { [hub.region]: lab.logOf(hub.region).length, [spoke.region]: lab.logOf(spoke.region).length };
             const reauthenticated = () =>
@@ -290,8 +356,8 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
                         .some((l) => l.includes(`"${tunnel}"`) && /established IKE SA; authenticated peer/.test(l)),
                 );
             const rotated = process.hrtime.bigint();
-            lab.fetchKeys(hub.region, true);
-            lab.fetchKeys(spoke.region, true);
+            await lab.runAgent(hub.region);
+            await lab.runAgent(spoke.region);
             const back = await lab.waitFor(() => reauthenticated() && lab.established(tunnel, target), timeout);
             report.rotation = {
                 tunnel,
@@ -308,8 +374,8 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         const victim = spokes[spokes.length - 1];
         const tunnel = victim.tunnels[0];
         await lab.killPluto(victim.region);
-        lab.setParameter(victim.awsRegion, tunnel, newKey());
-        lab.fetchKeys(victim.region);
+        lab.setKey(victim.region, tunnel, newKey());
+        await lab.runAgent(victim.region, { boot: true });
         const before = { hub: lab.logOf(hub.region).length, victim: lab.logOf(victim.region).length };
         await lab.startPluto(victim.region);
         const waitedSeconds = 10;
@@ -338,4 +404,65 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         lab.down();
     }
     return report;
+}
+
+/**
+ * Sends 5 MB from `from`'s workload host to `to`'s with the gateways' MSS clamp (must complete),
+ * then with the clamp removed from both gateways (must stall: the 9001-byte segments' ESP packets
+ * cannot cross the 1500-byte internet, and the ICMP that would say so never reaches the gateway),
+ * then puts the clamp back.
+ */
+async function measureMssClamp(
+    lab: Lab,
+    tunnel: string,
+    from: string,
+    to: string,
+    log: (line: string) => void,
+    timeout: number,
+): Promise<NonNullable<ScenarioReport["mtu"]>> {
+    // Right after start-up, crossed initiations can leave a stale IKE SA whose liveness failure restarts
+    // the tunnel some seconds later: measure on a settled tunnel, not across that.
+    const settledAfter = await lab.waitSettled(tunnel, timeout);
+    if (settledAfter === undefined) {
+        log(`${tunnel}: NOT settled within ${timeout} s; measuring anyway`);
+    }
+    const gateways = [from, to];
+    const clamps = gateways.map((r) => lab.mssClamp(r));
+    const clamp = clamps.every((c) => c !== undefined && c === clamps[0]) ? clamps[0] : undefined;
+    const mb = MTU_TRANSFER.bytes / (1024 * 1024);
+    const fresh = () => {
+        for (const r of gateways) {
+            lab.forgetPathMtu(r);
+        }
+    };
+    fresh();
+    const withClamp = await lab.transfer(from, to, MTU_TRANSFER.bytes, MTU_TRANSFER.withClampDeadlineSeconds);
+    log(
+        `${mb} MB ${from}->${to} with MSS clamp ${clamp}: ${withClamp.completed ? `${withClamp.seconds} s` : `NOT completed (${withClamp.bytes} bytes in ${withClamp.seconds} s${withClamp.error ? `, ${withClamp.error}` : ""})`}`,
+    );
+    let withoutClamp: TransferResult;
+    try {
+        for (const r of gateways) {
+            lab.removeMssClamp(r);
+        }
+        fresh();
+        withoutClamp = await lab.transfer(from, to, MTU_TRANSFER.bytes, MTU_TRANSFER.withoutClampDeadlineSeconds);
+    } finally {
+        for (const r of gateways) {
+            lab.applyMssClamp(r);
+        }
+        fresh();
+    }
+    log(
+        `${mb} MB ${from}->${to} without clamp: ${withoutClamp.completed ? `COMPLETED in ${withoutClamp.seconds} s (expected a stall)` : `stalled (${withoutClamp.bytes} bytes in ${withoutClamp.seconds} s${withoutClamp.connected ? "" : `; never connected: ${withoutClamp.error}`})`}`,
+    );
+    return {
+        clamp,
+        from,
+        to,
+        settled: settledAfter !== undefined,
+        withClamp,
+        withoutClamp,
+        clampRestored: gateways.every((r) => lab.mssClamp(r) === clamp),
+    };
 }

@@ -8,9 +8,15 @@
  *   <id>-<region>-gw    the gateway host: the static private IP, default route via the VPC router; runs pluto
  *   <id>-<region>-host  a workload host in the first workload subnet (the VPN subnet if there is none)
  * plus one `<id>-inet` namespace, a bridge joining every region's `wan` leg (Elastic IPs are on one /24).
+ *
+ * MTUs as on AWS: every link inside a VPC runs at EC2's 9001 (jumbo frames), the "internet" beyond
+ * the internet gateway at 1500. Each VPC router drops ICMP "fragmentation needed" headed to the
+ * gateway, as the gateway's security group does (it admits only IKE, NAT-T and ESP from the peers):
+ * path-MTU discovery cannot work across the tunnels, and only the gateways' TCP MSS clamp keeps
+ * full-size segments from being black-holed.
  */
 import { type Cidr, formatIp, parseCidr } from "../config/cidr";
-import type { Plan } from "../offline/render";
+import type { Plan } from "../harness/snapshot";
 
 /**
  * The part of plan.json the lab reads. A type-only import: nothing of the Pulumi program is loaded
@@ -32,13 +38,20 @@ export interface LabRegion {
     readonly host: { readonly ip: string; readonly prefix: number; readonly router: string; readonly onVpnSubnet: boolean };
     /** Peer ranges the VPC router sends to the gateway: the program's routes. */
     readonly routesToGateway: readonly string[];
+    /** SSM path of the gateway's desired state. */
+    readonly parameterPath: string;
 }
+
+/** MTUs of the lab's links: AWS's inside a VPC, and the internet's beyond the internet gateway. */
+export const LAB_MTU = { vpc: 9001, internet: 1500 } as const;
 
 export interface LabTopology {
     readonly id: string;
     readonly inetNs: string;
     /** Prefix length of the shared "internet" segment the Elastic IPs sit on. */
     readonly inetPrefix: number;
+    /** Where the lab's AWS API (its Parameter Store) answers: an address on the "internet", as AWS's public endpoints are. */
+    readonly api: { readonly ip: string; readonly port: number };
     readonly regions: readonly LabRegion[];
     readonly tunnels: LabPlan["tunnels"];
 }
@@ -91,9 +104,12 @@ export function labTopology(plan: LabPlan, id: string): LabTopology {
                 onVpnSubnet: g.workloadSubnets.length === 0,
             },
             routesToGateway: g.routesToGateway,
+            parameterPath: g.parameterPath,
         };
     });
-    return { id, inetNs: `${id}-inet`, inetPrefix: 24, regions, tunnels: plan.tunnels };
+    // The last address of the Elastic IPs' /24 (documentation addresses by default).
+    const api = { ip: `${prefixes[0]}.254`, port: 8080 };
+    return { id, inetNs: `${id}-inet`, inetPrefix: 24, api, regions, tunnels: plan.tunnels };
 }
 
 /**
@@ -113,8 +129,16 @@ export interface SetupPlan {
 }
 
 export function setupPlan(t: LabTopology): SetupPlan {
+    const { vpc: jumbo, internet } = LAB_MTU;
     const root: string[] = [`netns add ${t.inetNs}`];
-    const ip: Record<string, string[]> = { [t.inetNs]: ["link set lo up", "link add inet type bridge", "link set inet up"] };
+    const ip: Record<string, string[]> = {
+        [t.inetNs]: [
+            "link set lo up",
+            `link add inet mtu ${internet} type bridge`,
+            "link set inet up",
+            `addr add ${t.api.ip}/${t.inetPrefix} dev inet`,
+        ],
+    };
     const sysctl: Record<string, string[]> = {};
     const iptables: Record<string, string> = {};
     t.regions.forEach((r, i) => {
@@ -127,28 +151,43 @@ export function setupPlan(t: LabTopology): SetupPlan {
         const host = ip[r.ns.host];
         // The VPC router's internet leg, carrying the Elastic IP, plugged into the internet bridge.
         root.push(`link add wan netns ${r.ns.vpc} type veth peer name r${i} netns ${t.inetNs}`);
-        ip[t.inetNs].push(`link set r${i} master inet up`);
-        vpc.push(`addr add ${r.elasticIp}/${t.inetPrefix} dev wan`, "link set wan up");
+        ip[t.inetNs].push(`link set r${i} mtu ${internet} master inet up`);
+        vpc.push(`addr add ${r.elasticIp}/${t.inetPrefix} dev wan`, `link set wan mtu ${internet} up`);
         // The VPN subnet: a bridge in the router namespace, with the VPC router's +1 address; the gateway on it.
-        vpc.push("link add vpn type bridge", `addr add ${r.gateway.router}/${r.gateway.prefix} dev vpn`, "link set vpn up");
+        vpc.push(`link add vpn mtu ${jumbo} type bridge`, `addr add ${r.gateway.router}/${r.gateway.prefix} dev vpn`, "link set vpn up");
         root.push(`link add eth0 netns ${r.ns.gw} type veth peer name gw netns ${r.ns.vpc}`);
-        vpc.push("link set gw master vpn up");
-        gw.push(`addr add ${r.gateway.ip}/${r.gateway.prefix} dev eth0`, "link set eth0 up", `route add default via ${r.gateway.router}`);
+        vpc.push(`link set gw mtu ${jumbo} master vpn up`);
+        gw.push(
+            `addr add ${r.gateway.ip}/${r.gateway.prefix} dev eth0`,
+            `link set eth0 mtu ${jumbo} up`,
+            `route add default via ${r.gateway.router}`,
+        );
         // The workload host: on its workload subnet's bridge, or on the VPN subnet's.
         if (!r.host.onVpnSubnet) {
-            vpc.push("link add wl type bridge", `addr add ${r.host.router}/${r.host.prefix} dev wl`, "link set wl up");
+            vpc.push(`link add wl mtu ${jumbo} type bridge`, `addr add ${r.host.router}/${r.host.prefix} dev wl`, "link set wl up");
         }
         root.push(`link add eth0 netns ${r.ns.host} type veth peer name host netns ${r.ns.vpc}`);
-        vpc.push(`link set host master ${r.host.onVpnSubnet ? "vpn" : "wl"} up`);
-        host.push(`addr add ${r.host.ip}/${r.host.prefix} dev eth0`, "link set eth0 up", `route add default via ${r.host.router}`);
+        vpc.push(`link set host mtu ${jumbo} master ${r.host.onVpnSubnet ? "vpn" : "wl"} up`);
+        host.push(
+            `addr add ${r.host.ip}/${r.host.prefix} dev eth0`,
+            `link set eth0 mtu ${jumbo} up`,
+            `route add default via ${r.host.router}`,
+        );
         // The VPC route tables: the program's peer ranges go to the gateway.
         vpc.push(...r.routesToGateway.map((dest) => `route add ${dest} via ${r.gateway.ip}`));
         sysctl[r.ns.vpc] = ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0"];
-        // The internet gateway's 1:1 NAT between the Elastic IP and the gateway's private IP.
         iptables[r.ns.vpc] = [
+            // The internet gateway's 1:1 NAT between the Elastic IP and the gateway's private IP.
             "*nat",
             `-A PREROUTING -i wan -d ${r.elasticIp} -j DNAT --to-destination ${r.gateway.ip}`,
             `-A POSTROUTING -o wan -s ${r.gateway.ip} -j SNAT --to-source ${r.elasticIp}`,
+            "COMMIT",
+            // The gateway's security group: no ICMP "fragmentation needed" reaches it, neither the one this
+            // router sends when a 9001-byte packet meets the 1500-byte internet (OUTPUT) nor any from the
+            // internet (FORWARD, after the NAT).
+            "*filter",
+            `-A OUTPUT -d ${r.gateway.ip} -p icmp --icmp-type fragmentation-needed -j DROP`,
+            `-A FORWARD -d ${r.gateway.ip} -p icmp --icmp-type fragmentation-needed -j DROP`,
             "COMMIT",
             "",
         ].join("\n");

@@ -1,12 +1,12 @@
 import { strict as assert } from "node:assert";
-import { labTopology, setupPlan } from "../../lab/topology";
-import type { renderStack } from "../../offline/render";
-import { prodRender } from "./fixtures";
+import type { snapshotStack } from "../../harness/snapshot";
+import { LAB_MTU, labTopology, setupPlan } from "../../lab/topology";
+import { prodSnapshot } from "./fixtures";
 
 describe("lab topology (from the prod render's plan)", () => {
-    let plan: Awaited<ReturnType<typeof renderStack>>["plan"];
+    let plan: Awaited<ReturnType<typeof snapshotStack>>["plan"];
     before(async () => {
-        plan = (await prodRender()).plan;
+        plan = (await prodSnapshot()).plan;
     });
 
     it("puts each gateway at its static IP behind a VPC router at the subnet's +1, and a workload host in each VPC", () => {
@@ -39,6 +39,61 @@ describe("lab topology (from the prod render's plan)", () => {
         // Every namespace it creates carries the lab's prefix, so teardown finds them all.
         for (const line of p.root.filter((l) => l.startsWith("netns add"))) {
             assert.match(line, /^netns add t1-/);
+        }
+    });
+
+    it("runs every VPC-side link at EC2's MTU 9001 and the internet at 1500, as on AWS", () => {
+        assert.deepEqual(LAB_MTU, { vpc: 9001, internet: 1500 });
+        const p = setupPlan(labTopology(plan, "t1"));
+        // Per namespace, the MTU the plan gives each interface it creates (veth ends come from the root batch).
+        const mtus: Record<string, Record<string, number | undefined>> = {};
+        const set = (ns: string, dev: string, mtu: number | undefined) => {
+            mtus[ns] = { ...mtus[ns], [dev]: mtu };
+        };
+        for (const line of p.root) {
+            const m = /^link add (\S+) netns (\S+) type veth peer name (\S+) netns (\S+)$/.exec(line);
+            if (m) {
+                set(m[2], m[1], undefined);
+                set(m[4], m[3], undefined);
+            }
+        }
+        for (const [ns, lines] of Object.entries(p.ip)) {
+            for (const line of lines) {
+                const m = /^link (?:add|set) (\S+) (?:.* )?mtu (\d+)\b/.exec(line) ?? /^link add (\S+) type bridge$/.exec(line);
+                if (m) {
+                    set(ns, m[1], m[2] === undefined ? undefined : Number(m[2]));
+                }
+            }
+        }
+        const vpcSide = (r: string) => ({ [`t1-${r}-gw`]: { eth0: 9001 }, [`t1-${r}-host`]: { eth0: 9001 } });
+        assert.deepEqual(mtus, {
+            "t1-inet": { inet: 1500, r0: 1500, r1: 1500, r2: 1500 },
+            // Virginia's workload host shares the VPN subnet (no workload subnet): no `wl` bridge there.
+            "t1-virginia-vpc": { wan: 1500, vpn: 9001, gw: 9001, host: 9001 },
+            ...vpcSide("virginia"),
+            "t1-sydney-vpc": { wan: 1500, vpn: 9001, wl: 9001, gw: 9001, host: 9001 },
+            ...vpcSide("sydney"),
+            "t1-frankfurt-vpc": { wan: 1500, vpn: 9001, wl: 9001, gw: 9001, host: 9001 },
+            ...vpcSide("frankfurt"),
+        });
+    });
+
+    it("drops ICMP fragmentation-needed headed to the gateway at its VPC router, as its security group does", () => {
+        const p = setupPlan(labTopology(plan, "t1"));
+        for (const [region, gw] of [
+            ["virginia", "10.11.4.5"],
+            ["sydney", "12.11.4.5"],
+            ["frankfurt", "13.11.4.5"],
+        ]) {
+            const rules = p.iptables[`t1-${region}-vpc`];
+            const filter = rules.slice(rules.indexOf("*filter"));
+            assert.ok(rules.includes("*filter"), `${region}: no filter table`);
+            const escaped = gw.replace(/\./g, "\\.");
+            // The one the router itself sends (a 9001-byte packet meeting the 1500-byte internet) ...
+            assert.match(filter, new RegExp(`^-A OUTPUT -d ${escaped} -p icmp --icmp-type fragmentation-needed -j DROP$`, "m"));
+            // ... and any arriving from the internet, after the Elastic IP's NAT.
+            assert.match(filter, new RegExp(`^-A FORWARD -d ${escaped} -p icmp --icmp-type fragmentation-needed -j DROP$`, "m"));
+            assert.match(filter, /\nCOMMIT\n$/);
         }
     });
 
