@@ -72,7 +72,9 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
     ) {
         super("hubspoke:network:HubSpokeVpn", vpnName, {}, opts);
         const { spec } = args;
-        spec.regions.forEach((r) => this.providerOf(r));
+        for (const r of spec.regions) {
+            this.providerOf(r);
+        }
         const eips = this.createVpcsAndAddresses();
         this.keys = this.createKeys();
         for (const r of spec.regions) {
