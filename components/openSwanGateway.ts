@@ -103,7 +103,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         const identity = this.createIdentity();
         this.userData = renderUserData(
             region.name,
-            bootstrapFiles({ stack: args.stack, site: region.name, awsRegion: region.awsRegion, parameterPath: this.parameterPath }),
+            bootstrapFiles({ stack: args.stack, regionName: region.name, awsRegion: region.awsRegion, parameterPath: this.parameterPath }),
         );
         this.instance = this.createInstance(identity, parameters);
         this.instanceId = this.instance.id;

@@ -15,8 +15,8 @@ export interface WorkloadSubnetSpec {
 }
 
 /**
- * One site: a VPC with its gateway. Config calls the list `regions`; a site's `name` is its region
- * name everywhere (resource names, tunnel names, outputs), and several sites may share an AWS region.
+ * One region of the network: a VPC with its gateway. Its `name` is the region name everywhere
+ * (resource names, tunnel names, outputs); several regions may share an AWS region.
  */
 export interface RegionSpec {
     /** The region name used everywhere (resource names, tunnel names, outputs), e.g. `virginia`. */

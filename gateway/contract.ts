@@ -27,6 +27,10 @@ export const GATEWAY_PATHS = {
 
 /** The files the agent keeps in `GATEWAY_PATHS.stateDir`. */
 export const AGENT_STATE_FILES = {
+    /** `<tunnel>.<addedAt>`: when the agent first wrote the tunnel (the health script's grace period starts there). */
+    addedAt: "added-at",
+    /** `<tunnel>.<upOnce>`: the tunnel has been up at least once since it was added. */
+    upOnce: "up-once",
     /** `<parameter name> <version>` per parameter last applied (or last refused as invalid). */
     versions: "versions",
     /** Every tunnel this gateway should terminate, one name a line (the health script reports each). */
@@ -46,6 +50,51 @@ export function pskCharacterClass(): string {
     // `-` last so that it is literal in both languages.
     return `A-Za-z0-9${PSK.special.replace("-", "")}-`;
 }
+
+/** Tunnel names (`<hub>-to-<spoke>`, from region names): what the agent accepts as a path component. */
+export const TUNNEL_NAME_PATTERN = "[a-z0-9-]+";
+
+/**
+ * The secrets line, `<local Elastic IP> <peer Elastic IP> : PSK "<key>"`, as an extended regular
+ * expression that bash and JavaScript read alike; its group is the key.
+ */
+export function secretsLinePattern(): string {
+    return `^[0-9.]+ [0-9.]+ : PSK "([${pskCharacterClass()}]+)"$`;
+}
+
+/**
+ * The only keys a conn from Parameter Store may set: what render/libreswan.ts writes. Anything else
+ * (`leftupdown=`, which pluto runs as root, above all) makes the agent refuse the conn, so that write
+ * access to a parameter is not a way onto the gateway.
+ */
+export const CONN_KEYS = [
+    "type",
+    "authby",
+    "ikev2",
+    "left",
+    "leftid",
+    "leftsubnet",
+    "right",
+    "rightid",
+    "rightsubnet",
+    "ike",
+    "esp",
+    "pfs",
+    "ikelifetime",
+    "salifetime",
+    "dpddelay",
+    "retransmit-timeout",
+    "dpdaction",
+    "keyingtries",
+    "auto",
+] as const;
+
+/**
+ * How long the health script keeps quiet about a tunnel that has never been up since the agent added
+ * it: the peer's gateway may still be booting (a new spoke's first boot takes minutes). Silence keeps
+ * its alarm from paging; a tunnel still not up after this reports down, and pages.
+ */
+export const NEW_TUNNEL_GRACE_SECONDS = 900;
 
 /** True when `psk` is a key the gateways accept. */
 export function isUsablePsk(psk: string): boolean {
@@ -72,8 +121,8 @@ export const TCP_MSS = 1360;
 /** The first line of every conn the program renders contains this; the agent manages (and may remove) only such files. */
 export const MANAGED_MARKER = "managed by hubspoke-vpn";
 
-/** Listing attempts of the agent's boot run (2, 4, 8 s apart) before ipsec starts from the last good files. */
-export const BOOT_FETCH_ATTEMPTS = 4;
+/** Listing attempts of the agent's boot run (2 and 4 s apart, each call bounded to 20 s) before ipsec starts from the last good files. */
+export const BOOT_FETCH_ATTEMPTS = 3;
 
 /** Seconds between a key change and the re-authentication of its tunnel (both ends must have the new key). */
 export const REAUTH_DELAY_SECONDS = 420;
@@ -81,16 +130,16 @@ export const REAUTH_DELAY_SECONDS = 420;
 /** Everything the gateway scripts read from `GATEWAY_PATHS.env`. */
 export interface GatewayIdentity {
     readonly stack: string;
-    /** The site (config `regions[].name`), e.g. `virginia`. */
-    readonly site: string;
+    /** The region name (config `regions[].name`), e.g. `virginia`. */
+    readonly regionName: string;
     readonly awsRegion: string;
     /** SSM path of this gateway's desired state, e.g. `/hubspoke-vpn/prod/virginia/tunnels`. */
     readonly parameterPath: string;
 }
 
-/** SSM path of one gateway's tunnel ends: `<prefix>/<site>/tunnels`. */
-export function gatewayParameterPath(prefix: string, site: string): string {
-    return `${prefix}/${site}/tunnels`;
+/** SSM path of one gateway's tunnel ends: `<prefix>/<region name>/tunnels`. */
+export function gatewayParameterPath(prefix: string, regionName: string): string {
+    return `${prefix}/${regionName}/tunnels`;
 }
 
 /** The two parameters of one tunnel end under its gateway's path: the conn (String) and the secrets line (SecureString). */
@@ -106,7 +155,7 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
     const p = { ...GATEWAY_PATHS, ...paths };
     const lines: Record<string, string | number> = {
         HUBSPOKE_STACK: id.stack,
-        HUBSPOKE_SITE: id.site,
+        HUBSPOKE_REGION_NAME: id.regionName,
         HUBSPOKE_AWS_REGION: id.awsRegion,
         HUBSPOKE_PARAMETER_PATH: id.parameterPath,
         HUBSPOKE_IPSEC_D: p.ipsecDir,
@@ -114,6 +163,10 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
         HUBSPOKE_STATE_DIR: p.stateDir,
         HUBSPOKE_PSK_MIN_LENGTH: PSK.minLength,
         HUBSPOKE_PSK_CHARACTERS: pskCharacterClass(),
+        HUBSPOKE_SECRETS_LINE: secretsLinePattern(),
+        HUBSPOKE_TUNNEL_NAME: TUNNEL_NAME_PATTERN,
+        HUBSPOKE_CONN_KEYS: CONN_KEYS.join(" "),
+        HUBSPOKE_NEW_TUNNEL_GRACE: NEW_TUNNEL_GRACE_SECONDS,
         HUBSPOKE_METRIC_NAMESPACE: METRIC.namespace,
         HUBSPOKE_METRIC_NAME: METRIC.tunnelUp,
         HUBSPOKE_REAUTH_DELAY: REAUTH_DELAY_SECONDS,
@@ -122,6 +175,8 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
         HUBSPOKE_STATE_VERSIONS: AGENT_STATE_FILES.versions,
         HUBSPOKE_STATE_TUNNELS: AGENT_STATE_FILES.tunnels,
         HUBSPOKE_STATE_LEFT_OUT: AGENT_STATE_FILES.leftOut,
+        HUBSPOKE_STATE_ADDED_AT: AGENT_STATE_FILES.addedAt,
+        HUBSPOKE_STATE_UP_ONCE: AGENT_STATE_FILES.upOnce,
     };
     return (
         "# hubspoke-vpn gateway settings, read by hubspoke-agent and hubspoke-health (rendered by the program)\n" +

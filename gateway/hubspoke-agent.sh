@@ -44,8 +44,10 @@ exec 9>"$state/lock"
 flock -w 120 9 || { echo "hubspoke-agent: another run holds $state/lock" >&2; exit 1; }
 
 log() { echo "hubspoke-agent: $*" >&2; }
+# Bounded calls: a hung endpoint must not hold the boot (or the lock) for minutes.
+export AWS_RETRY_MODE=${AWS_RETRY_MODE:-standard} AWS_MAX_ATTEMPTS=${AWS_MAX_ATTEMPTS:-2}
 # shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
-ssm() { aws ssm "$@" --region "$HUBSPOKE_AWS_REGION" ${HUBSPOKE_AWS_ARGS:-}; }
+ssm() { aws ssm "$@" --region "$HUBSPOKE_AWS_REGION" --cli-connect-timeout 5 --cli-read-timeout 15 ${HUBSPOKE_AWS_ARGS:-}; }
 whack() { ipsec whack ${HUBSPOKE_CTLSOCKET:+--ctlsocket "$HUBSPOKE_CTLSOCKET"} "$@"; }
 addconn() { ipsec addconn --config "$HUBSPOKE_IPSEC_CONF" ${HUBSPOKE_CTLSOCKET:+--ctlsocket "$HUBSPOKE_CTLSOCKET"} "$@"; }
 # Writes stdin to a file beside the target, then renames it: pluto never reads a half-written file.
@@ -53,15 +55,43 @@ write_file() {
   local file=$1 mode=$2
   cat >"$file.tmp" && chmod "$mode" "$file.tmp" && mv -f "$file.tmp" "$file"
 }
-secrets_re="^[0-9.]+ [0-9.]+ : PSK \"([${HUBSPOKE_PSK_CHARACTERS}]+)\"$"
+# Why a conn from Parameter Store is refused, or nothing: exactly one `conn <tunnel>`, and only the keys
+# the program writes (no leftupdown= or the like: write access to a parameter must not run code here);
+# then libreswan's own parser, on the conn alone, before it can replace a good file.
+conn_problem() {
+  local t=$1 conf=$2 line key staged
+  [ "$(grep -c '^conn ' <<<"$conf")" = 1 ] && grep -qx "conn $t" <<<"$conf" || { echo "it does not hold exactly the conn $t"; return; }
+  while IFS= read -r line; do
+    [[ -z ${line//[[:space:]]/} || $line =~ ^[[:space:]]*# || $line == "conn $t" ]] && continue
+    [[ $line =~ ^[[:space:]]+([a-z0-9-]+)= ]] || { echo "it has a line that is not a setting"; return; }
+    key=${BASH_REMATCH[1]}
+    [[ " $HUBSPOKE_CONN_KEYS " == *" $key "* ]] || { echo "it sets $key, which hubspoke-vpn never writes"; return; }
+  done <<<"$conf"
+  staged=$state/staging
+  mkdir -p "$staged"
+  printf '%s\n' "$conf" >"$staged/$t.conf"
+  printf 'config setup\n\ninclude %s\n' "$staged/$t.conf" >"$staged/ipsec.conf"
+  ipsec addconn --checkconfig --config "$staged/ipsec.conf" >"$staged/check.log" 2>&1 \
+    || echo "libreswan refuses it: $(tr '\n' ' ' <"$staged/check.log")"
+  rm -f "$staged/$t.conf" "$staged/ipsec.conf" "$staged/check.log"
+}
 
-# 1. The listing: every parameter under this gateway's path, with its version (GetParametersByPath,
-# which the CLI pages through). Without a complete listing nothing is changed.
+# 1. The listing: every parameter under this gateway's path, with its version and value
+# (GetParametersByPath, which the CLI pages through). Without a complete listing nothing is changed.
 attempts=1
 [ "$mode" = boot ] && attempts=$HUBSPOKE_BOOT_ATTEMPTS
+# One call a run: the values come with the listing (decrypted), as JSON, since a conn spans lines;
+# each becomes one line `<name> <version> <value, base64>`.
 for ((i = 1; ; i++)); do
-  listing=$(ssm get-parameters-by-path --path "$path" --recursive --query 'Parameters[].[Name,Version]' --output text 2>&1) && break
-  log "listing $path in $HUBSPOKE_AWS_REGION failed (attempt $i of $attempts): ${listing//$'\n'/ }"
+  if raw=$(ssm get-parameters-by-path --path "$path" --recursive --with-decryption --output json 2>"$state/listing.err"); then
+    # The answer holds keys: never logged; only jq's own complaint is.
+    listing=$(jq -r '.Parameters[] | [.Name, (.Version | tostring), (.Value | @base64)] | join(" ")' <<<"$raw" 2>&1) && break
+    problem="unreadable answer: ${listing//$'\n'/ }"
+  else
+    problem=$(tr '\n' ' ' <"$state/listing.err")
+  fi
+  unset raw
+  log "listing $path in $HUBSPOKE_AWS_REGION failed (attempt $i of $attempts): $problem"
   if [ "$i" -ge "$attempts" ]; then
     [ "$mode" = boot ] && { log "starting from the last good files in $HUBSPOKE_IPSEC_D"; exit 0; }
     exit 1
@@ -69,10 +99,11 @@ for ((i = 1; ; i++)); do
   sleep $((2 ** i))
 done
 
-declare -A version=() previous=() desired=() left_out=() was_left_out=()
-while read -r name ver; do
-  [[ $name =~ ^$path/([A-Za-z0-9_.-]+)/(conf|secrets)$ ]] || continue
+declare -A version=() value=() previous=() desired=() left_out=() was_left_out=()
+while read -r name ver encoded; do
+  [[ $name =~ ^$path/($HUBSPOKE_TUNNEL_NAME)/(conf|secrets)$ ]] || continue
   version[$name]=$ver
+  value[$name]=$encoded
   desired[${BASH_REMATCH[1]}]=1
 done <<<"$listing"
 if [ -f "$state/$HUBSPOKE_STATE_VERSIONS" ]; then
@@ -108,19 +139,11 @@ for t in $(printf '%s\n' "${!desired[@]}" | sort); do
   elif [ "$sv" = - ]; then
     reason="its secrets parameter $secrets_name is missing"
   else
-    if ! conf=$(ssm get-parameter --name "$conf_name" --query Parameter.Value --output text 2>&1); then
-      log "$t: fetching $conf_name failed: ${conf//$'\n'/ }; unchanged, trying again next run"
-      failed=yes
-      continue
-    fi
-    if ! secrets=$(ssm get-parameter --name "$secrets_name" --with-decryption --query Parameter.Value --output text 2>/dev/null); then
-      log "$t: fetching $secrets_name failed; unchanged, trying again next run"
-      failed=yes
-      continue
-    fi
-    if [ "$(grep -c '^conn ' <<<"$conf")" != 1 ] || ! grep -qx "conn $t" <<<"$conf"; then
-      reason="its conf parameter does not hold exactly the conn $t"
-    elif [[ ! $secrets =~ $secrets_re ]] || [ ${#BASH_REMATCH[1]} -lt "$HUBSPOKE_PSK_MIN_LENGTH" ]; then
+    conf=$(base64 -d <<<"${value[$conf_name]}") secrets=$(base64 -d <<<"${value[$secrets_name]}")
+    problem=$(conn_problem "$t" "$conf")
+    if [ -n "$problem" ]; then
+      reason="its conf parameter is refused: $problem"
+    elif [[ ! $secrets =~ $HUBSPOKE_SECRETS_LINE ]] || [ ${#BASH_REMATCH[1]} -lt "$HUBSPOKE_PSK_MIN_LENGTH" ]; then
       # Never log the value: it may be a key.
       reason="its secrets parameter does not hold a usable key (at least $HUBSPOKE_PSK_MIN_LENGTH characters of $HUBSPOKE_PSK_CHARACTERS)"
     fi
@@ -135,6 +158,7 @@ for t in $(printf '%s\n' "${!desired[@]}" | sort); do
   fi
   if [ ! -f "$conf_file" ]; then
     added+=("$t")
+    date +%s >"$state/$t.$HUBSPOKE_STATE_ADDED_AT"
   elif [ "$(cat "$conf_file")" != "$conf" ]; then
     replaced+=("$t")
   elif [ ! -f "$secrets_file" ] || [ "$(cat "$secrets_file")" != "$secrets" ]; then
@@ -151,7 +175,7 @@ done
 
 # 3. State for the next run and for hubspoke-health (which reports every desired tunnel).
 for name in "${!previous[@]}"; do
-  [[ $name =~ ^$path/([A-Za-z0-9_.-]+)/ ]] && [ -n "${desired[${BASH_REMATCH[1]}]:-}" ] && echo "$name ${previous[$name]}"
+  [[ $name =~ ^$path/($HUBSPOKE_TUNNEL_NAME)/ ]] && [ -n "${desired[${BASH_REMATCH[1]}]:-}" ] && echo "$name ${previous[$name]}"
 done | sort | write_file "$state/$HUBSPOKE_STATE_VERSIONS" 644
 printf '%s\n' "${!desired[@]}" | sort | write_file "$state/$HUBSPOKE_STATE_TUNNELS" 644
 for t in "${!left_out[@]}"; do echo "$t ${left_out[$t]}"; done | sort | write_file "$state/$HUBSPOKE_STATE_LEFT_OUT" 644
@@ -161,7 +185,7 @@ running=no
 [ "$mode" = run ] && status=$(whack --status 2>/dev/null) && running=yes
 for t in "${removed[@]}"; do
   [ "$running" = yes ] && whack --name "$t" --delete >/dev/null 2>&1
-  rm -f "$HUBSPOKE_IPSEC_D/$t.conf" "$HUBSPOKE_IPSEC_D/$t.secrets" "$state/$t.reauth-after"
+  rm -f "$HUBSPOKE_IPSEC_D/$t.conf" "$HUBSPOKE_IPSEC_D/$t.secrets" "$state/$t".*
   log "$t: removed (conn deleted, secrets removed)"
 done
 [ "$running" = yes ] || { [ "$failed" = no ] || exit 1; exit 0; }

@@ -1,7 +1,10 @@
 #!/bin/bash
 # hubspoke-health: reports each tunnel this gateway should terminate to CloudWatch as the metric
-# TunnelUp: 1 when libreswan has both an established IKE SA and an established Child SA for it, else 0
-# (also for a tunnel the agent left out because its desired state is missing or invalid).
+# TunnelUp: 1 when libreswan has both an established IKE SA and an established Child SA for it, else 0,
+# and 0 for a tunnel the agent left out (its desired state is missing or invalid: it needs a person).
+# A tunnel the agent added that has never been up is not reported for its first
+# $HUBSPOKE_NEW_TUNNEL_GRACE seconds (its peer may still be booting): no data, so its alarm does not
+# page; still not up after that, it reports 0 and pages.
 # Installed by hubspoke-vpn's user data as /usr/local/sbin/hubspoke-health; hubspoke-health.timer
 # runs it every minute. Its IAM role may put metrics in its own namespace only.
 #
@@ -15,7 +18,10 @@ set -u -o pipefail
 
 # shellcheck disable=SC1090
 . "${HUBSPOKE_ENV:-/etc/hubspoke-vpn/gateway.env}" || { echo "hubspoke-health: cannot read its settings" >&2; exit 1; }
-tunnels_file=$HUBSPOKE_STATE_DIR/$HUBSPOKE_STATE_TUNNELS
+state=$HUBSPOKE_STATE_DIR
+tunnels_file=$state/$HUBSPOKE_STATE_TUNNELS
+left_out=$(cut -d' ' -f1 "$state/$HUBSPOKE_STATE_LEFT_OUT" 2>/dev/null)
+now=$(date +%s)
 dry_run=no
 [ "${1:-}" = "--dry-run" ] && dry_run=yes
 
@@ -26,15 +32,22 @@ while read -r tunnel _rest; do
   [ -z "${tunnel:-}" ] || [ "${tunnel:0:1}" = "#" ] && continue
   value=0
   # `#3: "virginia-to-sydney":4500 STATE_V2_ESTABLISHED_IKE_SA (...)`, and the same for the Child SA.
-  if grep -q "\"$tunnel\"[^ ]* STATE_V2_ESTABLISHED_IKE_SA" <<<"$states" \
+  if grep -qx "$tunnel" <<<"$left_out"; then
+    value=0
+  elif grep -q "\"$tunnel\"[^ ]* STATE_V2_ESTABLISHED_IKE_SA" <<<"$states" \
      && grep -q "\"$tunnel\"[^ ]* STATE_V2_ESTABLISHED_CHILD_SA" <<<"$states"; then
     value=1
+    touch "$state/$tunnel.$HUBSPOKE_STATE_UP_ONCE" 2>/dev/null
+  elif [ ! -f "$state/$tunnel.$HUBSPOKE_STATE_UP_ONCE" ] && [ -f "$state/$tunnel.$HUBSPOKE_STATE_ADDED_AT" ] \
+     && [ $((now - $(cat "$state/$tunnel.$HUBSPOKE_STATE_ADDED_AT"))) -lt "$HUBSPOKE_NEW_TUNNEL_GRACE" ]; then
+    [ "$dry_run" = yes ] && echo "# $tunnel: added, never up yet: not reported during its grace period"
+    continue
   fi
-  dims="Stack=$HUBSPOKE_STACK,Region=$HUBSPOKE_SITE,Tunnel=$tunnel"
+  dims="Stack=$HUBSPOKE_STACK,Region=$HUBSPOKE_REGION_NAME,Tunnel=$tunnel"
   if [ "$dry_run" = yes ]; then
     echo "$HUBSPOKE_METRIC_NAMESPACE $HUBSPOKE_METRIC_NAME $dims $value"
   fi
-  metric_data+=("MetricName=$HUBSPOKE_METRIC_NAME,Dimensions=[{Name=Stack,Value=$HUBSPOKE_STACK},{Name=Region,Value=$HUBSPOKE_SITE},{Name=Tunnel,Value=$tunnel}],Value=$value,Unit=Count")
+  metric_data+=("MetricName=$HUBSPOKE_METRIC_NAME,Dimensions=[{Name=Stack,Value=$HUBSPOKE_STACK},{Name=Region,Value=$HUBSPOKE_REGION_NAME},{Name=Tunnel,Value=$tunnel}],Value=$value,Unit=Count")
 done < <(cat "$tunnels_file" 2>/dev/null)
 
 [ "$dry_run" = yes ] && exit 0

@@ -142,7 +142,7 @@ export async function runDayTwo(lab: Lab, options: DayTwoOptions): Promise<DayTw
         for (const r of [hub, added]) {
             lab.editParameter(r.region, tunnel, "conf", (conf) => conf.replace("salifetime=1h", "salifetime=2h"));
         }
-        report.changed.agentLogs = [await lab.runAgent(hub.region), await lab.runAgent(added.region)];
+        report.changed.agentLogs = await Promise.all([lab.runAgent(hub.region), lab.runAgent(added.region)]);
         const changedUp = await lab.waitFor(() => {
             const now = lab.ikeSerials(hub.region, [tunnel])[tunnel] ?? [];
             return lab.established(tunnel, target) && now.length > 0 && !now.some((s) => report.changed.tunnelSerialsBefore.includes(s));

@@ -157,6 +157,7 @@ export function labUnavailable(): string | undefined {
         ["ping", "iputils-ping"],
         ["certutil", "libnss3-tools"],
         [AWS_CLI, "awscli"],
+        ["jq", "jq"],
         ["nft", "nftables"],
     ]) {
         if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
@@ -184,6 +185,9 @@ export function pingRun(answered: readonly number[], intervalSeconds: number): P
         intervalSeconds,
     };
 }
+
+/** The agents' re-authentication delay in the lab: long enough to see the old IKE SA stay up, short enough to wait out. */
+export const LAB_REAUTH_DELAY_SECONDS = 4;
 
 export class Lab {
     readonly topology: LabTopology;
@@ -309,7 +313,7 @@ export class Lab {
         );
         fs.writeFileSync(this.dir(r, "ipsec.secrets"), `include ${this.dir(r, GATEWAY_PATHS.ipsecDir)}/*.secrets\n`, { mode: 0o600 });
         // The rendered settings, then the lab's differences: its paths, pluto's socket, the local
-        // Parameter Store, and no re-authentication delay (the lab runs both ends' agents back to back).
+        // Parameter Store, and a short re-authentication delay (the lab runs both ends' agents back to back).
         fs.appendFileSync(
             this.dir(r, GATEWAY_PATHS.env),
             [
@@ -319,8 +323,10 @@ export class Lab {
                 `HUBSPOKE_STATE_DIR='${this.dir(r, "state")}'`,
                 `HUBSPOKE_CTLSOCKET='${this.dir(r, "run", "pluto.ctl")}'`,
                 `HUBSPOKE_AWS_ARGS='--endpoint-url ${this.aws!.url}'`,
-                "HUBSPOKE_REAUTH_DELAY='0'",
+                `HUBSPOKE_REAUTH_DELAY='${LAB_REAUTH_DELAY_SECONDS}'`,
                 "HUBSPOKE_BOOT_ATTEMPTS='2'",
+                // The lab reports every tunnel at once (on AWS a new one is quiet while its peer boots).
+                "HUBSPOKE_NEW_TUNNEL_GRACE='0'",
                 "",
             ].join("\n"),
         );

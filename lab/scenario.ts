@@ -6,7 +6,7 @@
  * Returns a report; the tests assert on it. Each tunnel's report says which layer was proven.
  */
 import * as crypto from "node:crypto";
-import { Lab, type Layer, type TransferResult } from "./lab";
+import { LAB_REAUTH_DELAY_SECONDS, Lab, type Layer, type TransferResult } from "./lab";
 import { findLivenessFailure } from "./pluto-log";
 
 /** The transfer that shows the MSS clamp at work: 5 MB from a spoke's workload host to the hub's. */
@@ -119,7 +119,15 @@ export interface ScenarioReport {
         healthLines: string[];
     };
     /** A key rotated in the Parameter Store, picked up by both ends' refresh run. */
-    rotation?: { tunnel: string; seconds?: number; bothEndsRewritten: boolean; reauthenticated: boolean };
+    rotation?: {
+        tunnel: string;
+        /** From the new key in the Parameter Store to the new IKE SA at both ends (the lab's re-authentication delay included). */
+        seconds?: number;
+        bothEndsRewritten: boolean;
+        /** After both agents reread the new key, the running IKE SA was still the same, until the delay passed. */
+        saKeptUntilReauth: boolean;
+        reauthenticated: boolean;
+    };
     wrongKey?: {
         region: string;
         tunnel: string;
@@ -337,8 +345,10 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             );
         }
 
-        // 6. Rotate one tunnel's key in the Parameter Store (as `pulumi up` with a new pskRotation does);
-        // each end's refresh run (its timer's job) rewrites the secrets and re-authenticates.
+        // 6. Rotate one tunnel's key in the Parameter Store (as `pulumi up` with a new pskRotation does):
+        // each end's agent rewrites its secrets and rereads them, the running IKE SA stays up; once the
+        // re-authentication delay has passed (the lab's is short), their next runs start a new IKE SA
+        // with the new key.
         {
             const spoke = spokes[0];
             const tunnel = spoke.tunnels[0];
@@ -355,14 +365,19 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
                         .split("\n")
                         .some((l) => l.includes(`"${tunnel}"`) && /established IKE SA; authenticated peer/.test(l)),
                 );
+            const serials = () => JSON.stringify(lab.ikeSerials(hub.region, [tunnel]));
+            const serialsBefore = serials();
             const rotated = process.hrtime.bigint();
-            await lab.runAgent(hub.region);
-            await lab.runAgent(spoke.region);
+            await Promise.all([lab.runAgent(hub.region), lab.runAgent(spoke.region)]);
+            const saKeptUntilReauth = serials() === serialsBefore && lab.established(tunnel, "IKE") && !reauthenticated();
+            await new Promise((done) => setTimeout(done, LAB_REAUTH_DELAY_SECONDS * 1000));
+            await Promise.all([lab.runAgent(hub.region), lab.runAgent(spoke.region)]);
             const back = await lab.waitFor(() => reauthenticated() && lab.established(tunnel, target), timeout);
             report.rotation = {
                 tunnel,
                 seconds: back === undefined ? undefined : secondsSince(rotated),
                 bothEndsRewritten: [hub.region, spoke.region].every((r) => lab.secretsOf(r, tunnel).includes(`"${key}"`)),
+                saKeptUntilReauth,
                 reauthenticated: reauthenticated(),
             };
             log(

@@ -10,8 +10,8 @@ import { GATEWAY_TAG } from "../gateway/contract";
 const INSTANCE = "aws:ec2/instance:Instance";
 const NETWORK_INTERFACE = "aws:ec2/networkInterface:NetworkInterface";
 
-/** A pre-shared key literal in a libreswan secrets line (a printf template such as `PSK "%s"` is not one). */
-const PSK_LITERAL = /PSK\s+"[^"%]{8,}"/;
+/** A pre-shared key literal in a libreswan secrets line (a printf template such as `PSK "%s"`, or a pattern that matches one, is not one). */
+const PSK_LITERAL = /PSK\s+"[A-Za-z0-9._+=~/-]{8,}"/;
 
 function typed(type: string | string[], check: (props: any, args: ResourceValidationArgs, report: ReportViolation) => void) {
     const types = Array.isArray(type) ? type : [type];

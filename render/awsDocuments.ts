@@ -89,12 +89,12 @@ export interface AlarmNotifications<T> {
  *     only, so a fresh deploy does not page;
  *   - OK notifies too, so on-call sees the tunnel come back.
  */
-export function tunnelAlarm<T>(stack: string, site: string, tunnel: string, topic: T) {
+export function tunnelAlarm<T>(stack: string, regionName: string, tunnel: string, topic: T) {
     return {
-        alarmDescription: `hubspoke-vpn: tunnel ${tunnel} is down as seen from ${site} (no established IKE and Child SA for 3 minutes), or ${site} stopped reporting`,
+        alarmDescription: `hubspoke-vpn: tunnel ${tunnel} is down as seen from ${regionName} (no established IKE and Child SA for 3 minutes), or ${regionName} stopped reporting`,
         namespace: METRIC.namespace,
         metricName: METRIC.tunnelUp,
-        dimensions: { Stack: stack, Region: site, Tunnel: tunnel },
+        dimensions: { Stack: stack, Region: regionName, Tunnel: tunnel },
         statistic: "Minimum",
         period: 60,
         evaluationPeriods: 3,
@@ -111,9 +111,9 @@ function notifyOnEveryChange<T>(topic: T): AlarmNotifications<T> {
 }
 
 /** EC2's recover action on a failed system status check, and a notification. */
-export function recoveryAlarm<T>(site: string, instanceId: T, recoverAction: T, topic: T) {
+export function recoveryAlarm<T>(regionName: string, instanceId: T, recoverAction: T, topic: T) {
     return {
-        alarmDescription: `hubspoke-vpn: gateway ${site} failed its system status check; EC2 recovers it onto healthy hardware`,
+        alarmDescription: `hubspoke-vpn: gateway ${regionName} failed its system status check; EC2 recovers it onto healthy hardware`,
         namespace: "AWS/EC2",
         metricName: "StatusCheckFailed_System",
         dimensions: { InstanceId: instanceId },
@@ -130,7 +130,7 @@ export function recoveryAlarm<T>(site: string, instanceId: T, recoverAction: T, 
 
 /** One graph per tunnel with both ends' TunnelUp (each end reports in its own AWS region). */
 export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub">, stack: string): string {
-    const awsRegionOf = (site: string) => spec.regions.find((r) => r.name === site)!.awsRegion;
+    const awsRegionOf = (regionName: string) => spec.regions.find((r) => r.name === regionName)!.awsRegion;
     return JSON.stringify({
         widgets: spec.tunnels.map((t, i) => ({
             type: "metric",

@@ -1,12 +1,12 @@
 /**
  * A gateway's bootstrap: the cloud-init user data that makes an Amazon Linux 2023 instance a
- * gateway. It depends on the gateway's identity only (stack, site, AWS region, where its desired
+ * gateway. It depends on the gateway's identity only (stack, region name, AWS region, where its desired
  * state lives), never on its tunnels: adding, changing or removing a tunnel reaches the gateway
  * through SSM Parameter Store and its agent, without touching the instance.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
+import * as pako from "pako";
 import * as YAML from "yaml";
 import { GATEWAY_PATHS, type GatewayIdentity, renderGatewayEnv, renderMssClamp } from "../gateway/contract";
 import { renderSysctl } from "./sysctl";
@@ -51,11 +51,11 @@ export function bootstrapFiles(id: GatewayIdentity): GatewayFile[] {
 }
 
 /** The `#cloud-config` user data of a gateway (plain text; see `userDataPayload` for what EC2 receives). */
-export function renderUserData(site: string, files: readonly GatewayFile[]): string {
+export function renderUserData(regionName: string, files: readonly GatewayFile[]): string {
     const doc = {
         // libreswan is OpenSwan's maintained successor, packaged by Amazon Linux 2023; the AWS CLI
-        // (preinstalled on AL2023's images) fetches the desired state; nftables clamps the MSS.
-        packages: ["libreswan", "awscli-2", "nftables"],
+        // (preinstalled on AL2023's images) fetches the desired state and jq reads it; nftables clamps the MSS.
+        packages: ["libreswan", "awscli-2", "jq", "nftables"],
         write_files: files.map((f) => ({
             path: f.path,
             owner: "root:root",
@@ -72,19 +72,21 @@ export function renderUserData(site: string, files: readonly GatewayFile[]): str
             ["systemctl", "start", "--no-block", ...ENABLED_UNITS],
         ],
     };
-    return `#cloud-config\n# hubspoke-vpn gateway ${site}\n` + YAML.stringify(doc, { lineWidth: 0 });
+    return `#cloud-config\n# hubspoke-vpn gateway ${regionName}\n` + YAML.stringify(doc, { lineWidth: 0 });
 }
 
 /**
  * What EC2 receives: the user data gzip-compressed (cloud-init detects and inflates it), base64 for
- * `userDataBase64`. Deterministic: the same user data always gives the same bytes, so an unchanged
- * bootstrap never shows as a change. Throws when it would exceed EC2's limit.
+ * `userDataBase64`. The same user data must give the same bytes on every machine that runs `pulumi up`,
+ * or a deploy from another platform would replace every gateway: so not Node's zlib (its header names
+ * the OS, and its deflate changed with Node upgrades) but pako, pinned in package.json (fixed header,
+ * mtime 0). tests/unit/render.test.ts holds the prod payload's hash. Throws beyond EC2's limit.
  */
-export function userDataPayload(site: string, userData: string): { base64: string; bytes: number } {
-    const gzipped = zlib.gzipSync(Buffer.from(userData), { level: 9 });
+export function userDataPayload(regionName: string, userData: string): { base64: string; bytes: number } {
+    const gzipped = Buffer.from(pako.gzip(Buffer.from(userData), { level: 9 }));
     if (gzipped.length > USER_DATA_MAX_BYTES) {
         throw new Error(
-            `gateway ${site}: user data is ${gzipped.length} bytes gzip-compressed; EC2 accepts at most ${USER_DATA_MAX_BYTES}`,
+            `gateway ${regionName}: user data is ${gzipped.length} bytes gzip-compressed; EC2 accepts at most ${USER_DATA_MAX_BYTES}`,
         );
     }
     return { base64: gzipped.toString("base64"), bytes: gzipped.length };
@@ -92,7 +94,7 @@ export function userDataPayload(site: string, userData: string): { base64: strin
 
 /** The user data back from what EC2 receives. */
 export function userDataOfPayload(base64: string): string {
-    return zlib.gunzipSync(Buffer.from(base64, "base64")).toString("utf8");
+    return Buffer.from(pako.ungzip(Buffer.from(base64, "base64"))).toString("utf8");
 }
 
 /** Reads the files back out of user data: what the offline render writes and what tests inspect. */

@@ -6,7 +6,7 @@
 import { GATEWAY_PATHS } from "../gateway/contract";
 
 /** How often the agent converges (plus up to `AGENT_JITTER_SECONDS`): at most every 60 s. */
-export const AGENT_INTERVAL_SECONDS = 45;
+export const AGENT_INTERVAL_SECONDS = 44;
 export const AGENT_JITTER_SECONDS = 15;
 
 export interface UnitFile {
@@ -46,7 +46,7 @@ export function renderUnits(): UnitFile[] {
             "Type=oneshot",
             "RemainAfterExit=yes",
             // A few tries, then ipsec starts from the last good files: an SSM outage must not keep tunnels down.
-            "TimeoutStartSec=120",
+            "TimeoutStartSec=180",
             `ExecStart=${GATEWAY_PATHS.agentScript} --boot`,
             "",
             "[Install]",
@@ -79,6 +79,8 @@ export function renderUnits(): UnitFile[] {
             "[Timer]",
             "OnBootSec=1min",
             `OnUnitActiveSec=${AGENT_INTERVAL_SECONDS}s`,
+            // systemd would otherwise fire up to a minute late (its default AccuracySec).
+            "AccuracySec=1s",
             `RandomizedDelaySec=${AGENT_JITTER_SECONDS}`,
             "",
             "[Install]",

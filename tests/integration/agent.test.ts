@@ -43,6 +43,11 @@ function endState(spoke: string, key: string, settings: TunnelSettings = DEFAULT
 /** `ipsec` as the agent uses it, recording each call; `whack --status` lists the loaded conns as pluto does. */
 const FAKE_IPSEC = `#!/bin/bash
 dir=$(dirname "$0")/..
+# libreswan's parser on a staged conn: refuses one that says BROKEN. Not a call to pluto: not recorded.
+if [ "$1" = addconn ] && [ "$2" = --checkconfig ]; then
+  ! grep -q BROKEN "$(sed -n 's/^include //p' "$4")"
+  exit
+fi
 echo "$*" >>"$dir/ipsec.calls"
 loaded=$dir/loaded
 touch "$loaded"
@@ -109,7 +114,7 @@ describe("gateway converge agent (hubspoke-agent) with the real AWS CLI and a lo
         fs.writeFileSync(
             path.join(dir, "gateway.env"),
             renderGatewayEnv(
-                { stack: "prod", site: "virginia", awsRegion: REGION, parameterPath: PATH },
+                { stack: "prod", regionName: "virginia", awsRegion: REGION, parameterPath: PATH },
                 { ipsecDir: ipsecD(), stateDir: state(), ipsecConf: path.join(dir, "ipsec.conf") },
             ) + `HUBSPOKE_AWS_ARGS='--endpoint-url ${aws.url}'\nHUBSPOKE_BOOT_ATTEMPTS=2\n`,
         );
@@ -167,6 +172,8 @@ describe("gateway converge agent (hubspoke-agent) with the real AWS CLI and a lo
         ]);
         assert.match(r.log, /^hubspoke-agent: virginia-to-tokyo: added and initiated$/m);
         assert.deepEqual(loaded(), ["virginia-to-frankfurt", "virginia-to-sydney", "virginia-to-tokyo"]);
+        // When it was added: the health script keeps quiet about it while its peer may still be booting.
+        assert.ok(Math.abs(Number(fs.readFileSync(path.join(state(), "virginia-to-tokyo.added-at"), "utf8")) - Date.now() / 1000) < 60);
     });
 
     it("replaces and re-establishes a tunnel whose conn changed, and only that one", () => {
@@ -277,6 +284,29 @@ describe("gateway converge agent (hubspoke-agent) with the real AWS CLI and a lo
         r = run();
         assert.match(r.log, /virginia-to-tokyo: added and initiated/);
         assert.equal(fs.readFileSync(path.join(state(), "left-out"), "utf8"), "");
+    });
+
+    it("refuses a conn with a setting the program never writes, or one libreswan refuses, keeping the last good files", () => {
+        run("--boot");
+        fs.writeFileSync(path.join(dir, "loaded"), "virginia-to-frankfurt\nvirginia-to-sydney\n");
+        const good = file("sydney", "conf");
+        const names = tunnelParameterNames(PATH, "virginia-to-sydney");
+        // Write access to a parameter must not be a way to run code as root (pluto runs leftupdown=).
+        aws.put(REGION, names.conf, good.replace("    auto=start\n", "    auto=start\n    leftupdown=/tmp/x\n"), "String");
+        let r = run();
+        assert.equal(r.status, 0, r.log);
+        assert.match(
+            r.log,
+            /virginia-to-sydney: its conf parameter is refused: it sets leftupdown, which hubspoke-vpn never writes; keeping its last good files/,
+        );
+        assert.equal(file("sydney", "conf"), good);
+        assert.deepEqual(calls(), ["whack --status"], "pluto untouched");
+        // libreswan's own parser, on the conn alone, before it can replace the good file.
+        aws.put(REGION, names.conf, good.replace("    pfs=yes\n", "    pfs=BROKEN\n"), "String");
+        r = run();
+        assert.match(r.log, /virginia-to-sydney: its conf parameter is refused: libreswan refuses it/);
+        assert.equal(file("sydney", "conf"), good);
+        assert.match(fs.readFileSync(path.join(state(), "left-out"), "utf8"), /^virginia-to-sydney /m);
     });
 
     it("accepts a 32-character key and refuses a 31-character one (the key check's boundary)", () => {

@@ -16,6 +16,7 @@ export function assertDayTwo(d: DayTwoReport): void {
     assert.deepEqual(d.added.serialsAfter, d.added.serialsBefore, "adding a spoke touched another tunnel's IKE SA");
     // Changed: only that tunnel is re-established.
     assert.ok(d.changed.seconds !== undefined, `the changed tunnel was not re-established:\n${logs()}`);
+    assert.ok(d.changed.tunnelSerialsAfter.length > 0 && d.changed.tunnelSerialsBefore.length > 0);
     assert.ok(d.changed.tunnelSerialsAfter.every((s) => !d.changed.tunnelSerialsBefore.includes(s)));
     assert.match(d.changed.agentLogs[0], /virginia-to-tokyo: conn changed: replaced and re-established/);
     assert.deepEqual(d.changed.serialsAfter, d.added.serialsBefore, "changing one tunnel touched another's IKE SA");

@@ -7,8 +7,19 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PSK_GENERATOR } from "../../components/hubSpokeVpn";
-import { GATEWAY_PATHS, isUsablePsk, METRIC, PSK, pskCharacterClass, renderGatewayEnv } from "../../gateway/contract";
+import { DEFAULT_TUNNEL_SETTINGS } from "../../config/validate";
+import {
+    CONN_KEYS,
+    GATEWAY_PATHS,
+    isUsablePsk,
+    METRIC,
+    PSK,
+    pskCharacterClass,
+    renderGatewayEnv,
+    secretsLinePattern,
+} from "../../gateway/contract";
 import { randomKey } from "../../harness/evaluate";
+import { renderConn, renderSecrets } from "../../render/libreswan";
 
 const SCRIPTS = ["hubspoke-agent.sh", "hubspoke-health.sh"].map((f) => ({
     name: f,
@@ -18,7 +29,7 @@ const SCRIPTS = ["hubspoke-agent.sh", "hubspoke-health.sh"].map((f) => ({
 const LAB_ONLY = ["HUBSPOKE_ENV", "HUBSPOKE_CTLSOCKET", "HUBSPOKE_AWS_ARGS"];
 
 describe("gateway contract", () => {
-    const env = renderGatewayEnv({ stack: "prod", site: "virginia", awsRegion: "us-east-1", parameterPath: "/p/virginia/tunnels" });
+    const env = renderGatewayEnv({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1", parameterPath: "/p/virginia/tunnels" });
     const defined = [...env.matchAll(/^(HUBSPOKE_\w+)=/gm)].map((m) => m[1]);
 
     for (const script of SCRIPTS) {
@@ -61,6 +72,23 @@ describe("gateway contract", () => {
             assert.match(line, /^HUBSPOKE_\w+='[^']*'$/);
         }
         assert.ok(env.includes(`HUBSPOKE_PSK_CHARACTERS='${pskCharacterClass()}'`));
+    });
+
+    it("lets a conn hold exactly the keys the renderer writes, and the secrets line match the agent's pattern", () => {
+        const end = {
+            tunnel: "virginia-to-sydney",
+            localElasticIp: "192.0.2.11",
+            localCidr: "10.11.0.0/16",
+            peerElasticIp: "192.0.2.12",
+            peerCidr: "12.11.0.0/16",
+            settings: DEFAULT_TUNNEL_SETTINGS,
+        };
+        const keys = [...renderConn(end).matchAll(/^\s+([a-z0-9-]+)=/gm)].map((m) => m[1]);
+        assert.deepEqual([...keys].sort(), [...CONN_KEYS].sort());
+        const key = "K".repeat(PSK.length);
+        const m = new RegExp(secretsLinePattern()).exec(renderSecrets(end, key).trimEnd());
+        assert.equal(m?.[1], key);
+        assert.equal(new RegExp(secretsLinePattern()).exec('192.0.2.11 192.0.2.12 : PSK "a b"'), null);
     });
 
     it("generates keys only from the alphabet the gateways accept, at the length the contract says", () => {

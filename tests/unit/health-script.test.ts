@@ -39,7 +39,7 @@ describe("gateway health script (hubspoke-health)", () => {
         fs.writeFileSync(
             path.join(dir, "gateway.env"),
             renderGatewayEnv(
-                { stack: "prod", site: "virginia", awsRegion: "us-east-1", parameterPath: "/hubspoke-vpn/prod/virginia/tunnels" },
+                { stack: "prod", regionName: "virginia", awsRegion: "us-east-1", parameterPath: "/hubspoke-vpn/prod/virginia/tunnels" },
                 { stateDir: path.join(dir, "state") },
             ),
         );
@@ -59,9 +59,37 @@ describe("gateway health script (hubspoke-health)", () => {
         assert.ok(!fs.existsSync(path.join(dir, "aws.args")), "--dry-run sends nothing");
     });
 
-    it("reports a tunnel the agent left out (desired, but not loaded) as down", () => {
+    it("reports a tunnel the agent left out as down, even when its last good files keep it up", () => {
         fs.writeFileSync(path.join(dir, "state", "tunnels"), "virginia-to-frankfurt\nvirginia-to-sydney\nvirginia-to-tokyo\n");
-        assert.match(run(UP, ["--dry-run"]).stdout, /Tunnel=virginia-to-tokyo 0\n$/);
+        fs.writeFileSync(
+            path.join(dir, "state", "left-out"),
+            "virginia-to-sydney its secrets parameter does not hold a usable key; keeping its last good files\n",
+        );
+        const out = run(UP, ["--dry-run"]).stdout;
+        assert.match(out, /Tunnel=virginia-to-sydney 0\n/, "left out: down, whatever pluto says");
+        assert.match(out, /Tunnel=virginia-to-tokyo 0\n$/, "desired, not loaded: down");
+    });
+
+    it("keeps quiet about a newly added tunnel until it is first up or its grace period ends", () => {
+        const added = (secondsAgo: number) =>
+            fs.writeFileSync(path.join(dir, "state", "virginia-to-frankfurt.added-at"), `${Math.floor(Date.now() / 1000) - secondsAgo}\n`);
+        // Added a minute ago, never up (its peer is still booting): no data point, so its alarm does not page.
+        added(60);
+        let r = run(UP);
+        assert.equal(r.status, 0, r.stderr);
+        const sent = () => fs.readFileSync(path.join(dir, "aws.args"), "utf8");
+        assert.doesNotMatch(sent(), /virginia-to-frankfurt/);
+        assert.match(sent(), /Value=virginia-to-sydney\}\],Value=1/);
+        // Still not up after the grace period (900 s): reported down, so it pages.
+        added(901);
+        r = run(UP);
+        assert.match(sent(), /Value=virginia-to-frankfurt\}\],Value=0/);
+        // Once up, a later failure is reported at once, grace or not.
+        added(60);
+        run(UP.replace('"virginia-to-frankfurt":500 STATE_V2_PARENT_I1', '"virginia-to-frankfurt":4500 STATE_V2_ESTABLISHED_CHILD_SA'));
+        assert.ok(fs.existsSync(path.join(dir, "state", "virginia-to-frankfurt.up-once")));
+        run(UP);
+        assert.match(sent(), /Value=virginia-to-frankfurt\}\],Value=0/);
     });
 
     it("reports nothing, and sends nothing, before the agent's first run", () => {

@@ -340,7 +340,7 @@ describe("prod stack resource graph (mock runtime)", () => {
             // Exactly what the gateway's identity alone gives: nothing of its tunnels.
             const identity = {
                 stack: "prod",
-                site: region,
+                regionName: region,
                 awsRegion: REGIONS[region],
                 parameterPath: `/hubspoke-vpn/prod/${region}/tunnels`,
             };
