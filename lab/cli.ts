@@ -224,7 +224,6 @@ async function main(): Promise<number> {
         console.error(`lab: ${why}`);
         return 2;
     }
-
     if (args.inside === undefined) {
         const renderDir = path.join(REPO, ".lab", args.stack, "render");
         await render(args, renderDir);
@@ -233,61 +232,60 @@ async function main(): Promise<number> {
             await render(args, args.dayTwo, true);
         }
         if (args.vm) {
-            buildLab();
-            const inner = [process.execPath, path.join(REPO, "bin/lab/cli.js"), "--inside", renderDir, "--stack", args.stack];
-            if (args.full) inner.push("--full", "--day-two", args.dayTwo!);
-            if (args.json) inner.push("--json", args.json);
-            say("lab: booting the VM (Debian kernel under QEMU; its output follows when it ends) ...");
-            const vm = spawnSync("bash", [path.join(REPO, "lab/vm.sh"), "--timeout", "1500", "--", ...inner], {
-                stdio: "inherit",
-                cwd: REPO,
-            });
-            return vm.status ?? 1;
+            return runInVm(args, renderDir);
         }
         args.inside = renderDir;
     }
+    return runHere(args, args.inside);
+}
 
+/** Runs this command again inside the VM, on the renders made here (the VM's kernel proves Child SAs and traffic). */
+function runInVm(args: Args, renderDir: string): number {
+    buildLab();
+    const inner = [process.execPath, path.join(REPO, "bin/lab/cli.js"), "--inside", renderDir, "--stack", args.stack];
+    if (args.full) inner.push("--full", "--day-two", args.dayTwo!);
+    if (args.json) inner.push("--json", args.json);
+    say("lab: booting the VM (Debian kernel under QEMU; its output follows when it ends) ...");
+    const vm = spawnSync("bash", [path.join(REPO, "lab/vm.sh"), "--timeout", "1500", "--", ...inner], { stdio: "inherit", cwd: REPO });
+    return vm.status ?? 1;
+}
+
+/** The scenario on this machine's kernel (or the VM's, when run inside it), then day two on a second lab. */
+async function runHere(args: Args, renderDir: string): Promise<number> {
     // pluto's sockets and NSS databases go on a local filesystem ($TMPDIR is a tmpfs in the VM).
     const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-lab-"));
-    const lab = new Lab(args.inside, workDir, `hs${process.pid % 100000}`, say);
-    const teardown = () => {
+    const lab = new Lab(renderDir, workDir, `hs${process.pid % 100000}`, say);
+    process.on("exit", () => {
         lab.down();
         fs.rmSync(workDir, { recursive: true, force: true });
-    };
-    process.on("exit", teardown);
+    });
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
         process.on(signal, () => {
             console.log(`\nlab: ${signal}, tearing down`);
             process.exit(130);
         });
     }
-    const report = await runScenario(lab, {
-        full: args.full,
-        log: say,
-        beforeTeardown: args.hold
-            ? async () => {
-                  console.log(`lab: up; namespaces ${lab.topology.id}-*; Ctrl-C tears it down`);
-                  await new Promise(() => undefined);
-              }
-            : undefined,
-    });
+    const hold = async () => {
+        console.log(`lab: up; namespaces ${lab.topology.id}-*; Ctrl-C tears it down`);
+        await new Promise(() => undefined);
+    };
+    const report: LabReport = await runScenario(lab, { full: args.full, log: say, beforeTeardown: args.hold ? hold : undefined });
     console.log(formatReport(report));
-    const full: LabReport = { ...report };
     if (args.dayTwo) {
         const dayTwoWork = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-lab-"));
         const second = new Lab(args.dayTwo, dayTwoWork, `hd${process.pid % 100000}`, say);
         try {
-            full.dayTwo = await runDayTwo(second, { before: args.inside, log: say });
+            report.dayTwo = await runDayTwo(second, { before: renderDir, log: say });
         } finally {
             second.down();
             fs.rmSync(dayTwoWork, { recursive: true, force: true });
         }
-        console.log(formatDayTwo(full.dayTwo));
+        console.log(formatDayTwo(report.dayTwo));
     }
     if (args.json) {
-        fs.writeFileSync(args.json, JSON.stringify(full, null, 2));
+        fs.writeFileSync(args.json, JSON.stringify(report, null, 2));
     }
-    return reportPassed(report, args.full) && (!full.dayTwo || dayTwoPassed(full.dayTwo)) ? 0 : 1;
+    return reportPassed(report, args.full) && (!report.dayTwo || dayTwoPassed(report.dayTwo)) ? 0 : 1;
 }
 
 if (require.main === module) {

@@ -10,7 +10,8 @@
  *   4. remove the spoke: its conn and secrets are gone from the hub, the others are untouched;
  *   5. the ping: no packet lost across the untouched tunnel through all of it (VM mode).
  */
-import { Lab, type PingRun } from "./lab";
+import type { Lab, PingRun } from "./lab";
+import type { LabRegion } from "./topology";
 
 /** The spoke the scenario adds and removes: a region of its own, not overlapping the seed's. */
 export const ADDED_SPOKE = {
@@ -88,20 +89,33 @@ async function settle(lab: Lab, tunnels: string[], kernelHasEsp: boolean, serial
 const seconds = (start: bigint) => Math.round(Number(process.hrtime.bigint() - start) / 1e8) / 10;
 
 /** Runs the scenario on a lab built from the render after the change. */
+/** What the steps of day two work with. */
+interface DayTwo {
+    readonly lab: Lab;
+    readonly report: DayTwoReport;
+    readonly log: (line: string) => void;
+    readonly timeout: number;
+    readonly hub: LabRegion;
+    readonly added: LabRegion;
+    /** IKE SA serials of the untouched tunnels on the hub. */
+    readonly serials: () => Record<string, number[]>;
+    /** The render before the change. */
+    readonly before: string;
+}
+
 export async function runDayTwo(lab: Lab, options: DayTwoOptions): Promise<DayTwoReport> {
     const log = options.log ?? (() => undefined);
     const timeout = options.timeoutSeconds ?? 60;
     const hub = lab.topology.regions.find((r) => r.role === "hub")!;
     const added = lab.region(ADDED_SPOKE.name);
-    const tunnel = lab.topology.tunnels.find((t: { spoke: string }) => t.spoke === added.region)!.name;
-    const before = lab.topology.regions.filter((r) => r !== added);
-    const untouched = lab.topology.tunnels.filter((t: { name: string }) => t.name !== tunnel).map((t: { name: string }) => t.name);
-    const pingPair = { from: before.find((r) => r.role === "spoke")!.region, to: hub.region };
+    const tunnel = lab.topology.tunnels.find((t) => t.spoke === added.region)!.name;
+    const existing = lab.topology.regions.filter((r) => r !== added);
+    const untouched = lab.topology.tunnels.filter((t) => t.name !== tunnel).map((t) => t.name);
+    const pingPair = { from: existing.find((r) => r.role === "spoke")!.region, to: hub.region };
 
     await lab.up({ parameters: options.before });
     const kernelHasEsp = lab.kernelHasEsp();
     const target = kernelHasEsp ? "Child SA" : "IKE";
-    const serials = () => lab.ikeSerials(hub.region, untouched);
     const report: DayTwoReport = {
         kernelHasEsp,
         target,
@@ -112,57 +126,27 @@ export async function runDayTwo(lab: Lab, options: DayTwoOptions): Promise<DayTw
         removed: { agentLog: "", connLoaded: true, filesLeft: [], serialsAfter: {} },
         logs: {},
     };
+    const ctx: DayTwo = {
+        lab,
+        report,
+        log,
+        timeout,
+        hub,
+        added,
+        serials: () => lab.ikeSerials(hub.region, untouched),
+        before: options.before,
+    };
     try {
-        // 1. The stack before the change.
-        await Promise.all(before.map((r) => lab.startPluto(r.region)));
-        const up = await lab.waitFor(() => untouched.every((t: string) => lab.established(t, target)), timeout);
-        if (up === undefined) {
+        // 1. The stack before the change; crossed initiations (both ends start each tunnel) settle before the serials are taken.
+        await Promise.all(existing.map((r) => lab.startPluto(r.region)));
+        if ((await lab.waitFor(() => untouched.every((t) => lab.established(t, target)), timeout)) === undefined) {
             throw new Error(`day two: the stack before the change did not come up within ${timeout} s`);
         }
-        // Crossed initiations (both ends start each tunnel) settle before the serials are taken.
-        await settle(lab, untouched, kernelHasEsp, serials);
+        await settle(lab, untouched, kernelHasEsp, ctx.serials);
         const ping = kernelHasEsp ? lab.startPing(pingPair.from, pingPair.to) : undefined;
-
-        // 2. Add the spoke: `pulumi up` publishes its parameters (and the hub's end); its gateway boots; the hub's timer fires.
-        report.added.serialsBefore = serials();
-        const t0 = process.hrtime.bigint();
-        lab.publish();
-        // The new gateway boots after its parameters exist (its instance depends on them).
-        await lab.runAgent(added.region, { boot: true });
-        await lab.startPluto(added.region);
-        report.added.agentLog = await lab.runAgent(hub.region);
-        const addedUp = await lab.waitFor(() => lab.established(tunnel, target), timeout);
-        report.added.seconds = addedUp === undefined ? undefined : seconds(t0);
-        report.added.serialsAfter = serials();
-        log(`day two: ${tunnel} added, up ${report.added.seconds ?? "NEVER"} s after its parameters appeared`);
-
-        // 3. Change one tunnel's setting at both ends, as a changed config would.
-        report.changed.tunnelSerialsBefore = lab.ikeSerials(hub.region, [tunnel])[tunnel] ?? [];
-        const t1 = process.hrtime.bigint();
-        for (const r of [hub, added]) {
-            lab.editParameter(r.region, tunnel, "conf", (conf) => conf.replace("salifetime=1h", "salifetime=2h"));
-        }
-        report.changed.agentLogs = await Promise.all([lab.runAgent(hub.region), lab.runAgent(added.region)]);
-        const changedUp = await lab.waitFor(() => {
-            const now = lab.ikeSerials(hub.region, [tunnel])[tunnel] ?? [];
-            return lab.established(tunnel, target) && now.length > 0 && !now.some((s) => report.changed.tunnelSerialsBefore.includes(s));
-        }, timeout);
-        report.changed.seconds = changedUp === undefined ? undefined : seconds(t1);
-        report.changed.tunnelSerialsAfter = lab.ikeSerials(hub.region, [tunnel])[tunnel] ?? [];
-        report.changed.serialsAfter = serials();
-        log(`day two: ${tunnel} changed, re-established after ${report.changed.seconds ?? "NEVER"} s`);
-
-        // 4. Remove the spoke: back to the parameters before; the hub's timer fires; the spoke's gateway is destroyed.
-        lab.publish(options.before);
-        report.removed.agentLog = await lab.runAgent(hub.region);
-        await lab.killPluto(added.region);
-        report.removed.connLoaded = lab.conns(hub.region).includes(tunnel);
-        report.removed.filesLeft = lab.tunnelFiles(hub.region).filter((f) => f.startsWith(`${tunnel}.`));
-        // Give a wrongly touched tunnel time to show it.
-        await new Promise((done) => setTimeout(done, 3000));
-        report.removed.serialsAfter = serials();
-        log(`day two: ${tunnel} removed; hub still loads it: ${report.removed.connLoaded}; files left: ${report.removed.filesLeft}`);
-
+        await addSpoke(ctx);
+        await changeTunnel(ctx);
+        await removeSpoke(ctx);
         // 5. The ping across an untouched tunnel.
         if (ping) {
             report.ping = await ping.stop();
@@ -179,4 +163,51 @@ export async function runDayTwo(lab: Lab, options: DayTwoOptions): Promise<DayTw
     return report;
 }
 
-export { Lab };
+/** 2. `pulumi up` publishes the spoke's parameters (and the hub's end); its gateway boots; the hub's timer fires. */
+async function addSpoke({ lab, report, log, timeout, hub, added, serials }: DayTwo): Promise<void> {
+    report.added.serialsBefore = serials();
+    const t0 = process.hrtime.bigint();
+    lab.publish();
+    // The new gateway boots after its parameters exist (its instance depends on them).
+    await lab.runAgent(added.region, { boot: true });
+    await lab.startPluto(added.region);
+    report.added.agentLog = await lab.runAgent(hub.region);
+    const up = await lab.waitFor(() => lab.established(report.tunnel, report.target), timeout);
+    report.added.seconds = up === undefined ? undefined : seconds(t0);
+    report.added.serialsAfter = serials();
+    log(`day two: ${report.tunnel} added, up ${report.added.seconds ?? "NEVER"} s after its parameters appeared`);
+}
+
+/** 3. One setting of the new tunnel changes at both ends, as a changed config would change it. */
+async function changeTunnel({ lab, report, log, timeout, hub, added, serials }: DayTwo): Promise<void> {
+    const { tunnel } = report;
+    const tunnelSerials = () => lab.ikeSerials(hub.region, [tunnel])[tunnel] ?? [];
+    report.changed.tunnelSerialsBefore = tunnelSerials();
+    const t1 = process.hrtime.bigint();
+    for (const r of [hub, added]) {
+        lab.editParameter(r.region, tunnel, "conf", (conf) => conf.replace("salifetime=1h", "salifetime=2h"));
+    }
+    report.changed.agentLogs = await Promise.all([lab.runAgent(hub.region), lab.runAgent(added.region)]);
+    const up = await lab.waitFor(() => {
+        const now = tunnelSerials();
+        return lab.established(tunnel, report.target) && now.length > 0 && !now.some((s) => report.changed.tunnelSerialsBefore.includes(s));
+    }, timeout);
+    report.changed.seconds = up === undefined ? undefined : seconds(t1);
+    report.changed.tunnelSerialsAfter = tunnelSerials();
+    report.changed.serialsAfter = serials();
+    log(`day two: ${tunnel} changed, re-established after ${report.changed.seconds ?? "NEVER"} s`);
+}
+
+/** 4. Back to the parameters before; the hub's timer fires; the spoke's gateway is destroyed. */
+async function removeSpoke({ lab, report, log, hub, added, serials, before }: DayTwo): Promise<void> {
+    const { tunnel } = report;
+    lab.publish(before);
+    report.removed.agentLog = await lab.runAgent(hub.region);
+    await lab.killPluto(added.region);
+    report.removed.connLoaded = lab.conns(hub.region).includes(tunnel);
+    report.removed.filesLeft = lab.tunnelFiles(hub.region).filter((f) => f.startsWith(`${tunnel}.`));
+    // Give a wrongly touched tunnel time to show it.
+    await new Promise((done) => setTimeout(done, 3000));
+    report.removed.serialsAfter = serials();
+    log(`day two: ${tunnel} removed; hub still loads it: ${report.removed.connLoaded}; files left: ${report.removed.filesLeft}`);
+}

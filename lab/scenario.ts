@@ -8,6 +8,7 @@
 import * as crypto from "node:crypto";
 import { LAB_REAUTH_DELAY_SECONDS, Lab, type Layer, type TransferResult } from "./lab";
 import { findLivenessFailure } from "./pluto-log";
+import type { LabRegion } from "./topology";
 
 /** The transfer that shows the MSS clamp at work: 5 MB from a spoke's workload host to the hub's. */
 export const MTU_TRANSFER = {
@@ -169,248 +170,20 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         logs: {},
     };
     try {
-        // 1. Bring every gateway up and time each tunnel, from the moment every pluto runs with its conns loaded.
-        await Promise.all(topology.regions.map((r) => lab.startPluto(r.region)));
-        const started = process.hrtime.bigint();
-        await Promise.all(
-            topology.tunnels.map(async (t) => {
-                const waited = await lab.waitFor(() => lab.established(t.name, target), timeout);
-                const sinceStart = secondsSince(started);
-                report.tunnels[t.name] = {
-                    upSeconds: waited === undefined ? undefined : sinceStart,
-                    // What was observed at both ends when the wait ended. Read again a moment later, the
-                    // answer can flicker while crossed initiations (both ends start the tunnel) settle.
-                    ike: waited !== undefined || lab.established(t.name, "IKE"),
-                    child: waited !== undefined && target === "Child SA",
-                    natTraversal: [t.hub, t.spoke].every((r) => lab.states(r)[t.name]?.natTraversal),
-                    authentication: [t.hub, t.spoke].map(
-                        (r) =>
-                            lab
-                                .logOf(r)
-                                .split("\n")
-                                .find((l) => l.includes(`"${t.name}"`) && /established IKE SA; authenticated peer/.test(l))
-                                ?.replace(/^.*?: "/, '"') ?? "",
-                    ),
-                    proven: "none",
-                };
-                log(
-                    `${t.name}: ${waited === undefined ? `NOT established within ${timeout} s` : `${target} established after ${report.tunnels[t.name].upSeconds} s`}`,
-                );
-            }),
-        );
-
-        // 2. Traffic between workload hosts, through the tunnels.
-        for (const t of topology.tunnels) {
-            const tr = report.tunnels[t.name];
-            if (kernelHasEsp) {
-                tr.pingHubToSpoke = await lab.pingWithin(t.hub, t.spoke, 30);
-                tr.pingSpokeToHub = await lab.pingWithin(t.spoke, t.hub, 30);
-                tr.espBytes = (lab.traffic(t.hub)[t.name]?.inBytes ?? 0) + (lab.traffic(t.hub)[t.name]?.outBytes ?? 0);
-            }
-            tr.proven =
-                tr.child && tr.pingHubToSpoke && tr.pingSpokeToHub && (tr.espBytes ?? 0) > 0
-                    ? "traffic"
-                    : tr.child
-                      ? "Child SA"
-                      : tr.ike
-                        ? "IKE"
-                        : "none";
-            log(
-                `${t.name}: proven up to ${tr.proven}${kernelHasEsp ? ` (pings ${tr.pingHubToSpoke ? "pass" : "FAIL"}/${tr.pingSpokeToHub ? "pass" : "FAIL"}, ESP bytes ${tr.espBytes})` : ""}`,
-            );
-        }
-
-        // 2b. MTU: full-size TCP segments from a spoke's host to the hub's, through the 1500-byte internet.
-        if (kernelHasEsp) {
-            report.mtu = await measureMssClamp(lab, spokes[0].tunnels[0], spokes[0].region, hub.region, log, timeout);
-        }
-
-        // 3. Spokes never talk to each other: no SA, no attempt, no traffic.
-        for (const s of spokes) {
-            report.spokeToSpoke.foreignConnsOnSpokes.push(...Object.keys(lab.states(s.region)).filter((c) => !s.tunnels.includes(c)));
-            for (const other of spokes.filter((o) => o !== s)) {
-                report.spokeToSpoke.attemptsInLogs.push(
-                    ...lab
-                        .logOf(s.region)
-                        .split("\n")
-                        .filter((l) => l.includes(other.elasticIp)),
-                );
-                if (kernelHasEsp) {
-                    report.spokeToSpoke.pings[`${s.region}->${other.region}`] = lab.ping(s.region, other.region, 2);
-                }
-            }
-        }
-        log(
-            `spoke to spoke: foreign conns ${JSON.stringify(report.spokeToSpoke.foreignConnsOnSpokes)}, pings ${JSON.stringify(report.spokeToSpoke.pings)}`,
-        );
-
+        const ctx: Step = { lab, report, log, timeout, target, kernelHasEsp, hub, spokes, topology };
+        await bringUp(ctx);
+        await proveTraffic(ctx);
+        await proveMtu(ctx);
+        await proveSpokesApart(ctx);
         if (!options.full) {
             await options.beforeTeardown?.();
             return report;
         }
 
-        // 4. Kill the hub's pluto (it carries every tunnel), restart it, time the recovery.
-        await lab.killPluto(hub.region);
-        const restarted = process.hrtime.bigint();
-        await lab.startPluto(hub.region);
-        const back = await lab.waitFor(() => hub.tunnels.every((t) => lab.established(t, target)), timeout);
-        report.restart = {
-            region: hub.region,
-            seconds: back === undefined ? undefined : secondsSince(restarted),
-            tunnels: [...hub.tunnels],
-        };
-        log(
-            `restart of ${hub.region}'s pluto: ${back === undefined ? `tunnels NOT back within ${timeout} s` : `all tunnels back after ${report.restart.seconds} s`}`,
-        );
-        if (kernelHasEsp && back !== undefined) {
-            // The spokes still hold IKE SAs of the killed pluto; their liveness checks fail some seconds
-            // later and restart the tunnel once more. Later steps (the dead peer's timing above all)
-            // must start from a settled tunnel, not in the middle of that.
-            const waitedFrom = Number(process.hrtime.bigint() - restarted) / 1e6;
-            const settled = await Promise.all(hub.tunnels.map((t) => lab.waitSettled(t, timeout)));
-            report.restart.settledSeconds = settled.every((x) => x !== undefined)
-                ? roundSeconds(waitedFrom + Math.max(...(settled as number[])) * 1000)
-                : undefined;
-            log(
-                `restart of ${hub.region}'s pluto: ${report.restart.settledSeconds === undefined ? `tunnels NOT settled within ${timeout} s` : `settled (no stale IKE SA left) after ${report.restart.settledSeconds} s`}`,
-            );
-        }
-
-        // 5. Dead peer: a spoke's host dies. The hub must notice (liveness) and report the tunnel down
-        // (hubspoke-health); when the spoke comes back, the tunnel must return on its own.
-        if (!kernelHasEsp) {
-            const spoke = spokes[0];
-            const tunnel = spoke.tunnels[0];
-            const h = lab.health(hub.region);
-            report.deadPeer = {
-                region: spoke.region,
-                tunnel,
-                skipped: "libreswan runs liveness checks on the Child SA, which this kernel cannot install",
-                health: { before: h.values[tunnel] },
-                healthLines: h.lines,
-            };
-            log(`dead peer: not provable here (${report.deadPeer.skipped}); hub's TunnelUp is ${h.values[tunnel]} (no Child SA)`);
-        } else {
-            const spoke = spokes[0];
-            const tunnel = spoke.tunnels[0];
-            const before = lab.health(hub.region);
-            const mark = lab.logOf(hub.region).length;
-            const diedAt = Date.now();
-            lab.isolate(spoke.region, true);
-            await lab.killPluto(spoke.region);
-            // The hub's pluto logs its liveness failure ("liveness action - restarting ...") and drops the IKE SA.
-            const livenessLine = () => findLivenessFailure(lab.logOf(hub.region).slice(mark), tunnel);
-            await lab.waitFor(() => livenessLine() !== undefined && !lab.states(hub.region)[tunnel]?.ike, timeout);
-            const detectedLine = livenessLine();
-            const detectedAt = detectedLine ? Lab.logTime(detectedLine) : undefined;
-            const whileDead = lab.health(hub.region);
-            lab.isolate(spoke.region, false);
-            const marks = { hub: lab.logOf(hub.region).length, spoke: lab.logOf(spoke.region).length };
-            await lab.startPluto(spoke.region);
-            const cameBack = process.hrtime.bigint();
-            const cameBackAt = Date.now();
-            const returned = await lab.waitFor(() => lab.established(tunnel, target), timeout);
-            // When both ends logged the new Child SA: pluto's time, not the (slow, in the VM) polling's.
-            const establishedAt = [lab.logOf(hub.region).slice(marks.hub), lab.logOf(spoke.region).slice(marks.spoke)].map((text) => {
-                const line = text.split("\n").find((l) => l.includes(`"${tunnel}"`) && /established Child SA/.test(l));
-                return line ? Lab.logTime(line) : undefined;
-            });
-            const after = lab.health(hub.region);
-            report.deadPeer = {
-                region: spoke.region,
-                tunnel,
-                // Only pluto's own word counts: no line, no detection (never the polling's time).
-                detectedSeconds: detectedAt === undefined ? undefined : roundSeconds(detectedAt - diedAt),
-                detectedLine,
-                hubLines: detectedLine
-                    ? undefined
-                    : lab
-                          .logOf(hub.region)
-                          .slice(mark)
-                          .split("\n")
-                          .filter((l) => l.includes(`"${tunnel}"`))
-                          .slice(0, 30),
-                returnedSeconds:
-                    returned === undefined
-                        ? undefined
-                        : establishedAt.every((t) => t !== undefined)
-                          ? roundSeconds(Math.max(...(establishedAt as number[])) - cameBackAt)
-                          : secondsSince(cameBack),
-                health: { before: before.values[tunnel], whileDead: whileDead.values[tunnel], after: after.values[tunnel] },
-                healthLines: [...before.lines, ...whileDead.lines, ...after.lines].filter((l) => l.includes(tunnel)),
-            };
-            log(
-                `dead peer ${spoke.region}: hub noticed after ${report.deadPeer.detectedSeconds ?? "NEVER"} s (${detectedLine ?? "no liveness failure in the hub's log"}); tunnel back ${returned === undefined ? "NEVER" : `${report.deadPeer.returnedSeconds} s`} after the peer returned; ` +
-                    `TunnelUp on the hub ${report.deadPeer.health.before} -> ${report.deadPeer.health.whileDead} -> ${report.deadPeer.health.after}`,
-            );
-        }
-
-        // 6. Rotate one tunnel's key in the Parameter Store (as `pulumi up` with a new pskRotation does):
-        // each end's agent rewrites its secrets and rereads them, the running IKE SA stays up; once the
-        // re-authentication delay has passed (the lab's is short), their next runs start a new IKE SA
-        // with the new key.
-        {
-            const spoke = spokes[0];
-            const tunnel = spoke.tunnels[0];
-            const key = newKey();
-            for (const r of [hub, spoke]) {
-                lab.setKey(r.region, tunnel, key);
-            }
-            const mark = { [hub.region]: lab.logOf(hub.region).length, [spoke.region]: lab.logOf(spoke.region).length };
-            const reauthenticated = () =>
-                [hub.region, spoke.region].every((r) =>
-                    lab
-                        .logOf(r)
-                        .slice(mark[r])
-                        .split("\n")
-                        .some((l) => l.includes(`"${tunnel}"`) && /established IKE SA; authenticated peer/.test(l)),
-                );
-            const serials = () => JSON.stringify(lab.ikeSerials(hub.region, [tunnel]));
-            const serialsBefore = serials();
-            const rotated = process.hrtime.bigint();
-            await Promise.all([lab.runAgent(hub.region), lab.runAgent(spoke.region)]);
-            const saKeptUntilReauth = serials() === serialsBefore && lab.established(tunnel, "IKE") && !reauthenticated();
-            await new Promise((done) => setTimeout(done, LAB_REAUTH_DELAY_SECONDS * 1000));
-            await Promise.all([lab.runAgent(hub.region), lab.runAgent(spoke.region)]);
-            const back = await lab.waitFor(() => reauthenticated() && lab.established(tunnel, target), timeout);
-            report.rotation = {
-                tunnel,
-                seconds: back === undefined ? undefined : secondsSince(rotated),
-                bothEndsRewritten: [hub.region, spoke.region].every((r) => lab.secretsOf(r, tunnel).includes(`"${key}"`)),
-                saKeptUntilReauth,
-                reauthenticated: reauthenticated(),
-            };
-            log(
-                `rotation of ${tunnel}'s key: ${back === undefined ? `NOT re-established within ${timeout} s` : `re-authenticated with the new key after ${report.rotation.seconds} s`}`,
-            );
-        }
-
-        // 7. A spoke fetches a key that differs from the hub's: authentication fails, and the log says so.
-        const victim = spokes[spokes.length - 1];
-        const tunnel = victim.tunnels[0];
-        await lab.killPluto(victim.region);
-        lab.setKey(victim.region, tunnel, newKey());
-        await lab.runAgent(victim.region, { boot: true });
-        const before = { hub: lab.logOf(hub.region).length, victim: lab.logOf(victim.region).length };
-        await lab.startPluto(victim.region);
-        const waitedSeconds = 10;
-        const establishedWithin = await lab.waitFor(() => lab.established(tunnel, "IKE"), waitedSeconds);
-        const newLines = lab.logOf(hub.region).slice(before.hub) + lab.logOf(victim.region).slice(before.victim);
-        const reason = newLines.split("\n").find((l) => /AUTHENTICATION_FAILED|authentication failed|failed to authenticate/i.test(l));
-        const others = topology.tunnels.filter((t) => t.name !== tunnel).map((t) => t.name);
-        // Observed, not sampled once: a single read can land in a moment of SA replacement.
-        const othersUp = (await lab.waitFor(() => others.every((t) => lab.established(t, target)), 20)) !== undefined;
-        report.wrongKey = {
-            region: victim.region,
-            tunnel,
-            establishedWithin,
-            waitedSeconds,
-            reason: reason?.trim(),
-            otherTunnelsUp: othersUp,
-        };
-        log(
-            `wrong key on ${victim.region}: ${establishedWithin === undefined ? "not established" : "ESTABLISHED (wrong)"}; log: ${reason ?? "(no reason logged)"}`,
-        );
+        await restartHub(ctx);
+        await deadPeer(ctx);
+        await rotateKey(ctx);
+        await wrongKey(ctx);
         await options.beforeTeardown?.();
     } finally {
         for (const r of topology.regions) {
@@ -419,6 +192,295 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         lab.down();
     }
     return report;
+}
+
+/** What every step of the scenario works with. */
+interface Step {
+    readonly lab: Lab;
+    readonly report: ScenarioReport;
+    readonly log: (line: string) => void;
+    readonly timeout: number;
+    readonly target: "IKE" | "Child SA";
+    readonly kernelHasEsp: boolean;
+    readonly hub: LabRegion;
+    readonly spokes: readonly LabRegion[];
+    readonly topology: Lab["topology"];
+}
+
+/** Brings every gateway up and times each tunnel, from the moment every pluto runs with its conns loaded. */
+async function bringUp(ctx: Step): Promise<void> {
+    const { lab, report, log, timeout, target, topology } = ctx;
+    // 1. Bring every gateway up and time each tunnel, from the moment every pluto runs with its conns loaded.
+    await Promise.all(topology.regions.map((r) => lab.startPluto(r.region)));
+    const started = process.hrtime.bigint();
+    await Promise.all(
+        topology.tunnels.map(async (t) => {
+            const waited = await lab.waitFor(() => lab.established(t.name, target), timeout);
+            const sinceStart = secondsSince(started);
+            report.tunnels[t.name] = {
+                upSeconds: waited === undefined ? undefined : sinceStart,
+                // What was observed at both ends when the wait ended. Read again a moment later, the
+                // answer can flicker while crossed initiations (both ends start the tunnel) settle.
+                ike: waited !== undefined || lab.established(t.name, "IKE"),
+                child: waited !== undefined && target === "Child SA",
+                natTraversal: [t.hub, t.spoke].every((r) => lab.states(r)[t.name]?.natTraversal),
+                authentication: [t.hub, t.spoke].map(
+                    (r) =>
+                        lab
+                            .logOf(r)
+                            .split("\n")
+                            .find((l) => l.includes(`"${t.name}"`) && /established IKE SA; authenticated peer/.test(l))
+                            ?.replace(/^.*?: "/, '"') ?? "",
+                ),
+                proven: "none",
+            };
+            log(
+                `${t.name}: ${waited === undefined ? `NOT established within ${timeout} s` : `${target} established after ${report.tunnels[t.name].upSeconds} s`}`,
+            );
+        }),
+    );
+}
+
+/** Traffic between workload hosts, through the tunnels; the layer each tunnel proved. */
+async function proveTraffic(ctx: Step): Promise<void> {
+    const { lab, report, log, kernelHasEsp, topology } = ctx;
+    // 2. Traffic between workload hosts, through the tunnels.
+    for (const t of topology.tunnels) {
+        const tr = report.tunnels[t.name];
+        if (kernelHasEsp) {
+            tr.pingHubToSpoke = await lab.pingWithin(t.hub, t.spoke, 30);
+            tr.pingSpokeToHub = await lab.pingWithin(t.spoke, t.hub, 30);
+            tr.espBytes = (lab.traffic(t.hub)[t.name]?.inBytes ?? 0) + (lab.traffic(t.hub)[t.name]?.outBytes ?? 0);
+        }
+        tr.proven =
+            tr.child && tr.pingHubToSpoke && tr.pingSpokeToHub && (tr.espBytes ?? 0) > 0
+                ? "traffic"
+                : tr.child
+                  ? "Child SA"
+                  : tr.ike
+                    ? "IKE"
+                    : "none";
+        log(
+            `${t.name}: proven up to ${tr.proven}${kernelHasEsp ? ` (pings ${tr.pingHubToSpoke ? "pass" : "FAIL"}/${tr.pingSpokeToHub ? "pass" : "FAIL"}, ESP bytes ${tr.espBytes})` : ""}`,
+        );
+    }
+}
+
+/** MTU: full-size TCP segments from a spoke's host to the hub's, through the 1500-byte internet. */
+async function proveMtu(ctx: Step): Promise<void> {
+    const { lab, report, log, timeout, kernelHasEsp, hub, spokes } = ctx;
+    // 2b. MTU: full-size TCP segments from a spoke's host to the hub's, through the 1500-byte internet.
+    if (kernelHasEsp) {
+        report.mtu = await measureMssClamp(lab, spokes[0].tunnels[0], spokes[0].region, hub.region, log, timeout);
+    }
+}
+
+/** Spokes never talk to each other: no SA, no attempt, no traffic. */
+async function proveSpokesApart(ctx: Step): Promise<void> {
+    const { lab, report, log, kernelHasEsp, spokes } = ctx;
+    // 3. Spokes never talk to each other: no SA, no attempt, no traffic.
+    for (const s of spokes) {
+        report.spokeToSpoke.foreignConnsOnSpokes.push(...Object.keys(lab.states(s.region)).filter((c) => !s.tunnels.includes(c)));
+        for (const other of spokes.filter((o) => o !== s)) {
+            report.spokeToSpoke.attemptsInLogs.push(
+                ...lab
+                    .logOf(s.region)
+                    .split("\n")
+                    .filter((l) => l.includes(other.elasticIp)),
+            );
+            if (kernelHasEsp) {
+                report.spokeToSpoke.pings[`${s.region}->${other.region}`] = lab.ping(s.region, other.region, 2);
+            }
+        }
+    }
+    log(
+        `spoke to spoke: foreign conns ${JSON.stringify(report.spokeToSpoke.foreignConnsOnSpokes)}, pings ${JSON.stringify(report.spokeToSpoke.pings)}`,
+    );
+}
+
+/** Kills the hub's pluto (it carries every tunnel), restarts it, times the recovery. */
+async function restartHub(ctx: Step): Promise<void> {
+    const { lab, report, log, timeout, target, kernelHasEsp, hub } = ctx;
+    // 4. Kill the hub's pluto (it carries every tunnel), restart it, time the recovery.
+    await lab.killPluto(hub.region);
+    const restarted = process.hrtime.bigint();
+    await lab.startPluto(hub.region);
+    const back = await lab.waitFor(() => hub.tunnels.every((t) => lab.established(t, target)), timeout);
+    report.restart = {
+        region: hub.region,
+        seconds: back === undefined ? undefined : secondsSince(restarted),
+        tunnels: [...hub.tunnels],
+    };
+    log(
+        `restart of ${hub.region}'s pluto: ${back === undefined ? `tunnels NOT back within ${timeout} s` : `all tunnels back after ${report.restart.seconds} s`}`,
+    );
+    if (kernelHasEsp && back !== undefined) {
+        // The spokes still hold IKE SAs of the killed pluto; their liveness checks fail some seconds
+        // later and restart the tunnel once more. Later steps (the dead peer's timing above all)
+        // must start from a settled tunnel, not in the middle of that.
+        const waitedFrom = Number(process.hrtime.bigint() - restarted) / 1e6;
+        const settled = await Promise.all(hub.tunnels.map((t) => lab.waitSettled(t, timeout)));
+        report.restart.settledSeconds = settled.every((x) => x !== undefined)
+            ? roundSeconds(waitedFrom + Math.max(...(settled as number[])) * 1000)
+            : undefined;
+        log(
+            `restart of ${hub.region}'s pluto: ${report.restart.settledSeconds === undefined ? `tunnels NOT settled within ${timeout} s` : `settled (no stale IKE SA left) after ${report.restart.settledSeconds} s`}`,
+        );
+    }
+}
+
+/** Dead peer: a spoke's host dies; the hub notices and reports it; the tunnel returns. */
+async function deadPeer(ctx: Step): Promise<void> {
+    const { lab, report, log, kernelHasEsp, hub, spokes } = ctx;
+    // 5. Dead peer: a spoke's host dies. The hub must notice (liveness) and report the tunnel down
+    // (hubspoke-health); when the spoke comes back, the tunnel must return on its own.
+    if (!kernelHasEsp) {
+        const spoke = spokes[0];
+        const tunnel = spoke.tunnels[0];
+        const h = lab.health(hub.region);
+        report.deadPeer = {
+            region: spoke.region,
+            tunnel,
+            skipped: "libreswan runs liveness checks on the Child SA, which this kernel cannot install",
+            health: { before: h.values[tunnel] },
+            healthLines: h.lines,
+        };
+        log(`dead peer: not provable here (${report.deadPeer.skipped}); hub's TunnelUp is ${h.values[tunnel]} (no Child SA)`);
+    } else {
+        await measureDeadPeer(ctx);
+    }
+}
+
+/** With Child SAs: the spoke isolated and its pluto killed; the hub's liveness failure timed from pluto's log; the return. */
+async function measureDeadPeer(ctx: Step): Promise<void> {
+    const { lab, report, log, timeout, target, hub, spokes } = ctx;
+    const spoke = spokes[0];
+    const tunnel = spoke.tunnels[0];
+    const before = lab.health(hub.region);
+    const mark = lab.logOf(hub.region).length;
+    const diedAt = Date.now();
+    lab.isolate(spoke.region, true);
+    await lab.killPluto(spoke.region);
+    // The hub's pluto logs its liveness failure ("liveness action - restarting ...") and drops the IKE SA.
+    const livenessLine = () => findLivenessFailure(lab.logOf(hub.region).slice(mark), tunnel);
+    await lab.waitFor(() => livenessLine() !== undefined && !lab.states(hub.region)[tunnel]?.ike, timeout);
+    const detectedLine = livenessLine();
+    const detectedAt = detectedLine ? Lab.logTime(detectedLine) : undefined;
+    const whileDead = lab.health(hub.region);
+    lab.isolate(spoke.region, false);
+    const marks = { hub: lab.logOf(hub.region).length, spoke: lab.logOf(spoke.region).length };
+    await lab.startPluto(spoke.region);
+    const cameBack = process.hrtime.bigint();
+    const cameBackAt = Date.now();
+    const returned = await lab.waitFor(() => lab.established(tunnel, target), timeout);
+    // When both ends logged the new Child SA: pluto's time, not the (slow, in the VM) polling's.
+    const establishedAt = [lab.logOf(hub.region).slice(marks.hub), lab.logOf(spoke.region).slice(marks.spoke)].map((text) => {
+        const line = text.split("\n").find((l) => l.includes(`"${tunnel}"`) && /established Child SA/.test(l));
+        return line ? Lab.logTime(line) : undefined;
+    });
+    const after = lab.health(hub.region);
+    report.deadPeer = {
+        region: spoke.region,
+        tunnel,
+        // Only pluto's own word counts: no line, no detection (never the polling's time).
+        detectedSeconds: detectedAt === undefined ? undefined : roundSeconds(detectedAt - diedAt),
+        detectedLine,
+        hubLines: detectedLine
+            ? undefined
+            : lab
+                  .logOf(hub.region)
+                  .slice(mark)
+                  .split("\n")
+                  .filter((l) => l.includes(`"${tunnel}"`))
+                  .slice(0, 30),
+        returnedSeconds:
+            returned === undefined
+                ? undefined
+                : establishedAt.every((t) => t !== undefined)
+                  ? roundSeconds(Math.max(...(establishedAt as number[])) - cameBackAt)
+                  : secondsSince(cameBack),
+        health: { before: before.values[tunnel], whileDead: whileDead.values[tunnel], after: after.values[tunnel] },
+        healthLines: [...before.lines, ...whileDead.lines, ...after.lines].filter((l) => l.includes(tunnel)),
+    };
+    log(
+        `dead peer ${spoke.region}: hub noticed after ${report.deadPeer.detectedSeconds ?? "NEVER"} s (${detectedLine ?? "no liveness failure in the hub's log"}); tunnel back ${returned === undefined ? "NEVER" : `${report.deadPeer.returnedSeconds} s`} after the peer returned; ` +
+            `TunnelUp on the hub ${report.deadPeer.health.before} -> ${report.deadPeer.health.whileDead} -> ${report.deadPeer.health.after}`,
+    );
+}
+
+/** Rotates one tunnel's key in the Parameter Store. */
+async function rotateKey(ctx: Step): Promise<void> {
+    const { lab, report, log, timeout, target, hub, spokes } = ctx;
+    // 6. Rotate one tunnel's key in the Parameter Store (as `pulumi up` with a new pskRotation does):
+    // each end's agent rewrites its secrets and rereads them, the running IKE SA stays up; once the
+    // re-authentication delay has passed (the lab's is short), their next runs start a new IKE SA
+    // with the new key.
+    {
+        const spoke = spokes[0];
+        const tunnel = spoke.tunnels[0];
+        const key = newKey();
+        for (const r of [hub, spoke]) {
+            lab.setKey(r.region, tunnel, key);
+        }
+        const mark = { [hub.region]: lab.logOf(hub.region).length, [spoke.region]: lab.logOf(spoke.region).length };
+        const reauthenticated = () =>
+            [hub.region, spoke.region].every((r) =>
+                lab
+                    .logOf(r)
+                    .slice(mark[r])
+                    .split("\n")
+                    .some((l) => l.includes(`"${tunnel}"`) && /established IKE SA; authenticated peer/.test(l)),
+            );
+        const serials = () => JSON.stringify(lab.ikeSerials(hub.region, [tunnel]));
+        const serialsBefore = serials();
+        const rotated = process.hrtime.bigint();
+        await Promise.all([lab.runAgent(hub.region), lab.runAgent(spoke.region)]);
+        const saKeptUntilReauth = serials() === serialsBefore && lab.established(tunnel, "IKE") && !reauthenticated();
+        await new Promise((done) => setTimeout(done, LAB_REAUTH_DELAY_SECONDS * 1000));
+        await Promise.all([lab.runAgent(hub.region), lab.runAgent(spoke.region)]);
+        const back = await lab.waitFor(() => reauthenticated() && lab.established(tunnel, target), timeout);
+        report.rotation = {
+            tunnel,
+            seconds: back === undefined ? undefined : secondsSince(rotated),
+            bothEndsRewritten: [hub.region, spoke.region].every((r) => lab.secretsOf(r, tunnel).includes(`"${key}"`)),
+            saKeptUntilReauth,
+            reauthenticated: reauthenticated(),
+        };
+        log(
+            `rotation of ${tunnel}'s key: ${back === undefined ? `NOT re-established within ${timeout} s` : `re-authenticated with the new key after ${report.rotation.seconds} s`}`,
+        );
+    }
+}
+
+/** A spoke fetches a key that differs from the hub's: authentication fails, and the log says so. */
+async function wrongKey(ctx: Step): Promise<void> {
+    const { lab, report, log, target, hub, spokes, topology } = ctx;
+    // 7. A spoke fetches a key that differs from the hub's: authentication fails, and the log says so.
+    const victim = spokes[spokes.length - 1];
+    const tunnel = victim.tunnels[0];
+    await lab.killPluto(victim.region);
+    lab.setKey(victim.region, tunnel, newKey());
+    await lab.runAgent(victim.region, { boot: true });
+    const before = { hub: lab.logOf(hub.region).length, victim: lab.logOf(victim.region).length };
+    await lab.startPluto(victim.region);
+    const waitedSeconds = 10;
+    const establishedWithin = await lab.waitFor(() => lab.established(tunnel, "IKE"), waitedSeconds);
+    const newLines = lab.logOf(hub.region).slice(before.hub) + lab.logOf(victim.region).slice(before.victim);
+    const reason = newLines.split("\n").find((l) => /AUTHENTICATION_FAILED|authentication failed|failed to authenticate/i.test(l));
+    const others = topology.tunnels.filter((t) => t.name !== tunnel).map((t) => t.name);
+    // Observed, not sampled once: a single read can land in a moment of SA replacement.
+    const othersUp = (await lab.waitFor(() => others.every((t) => lab.established(t, target)), 20)) !== undefined;
+    report.wrongKey = {
+        region: victim.region,
+        tunnel,
+        establishedWithin,
+        waitedSeconds,
+        reason: reason?.trim(),
+        otherTunnelsUp: othersUp,
+    };
+    log(
+        `wrong key on ${victim.region}: ${establishedWithin === undefined ? "not established" : "ESTABLISHED (wrong)"}; log: ${reason ?? "(no reason logged)"}`,
+    );
 }
 
 /**

@@ -4,6 +4,7 @@
  * printed, so a change to the program that touches more of a running stack shows here first.
  */
 import { strict as assert } from "node:assert";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { diffEvaluations, type StackDiff } from "../../harness/diff";
@@ -176,6 +177,23 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
         for (const name of ["hubspoke-virginia-gw-instance", "hubspoke-sydney-gw-instance"]) {
             assert.deepEqual(instances(after)[name], instances(prod)[name]);
         }
+    });
+
+    it("sends EC2 the same user data bytes as the reviewed ones: a change here replaces every gateway", async () => {
+        // userDataReplaceOnChange: any byte of difference replaces the instance. The bytes must not depend on
+        // the machine running `pulumi up` (pako, not Node's zlib); when a bootstrap change is meant, update
+        // these hashes in the same commit, knowing each gateway will be replaced (README, Day two).
+        const sha = (ev: Evaluation) =>
+            Object.fromEntries(
+                ev.resources
+                    .filter((r) => r.type === "aws:ec2/instance:Instance")
+                    .map((r) => [r.name, crypto.createHash("sha256").update(plain(r.inputs.userDataBase64)).digest("hex")]),
+            );
+        assert.deepEqual(sha(await prodEvaluation()), {
+            "hubspoke-virginia-gw-instance": "54f7a23961893eea1247e2a05b3050d44888406343dacc2c8955acda68593e33",
+            "hubspoke-sydney-gw-instance": "5c364f5ca248159bb15ddebbd34f742bf791b8723661b7ab9f3623bc80d41452",
+            "hubspoke-frankfurt-gw-instance": "2d30e835d0b0630736fcd42afad52917fd9b2703a1914f9a5a6bbfc94387d8b5",
+        });
     });
 
     it("registers no resource twice", async () => {
