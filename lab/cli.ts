@@ -34,6 +34,8 @@ interface Args {
     inside?: string;
     /** Internal: the render after the day-two change (the spoke added). */
     dayTwo?: string;
+    /** Internal: running inside the lab's VM. */
+    inVm: boolean;
 }
 
 /** What `--json` writes: the scenario's report, and day two's when it ran. */
@@ -51,6 +53,7 @@ function parseArgs(argv: string[]): Args {
             json: { type: "string" },
             inside: { type: "string" },
             "day-two": { type: "string" },
+            "in-vm": { type: "boolean", default: false },
         },
         strict: true,
         allowPositionals: false,
@@ -67,6 +70,7 @@ function parseArgs(argv: string[]): Args {
         json: values.json === undefined ? undefined : path.resolve(values.json),
         inside: values.inside,
         dayTwo: values["day-two"],
+        inVm: values["in-vm"]!,
     };
 }
 
@@ -242,7 +246,7 @@ async function main(): Promise<number> {
 /** Runs this command again inside the VM, on the renders made here (the VM's kernel proves Child SAs and traffic). */
 function runInVm(args: Args, renderDir: string): number {
     buildLab();
-    const inner = [process.execPath, path.join(REPO, "bin/lab/cli.js"), "--inside", renderDir, "--stack", args.stack];
+    const inner = [process.execPath, path.join(REPO, "bin/lab/cli.js"), "--inside", renderDir, "--stack", args.stack, "--in-vm"];
     if (args.full) inner.push("--full", "--day-two", args.dayTwo!);
     if (args.json) inner.push("--json", args.json);
     say("lab: booting the VM (Debian kernel under QEMU; its output follows when it ends) ...");
@@ -254,7 +258,9 @@ function runInVm(args: Args, renderDir: string): number {
 async function runHere(args: Args, renderDir: string): Promise<number> {
     // pluto's sockets and NSS databases go on a local filesystem ($TMPDIR is a tmpfs in the VM).
     const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-lab-"));
-    const lab = new Lab(renderDir, workDir, `hs${process.pid % 100000}`, say);
+    // In the VM the real AWS CLI takes over a minute to start (software emulation): the agents use aws-lite there.
+    const awsCli = args.inVm ? "lite" : "real";
+    const lab = new Lab(renderDir, workDir, `hs${process.pid % 100000}`, say, awsCli);
     process.on("exit", () => {
         lab.down();
         fs.rmSync(workDir, { recursive: true, force: true });
@@ -273,7 +279,7 @@ async function runHere(args: Args, renderDir: string): Promise<number> {
     console.log(formatReport(report));
     if (args.dayTwo) {
         const dayTwoWork = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-lab-"));
-        const second = new Lab(args.dayTwo, dayTwoWork, `hd${process.pid % 100000}`, say);
+        const second = new Lab(args.dayTwo, dayTwoWork, `hd${process.pid % 100000}`, say, awsCli);
         try {
             report.dayTwo = await runDayTwo(second, { before: renderDir, log: say });
         } finally {

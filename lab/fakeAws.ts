@@ -22,6 +22,12 @@ export const FAKE_AWS_ENDPOINT: string = (() => {
     return candidates.find((c) => fs.existsSync(c)) ?? candidates[0];
 })();
 
+/**
+ * The lab VM's stand-in for the CLI (`lab/fake-aws/aws-lite`): under software emulation the real one
+ * takes over a minute to start. It answers only the agent's one call, over the same protocol.
+ */
+export const AWS_LITE: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "aws-lite");
+
 /** Where and how to run the server. */
 export interface FakeAwsOptions {
     /** Address to listen on; default 127.0.0.1. */

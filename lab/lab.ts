@@ -9,7 +9,7 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GATEWAY_PATHS, tunnelParameterNames } from "../gateway/contract";
-import { AWS_CLI, awsCliEnv, type FakeAws, startFakeAws } from "./fakeAws";
+import { AWS_CLI, AWS_LITE, awsCliEnv, type FakeAws, startFakeAws } from "./fakeAws";
 import { type LabPlan, type LabRegion, type LabTopology, labTopology, setupPlan } from "./topology";
 
 /** What libreswan reports of one tunnel on one gateway. */
@@ -208,6 +208,8 @@ export class Lab {
         readonly workDir: string,
         id: string,
         private readonly log: (line: string) => void = () => undefined,
+        /** The AWS CLI the agents run: the real one, or (in the VM, where it is too slow) lab/fake-aws/aws-lite. */
+        private readonly awsCli: "real" | "lite" = "real",
     ) {
         const plan = JSON.parse(fs.readFileSync(path.join(renderDir, "plan.json"), "utf8")) as LabPlan & { secrets?: string };
         if (plan.secrets !== "revealed") {
@@ -440,13 +442,18 @@ export class Lab {
      */
     async runAgent(region: string, options: { boot?: boolean; allowFail?: boolean } = {}): Promise<string> {
         const r = this.region(region);
+        const bin = this.dir(r, "bin");
+        if (!fs.existsSync(path.join(bin, "aws"))) {
+            fs.mkdirSync(bin, { recursive: true });
+            fs.symlinkSync(this.awsCli === "lite" ? AWS_LITE : AWS_CLI, path.join(bin, "aws"));
+        }
         const child = spawn(
             "ip",
             ["netns", "exec", r.ns.gw, "bash", this.dir(r, GATEWAY_PATHS.agentScript), ...(options.boot ? ["--boot"] : [])],
             {
                 env: {
                     ...awsCliEnv(this.aws!.url),
-                    PATH: `${path.dirname(AWS_CLI)}:${process.env.PATH}`,
+                    PATH: `${bin}:${process.env.PATH}`,
                     HUBSPOKE_ENV: this.dir(r, GATEWAY_PATHS.env),
                 },
                 stdio: ["ignore", "pipe", "pipe"],
