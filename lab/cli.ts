@@ -78,7 +78,7 @@ function parseArgs(argv: string[]): Args {
  * Renders the stack with keys revealed, in-process (the Pulumi SDK is loaded only here, on the host);
  * with `addSpoke`, the stack with day two's spoke added (same Elastic IPs and keys for the rest).
  */
-async function render(args: Args, dir: string, addSpoke = false): Promise<void> {
+async function snapshotForLab(args: Args, dir: string, addSpoke = false): Promise<void> {
     const { readStackConfigFile, stackConfigPath } = await import("../config/load");
     const { snapshotStack, writeSnapshot } = await import("../harness/snapshot");
     const raw = readStackConfigFile(args.configFile ?? stackConfigPath(args.stack));
@@ -230,10 +230,10 @@ async function main(): Promise<number> {
     }
     if (args.inside === undefined) {
         const renderDir = path.join(REPO, ".lab", args.stack, "render");
-        await render(args, renderDir);
+        await snapshotForLab(args, renderDir);
         if (args.full) {
             args.dayTwo = path.join(REPO, ".lab", args.stack, "render-day-two");
-            await render(args, args.dayTwo, true);
+            await snapshotForLab(args, args.dayTwo, true);
         }
         if (args.vm) {
             return runInVm(args, renderDir);

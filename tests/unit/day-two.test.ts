@@ -10,19 +10,12 @@ import * as path from "node:path";
 import { diffEvaluations, type StackDiff } from "../../harness/diff";
 import { type Evaluation, evaluateOffline, plain } from "../../harness/evaluate";
 import { snapshotStack } from "../../harness/snapshot";
+import { ADDED_SPOKE } from "../../lab/dayTwo";
 import { USER_DATA_MAX_BYTES } from "../../render/bootstrap";
 import { prodConfig, prodEvaluation, prodWith } from "./fixtures";
 
 /** Fixed Elastic IPs, so that removing a region does not renumber the others' documentation addresses. */
 const EIPS = { virginia: "192.0.2.11", sydney: "192.0.2.12", frankfurt: "192.0.2.13", tokyo: "192.0.2.14" };
-const TOKYO = {
-    name: "tokyo",
-    awsRegion: "ap-northeast-1",
-    role: "spoke",
-    vpcCidr: "10.14.0.0/16",
-    vpnSubnet: "10.14.4.0/24",
-    gatewayPrivateIp: "10.14.4.5",
-};
 
 const evaluate = (raw: Record<string, unknown>) => evaluateOffline(raw, { stack: "prod", elasticIps: EIPS });
 const instances = (ev: Evaluation) =>
@@ -49,7 +42,7 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
     });
 
     it("adding a spoke adds its resources and the hub's tunnel end, and changes no existing instance", async () => {
-        const after = await evaluate(prodWith((c) => c.regions.push(TOKYO)));
+        const after = await evaluate(prodWith((c) => c.regions.push(ADDED_SPOKE)));
         const d = diffEvaluations(prod, after);
         show("prod + spoke tokyo", d);
         // The one existing resource that changes: the dashboard gains the tunnel's graph.
