@@ -1,11 +1,12 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { RegionSpec, StackSpec } from "../config/types";
-import { PSK } from "../gateway/contract";
+import { type RegionSpec, type StackSpec, siteIpOf } from "../config/types";
+import { failoverParameterName, PSK } from "../gateway/contract";
 import { dashboardBody } from "../render/awsDocuments";
 import { OpenSwanGateway } from "./openSwanGateway";
 import { RegionalVpc } from "./regionalVpc";
+import { SiteFailover } from "./siteFailover";
 
 /** The generator settings of every pre-shared key: only characters safe inside the quoted PSK of an ipsec.secrets line. */
 export const PSK_GENERATOR = {
@@ -47,6 +48,13 @@ export interface RegionOutputs {
     readonly alarmTopicArn: pulumi.Output<string>;
     /** The tunnel-down alarms of this gateway, one per tunnel. */
     readonly tunnelAlarmNames: pulumi.Output<string>[];
+    /** Sites with a standby only: the standby gateway, and the site's redundancy alarm. */
+    readonly standby?: {
+        readonly privateIp: string;
+        readonly instanceId: pulumi.Output<string>;
+        readonly sessionCommand: pulumi.Output<string>;
+        readonly redundancyAlarmName: pulumi.Output<string>;
+    };
 }
 
 /**
@@ -57,7 +65,10 @@ export interface RegionOutputs {
  */
 export class HubSpokeVpn extends pulumi.ComponentResource {
     public readonly vpcs: Record<string, RegionalVpc> = {};
+    /** Per region name, its gateway (in a site with a standby, the primary one). */
     public readonly gateways: Record<string, OpenSwanGateway> = {};
+    /** Per region name of a site with a standby: the standby gateway, and what makes the pair fail over. */
+    public readonly standbys: Record<string, { gateway: OpenSwanGateway; failover: SiteFailover }> = {};
     /** Per region name, the values the stack exports. */
     public readonly regionOutputs: Record<string, RegionOutputs> = {};
     /** One CloudWatch dashboard, in the hub's AWS region, with every tunnel end of the stack. */
@@ -80,12 +91,16 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
         for (const r of spec.regions) {
             const gateway = this.createGateway(r, eips);
             this.gateways[r.name] = gateway;
+            if (r.standby) {
+                this.standbys[r.name] = this.createStandby(r, eips, gateway);
+            }
             this.createRoutes(r, gateway);
             this.regionOutputs[r.name] = regionOutputs(
                 r,
                 this.vpcs[r.name],
                 gateway,
                 spec.peers[r.name].map((p) => p.tunnel.name),
+                this.standbys[r.name],
             );
         }
         this.dashboard = new aws.cloudwatch.Dashboard(
@@ -138,15 +153,90 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
         );
     }
 
+    /**
+     * The region's gateway; in a site with a standby, the primary of the pair (same name, so a site
+     * that gains a standby keeps its gateway).
+     */
     private createGateway(r: RegionSpec, eips: Record<string, aws.ec2.Eip>): OpenSwanGateway {
+        const vpc = this.vpcs[r.name];
+        const name = `${this.vpnName}-${r.name}-gw`;
+        return this.newGateway(
+            name,
+            r,
+            eips,
+            vpc.vpnSubnet.id,
+            r.standby ? this.failoverArgs(name, r, r.gatewayPrivateIp, true) : undefined,
+        );
+    }
+
+    /** The standby of a site: its own subnet and zone, the same tunnel ends and keys. */
+    private createStandby(
+        r: RegionSpec,
+        eips: Record<string, aws.ec2.Eip>,
+        primary: OpenSwanGateway,
+    ): { gateway: OpenSwanGateway; failover: SiteFailover } {
+        const standby = r.standby!;
+        const vpc = this.vpcs[r.name];
+        const name = `${this.vpnName}-${r.name}-standby-gw`;
+        const gateway = this.newGateway(
+            name,
+            r,
+            eips,
+            vpc.standbyVpnSubnet!.id,
+            this.failoverArgs(name, r, standby.gatewayPrivateIp, false),
+        );
+        const peers = this.args.spec.peers[r.name].map((p) => p.peer);
+        const failover = new SiteFailover(
+            `${this.vpnName}-${r.name}-failover`,
+            {
+                region: r,
+                gateways: [primary, gateway],
+                siteIps: [siteIpOf(r.gatewayPrivateIp), siteIpOf(standby.gatewayPrivateIp)],
+                elasticIp: eips[r.name],
+                routeTables: vpc.routeTables,
+                peerCidrs: peers.map((p) => p.vpcCidr),
+                probeTargets: peers.flatMap((p) => [p.gatewayPrivateIp, ...(p.standby ? [p.standby.gatewayPrivateIp] : [])]),
+                layoutParameter: failoverParameterName(this.args.parameterPrefix, r.name),
+                stack: this.args.stack,
+                alarmTopic: primary.alarmTopic,
+                tags: this.args.tags,
+            },
+            { parent: this, providers: { aws: this.providerOf(r) } },
+        );
+        return { gateway, failover };
+    }
+
+    private failoverArgs(name: string, r: RegionSpec, privateIp: string, primary: boolean) {
+        return {
+            gateway: primary ? r.name : `${r.name}-standby`,
+            privateIp,
+            siteIp: siteIpOf(privateIp),
+            managementElasticIp: new aws.ec2.Eip(
+                `${name}-mgmt-eip`,
+                { domain: "vpc", tags: { ...this.args.tags, Name: `${name}-mgmt` } },
+                { parent: this, provider: this.providerOf(r) },
+            ),
+            layoutParameter: failoverParameterName(this.args.parameterPrefix, r.name),
+            // The tunnel metrics are per site (whichever gateway is active reports them): one set of alarms.
+            tunnelAlarms: primary,
+        };
+    }
+
+    private newGateway(
+        name: string,
+        r: RegionSpec,
+        eips: Record<string, aws.ec2.Eip>,
+        subnetId: pulumi.Input<string>,
+        failover: ReturnType<HubSpokeVpn["failoverArgs"]> | undefined,
+    ): OpenSwanGateway {
         const { spec } = this.args;
         const vpc = this.vpcs[r.name];
         return new OpenSwanGateway(
-            `${this.vpnName}-${r.name}-gw`,
+            name,
             {
                 region: r,
                 vpcId: vpc.vpcId,
-                subnetId: vpc.vpnSubnet.id,
+                subnetId,
                 internetGateway: vpc.internetGateway,
                 elasticIp: eips[r.name],
                 instanceType: spec.gatewayInstanceType,
@@ -163,6 +253,7 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                     psk: this.keys[tunnel.name],
                 })),
                 tags: this.args.tags,
+                ...(failover ? { failover } : {}),
             },
             { parent: this, providers: { aws: this.providerOf(r) } },
         );
@@ -170,7 +261,9 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
 
     /**
      * Every table of the VPC sends each peer range to the gateway's interface (not the instance id,
-     * which the provider deprecates, and which would change when the instance is replaced).
+     * which the provider deprecates, and which would change when the instance is replaced). In a site
+     * with a standby they start on the primary, and then belong to whichever gateway is active: the
+     * program never moves them back (that would be an automatic fail-back on the next `pulumi up`).
      */
     private createRoutes(r: RegionSpec, gateway: OpenSwanGateway): void {
         this.vpcs[r.name].routeTables.forEach((table, i) => {
@@ -178,14 +271,20 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                 new aws.ec2.Route(
                     `${this.vpnName}-${r.name}-rt${i}-to-${peer.name}`,
                     { routeTableId: table.id, destinationCidrBlock: peer.vpcCidr, networkInterfaceId: gateway.networkInterfaceId },
-                    { parent: this, provider: this.providerOf(r) },
+                    { parent: this, provider: this.providerOf(r), ...(r.standby ? { ignoreChanges: ["networkInterfaceId"] } : {}) },
                 );
             }
         });
     }
 }
 
-function regionOutputs(r: RegionSpec, vpc: RegionalVpc, gateway: OpenSwanGateway, tunnels: string[]): RegionOutputs {
+function regionOutputs(
+    r: RegionSpec,
+    vpc: RegionalVpc,
+    gateway: OpenSwanGateway,
+    tunnels: string[],
+    standby?: { gateway: OpenSwanGateway; failover: SiteFailover },
+): RegionOutputs {
     const session = pulumi.interpolate`aws ssm start-session --region ${r.awsRegion} --target ${gateway.instanceId}`;
     return {
         awsRegion: r.awsRegion,
@@ -200,5 +299,15 @@ function regionOutputs(r: RegionSpec, vpc: RegionalVpc, gateway: OpenSwanGateway
         tunnelStatusCommand: pulumi.interpolate`${session} --document-name AWS-StartInteractiveCommand --parameters command="sudo ipsec trafficstatus; sudo ipsec whack --showstates"`,
         alarmTopicArn: gateway.alarmTopic.arn,
         tunnelAlarmNames: gateway.tunnelAlarms.map((a) => a.name),
+        ...(standby
+            ? {
+                  standby: {
+                      privateIp: standby.gateway.privateIp,
+                      instanceId: standby.gateway.instanceId,
+                      sessionCommand: pulumi.interpolate`aws ssm start-session --region ${r.awsRegion} --target ${standby.gateway.instanceId}`,
+                      redundancyAlarmName: standby.failover.redundancyAlarm.name,
+                  },
+              }
+            : {}),
     };
 }

@@ -47,6 +47,29 @@ export interface OpenSwanGatewayArgs {
     readonly alarmEmail?: string;
     /** Tags added to every resource, besides `Name`. */
     readonly tags?: Record<string, string>;
+    /** Only in a site with a standby: this gateway's part in the pair (README, Failover). */
+    readonly failover?: GatewayFailoverArgs;
+}
+
+/**
+ * One of the two gateways of a site with a standby. Its network interface holds its private IP and
+ * its site address; the site's `elasticIp` (the peers' address and the IKE identity) is not
+ * associated here but by whichever gateway is active (hubspoke-failover), while the gateway's own
+ * management Elastic IP stays on its private IP, so it reaches AWS's APIs as standby too.
+ */
+export interface GatewayFailoverArgs {
+    /** The gateway's name in the site: the region name for the primary, `<region>-standby` for the standby. */
+    readonly gateway: string;
+    /** Its static private IP (in the subnet `subnetId`). */
+    readonly privateIp: string;
+    /** Its site address: the secondary private IP the site's Elastic IP is associated with while it is active. */
+    readonly siteIp: string;
+    /** Its own Elastic IP, for management traffic. */
+    readonly managementElasticIp: aws.ec2.Eip;
+    /** SSM name of the site's failover layout, which both gateways read. */
+    readonly layoutParameter: string;
+    /** Whether this gateway raises the site's tunnel alarms: the metrics are per site, so one of the two does. */
+    readonly tunnelAlarms: boolean;
 }
 
 /** The ports a gateway accepts from its peers: IKE, NAT-T, and ESP (IP protocol 50). */
@@ -70,8 +93,13 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
     public readonly securityGroup: aws.ec2.SecurityGroup;
     public readonly instance: aws.ec2.Instance;
     public readonly instanceId: pulumi.Output<string>;
+    /** The site's Elastic IP: the peers' address and this gateway's IKE identity. */
     public readonly elasticIp: pulumi.Output<string>;
+    /** In a site with a standby, this gateway's own Elastic IP (management); else the site's. */
+    public readonly managementIp: pulumi.Output<string>;
     public readonly privateIp: string;
+    /** The gateway's name in its site: the region name, or `<region>-standby`. */
+    public readonly gatewayId: string;
     /** SSM path of this gateway's desired state, e.g. `/hubspoke-vpn/prod/virginia/tunnels`. */
     public readonly parameterPath: string;
     /** Per tunnel name, its conn (String) and secrets (SecureString) parameters. */
@@ -84,6 +112,8 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
     public readonly recoveryAlarm: aws.cloudwatch.MetricAlarm;
     /** The full cloud-config (EC2 receives it gzip-compressed): no key, and nothing per tunnel. */
     public readonly userData: string;
+    /** The instance's role (a site's failover policy is attached to it). */
+    public readonly role: aws.iam.Role;
 
     constructor(
         private readonly gatewayName: string,
@@ -91,30 +121,40 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         opts?: pulumi.ComponentResourceOptions,
     ) {
         super("hubspoke:gateway:OpenSwanGateway", gatewayName, {}, opts);
-        const { region } = args;
-        this.privateIp = region.gatewayPrivateIp;
+        const { region, failover } = args;
+        this.gatewayId = failover?.gateway ?? region.name;
+        this.privateIp = failover?.privateIp ?? region.gatewayPrivateIp;
         this.elasticIp = args.elasticIp.publicIp;
-        this.parameterPath = gatewayParameterPath(args.parameterPrefix, region.name);
+        this.managementIp = (failover?.managementElasticIp ?? args.elasticIp).publicIp;
+        this.parameterPath = gatewayParameterPath(args.parameterPrefix, this.gatewayId);
 
         this.securityGroup = this.createSecurityGroup();
         this.networkInterface = this.createNetworkInterface();
         this.networkInterfaceId = this.networkInterface.id;
         const parameters = this.publishDesiredState();
         const identity = this.createIdentity();
+        this.role = identity.role;
         this.userData = renderUserData(
-            region.name,
-            bootstrapFiles({ stack: args.stack, regionName: region.name, awsRegion: region.awsRegion, parameterPath: this.parameterPath }),
+            this.gatewayId,
+            bootstrapFiles({
+                stack: args.stack,
+                regionName: region.name,
+                awsRegion: region.awsRegion,
+                parameterPath: this.parameterPath,
+                ...(failover ? { failover: { gateway: failover.gateway, parameter: failover.layoutParameter } } : {}),
+            }),
         );
         this.instance = this.createInstance(identity, parameters);
         this.instanceId = this.instance.id;
         this.alarmTopic = this.createAlarmTopic();
-        this.tunnelAlarms = args.tunnels.map((t) => this.createTunnelAlarm(t.tunnel));
+        this.tunnelAlarms = (failover?.tunnelAlarms ?? true) ? args.tunnels.map((t) => this.createTunnelAlarm(t.tunnel)) : [];
         this.recoveryAlarm = this.createRecoveryAlarm();
 
         this.registerOutputs({
             instanceId: this.instanceId,
             networkInterfaceId: this.networkInterfaceId,
             elasticIp: this.elasticIp,
+            managementIp: this.managementIp,
             privateIp: this.privateIp,
             parameterPath: this.parameterPath,
             alarmTopicArn: this.alarmTopic.arn,
@@ -135,7 +175,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             `${name}-sg`,
             {
                 vpcId: this.args.vpcId,
-                description: `hubspoke-vpn gateway ${region.name}: IKE, NAT-T and ESP from peer gateways only`,
+                description: `hubspoke-vpn gateway ${this.gatewayId}: IKE, NAT-T and ESP from peer gateways only`,
                 tags: this.tags("sg"),
             },
             parent,
@@ -182,22 +222,42 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         return group;
     }
 
-    /** The static private IP with the source/destination check off, and the Elastic IP on it: both outlive any instance. */
+    /**
+     * The static private IP with the source/destination check off, and the Elastic IP on it: both
+     * outlive any instance. In a site with a standby: the private IP first (primary), then the site
+     * address, in that order (`privateIpLists`); the gateway's own Elastic IP on the private IP, and
+     * the site's left to hubspoke-failover (an association here would move it back on every refresh).
+     */
     private createNetworkInterface(): aws.ec2.NetworkInterface {
-        const { region } = this.args;
+        const { failover } = this.args;
+        const addresses = failover
+            ? { privateIpListEnabled: true, privateIpLists: [failover.privateIp, failover.siteIp] }
+            : { privateIps: [this.privateIp] };
         const eni = new aws.ec2.NetworkInterface(
             `${this.gatewayName}-eni`,
             {
                 subnetId: this.args.subnetId,
-                privateIps: [region.gatewayPrivateIp],
+                ...addresses,
                 securityGroups: [this.securityGroup.id],
                 // The gateway forwards packets that are neither from nor to its own address.
                 sourceDestCheck: false,
-                description: `hubspoke-vpn gateway ${region.name}`,
+                description: `hubspoke-vpn gateway ${this.gatewayId}`,
                 tags: { ...this.tags("eni"), ...GATEWAY_ROLE_TAG },
             },
             { parent: this },
         );
+        if (failover) {
+            new aws.ec2.EipAssociation(
+                `${this.gatewayName}-mgmt-eip-assoc`,
+                {
+                    allocationId: failover.managementElasticIp.allocationId,
+                    networkInterfaceId: eni.id,
+                    privateIpAddress: failover.privateIp,
+                },
+                { parent: this, dependsOn: [this.args.internetGateway] },
+            );
+            return eni;
+        }
         new aws.ec2.EipAssociation(
             `${this.gatewayName}-eip-assoc`,
             { allocationId: this.args.elasticIp.allocationId, networkInterfaceId: eni.id },
@@ -221,10 +281,11 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                 peerElasticIp,
                 peerCidr: t.peerCidr,
                 settings: tunnelSettings,
+                ...(this.args.failover ? { localAddress: this.args.failover.siteIp } : {}),
             }));
             const names = tunnelParameterNames(this.parameterPath, t.tunnel);
             // The conn holds no key: `insecureValue` keeps it readable in `pulumi preview --diff`.
-            const description = `hubspoke-vpn: tunnel ${t.tunnel} as gateway ${region.name} runs it (read by hubspoke-agent)`;
+            const description = `hubspoke-vpn: tunnel ${t.tunnel} as gateway ${this.gatewayId} runs it (read by hubspoke-agent)`;
             const conf = new aws.ssm.Parameter(
                 `${this.gatewayName}-${t.tunnel}-conf`,
                 {
@@ -254,13 +315,13 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
     }
 
     /** The instance's role: Session Manager, its own desired state, its own metrics (render/awsDocuments.ts). */
-    private createIdentity(): { profile: aws.iam.InstanceProfile; policy: aws.iam.RolePolicy } {
+    private createIdentity(): { role: aws.iam.Role; profile: aws.iam.InstanceProfile; policy: aws.iam.RolePolicy } {
         const { region } = this.args;
         const parent = { parent: this };
         const role = new aws.iam.Role(
             `${this.gatewayName}-role`,
             {
-                description: `hubspoke-vpn gateway ${region.name}`,
+                description: `hubspoke-vpn gateway ${this.gatewayId}`,
                 assumeRolePolicy: assumeRolePolicy("ec2.amazonaws.com"),
                 tags: this.tags("role"),
             },
@@ -281,7 +342,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             parent,
         );
         const profile = new aws.iam.InstanceProfile(`${this.gatewayName}-profile`, { role: role.name, tags: this.tags("profile") }, parent);
-        return { profile, policy };
+        return { role, profile, policy };
     }
 
     /**
@@ -291,7 +352,6 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
      *   - a same-architecture instance type change stops and starts it (EC2 cannot resize a running instance).
      */
     private createInstance(identity: { profile: aws.iam.InstanceProfile; policy: aws.iam.RolePolicy }, parameters: aws.ssm.Parameter[]) {
-        const { region } = this.args;
         const image = aws.ec2.getAmiOutput(
             {
                 owners: ["amazon"],
@@ -310,7 +370,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                 instanceType: this.args.instanceType,
                 primaryNetworkInterface: { networkInterfaceId: this.networkInterface.id },
                 iamInstanceProfile: identity.profile.name,
-                userDataBase64: userDataPayload(region.name, this.userData).base64,
+                userDataBase64: userDataPayload(this.gatewayId, this.userData).base64,
                 // A bootstrap change takes effect by replacement, visible in `pulumi preview`, instead of a
                 // silent stop/start that cloud-init would not even act on (it writes files at first boot only).
                 userDataReplaceOnChange: true,
@@ -367,7 +427,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         const recover = pulumi.interpolate`arn:${partition}:automate:${region.awsRegion}:ec2:recover`;
         return new aws.cloudwatch.MetricAlarm(
             `${this.gatewayName}-recover`,
-            { ...recoveryAlarm(region.name, this.instance.id, recover, this.alarmTopic.arn), tags: this.tags("recover") },
+            { ...recoveryAlarm(this.gatewayId, this.instance.id, recover, this.alarmTopic.arn), tags: this.tags("recover") },
             { parent: this },
         );
     }

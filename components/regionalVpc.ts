@@ -14,7 +14,7 @@ export interface RegionalVpcArgs {
 
 /**
  * A VPC of the private network: internet gateway, the public VPN subnet that holds the gateway
- * (with a route table that reaches the internet), and the workload subnets spread over zones
+ * (with a route table that reaches the internet; a standby's subnet in another zone shares it), and the workload subnets spread over zones
  * (sharing one route table without internet access). Routes to peer VPCs are added by the caller
  * to every table in `routeTables`.
  */
@@ -23,6 +23,8 @@ export class RegionalVpc extends pulumi.ComponentResource {
     public readonly vpcId: pulumi.Output<string>;
     public readonly internetGateway: aws.ec2.InternetGateway;
     public readonly vpnSubnet: aws.ec2.Subnet;
+    /** The standby gateway's public subnet, in another zone, on the VPN route table (sites with a standby only). */
+    public readonly standbyVpnSubnet?: aws.ec2.Subnet;
     /** Keyed `<name>-<zone>`, e.g. `fns-a`. */
     public readonly workloadSubnets: Record<string, aws.ec2.Subnet>;
     /** Every route table of the VPC that a subnet uses: the VPN table first, then the workload table if any. */
@@ -58,6 +60,7 @@ export class RegionalVpc extends pulumi.ComponentResource {
         this.createFlowLogs();
         const vpn = this.createVpnSubnet();
         this.vpnSubnet = vpn.subnet;
+        this.standbyVpnSubnet = vpn.standbySubnet;
         const workload = this.createWorkloadSubnets();
         this.workloadSubnets = workload.subnets;
         this.routeTables = [vpn.table, ...(workload.table ? [workload.table] : [])];
@@ -129,7 +132,7 @@ export class RegionalVpc extends pulumi.ComponentResource {
     }
 
     /** The public subnet of the gateway, with its own route table whose default route is the internet gateway. */
-    private createVpnSubnet(): { subnet: aws.ec2.Subnet; table: aws.ec2.RouteTable } {
+    private createVpnSubnet(): { subnet: aws.ec2.Subnet; standbySubnet?: aws.ec2.Subnet; table: aws.ec2.RouteTable } {
         const { region } = this.args;
         const name = this.vpcName;
         const parent = { parent: this };
@@ -152,7 +155,23 @@ export class RegionalVpc extends pulumi.ComponentResource {
             parent,
         );
         new aws.ec2.RouteTableAssociation(`${name}-vpn-rta`, { subnetId: subnet.id, routeTableId: table.id }, parent);
-        return { subnet, table };
+        const standby = region.standby;
+        if (!standby) {
+            return { subnet, table };
+        }
+        const standbySubnet = new aws.ec2.Subnet(
+            `${name}-vpn-standby`,
+            {
+                vpcId: this.vpc.id,
+                cidrBlock: standby.vpnSubnet,
+                availabilityZone: this.zoneName(standby.vpnZone, `region ${region.name} standby.vpnZone`),
+                mapPublicIpOnLaunch: false,
+                tags: this.tags("vpn-standby"),
+            },
+            parent,
+        );
+        new aws.ec2.RouteTableAssociation(`${name}-vpn-standby-rta`, { subnetId: standbySubnet.id, routeTableId: table.id }, parent);
+        return { subnet, standbySubnet, table };
     }
 
     /** The workload subnets, sharing one route table without internet access (none when there are none). */

@@ -3,6 +3,8 @@
  * everything downstream (components, rendering, the lab) consumes these plain values.
  */
 
+import { formatIp, parseIp } from "./cidr";
+
 export type RegionRole = "hub" | "spoke";
 
 /** A workload subnet, one per (name, zone) pair of `workloadSubnets`. */
@@ -32,6 +34,32 @@ export interface RegionSpec {
     /** The gateway's static private IP inside `vpnSubnet`. */
     readonly gatewayPrivateIp: string;
     readonly workloadSubnets: readonly WorkloadSubnetSpec[];
+    /** A second gateway in another zone that takes over when the active one fails; absent: one gateway. */
+    readonly standby?: StandbySpec;
+}
+
+/** The standby gateway of a site (`regions[].standby`). */
+export interface StandbySpec {
+    /** Its own public subnet, in another zone than `vpnSubnet`. */
+    readonly vpnSubnet: string;
+    /** Zone letter of that subnet; never the primary's. */
+    readonly vpnZone: string;
+    /** The standby's static private IP inside its `vpnSubnet`. */
+    readonly gatewayPrivateIp: string;
+}
+
+/**
+ * The site address of a gateway in a site with a standby: the next address after its private IP, a
+ * secondary private IP of its network interface. The site's Elastic IP (the address peers know) is
+ * associated with the active gateway's site address; each gateway's own Elastic IP stays on its
+ * private IP for management (packages, SSM, EC2, CloudWatch), standby or not.
+ */
+export function siteIpOf(gatewayPrivateIp: string): string {
+    const ip = parseIp(gatewayPrivateIp);
+    if (ip === undefined) {
+        throw new Error(`siteIpOf: "${gatewayPrivateIp}" is not an IPv4 address`);
+    }
+    return formatIp(ip + 1);
 }
 
 /** A hub-spoke tunnel. Both ends use the same name, `<hub>-to-<spoke>`. */

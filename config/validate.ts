@@ -5,7 +5,16 @@
 
 import { Region as AwsRegion } from "@pulumi/aws/types/enums";
 import { awsReservedAddresses, type Cidr, containsCidr, containsIp, formatIp, isPrivate, overlaps, parseCidr, parseIp } from "./cidr";
-import { peersOf, type RegionRole, type RegionSpec, type StackSpec, tunnelName, type WorkloadSubnetSpec } from "./types";
+import {
+    peersOf,
+    type RegionRole,
+    type RegionSpec,
+    type StackSpec,
+    type StandbySpec,
+    siteIpOf,
+    tunnelName,
+    type WorkloadSubnetSpec,
+} from "./types";
 
 /** The Pulumi project name: stack config keys are `hubspoke-vpn:<key>`. */
 export const PROJECT = "hubspoke-vpn";
@@ -15,7 +24,8 @@ export const DEFAULT_GATEWAY_INSTANCE_TYPE = "t3.small";
 /** Availability zone letters a region may use; AWS regions have at most six zones (a-f). */
 export const ZONE_LETTERS = ["a", "b", "c", "d", "e", "f"];
 
-const REGION_KEYS = ["name", "awsRegion", "role", "vpcCidr", "vpnSubnet", "vpnZone", "gatewayPrivateIp", "workloadSubnets"];
+const REGION_KEYS = ["name", "awsRegion", "role", "vpcCidr", "vpnSubnet", "vpnZone", "gatewayPrivateIp", "workloadSubnets", "standby"];
+const STANDBY_KEYS = ["vpnSubnet", "vpnZone", "gatewayPrivateIp"];
 /** The keys of this project a stack may set. */
 export const TOP_KEYS = [
     "regions",
@@ -263,15 +273,95 @@ function parseRegion(raw: unknown, path: string, fail: Fail, warnings: string[])
     const vpnZone = raw.vpnZone === undefined ? "a" : (zoneAt(raw.vpnZone, `${path}.vpnZone`, fail) ?? "a");
     const gatewayPrivateIp = parseGatewayIp(str("gatewayPrivateIp"), vpnSubnet, path, fail);
     const workloadSubnets = parseWorkloadSubnets(raw.workloadSubnets, vpc, path, subnets, fail);
+    const standby = raw.standby === undefined ? undefined : parseStandby(raw.standby, `${path}.standby`, vpc, subnets, vpnZone, fail);
     checkSubnetsDisjoint(subnets, fail);
+    if (standby && vpnSubnet && gatewayPrivateIp !== undefined) {
+        checkSiteIp(gatewayPrivateIp, vpnSubnet, `${path}.gatewayPrivateIp`, fail);
+    }
 
     if (name === undefined || awsRegion === undefined || role === undefined || !vpc || !vpnSubnet || gatewayPrivateIp === undefined) {
         return undefined;
     }
+    if (raw.standby !== undefined && !standby) {
+        return undefined;
+    }
     return {
-        spec: { name, awsRegion, role, vpcCidr: vpc.text, vpnSubnet: vpnSubnet.text, vpnZone, gatewayPrivateIp, workloadSubnets },
+        spec: {
+            name,
+            awsRegion,
+            role,
+            vpcCidr: vpc.text,
+            vpnSubnet: vpnSubnet.text,
+            vpnZone,
+            gatewayPrivateIp,
+            workloadSubnets,
+            ...(standby ? { standby } : {}),
+        },
         vpc,
     };
+}
+
+/**
+ * A site's standby gateway: its own VPN subnet in another zone (a subnet lives in one zone, and the
+ * standby is there to survive its zone), and its static private IP there.
+ */
+function parseStandby(
+    raw: unknown,
+    path: string,
+    vpc: Cidr | undefined,
+    subnets: SubnetAt[],
+    primaryZone: string,
+    fail: Fail,
+): StandbySpec | undefined {
+    if (!isObject(raw)) {
+        fail(path, `${show(raw)} is not a standby (expected a map with ${STANDBY_KEYS.join(", ")})`);
+        return undefined;
+    }
+    for (const k of Object.keys(raw)) {
+        if (!STANDBY_KEYS.includes(k)) {
+            fail(`${path}.${k}`, `unknown key; expected one of ${STANDBY_KEYS.join(", ")}`);
+        }
+    }
+    const str = (k: string) => stringField(raw, path, k, fail);
+    const vpnSubnet = subnetIn(vpc, cidrAt(str("vpnSubnet"), `${path}.vpnSubnet`, fail), `${path}.vpnSubnet`, subnets, fail);
+    const zone = str("vpnZone");
+    const vpnZone = zone === undefined ? undefined : zoneAt(zone, `${path}.vpnZone`, fail);
+    if (vpnZone !== undefined && vpnZone === primaryZone) {
+        const other = ZONE_LETTERS.find((z) => z !== primaryZone);
+        fail(
+            `${path}.vpnZone`,
+            `"${vpnZone}" is the zone of the primary gateway (vpnZone); a standby must be in another zone to survive it, e.g. "${other}"`,
+        );
+    }
+    const gatewayPrivateIp = parseGatewayIp(str("gatewayPrivateIp"), vpnSubnet, path, fail);
+    if (vpnSubnet && gatewayPrivateIp !== undefined && parseIp(gatewayPrivateIp) !== undefined) {
+        checkSiteIp(gatewayPrivateIp, vpnSubnet, `${path}.gatewayPrivateIp`, fail);
+    }
+    if (!vpnSubnet || vpnZone === undefined || vpnZone === primaryZone || gatewayPrivateIp === undefined) {
+        return undefined;
+    }
+    return { vpnSubnet: vpnSubnet.text, vpnZone, gatewayPrivateIp };
+}
+
+/**
+ * In a site with a standby, each gateway's network interface also holds the next address after its
+ * private IP: the site's Elastic IP moves there on failover (README, Failover). It must be usable too.
+ */
+function checkSiteIp(gatewayPrivateIp: string, subnet: Cidr, path: string, fail: Fail): void {
+    const ip = parseIp(gatewayPrivateIp);
+    if (ip === undefined || !containsIp(subnet, ip) || awsReservedAddresses(subnet).includes(ip)) {
+        return; // reported by parseGatewayIp
+    }
+    const site = siteIpOf(gatewayPrivateIp);
+    const siteIp = parseIp(site);
+    if (siteIp === undefined || !containsIp(subnet, siteIp) || awsReservedAddresses(subnet).includes(siteIp)) {
+        const usable = `${formatIp(subnet.network + 4)}-${formatIp(subnet.network + subnet.size - 3)}`;
+        fail(
+            path,
+            `"${gatewayPrivateIp}": in a site with a standby, the next address (${site}) holds the site's Elastic IP ` +
+                `and must be usable in ${subnet.text} too; use an address in ${usable}`,
+        );
+    }
 }
 
 function parseName(name: string | undefined, path: string, fail: Fail): string | undefined {
@@ -330,6 +420,7 @@ function subnetIn(vpc: Cidr | undefined, cidr: Cidr | undefined, at: string, sub
     return cidr;
 }
 
+/** A gateway's static private IP (`<path>.gatewayPrivateIp`): an address of its subnet that AWS does not reserve. */
 function parseGatewayIp(text: string | undefined, vpnSubnet: Cidr | undefined, path: string, fail: Fail): string | undefined {
     if (text === undefined) {
         return undefined;

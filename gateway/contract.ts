@@ -21,6 +21,10 @@ export const GATEWAY_PATHS = {
     stateDir: "/var/lib/hubspoke-vpn",
     agentScript: "/usr/local/sbin/hubspoke-agent",
     healthScript: "/usr/local/sbin/hubspoke-health",
+    /** Only on gateways of a site with a standby: decides which of the two is active, and moves the site to it. */
+    failoverScript: "/usr/local/sbin/hubspoke-failover",
+    /** Runtime state (tmpfs, gone at reboot): `active` exists while this gateway owns the site. */
+    runDir: "/run/hubspoke-vpn",
     sysctl: "/etc/sysctl.d/90-hubspoke-vpn.conf",
     systemdDir: "/etc/systemd/system",
 } as const;
@@ -104,8 +108,39 @@ export function isUsablePsk(psk: string): boolean {
 /** The tag that marks what forwards traffic (gateway instances and interfaces); the policy pack checks it. */
 export const GATEWAY_TAG = { key: "Role", value: "vpn-gateway" } as const;
 
-/** The tunnel health metric (CloudWatch); the gateways' IAM condition names the namespace too. */
-export const METRIC = { namespace: "HubspokeVpn", tunnelUp: "TunnelUp" } as const;
+/**
+ * The gateways' metrics (CloudWatch); the gateways' IAM condition names the namespace too.
+ *   TunnelUp      per tunnel end, from the active gateway: 1 up, 0 down
+ *   StandbyReady  per site with a standby, from the standby: 1 while it is ready to take over
+ *   Failovers     per site with a standby, 1 each time a standby took over the site
+ */
+export const METRIC = { namespace: "HubspokeVpn", tunnelUp: "TunnelUp", standbyReady: "StandbyReady", failovers: "Failovers" } as const;
+
+/**
+ * How a site's standby watches its active gateway and takes over (gateway/hubspoke-failover.sh).
+ * The standby probes once a second, in parallel: the active's private IP across the VPC, and each
+ * peer gateway's private IP through the tunnels (its packets take the VPC's routes to the active).
+ * The active is failed only when neither answers `confirmProbes` times in a row, so a blip shorter
+ * than that moves nothing, and a cut between the two gateways alone (the tunnels still carry the
+ * probes) moves nothing either. Detection takes at most `confirmProbes` probe rounds of
+ * `probeTimeoutSeconds`; the takeover (Elastic IP, routes, pluto, IKE) follows at once.
+ */
+export const FAILOVER = {
+    /** Seconds between probe rounds. */
+    probeIntervalSeconds: 1,
+    /** Each ping waits this long for its answer. */
+    probeTimeoutSeconds: 1,
+    /** Consecutive failed rounds before the standby takes over. */
+    confirmProbes: 3,
+    /** The active checks this often that the site's Elastic IP is still its own (else it steps down). */
+    ownerCheckSeconds: 10,
+    /** The active checks this often that every route to the peers targets it (and repairs the rest). */
+    routeCheckSeconds: 60,
+    /** An Elastic IP on no gateway is claimed at once by the primary, by the standby after this long. */
+    unownedGraceSeconds: 60,
+    /** The standby reports StandbyReady this often. */
+    metricIntervalSeconds: 60,
+} as const;
 
 /**
  * TCP MSS the gateways clamp forwarded SYNs to. The path between gateways crosses internet
@@ -135,6 +170,13 @@ export interface GatewayIdentity {
     readonly awsRegion: string;
     /** SSM path of this gateway's desired state, e.g. `/hubspoke-vpn/prod/virginia/tunnels`. */
     readonly parameterPath: string;
+    /** Only in a site with a standby: this gateway's name in the site's failover layout, and where that layout is. */
+    readonly failover?: { readonly gateway: string; readonly parameter: string };
+}
+
+/** SSM name of a site's failover layout (both gateways read it): `<prefix>/<region name>/failover`. */
+export function failoverParameterName(prefix: string, regionName: string): string {
+    return `${prefix}/${regionName}/failover`;
 }
 
 /** SSM path of one gateway's tunnel ends: `<prefix>/<region name>/tunnels`. */
@@ -177,6 +219,25 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
         HUBSPOKE_STATE_LEFT_OUT: AGENT_STATE_FILES.leftOut,
         HUBSPOKE_STATE_ADDED_AT: AGENT_STATE_FILES.addedAt,
         HUBSPOKE_STATE_UP_ONCE: AGENT_STATE_FILES.upOnce,
+        // Only in a site with a standby, so that a single gateway's settings stay as they were.
+        ...(id.failover
+            ? {
+                  HUBSPOKE_GATEWAY: id.failover.gateway,
+                  HUBSPOKE_FAILOVER_PARAMETER: id.failover.parameter,
+                  HUBSPOKE_RUN_DIR: p.runDir,
+                  HUBSPOKE_IPSEC_START: "systemctl start ipsec.service",
+                  HUBSPOKE_IPSEC_STOP: "systemctl stop ipsec.service",
+                  HUBSPOKE_PROBE_INTERVAL: FAILOVER.probeIntervalSeconds,
+                  HUBSPOKE_PROBE_TIMEOUT: FAILOVER.probeTimeoutSeconds,
+                  HUBSPOKE_CONFIRM_PROBES: FAILOVER.confirmProbes,
+                  HUBSPOKE_OWNER_CHECK: FAILOVER.ownerCheckSeconds,
+                  HUBSPOKE_ROUTE_CHECK: FAILOVER.routeCheckSeconds,
+                  HUBSPOKE_UNOWNED_GRACE: FAILOVER.unownedGraceSeconds,
+                  HUBSPOKE_METRIC_INTERVAL: FAILOVER.metricIntervalSeconds,
+                  HUBSPOKE_METRIC_STANDBY_READY: METRIC.standbyReady,
+                  HUBSPOKE_METRIC_FAILOVERS: METRIC.failovers,
+              }
+            : {}),
     };
     return (
         "# hubspoke-vpn gateway settings, read by hubspoke-agent and hubspoke-health (rendered by the program)\n" +

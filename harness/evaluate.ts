@@ -144,19 +144,18 @@ type Registration = Omit<RecordedResource, "urn" | "options">;
 type Seen = { resource: pulumi.Resource; key: string; options: ReturnType<typeof recordOptions> };
 
 /**
- * Pulumi's mock runtime, recording every registration and invoke. `eipOrder`: the Elastic IPs in
- * the order the program allocates them (one per region, in the spec's order).
+ * Pulumi's mock runtime, recording every registration and invoke. `eipOf`: the address of an
+ * Elastic IP, by its resource name (registration order is not stable across a program's changes).
  */
 function recordingMocks(
     registered: Registration[],
     invokes: RecordedInvoke[],
-    eipOrder: string[],
+    eipOf: (name: string) => string,
     onRegister?: EvaluateOptions["onRegister"],
 ): pulumi.runtime.Mocks {
     const providerRegions = new Map<string, string>();
     // Provider references arrive as "<urn>::<id>"; our provider ids carry the region.
     const regionOf = (provider?: string) => (provider ? providerRegions.get(provider.split("::").pop()!) : undefined);
-    let eipCount = 0;
     return {
         newResource(args) {
             const awsRegion = regionOf(args.provider);
@@ -175,7 +174,7 @@ function recordingMocks(
                     };
                 }
                 case "aws:ec2/eip:Eip": {
-                    const ip = eipOrder[eipCount++] ?? documentationElasticIp(eipCount + 100);
+                    const ip = eipOf(args.name);
                     return { id, state: { ...args.inputs, publicIp: ip, allocationId: `${args.name}-alloc` } };
                 }
                 default:
@@ -254,8 +253,25 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
     const registered: Registration[] = [];
     const invokes: RecordedInvoke[] = [];
     const warnings: string[] = [];
-    const eipOrder = parseStackConfig(raw).spec.regions.map((r, i) => options.elasticIps?.[r.name] ?? documentationElasticIp(i));
-    await pulumi.runtime.setMocks(recordingMocks(registered, invokes, eipOrder, options.onRegister), "hubspoke-vpn", options.stack, false);
+    const regions = parseStackConfig(raw).spec.regions;
+    // Region i: its site's address documentationElasticIp(i) (or the given one); in a site with a
+    // standby, each gateway's own address 100 + 2i (primary) and 101 + 2i (standby).
+    const eipOf = (name: string): string => {
+        const i = regions.findIndex((r) => name.endsWith(`-${r.name}-eip`));
+        if (i >= 0) {
+            return options.elasticIps?.[regions[i].name] ?? documentationElasticIp(i);
+        }
+        const m = regions.findIndex((r) => name.endsWith(`-${r.name}-gw-mgmt-eip`));
+        if (m >= 0) {
+            return documentationElasticIp(100 + 2 * m);
+        }
+        const b = regions.findIndex((r) => name.endsWith(`-${r.name}-standby-gw-mgmt-eip`));
+        if (b >= 0) {
+            return documentationElasticIp(101 + 2 * b);
+        }
+        throw new Error(`mock: no address for the Elastic IP ${name}`);
+    };
+    await pulumi.runtime.setMocks(recordingMocks(registered, invokes, eipOf, options.onRegister), "hubspoke-vpn", options.stack, false);
     // Pulumi records a stack trace for every promise it creates; with ts-node's source-map hook each
     // one costs a source-map lookup, which made an evaluation several times slower. V8's own stack
     // formatting is used meanwhile (stacks of errors raised here show compiled line numbers).

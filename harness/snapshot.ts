@@ -6,9 +6,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
+import type { OpenSwanGateway } from "../components/openSwanGateway";
 import type { RawConfig } from "../config/load";
-import type { RegionSpec } from "../config/types";
+import { type RegionSpec, siteIpOf } from "../config/types";
 import { GATEWAY_PATHS } from "../gateway/contract";
 import { filesOfUserData, userDataOfPayload } from "../render/bootstrap";
 import { type Evaluation, evaluateOffline, plain, type RecordedResource, resolve } from "./evaluate";
@@ -45,6 +47,34 @@ export interface PlanGateway {
     /** SSM path of the gateway's desired state (its agent lists it). */
     readonly parameterPath: string;
     /** Bytes of its user data as EC2 receives it, gzip-compressed (EC2 accepts 16,384). */
+    readonly userDataBytes: number;
+    /** Sites with a standby only: both gateways and what moves between them. */
+    readonly failover?: PlanFailover;
+}
+
+/** A site with a standby, as its failover scripts and the lab see it. */
+export interface PlanFailover {
+    /** SSM name of the site's failover layout. */
+    readonly layoutParameter: string;
+    /** The site's Elastic IP allocation (its address is the gateway's `elasticIp`). */
+    readonly allocationId: string;
+    /** Every route table of the VPC, with the subnets associated with it. */
+    readonly routeTables: readonly { readonly id: string; readonly subnets: readonly string[] }[];
+    /** The primary first, then the standby. Each one's files are under `<name>/` in the render. */
+    readonly gateways: readonly PlanPairGateway[];
+}
+
+export interface PlanPairGateway {
+    /** `virginia`, `virginia-standby`. */
+    readonly name: string;
+    readonly privateIp: string;
+    /** The secondary private IP the site's Elastic IP is associated with while this gateway is active. */
+    readonly siteIp: string;
+    readonly subnet: string;
+    /** Its own Elastic IP (management). */
+    readonly managementIp: string;
+    readonly networkInterfaceId: string;
+    readonly parameterPath: string;
     readonly userDataBytes: number;
 }
 
@@ -88,7 +118,34 @@ export async function snapshotStack(raw: RawConfig, options: SnapshotOptions): P
 
     const gateways: PlanGateway[] = [];
     for (const region of spec.regions) {
-        gateways.push(await snapshotGateway(ev, region, add));
+        const standby = ev.result.vpn.standbys[region.name];
+        const primary = await snapshotGateway(ev, region, ev.result.vpn.gateways[region.name], add);
+        if (!standby || !region.standby) {
+            gateways.push(primary);
+            continue;
+        }
+        const second = await snapshotGateway(ev, region, standby.gateway, add);
+        const pair = await Promise.all(
+            [ev.result.vpn.gateways[region.name], standby.gateway].map(async (g, i) => ({
+                name: g.gatewayId,
+                privateIp: g.privateIp,
+                siteIp: siteIpOf(g.privateIp),
+                subnet: i === 0 ? region.vpnSubnet : region.standby!.vpnSubnet,
+                managementIp: await resolve(g.managementIp),
+                networkInterfaceId: await resolve(g.networkInterfaceId),
+                parameterPath: g.parameterPath,
+                userDataBytes: [primary, second][i].userDataBytes,
+            })),
+        );
+        gateways.push({
+            ...primary,
+            failover: {
+                layoutParameter: plain(ev.recordOf(standby.failover.layout).inputs.name),
+                allocationId: await siteAllocation(ev, region.name),
+                routeTables: await routeTablesOf(ev, ev.result.vpn.vpcs[region.name].routeTables),
+                gateways: pair,
+            },
+        });
     }
     const parameters = snapshotParameterStore(ev, add);
     const plan: Plan = {
@@ -102,19 +159,22 @@ export async function snapshotStack(raw: RawConfig, options: SnapshotOptions): P
     return { plan, files, warnings: ev.warnings };
 }
 
-/** One gateway: its user data and the files in it, and the tunnel files its agent writes from the desired state. */
-async function snapshotGateway(ev: Evaluation, region: RegionSpec, add: AddFile): Promise<PlanGateway> {
-    const gateway = ev.result.vpn.gateways[region.name];
+/**
+ * One gateway: its user data and the files in it, and the tunnel files its agent writes from the
+ * desired state, under `<gateway name>/` (the region name; `<region>-standby` for a standby).
+ */
+async function snapshotGateway(ev: Evaluation, region: RegionSpec, gateway: OpenSwanGateway, add: AddFile): Promise<PlanGateway> {
+    const dir = gateway.gatewayId;
     const sent: string = plain(ev.recordOf(gateway.instance).inputs.userDataBase64);
     const userData = userDataOfPayload(sent);
-    add(`${region.name}/user-data`, 0o600, userData);
+    add(`${dir}/user-data`, 0o600, userData);
     for (const f of filesOfUserData(userData)) {
-        add(`${region.name}${f.path}`, parseInt(f.permissions, 8), f.content);
+        add(`${dir}${f.path}`, parseInt(f.permissions, 8), f.content);
     }
     // What the agent writes from the desired state: each tunnel end's conn and secrets, verbatim.
     for (const [tunnel, p] of Object.entries(gateway.tunnelParameters).sort(([a], [b]) => a.localeCompare(b))) {
-        add(`${region.name}${GATEWAY_PATHS.ipsecDir}/${tunnel}.conf`, 0o644, parameterValue(ev.recordOf(p.conf)));
-        add(`${region.name}${GATEWAY_PATHS.ipsecDir}/${tunnel}.secrets`, 0o600, parameterValue(ev.recordOf(p.secrets)));
+        add(`${dir}${GATEWAY_PATHS.ipsecDir}/${tunnel}.conf`, 0o644, parameterValue(ev.recordOf(p.conf)));
+        add(`${dir}${GATEWAY_PATHS.ipsecDir}/${tunnel}.secrets`, 0o600, parameterValue(ev.recordOf(p.secrets)));
     }
     return {
         region: region.name,
@@ -130,6 +190,25 @@ async function snapshotGateway(ev: Evaluation, region: RegionSpec, add: AddFile)
         parameterPath: gateway.parameterPath,
         userDataBytes: Buffer.from(sent, "base64").length,
     };
+}
+
+/** The allocation id of a region's site Elastic IP (the mocks' stand-in for `eipalloc-...`). */
+async function siteAllocation(ev: Evaluation, regionName: string): Promise<string> {
+    const layout = ev.result.vpn.standbys[regionName].failover.layout;
+    return JSON.parse(plain(ev.recordOf(layout).inputs.insecureValue)).allocationId;
+}
+
+/** Route tables by id, each with the CIDRs of the subnets associated with it. */
+async function routeTablesOf(ev: Evaluation, tables: readonly aws.ec2.RouteTable[]): Promise<{ id: string; subnets: string[] }[]> {
+    const cidrOf = new Map(ev.resources.filter((r) => r.type === "aws:ec2/subnet:Subnet").map((r) => [r.id, r.inputs.cidrBlock as string]));
+    const associations = ev.resources.filter((r) => r.type === "aws:ec2/routeTableAssociation:RouteTableAssociation");
+    return Promise.all(
+        tables.map(async (t) => {
+            const id = await resolve(t.id);
+            const subnets = associations.filter((a) => a.inputs.routeTableId === id).map((a) => cidrOf.get(a.inputs.subnetId) ?? "");
+            return { id, subnets: subnets.sort() };
+        }),
+    );
 }
 
 /** SSM Parameter Store as the program fills it (`ssm/<awsRegion><name>`, types in `ssm/.types.json`): what the lab serves. */

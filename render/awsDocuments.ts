@@ -59,6 +59,54 @@ export function gatewayPolicy(a: GatewayPolicyArgs): string {
     });
 }
 
+export interface FailoverPolicyArgs {
+    readonly partition: string;
+    readonly accountId: string;
+    readonly awsRegion: string;
+    /** The site's Elastic IP allocation, e.g. `eipalloc-0123`. */
+    readonly allocationId: string;
+    /** Both gateways' network interfaces: the Elastic IP moves between them. */
+    readonly networkInterfaceIds: readonly string[];
+    /** Every route table of the site's VPC. */
+    readonly routeTableIds: readonly string[];
+    /** SSM name of the site's failover layout. */
+    readonly layoutParameter: string;
+}
+
+/**
+ * What a gateway of a site with a standby needs to take the site over, and nothing more: associate
+ * exactly the site's Elastic IP with exactly one of the site's two interfaces, replace routes in
+ * exactly the site's route tables, read the layout. AssociateAddress is authorised on the address
+ * and on the interface; Describe* actions have no resource-level permissions in EC2 (read-only).
+ */
+export function failoverPolicy(a: FailoverPolicyArgs): string {
+    const arn = (type: string, id: string) => `arn:${a.partition}:ec2:${a.awsRegion}:${a.accountId}:${type}/${id}`;
+    return JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+            {
+                Sid: "MoveSiteElasticIp",
+                Effect: "Allow",
+                Action: "ec2:AssociateAddress",
+                Resource: [arn("elastic-ip", a.allocationId), ...a.networkInterfaceIds.map((id) => arn("network-interface", id))],
+            },
+            {
+                Sid: "MoveSiteRoutes",
+                Effect: "Allow",
+                Action: "ec2:ReplaceRoute",
+                Resource: a.routeTableIds.map((id) => arn("route-table", id)),
+            },
+            { Sid: "ReadSiteState", Effect: "Allow", Action: ["ec2:DescribeAddresses", "ec2:DescribeRouteTables"], Resource: "*" },
+            {
+                Sid: "ReadFailoverLayout",
+                Effect: "Allow",
+                Action: "ssm:GetParameter",
+                Resource: `arn:${a.partition}:ssm:${a.awsRegion}:${a.accountId}:parameter${a.layoutParameter}`,
+            },
+        ],
+    });
+}
+
 /** What VPC flow logs need to write to one log group. */
 export function flowLogPolicy(logGroupArn: string): string {
     return JSON.stringify({
@@ -128,35 +176,88 @@ export function recoveryAlarm<T>(regionName: string, instanceId: T, recoverActio
     };
 }
 
-/** One graph per tunnel with both ends' TunnelUp (each end reports in its own AWS region). */
+/**
+ * A site's "redundancy lost" alarm: its standby reports StandbyReady 1 every minute while it could take
+ * over. ALARM when it reported less, or nothing (a dead standby sends nothing: missing is breaching),
+ * for 3 minutes; so also after a failover, until the failed gateway is back as the standby.
+ */
+export function redundancyAlarm<T>(stack: string, regionName: string, topic: T) {
+    return {
+        alarmDescription: `hubspoke-vpn: site ${regionName} has no healthy standby gateway (a failure of its active gateway would stop its tunnels)`,
+        namespace: METRIC.namespace,
+        metricName: METRIC.standbyReady,
+        dimensions: { Stack: stack, Region: regionName },
+        statistic: "Maximum",
+        period: 60,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        threshold: 1,
+        comparisonOperator: "LessThanThreshold",
+        treatMissingData: "breaching",
+        ...notifyOnEveryChange(topic),
+    };
+}
+
+/**
+ * One graph per tunnel with both ends' TunnelUp (each end reports in its own AWS region); then, if
+ * any site has a standby, one graph of StandbyReady and one of Failovers across those sites.
+ */
 export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub">, stack: string): string {
     const awsRegionOf = (regionName: string) => spec.regions.find((r) => r.name === regionName)!.awsRegion;
+    const sites = spec.regions.filter((r) => r.standby);
+    const row = Math.ceil(spec.tunnels.length / 2) * 6;
+    const siteGraph = (x: number, title: string, metric: string, stat: string) => ({
+        type: "metric",
+        x,
+        y: row,
+        width: 12,
+        height: 6,
+        properties: {
+            title,
+            view: "timeSeries",
+            stat,
+            period: 60,
+            region: spec.hub.awsRegion,
+            yAxis: { left: { min: 0 } },
+            metrics: sites.map((r) => [METRIC.namespace, metric, "Stack", stack, "Region", r.name, { region: r.awsRegion, label: r.name }]),
+        },
+    });
+    const redundancy =
+        sites.length === 0
+            ? []
+            : [
+                  siteGraph(0, "Standby ready (1 = the site survives its active gateway)", METRIC.standbyReady, "Maximum"),
+                  siteGraph(12, "Failovers (standby took over the site)", METRIC.failovers, "Sum"),
+              ];
     return JSON.stringify({
-        widgets: spec.tunnels.map((t, i) => ({
-            type: "metric",
-            x: (i % 2) * 12,
-            y: Math.floor(i / 2) * 6,
-            width: 12,
-            height: 6,
-            properties: {
-                title: `${t.name} (1 = IKE and Child SA established)`,
-                view: "timeSeries",
-                stat: "Minimum",
-                period: 60,
-                region: spec.hub.awsRegion,
-                yAxis: { left: { min: 0, max: 1 } },
-                metrics: [t.hub, t.spoke].map((end) => [
-                    METRIC.namespace,
-                    METRIC.tunnelUp,
-                    "Stack",
-                    stack,
-                    "Region",
-                    end,
-                    "Tunnel",
-                    t.name,
-                    { region: awsRegionOf(end), label: `seen from ${end}` },
-                ]),
-            },
-        })),
+        widgets: [
+            ...spec.tunnels.map((t, i) => ({
+                type: "metric",
+                x: (i % 2) * 12,
+                y: Math.floor(i / 2) * 6,
+                width: 12,
+                height: 6,
+                properties: {
+                    title: `${t.name} (1 = IKE and Child SA established)`,
+                    view: "timeSeries",
+                    stat: "Minimum",
+                    period: 60,
+                    region: spec.hub.awsRegion,
+                    yAxis: { left: { min: 0, max: 1 } },
+                    metrics: [t.hub, t.spoke].map((end) => [
+                        METRIC.namespace,
+                        METRIC.tunnelUp,
+                        "Stack",
+                        stack,
+                        "Region",
+                        end,
+                        "Tunnel",
+                        t.name,
+                        { region: awsRegionOf(end), label: `seen from ${end}` },
+                    ]),
+                },
+            })),
+            ...redundancy,
+        ],
     });
 }

@@ -10,7 +10,7 @@ import * as pako from "pako";
 import * as YAML from "yaml";
 import { GATEWAY_PATHS, type GatewayIdentity, renderGatewayEnv, renderMssClamp } from "../gateway/contract";
 import { renderSysctl } from "./sysctl";
-import { ENABLED_UNITS, renderUnits } from "./systemd";
+import { ENABLED_UNITS, FAILOVER_ENABLED_UNITS, renderFailoverUnits, renderUnits } from "./systemd";
 
 /** A file as it lands on the gateway. */
 export interface GatewayFile {
@@ -23,7 +23,7 @@ export interface GatewayFile {
 export const USER_DATA_MAX_BYTES = 16_384;
 
 /** A script of gateway/, kept as a real file in the repository and tested there. */
-export function gatewayScript(name: "hubspoke-agent.sh" | "hubspoke-health.sh"): string {
+export function gatewayScript(name: "hubspoke-agent.sh" | "hubspoke-health.sh" | "hubspoke-failover.sh"): string {
     return fs.readFileSync(repoFile(path.join("gateway", name)), "utf8");
 }
 
@@ -38,8 +38,18 @@ function repoFile(relative: string): string {
     throw new Error(`hubspoke-vpn: ${relative} not found above ${__dirname}`);
 }
 
-/** Every file the gateway's user data writes, in a stable order. No key, and nothing per tunnel. */
+/**
+ * Every file the gateway's user data writes, in a stable order. No key, and nothing per tunnel. A
+ * gateway of a site with a standby also gets hubspoke-failover and its units (after the rest, so that
+ * a single gateway's files are exactly what they were before standbys existed).
+ */
 export function bootstrapFiles(id: GatewayIdentity): GatewayFile[] {
+    const failover: GatewayFile[] = id.failover
+        ? [
+              { path: GATEWAY_PATHS.failoverScript, permissions: "0755", content: gatewayScript("hubspoke-failover.sh") },
+              ...renderFailoverUnits().map((u): GatewayFile => ({ path: u.path, permissions: "0644", content: u.content })),
+          ]
+        : [];
     return [
         { path: GATEWAY_PATHS.env, permissions: "0644", content: renderGatewayEnv(id) },
         { path: GATEWAY_PATHS.agentScript, permissions: "0755", content: gatewayScript("hubspoke-agent.sh") },
@@ -47,11 +57,15 @@ export function bootstrapFiles(id: GatewayIdentity): GatewayFile[] {
         ...renderUnits().map((u): GatewayFile => ({ path: u.path, permissions: "0644", content: u.content })),
         { path: GATEWAY_PATHS.sysctl, permissions: "0644", content: renderSysctl() },
         { path: GATEWAY_PATHS.mssClamp, permissions: "0644", content: renderMssClamp() },
+        ...failover,
     ];
 }
 
 /** The `#cloud-config` user data of a gateway (plain text; see `userDataPayload` for what EC2 receives). */
 export function renderUserData(regionName: string, files: readonly GatewayFile[]): string {
+    const units = files.some((f) => f.path === GATEWAY_PATHS.failoverScript)
+        ? [...ENABLED_UNITS, ...FAILOVER_ENABLED_UNITS]
+        : ENABLED_UNITS;
     const doc = {
         // libreswan is OpenSwan's maintained successor, packaged by Amazon Linux 2023; the AWS CLI
         // (preinstalled on AL2023's images) fetches the desired state and jq reads it; nftables clamps the MSS.
@@ -67,9 +81,9 @@ export function renderUserData(regionName: string, files: readonly GatewayFile[]
             ["sysctl", "--system"],
             ["systemctl", "daemon-reload"],
             // Enabled units come back at every boot: the clamp and the first fetch, then ipsec, then the timers.
-            ["systemctl", "enable", ...ENABLED_UNITS],
+            ["systemctl", "enable", ...units],
             // --no-block: cloud-init must not wait while the desired state is fetched.
-            ["systemctl", "start", "--no-block", ...ENABLED_UNITS],
+            ["systemctl", "start", "--no-block", ...units],
         ],
     };
     return `#cloud-config\n# hubspoke-vpn gateway ${regionName}\n` + YAML.stringify(doc, { lineWidth: 0 });

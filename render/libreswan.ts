@@ -22,6 +22,13 @@ export interface TunnelEnd {
     readonly peerCidr: string;
     /** IKE and ESP proposals (the stack's `ikeProposals`, `espProposals`). */
     readonly settings: TunnelSettings;
+    /**
+     * The private address IKE and ESP leave from, behind the Elastic IP's 1:1 NAT. Default
+     * `%defaultroute`, the interface's primary address. A gateway of a site with a standby names its
+     * site address, the one the site's Elastic IP moves to (libreswan 4 resolves `%defaultroute` to
+     * the primary address whatever the route's source says: measured, see README, Failover).
+     */
+    readonly localAddress?: string;
 }
 
 /**
@@ -44,7 +51,7 @@ export function renderConn(end: TunnelEnd): string {
         "    ikev2=yes",
         // The gateway sits behind AWS's 1:1 NAT: it binds its private address but
         // identifies itself by its Elastic IP, the address its peer knows.
-        "    left=%defaultroute",
+        `    left=${end.localAddress ?? "%defaultroute"}`,
         `    leftid=${end.localElasticIp}`,
         `    leftsubnet=${end.localCidr}`,
         `    right=${end.peerElasticIp}`,

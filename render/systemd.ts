@@ -109,6 +109,35 @@ export function renderUnits(): UnitFile[] {
     ];
 }
 
+/**
+ * The extra units of a gateway in a site with a standby: hubspoke-failover, and conditions that keep
+ * pluto and the tunnel metrics off while the gateway is not the active one (the failover script
+ * starts and stops ipsec; the condition also covers a boot, where ipsec would otherwise start
+ * on both). `/run` is empty after a reboot: every gateway boots as the standby until it has checked.
+ */
+export function renderFailoverUnits(): UnitFile[] {
+    const onlyActive = `ExecCondition=/usr/bin/test -f ${GATEWAY_PATHS.runDir}/active`;
+    return [
+        unit("hubspoke-failover.service", [
+            "[Unit]",
+            "Description=hubspoke-vpn: keep one gateway of the site active, take over when it fails",
+            "Wants=network-online.target",
+            "After=network-online.target hubspoke-agent-boot.service",
+            "",
+            "[Service]",
+            "Type=simple",
+            `ExecStart=${GATEWAY_PATHS.failoverScript}`,
+            "Restart=always",
+            "RestartSec=2",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ]),
+        unit("ipsec.service.d/20-hubspoke-failover.conf", ["[Service]", onlyActive]),
+        unit("hubspoke-health.service.d/20-hubspoke-failover.conf", ["[Service]", onlyActive]),
+    ];
+}
+
 /** Units enabled at first boot (they come back at every boot), in start order. */
 export const ENABLED_UNITS = [
     "hubspoke-mss.service",
@@ -117,3 +146,6 @@ export const ENABLED_UNITS = [
     "hubspoke-agent.timer",
     "hubspoke-health.timer",
 ];
+
+/** Also enabled on a gateway of a site with a standby. */
+export const FAILOVER_ENABLED_UNITS = ["hubspoke-failover.service"];

@@ -1,0 +1,239 @@
+#!/bin/bash
+# hubspoke-failover: runs on both gateways of a site with a standby (hubspoke-failover.service) and
+# keeps exactly one of them active. The active gateway owns the site: the site's Elastic IP (the
+# address the peers know) is associated with its site address (a secondary private IP of its network
+# interface), every route to the peers' ranges in every route table of the VPC targets its network
+# interface, and it runs pluto. The standby runs no pluto (ipsec.service and hubspoke-health.service
+# start only while $HUBSPOKE_RUN_DIR/active exists) but keeps the same tunnel files, written by its
+# own hubspoke-agent from the same parameters: both gateways carry the same tunnel ends and keys.
+#
+# The standby probes, every $HUBSPOKE_PROBE_INTERVAL s and in parallel, the active's private IP across
+# the VPC and each peer gateway through the tunnels (its packets follow the VPC's routes to the
+# active). After $HUBSPOKE_CONFIRM_PROBES rounds in a row where nothing answered, it takes over:
+# the Elastic IP, the routes, pluto (whose conns initiate; the peers' dead-peer detection and
+# uniqueness rules replace their old SAs with the new ones, at the same address). It never gives the
+# site back by itself: the active steps down only when it sees that the Elastic IP is no longer its
+# own (checked every $HUBSPOKE_OWNER_CHECK s). So at any moment at most one gateway owns the Elastic
+# IP (AWS moves it atomically), and a gateway that returns after a failure becomes the standby.
+#
+# The site's layout (allocation id, both gateways' interfaces and addresses, the route tables, the
+# peer ranges, the probe targets) is published by the program in $HUBSPOKE_FAILOVER_PARAMETER; the
+# last good copy is kept in $HUBSPOKE_STATE_DIR so that an SSM outage does not stop a failover.
+#
+# Both gateways run the same tunnel ends with the same keys; their conns differ only in left=, each
+# gateway's own site address, so each has its own desired-state path ($HUBSPOKE_PARAMETER_PATH).
+#
+# Settings: the env file $HUBSPOKE_ENV (rendered by the program from gateway/contract.ts). The lab
+# also sets HUBSPOKE_AWS_ARGS (--endpoint-url of its local AWS) and its own HUBSPOKE_IPSEC_START/STOP.
+set -u -o pipefail
+umask 022
+
+# shellcheck disable=SC1090
+. "${HUBSPOKE_ENV:-/etc/hubspoke-vpn/gateway.env}" || { echo "hubspoke-failover: cannot read its settings" >&2; exit 1; }
+state=$HUBSPOKE_STATE_DIR run=$HUBSPOKE_RUN_DIR
+mkdir -p "$state" "$run"
+exec 8>"$run/failover.lock"
+flock -n 8 || { echo "hubspoke-failover: already running ($run/failover.lock)" >&2; exit 1; }
+
+log() { echo "hubspoke-failover: $*" >&2; }
+# Short bounds: a takeover must not wait on a hung endpoint.
+export AWS_RETRY_MODE=${AWS_RETRY_MODE:-standard} AWS_MAX_ATTEMPTS=${AWS_MAX_ATTEMPTS:-2}
+# shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
+awscli() { aws "$@" --region "$HUBSPOKE_AWS_REGION" --cli-connect-timeout 3 --cli-read-timeout 10 ${HUBSPOKE_AWS_ARGS:-}; }
+now() { date +%s; }
+
+# 1. The layout. Without one (first boot, before the program published it) nothing can be decided.
+load_layout() {
+  local raw
+  if raw=$(awscli ssm get-parameter --name "$HUBSPOKE_FAILOVER_PARAMETER" --output json 2>"$run/layout.err") \
+     && jq -r '.Parameter.Value' <<<"$raw" >"$state/failover.json.tmp" 2>/dev/null \
+     && jq -e --arg g "$HUBSPOKE_GATEWAY" '.gateways[] | select(.name == $g)' "$state/failover.json.tmp" >/dev/null 2>&1; then
+    mv -f "$state/failover.json.tmp" "$state/failover.json"
+  else
+    rm -f "$state/failover.json.tmp"
+    [ -f "$state/failover.json" ] || return 1
+    log "cannot read $HUBSPOKE_FAILOVER_PARAMETER ($(tr '\n' ' ' <"$run/layout.err")); using the last good layout"
+  fi
+  local l=$state/failover.json
+  allocation=$(jq -r '.allocationId' "$l")
+  read -r my_eni my_ip my_site <<<"$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[] | select(.name == $g) | "\(.networkInterfaceId) \(.privateIp) \(.siteIp)"' "$l")"
+  read -r other_name other_eni other_ip <<<"$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[] | select(.name != $g) | "\(.name) \(.networkInterfaceId) \(.privateIp)"' "$l")"
+  preferred=$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[0].name == $g' "$l")
+  route_tables=$(jq -r '.routeTables | join(" ")' "$l")
+  peer_cidrs=$(jq -r '.peerCidrs | join(" ")' "$l")
+  probe_targets=$(jq -r '.probeTargets | join(" ")' "$l")
+}
+
+# The network interface that holds the site's Elastic IP, "none", or "" when EC2 did not answer.
+owner() {
+  local raw
+  raw=$(awscli ec2 describe-addresses --allocation-ids "$allocation" --output json 2>"$run/owner.err") \
+    || { log "describe-addresses failed: $(tr '\n' ' ' <"$run/owner.err")"; echo ""; return; }
+  jq -r '.Addresses[0].NetworkInterfaceId // "none"' <<<"$raw"
+}
+
+# 2. This host's side: the site address on the interface (AWS assigns it to the network interface;
+# the instance must carry it too). The conns name it (left=), so pluto sends IKE and ESP from it,
+# which AWS translates to the site's Elastic IP while it is associated here. Everything else (AWS's
+# APIs) leaves from the private IP, whose own Elastic IP works whether this gateway is active or not.
+add_site_address() {
+  local dev prefix
+  dev=$(ip -4 -o addr show | awk -v ip="$my_ip" '{ split($4, a, "/"); if (a[1] == ip) print $2 }')
+  prefix=$(ip -4 -o addr show | awk -v ip="$my_ip" '{ split($4, a, "/"); if (a[1] == ip) print a[2] }')
+  [ -n "$dev" ] || { log "no interface holds $my_ip"; return 1; }
+  ip -4 -o addr show dev "$dev" | grep -q " $my_site/" || ip addr add "$my_site/$prefix" dev "$dev"
+}
+
+metric() { # name value
+  local data
+  data=$(jq -cn --arg n "$1" --argjson v "$2" --arg s "$HUBSPOKE_STACK" --arg r "$HUBSPOKE_REGION_NAME" \
+    '[{MetricName: $n, Dimensions: [{Name: "Stack", Value: $s}, {Name: "Region", Value: $r}], Value: $v, Unit: "Count"}]')
+  awscli cloudwatch put-metric-data --namespace "$HUBSPOKE_METRIC_NAMESPACE" --metric-data "$data" >/dev/null 2>"$run/metric.err" \
+    || log "put-metric-data $1 failed: $(tr '\n' ' ' <"$run/metric.err")"
+}
+
+# Every route to a peer range, in every table, to this interface. Returns non-zero if one failed.
+claim_routes() {
+  local rt cidr pids=() failed=0
+  for rt in $route_tables; do
+    for cidr in $peer_cidrs; do
+      awscli ec2 replace-route --route-table-id "$rt" --destination-cidr-block "$cidr" --network-interface-id "$my_eni" \
+        >/dev/null 2>"$run/route-$rt-${cidr%/*}.err" &
+      pids+=($!)
+    done
+  done
+  for p in "${pids[@]}"; do wait "$p" || failed=1; done
+  [ "$failed" = 0 ] || log "a route could not be moved: $(cat "$run"/route-*.err | tr '\n' ' '); retrying in ${HUBSPOKE_ROUTE_CHECK}s"
+  return "$failed"
+}
+
+# Routes that do not target this interface (after a partial failure, or a hand edit): moved back.
+check_routes() {
+  local raw wrong
+  # shellcheck disable=SC2086 # a list of ids
+  raw=$(awscli ec2 describe-route-tables --route-table-ids $route_tables --output json 2>/dev/null) || return
+  wrong=$(jq -r --arg eni "$my_eni" --arg cidrs "$peer_cidrs" \
+    '.RouteTables[] | .RouteTableId as $t | .Routes[] | select((.DestinationCidrBlock as $d | $cidrs | split(" ") | index($d)) and .NetworkInterfaceId != $eni) | "\($t) \(.DestinationCidrBlock)"' <<<"$raw")
+  [ -n "$wrong" ] || return 0
+  log "routes not on this gateway: ${wrong//$'\n'/, }; moving them"
+  while read -r rt cidr; do
+    awscli ec2 replace-route --route-table-id "$rt" --destination-cidr-block "$cidr" --network-interface-id "$my_eni" >/dev/null 2>&1
+  done <<<"$wrong"
+}
+
+# 3. Becoming active: Elastic IP and routes in parallel, pluto at once (its first IKE packets are
+# retransmitted if they leave before the address has moved). $1: why; $2: count it as a failover.
+activate() {
+  log "taking over the site: $1"
+  touch "$run/active"
+  awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
+    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err" &
+  local assoc=$!
+  claim_routes &
+  local routes=$!
+  $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
+  if wait "$assoc"; then
+    log "the site's Elastic IP is on this gateway ($my_eni, $my_site)"
+    [ "$2" = yes ] && metric "$HUBSPOKE_METRIC_FAILOVERS" 1 &
+  else
+    log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err")"
+  fi
+  wait "$routes" && log "every route to $peer_cidrs targets $my_eni"
+  role=active next_owner_check=$(($(now) + HUBSPOKE_OWNER_CHECK)) next_route_check=$(($(now) + HUBSPOKE_ROUTE_CHECK))
+}
+
+# Stepping down: the Elastic IP is elsewhere, so this gateway's tunnels cannot work any more.
+deactivate() {
+  log "stepping down: $1"
+  rm -f "$run/active"
+  $HUBSPOKE_IPSEC_STOP || log "stopping ipsec failed"
+  role=standby misses=0 unowned_since=""
+}
+
+# 4. The standby's view of the active: anything answering, directly or through a tunnel.
+probe() {
+  local pids=() t p
+  for t in "$other_ip" $probe_targets; do
+    ping -n -q -c 1 -W "$HUBSPOKE_PROBE_TIMEOUT" "$t" >/dev/null 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" && answered=yes; done
+}
+
+until load_layout; do
+  log "no failover layout in $HUBSPOKE_FAILOVER_PARAMETER yet; retrying"
+  sleep 5
+done
+log "gateway $HUBSPOKE_GATEWAY ($my_eni, $my_ip, site address $my_site); partner $other_name ($other_ip)"
+until add_site_address; do sleep 5; done
+rm -f "$run/active"
+role=standby misses=0 unowned_since="" next_metric=0 next_layout=$(($(now) + 300))
+# At start: resume ownership if the Elastic IP is already here (a restart), else start as standby.
+until current=$(owner) && [ -n "$current" ]; do sleep "$HUBSPOKE_PROBE_INTERVAL"; done
+if [ "$current" = "$my_eni" ]; then
+  activate "the site's Elastic IP is already on this gateway" no
+elif [ "$current" = none ] && [ "$preferred" = true ]; then
+  activate "the site's Elastic IP is on no gateway, and this is the site's first gateway" no
+else
+  log "standby: the site is on ${current}"
+fi
+next_owner_check=$(($(now) + HUBSPOKE_OWNER_CHECK))
+
+while true; do
+  t=$(now)
+  if [ "$t" -ge "$next_layout" ]; then
+    load_layout
+    next_layout=$((t + 300))
+  fi
+  if [ "$role" = active ]; then
+    if [ "$t" -ge "$next_owner_check" ]; then
+      next_owner_check=$((t + HUBSPOKE_OWNER_CHECK))
+      current=$(owner)
+      [ -n "$current" ] && [ "$current" != "$my_eni" ] && deactivate "the site's Elastic IP is now on $current"
+    fi
+    if [ "$role" = active ] && [ "$t" -ge "$next_route_check" ]; then
+      next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
+      check_routes
+    fi
+    sleep "$HUBSPOKE_PROBE_INTERVAL"
+    continue
+  fi
+  answered=no
+  probe
+  if [ "$answered" = yes ]; then
+    [ "$misses" -gt 0 ] && log "the active answers again after $misses missed round(s)"
+    misses=0
+  else
+    misses=$((misses + 1))
+    [ "$misses" = 1 ] && log "the active did not answer (across the VPC: $other_ip; through the tunnels: $probe_targets)"
+  fi
+  if [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ]; then
+    activate "the active answered neither across the VPC nor through a tunnel for $misses rounds" yes
+    continue
+  fi
+  if [ "$t" -ge "$next_owner_check" ]; then
+    next_owner_check=$((t + HUBSPOKE_OWNER_CHECK))
+    current=$(owner)
+    if [ "$current" = "$my_eni" ]; then
+      activate "the site's Elastic IP is on this gateway" no
+      continue
+    elif [ "$current" = none ]; then
+      unowned_since=${unowned_since:-$t}
+      if [ $((t - unowned_since)) -ge "$HUBSPOKE_UNOWNED_GRACE" ]; then
+        activate "the site's Elastic IP has been on no gateway for $((t - unowned_since))s" yes
+        continue
+      fi
+    else
+      unowned_since=""
+    fi
+  fi
+  if [ "$t" -ge "$next_metric" ]; then
+    next_metric=$((t + HUBSPOKE_METRIC_INTERVAL))
+    # Ready: this gateway has its tunnel files (its agent ran) and EC2 answers it.
+    ready=0
+    [ -s "$state/$HUBSPOKE_STATE_TUNNELS" ] && [ -n "${current:-}" ] && ready=1
+    metric "$HUBSPOKE_METRIC_STANDBY_READY" "$ready" &
+  fi
+  # Probes that time out already took their time.
+  [ "$answered" = yes ] && sleep "$HUBSPOKE_PROBE_INTERVAL"
+done
