@@ -1,11 +1,19 @@
 #!/usr/bin/env node
 /**
- * A local stand-in for AWS Systems Manager Parameter Store that the real AWS CLI v2 talks to with
- * `--endpoint-url`: the AWS JSON 1.1 protocol, SSM's operations and error names, over a directory.
+ * A local stand-in for the AWS APIs the gateways call, that the real AWS CLI v2 (and the lab VM's
+ * lab/fake-aws/aws-lite) talks to with `--endpoint-url`:
+ *   - Systems Manager Parameter Store: the AWS JSON 1.1 protocol, SSM's operations and error names,
+ *     over a directory;
+ *   - EC2 (AssociateAddress, DescribeAddresses, ReplaceRoute, DescribeRouteTables): EC2's Query
+ *     protocol and XML, over a JSON state file, applied to the lab's VPC-router namespaces (Elastic IP
+ *     1:1 NAT with iptables, routes with iproute2) before each answer, as a completed API call;
+ *   - CloudWatch PutMetricData: the Query protocol, each datum appended to <store>/.metrics.jsonl.
  *
- *   node lab/fake-aws/endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE] [--exit-with-parent]
+ *   node lab/fake-aws/endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE]
+ *        [--ec2-state FILE] [--ec2-latency-ms N] [--exit-with-parent]
  *
- * It prints `listening http://HOST:PORT` once it listens (PORT 0 picks a free port), logs one line per
+ * It prints `listening http://HOST:PORT` once it listens (PORT 0 picks a free port) and, with
+ * --ec2-state, once it has applied that whole state to every namespace it names; it logs one line per
  * request to FILE, and exits on SIGTERM, or with --exit-with-parent as soon as its parent is gone (so
  * that a test runner killed mid-run leaves no server behind).
  *
@@ -15,14 +23,36 @@
  *   <store>/.types.json      {"<region><name>": "String" | "SecureString" | "StringList"}, default String
  *   <store>/.versions.json   {"<region><name>": {"sha256", "version"}}: written by this server, so that
  *                            a restarted server keeps counting versions
+ *   <store>/.metrics.jsonl   written by this server: one line per PutMetricData datum,
+ *                            {"time", "awsRegion", "namespace", "metricName", "dimensions": {Name: Value}, "value", "unit"}
  *   <store>/.faults.json     injected failures, read on every request:
  *                            {"failNext": N, "error": "ThrottlingException" | "InternalServerError" | "unreachable",
- *                             "deny": ["/name", "/glob/*"], "latencyMs": N}
+ *                             "deny": ["/name", "/glob/*"], "latencyMs": N,
+ *                             "ec2Deny": ["AssociateAddress", ...], "ec2LatencyMs": N}
+ *                            failNext counts requests of every service; each service answers the
+ *                            failure in its own words (EC2: RequestLimitExceeded 503 / InternalError 500,
+ *                            CloudWatch: Throttling 400 / InternalServiceFault 500). latencyMs delays SSM
+ *                            and CloudWatch answers, ec2LatencyMs (default --ec2-latency-ms, 1000) EC2's.
+ *
+ * EC2 state (--ec2-state FILE; without it EC2 actions fail): re-read on every EC2 request, rewritten
+ * atomically on every change:
+ *   {"addresses": [{"allocationId", "publicIp", "awsRegion", "netns"?, "networkInterfaceId": null | id,
+ *                   "privateIpAddress": null | ip, "associationId": null | id}],
+ *    "networkInterfaces": [{"networkInterfaceId", "awsRegion", "privateIpAddresses": [ip, ...], "nextHop"?: ip}],
+ *    "routeTables": [{"routeTableId", "awsRegion", "vpcId"?, "netns"?, "table"?: number,
+ *                     "routes": [{"destinationCidrBlock", "networkInterfaceId"}]}]}
+ * An address with a `netns` is NATed in that namespace (the VPC router: chains HUBSPOKE-EIP-PRE and
+ * HUBSPOKE-EIP-POST of its nat table, rebuilt whole, on its `wan` interface; conntrack entries of a
+ * moved address deleted, as AWS's NAT keeps no state); a route table with a `netns` is that
+ * namespace's routing table `table`, each route via its interface's `nextHop`. Entries without
+ * `netns` are control plane only.
+ *
  * Everything is re-read on every request: nothing is cached but the version counters.
  *
  * Node built-ins only, so that it starts fast, also inside the lab's QEMU VM.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { spawn } from "node:child_process";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
@@ -48,7 +78,7 @@ const notFound = (name) => new AwsError(400, "ParameterNotFound", `Parameter ${n
 const invalid = (message) => new AwsError(400, "ValidationException", message);
 
 function parseArgs(argv) {
-    const opts = { store: "", listen: "", latencyMs: 0, log: "", exitWithParent: false };
+    const opts = { store: "", listen: "", latencyMs: 0, log: "", ec2State: "", ec2LatencyMs: 1000, exitWithParent: false };
     for (let i = 0; i < argv.length; i++) {
         if (argv[i] === "--exit-with-parent") {
             opts.exitWithParent = true;
@@ -70,6 +100,13 @@ function parseArgs(argv) {
             case "--log":
                 opts.log = path.resolve(value);
                 break;
+            case "--ec2-state":
+                opts.ec2State = path.resolve(value);
+                break;
+            case "--ec2-latency-ms":
+                opts.ec2LatencyMs = Number(value);
+                if (!Number.isFinite(opts.ec2LatencyMs) || opts.ec2LatencyMs < 0) usage(`bad --ec2-latency-ms ${value}`);
+                break;
             default:
                 usage(`unknown argument ${argv[i]}`);
         }
@@ -85,7 +122,7 @@ function parseArgs(argv) {
 
 function usage(why) {
     process.stderr.write(
-        `fake-aws: ${why}\nusage: endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE] [--exit-with-parent]\n`,
+        `fake-aws: ${why}\nusage: endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE] [--ec2-state FILE] [--ec2-latency-ms N] [--exit-with-parent]\n`,
     );
     process.exit(2);
 }
@@ -387,7 +424,395 @@ const operations = {
     },
 };
 
-/** The signing region from the SigV4 credential scope: Credential=AKID/DATE/REGION/ssm/aws4_request. */
+// ---- The Query protocol: EC2 and CloudWatch ----------------------------------------------------
+
+const EC2_XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/";
+const CLOUDWATCH_XMLNS = "http://monitoring.amazonaws.com/doc/2010-08-01/";
+const NAT_PRE = "HUBSPOKE-EIP-PRE";
+const NAT_POST = "HUBSPOKE-EIP-POST";
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+const CIDR_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(3[0-2]|[12]?\d)$/;
+const NETNS_RE = /^[A-Za-z0-9_.-]+$/;
+const CLOUDWATCH_UNITS = new Set(
+    (
+        "Seconds Microseconds Milliseconds Bytes Kilobytes Megabytes Gigabytes Terabytes Bits Kilobits Megabits Gigabits " +
+        "Terabits Percent Count Bytes/Second Kilobytes/Second Megabytes/Second Gigabytes/Second Terabytes/Second " +
+        "Bits/Second Kilobits/Second Megabits/Second Gigabits/Second Terabits/Second Count/Second None"
+    ).split(" "),
+);
+
+function xmlEscape(value) {
+    return String(value).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[c]);
+}
+
+/** XML of a plain object: keys are element names, arrays are EC2's lists of <item>, null and undefined are left out. */
+function xml(value) {
+    if (Array.isArray(value)) return value.map((v) => `<item>${xml(v)}</item>`).join("");
+    if (value !== null && typeof value === "object") {
+        return Object.entries(value)
+            .filter(([, v]) => v !== undefined && v !== null)
+            .map(([k, v]) => `<${k}>${xml(v)}</${k}>`)
+            .join("");
+    }
+    return xmlEscape(value);
+}
+
+/** The numbered members of a Query list, `prefix.1`, `prefix.2`, ..., up to the first gap. */
+function queryList(params, prefix) {
+    const values = [];
+    for (let i = 1; params.has(`${prefix}.${i}`); i++) values.push(params.get(`${prefix}.${i}`));
+    return values;
+}
+
+const ec2Error = (code, message, status = 400) => new AwsError(status, code, message);
+const allocationNotFound = (id) => ec2Error("InvalidAllocationID.NotFound", `The allocation ID '${id}' does not exist`);
+const interfaceNotFound = (id) => ec2Error("InvalidNetworkInterfaceID.NotFound", `The networkInterface ID '${id}' does not exist`);
+const routeTableNotFound = (id) => ec2Error("InvalidRouteTableID.NotFound", `The routeTable ID '${id}' does not exist`);
+const newId = (prefix) => `${prefix}-${randomBytes(9).toString("hex").slice(0, 17)}`;
+
+/** The EC2 state file, checked enough that the data plane never gets a malformed address or name. */
+function loadEc2State(file) {
+    let state;
+    try {
+        state = JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch (e) {
+        throw new AwsError(500, "InternalError", `fake-aws: cannot read the EC2 state ${file}: ${e.message}`);
+    }
+    const bad = (why) => new AwsError(500, "InternalError", `fake-aws: bad EC2 state ${file}: ${why}`);
+    if (state === null || typeof state !== "object") throw bad("not an object");
+    for (const key of ["addresses", "networkInterfaces", "routeTables"]) {
+        state[key] ??= [];
+        if (!Array.isArray(state[key])) throw bad(`"${key}" is not a list`);
+    }
+    for (const a of state.addresses) {
+        if (!IPV4_RE.test(a.publicIp ?? "")) throw bad(`address ${a.allocationId}: publicIp ${a.publicIp}`);
+        if (a.privateIpAddress != null && !IPV4_RE.test(a.privateIpAddress))
+            throw bad(`address ${a.allocationId}: privateIpAddress ${a.privateIpAddress}`);
+        if (a.netns != null && !NETNS_RE.test(a.netns)) throw bad(`address ${a.allocationId}: netns ${a.netns}`);
+    }
+    for (const n of state.networkInterfaces) {
+        n.privateIpAddresses ??= [];
+        if (!Array.isArray(n.privateIpAddresses) || !n.privateIpAddresses.every((ip) => IPV4_RE.test(ip))) {
+            throw bad(`interface ${n.networkInterfaceId}: privateIpAddresses ${JSON.stringify(n.privateIpAddresses)}`);
+        }
+        if (n.nextHop != null && !IPV4_RE.test(n.nextHop)) throw bad(`interface ${n.networkInterfaceId}: nextHop ${n.nextHop}`);
+    }
+    for (const t of state.routeTables) {
+        t.routes ??= [];
+        if (t.netns != null && !NETNS_RE.test(t.netns)) throw bad(`route table ${t.routeTableId}: netns ${t.netns}`);
+        if (t.table != null && !(Number.isInteger(t.table) && t.table > 0)) throw bad(`route table ${t.routeTableId}: table ${t.table}`);
+        for (const r of t.routes)
+            if (!CIDR_RE.test(r.destinationCidrBlock ?? "")) throw bad(`route table ${t.routeTableId}: ${r.destinationCidrBlock}`);
+    }
+    return state;
+}
+
+// The data plane: the lab's VPC routers, changed by iptables, conntrack and iproute2 (as root).
+
+/** Run a command; resolves with its exit status and stderr, rejects only when it cannot be started. */
+function run(argv, input = "") {
+    return new Promise((resolve, reject) => {
+        const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "ignore", "pipe"] });
+        let stderr = "";
+        child.stderr.setEncoding("utf8");
+        child.stderr.on("data", (c) => {
+            stderr += c;
+        });
+        child.once("error", (e) => reject(new Error(`cannot run ${argv.join(" ")}: ${e.message}`)));
+        child.once("close", (code, signal) => resolve({ code, signal, stderr: stderr.trim() }));
+        child.stdin.on("error", () => {});
+        child.stdin.end(input);
+    });
+}
+
+async function mustRun(argv, input = "", okCodes = [0]) {
+    const r = await run(argv, input);
+    if (!okCodes.includes(r.code)) throw new Error(`${argv.join(" ")}: ${r.signal ?? `exit ${r.code}`}${r.stderr ? `: ${r.stderr}` : ""}`);
+}
+
+/** The two chains of the router in `netns`, whole: declaring a chain under --noflush empties it first. */
+function natRules(state, netns) {
+    let text = `*nat\n:${NAT_PRE} - [0:0]\n:${NAT_POST} - [0:0]\n`;
+    for (const a of state.addresses) {
+        if (a.netns !== netns || !a.associationId || !a.privateIpAddress) continue;
+        text += `-A ${NAT_PRE} -i wan -d ${a.publicIp}/32 -j DNAT --to-destination ${a.privateIpAddress}\n`;
+        text += `-A ${NAT_POST} -o wan -s ${a.privateIpAddress}/32 -j SNAT --to-source ${a.publicIp}\n`;
+    }
+    return `${text}COMMIT\n`;
+}
+
+const applyNat = (state, netns) => mustRun(["ip", "netns", "exec", netns, "iptables-restore", "--noflush"], natRules(state, netns));
+
+/** AWS's NAT keeps no state: the next packet of a flow goes to the address's new target, so forget its flows. */
+async function forgetFlows(netns, publicIp) {
+    // conntrack exits 1 when there was nothing to delete.
+    for (const direction of ["-d", "-q"]) {
+        await mustRun(["ip", "netns", "exec", netns, "conntrack", "-D", direction, publicIp], "", [0, 1]);
+    }
+}
+
+function applyRoute(state, table, route) {
+    const eni = state.networkInterfaces.find((n) => n.networkInterfaceId === route.networkInterfaceId && n.awsRegion === table.awsRegion);
+    if (!eni?.nextHop) {
+        return Promise.reject(
+            new Error(`route table ${table.routeTableId}: interface ${route.networkInterfaceId} has no nextHop in the EC2 state`),
+        );
+    }
+    const argv = ["ip", "-n", table.netns, "route", "replace", route.destinationCidrBlock, "via", eni.nextHop];
+    return mustRun([...argv, "table", String(table.table ?? "main")]);
+}
+
+/** The whole state, into every namespace it names: the lab's initial data plane. */
+async function applyEc2State(state) {
+    for (const netns of new Set(state.addresses.map((a) => a.netns).filter(Boolean))) await applyNat(state, netns);
+    for (const table of state.routeTables) {
+        if (table.netns) for (const route of table.routes) await applyRoute(state, table, route);
+    }
+}
+
+/** Data-plane changes run one at a time, in the order of the state changes they apply. */
+let dataPlane = Promise.resolve();
+function serially(job) {
+    const done = dataPlane.then(job);
+    dataPlane = done.catch(() => {});
+    return done;
+}
+
+function addressXml(a) {
+    const association = a.associationId
+        ? {
+              associationId: a.associationId,
+              networkInterfaceId: a.networkInterfaceId,
+              networkInterfaceOwnerId: ACCOUNT,
+              privateIpAddress: a.privateIpAddress,
+          }
+        : {};
+    return {
+        publicIp: a.publicIp,
+        allocationId: a.allocationId,
+        domain: "vpc",
+        ...association,
+        publicIpv4Pool: "amazon",
+        networkBorderGroup: a.awsRegion,
+    };
+}
+
+function rejectFilters(params) {
+    if ([...params.keys()].some((k) => k.startsWith("Filter."))) {
+        throw ec2Error("InvalidParameterValue", "fake-aws: this stand-in does not support filters; ask by id");
+    }
+}
+
+/** What a log line names: the ids a request is about. */
+function ec2Subject(action, params) {
+    switch (action) {
+        case "AssociateAddress":
+            return `${params.get("AllocationId") ?? "-"}->${params.get("NetworkInterfaceId") ?? "-"}/${params.get("PrivateIpAddress") ?? "first"}`;
+        case "DescribeAddresses":
+            return [...queryList(params, "AllocationId"), ...queryList(params, "PublicIp")].join(",") || "all";
+        case "ReplaceRoute":
+            return `${params.get("RouteTableId") ?? "-"}:${params.get("DestinationCidrBlock") ?? "-"}->${params.get("NetworkInterfaceId") ?? "-"}`;
+        case "DescribeRouteTables":
+            return queryList(params, "RouteTableId").join(",") || "all";
+        default:
+            return "-";
+    }
+}
+
+/**
+ * EC2's actions over the state: each checks as AWS does, changes `state` and saves it, and returns the
+ * XML body, a summary for the log, and the data-plane change to make before answering.
+ */
+const ec2Actions = {
+    DescribeAddresses({ state, region, params }) {
+        rejectFilters(params);
+        const ids = queryList(params, "AllocationId");
+        const ips = queryList(params, "PublicIp");
+        let found = state.addresses.filter((a) => a.awsRegion === region);
+        for (const id of ids) if (!found.some((a) => a.allocationId === id)) throw allocationNotFound(id);
+        for (const ip of ips)
+            if (!found.some((a) => a.publicIp === ip)) throw ec2Error("InvalidAddress.NotFound", `Address '${ip}' not found.`);
+        if (ids.length || ips.length) found = found.filter((a) => ids.includes(a.allocationId) || ips.includes(a.publicIp));
+        const summary = found.map((a) => `${a.allocationId}=${a.networkInterfaceId ?? "unassociated"}`).join(",");
+        return { body: { addressesSet: found.map(addressXml) }, summary: summary || "none" };
+    },
+
+    AssociateAddress({ state, region, params, save }) {
+        if (params.has("InstanceId")) {
+            throw ec2Error(
+                "InvalidParameterCombination",
+                "fake-aws: this stand-in associates addresses with network interfaces, not instances",
+            );
+        }
+        const allocationId = params.get("AllocationId");
+        if (!allocationId) throw ec2Error("MissingParameter", "The request must contain the parameter AllocationId");
+        const interfaceId = params.get("NetworkInterfaceId");
+        if (!interfaceId) throw ec2Error("MissingParameter", "The request must contain the parameter NetworkInterfaceId");
+        const address = state.addresses.find((a) => a.allocationId === allocationId && a.awsRegion === region);
+        if (!address) throw allocationNotFound(allocationId);
+        const eni = state.networkInterfaces.find((n) => n.networkInterfaceId === interfaceId && n.awsRegion === region);
+        if (!eni) throw interfaceNotFound(interfaceId);
+        const privateIp = params.get("PrivateIpAddress") ?? eni.privateIpAddresses[0];
+        if (!privateIp || !eni.privateIpAddresses.includes(privateIp)) {
+            throw ec2Error(
+                "InvalidParameterValue",
+                `The specified private IP address ${privateIp} is not assigned to the network interface ${interfaceId}`,
+            );
+        }
+        if (address.associationId && params.get("AllowReassociation") !== "true") {
+            throw ec2Error(
+                "Resource.AlreadyAssociated",
+                `resource ${allocationId} is already associated with associate-id ${address.associationId}`,
+            );
+        }
+        // One private address holds one Elastic IP: one already there is disassociated (and stays allocated).
+        const displaced = state.addresses.filter(
+            (a) => a !== address && a.associationId && a.networkInterfaceId === interfaceId && a.privateIpAddress === privateIp,
+        );
+        for (const a of displaced) Object.assign(a, { networkInterfaceId: null, privateIpAddress: null, associationId: null });
+        const associationId = newId("eipassoc");
+        Object.assign(address, { networkInterfaceId: interfaceId, privateIpAddress: privateIp, associationId });
+        save();
+        const moved = [address, ...displaced].filter((a) => a.netns);
+        return {
+            body: { return: true, associationId },
+            summary: `${associationId}${displaced.length ? ` (disassociated ${displaced.map((a) => a.allocationId).join(",")})` : ""}`,
+            apply: async () => {
+                for (const netns of new Set(moved.map((a) => a.netns))) await applyNat(state, netns);
+                for (const a of moved) await forgetFlows(a.netns, a.publicIp);
+            },
+        };
+    },
+
+    ReplaceRoute({ state, region, params, save }) {
+        const tableId = params.get("RouteTableId");
+        if (!tableId) throw ec2Error("MissingParameter", "The request must contain the parameter routeTableId");
+        const cidr = params.get("DestinationCidrBlock");
+        if (!cidr)
+            throw ec2Error("MissingParameter", "fake-aws: this stand-in replaces IPv4 routes only: DestinationCidrBlock is required");
+        const otherTargets = [
+            "GatewayId",
+            "InstanceId",
+            "NatGatewayId",
+            "TransitGatewayId",
+            "VpcPeeringConnectionId",
+            "EgressOnlyInternetGatewayId",
+            "LocalGatewayId",
+            "CarrierGatewayId",
+            "VpcEndpointId",
+            "CoreNetworkArn",
+            "LocalTarget",
+        ].filter((k) => params.has(k));
+        if (otherTargets.length) {
+            throw ec2Error(
+                "InvalidParameterValue",
+                `fake-aws: this stand-in routes to network interfaces only, not ${otherTargets.join(", ")}`,
+            );
+        }
+        const interfaceId = params.get("NetworkInterfaceId");
+        if (!interfaceId) throw ec2Error("MissingParameter", "The request must contain a route target (this stand-in: NetworkInterfaceId)");
+        const table = state.routeTables.find((t) => t.routeTableId === tableId && t.awsRegion === region);
+        if (!table) throw routeTableNotFound(tableId);
+        if (!state.networkInterfaces.some((n) => n.networkInterfaceId === interfaceId && n.awsRegion === region)) {
+            throw interfaceNotFound(interfaceId);
+        }
+        const route = table.routes.find((r) => r.destinationCidrBlock === cidr);
+        if (!route) throw ec2Error("InvalidRoute.NotFound", `no route with destination-cidr-block ${cidr} in route table ${tableId}`);
+        route.networkInterfaceId = interfaceId;
+        save();
+        return { body: { return: true }, summary: "replaced", apply: table.netns ? () => applyRoute(state, table, route) : undefined };
+    },
+
+    DescribeRouteTables({ state, region, params }) {
+        rejectFilters(params);
+        const ids = queryList(params, "RouteTableId");
+        let found = state.routeTables.filter((t) => t.awsRegion === region);
+        for (const id of ids) if (!found.some((t) => t.routeTableId === id)) throw routeTableNotFound(id);
+        if (ids.length) found = found.filter((t) => ids.includes(t.routeTableId));
+        const routeTableSet = found.map((t) => ({
+            routeTableId: t.routeTableId,
+            vpcId: t.vpcId,
+            ownerId: ACCOUNT,
+            routeSet: t.routes.map((r) => ({
+                destinationCidrBlock: r.destinationCidrBlock,
+                networkInterfaceId: r.networkInterfaceId,
+                origin: "CreateRoute",
+                state: "active",
+            })),
+            associationSet: [],
+            propagatingVgwSet: [],
+            tagSet: [],
+        }));
+        return { body: { routeTableSet }, summary: `${found.length} tables` };
+    },
+};
+
+/** CloudWatch PutMetricData: each datum as one line of <store>/.metrics.jsonl. */
+function putMetricData(storeDir, region, params) {
+    const namespace = params.get("Namespace");
+    if (!namespace) throw new AwsError(400, "MissingParameter", "The parameter Namespace is required.");
+    if (namespace.startsWith("AWS/") || namespace.length > 255) {
+        throw new AwsError(400, "InvalidParameterValue", `The value ${namespace} for parameter Namespace is invalid.`);
+    }
+    const data = [];
+    const time = Date.now() / 1000;
+    for (let i = 1; [...params.keys()].some((k) => k.startsWith(`MetricData.member.${i}.`)); i++) {
+        const p = `MetricData.member.${i}`;
+        const metricName = params.get(`${p}.MetricName`);
+        if (!metricName) throw new AwsError(400, "MissingParameter", `The parameter ${p}.MetricName is required.`);
+        const dimensions = {};
+        for (let j = 1; params.has(`${p}.Dimensions.member.${j}.Name`); j++) {
+            const value = params.get(`${p}.Dimensions.member.${j}.Value`);
+            if (value === null) throw new AwsError(400, "MissingParameter", `The parameter ${p}.Dimensions.member.${j}.Value is required.`);
+            dimensions[params.get(`${p}.Dimensions.member.${j}.Name`)] = value;
+        }
+        if (Object.keys(dimensions).length > 30) {
+            throw new AwsError(400, "InvalidParameterValue", `The collection ${p}.Dimensions must not have a size greater than 30.`);
+        }
+        const raw = params.get(`${p}.Value`);
+        if (raw === null) {
+            throw new AwsError(
+                400,
+                "InvalidParameterCombination",
+                `fake-aws: this stand-in takes ${p}.Value only (not Values or StatisticValues)`,
+            );
+        }
+        const value = Number(raw);
+        if (raw.trim() === "" || !Number.isFinite(value))
+            throw new AwsError(400, "InvalidParameterValue", `The value ${raw} for parameter ${p}.Value is invalid.`);
+        const unit = params.get(`${p}.Unit`) ?? "None";
+        if (!CLOUDWATCH_UNITS.has(unit))
+            throw new AwsError(400, "InvalidParameterValue", `The value ${unit} for parameter ${p}.Unit is invalid.`);
+        data.push({ time, awsRegion: region, namespace, metricName, dimensions, value, unit });
+    }
+    if (data.length === 0) throw new AwsError(400, "MissingParameter", "The parameter MetricData is required.");
+    if (data.length > 1000)
+        throw new AwsError(400, "InvalidParameterValue", "The collection MetricData must not have a size greater than 1000.");
+    fs.appendFileSync(path.join(storeDir, ".metrics.jsonl"), data.map((d) => `${JSON.stringify(d)}\n`).join(""));
+    return data.map((d) => `${d.metricName}=${d.value}`).join(",");
+}
+
+/** A failure taken from .faults.json, in the words of the service that answers it. */
+function injectedError(service, failure) {
+    const table = {
+        ssm: {
+            ThrottlingException: [400, "ThrottlingException", "Rate exceeded (injected)."],
+            InternalServerError: [500, "InternalServerError", "Internal server error (injected)."],
+        },
+        ec2: {
+            ThrottlingException: [503, "RequestLimitExceeded", "Request limit exceeded. (injected)"],
+            InternalServerError: [500, "InternalError", "An internal error has occurred. (injected)"],
+        },
+        monitoring: {
+            ThrottlingException: [400, "Throttling", "Rate exceeded (injected)."],
+            InternalServerError: [500, "InternalServiceFault", "Internal service fault (injected)."],
+        },
+    }[service];
+    const [status, code, message] = table[failure] ?? [400, String(failure), "Rate exceeded (injected)."];
+    return new AwsError(status, code, message);
+}
+
+/** The signing region from the SigV4 credential scope: Credential=AKID/DATE/REGION/SERVICE/aws4_request. */
 function regionOf(req) {
     const m = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/[^/,\s]+\/aws4_request/.exec(req.headers.authorization ?? "");
     if (!m) throw new AwsError(400, "MissingAuthenticationTokenException", "Request is missing a SigV4 Authorization header.");
@@ -422,7 +847,7 @@ function takeFailure(faultsFile, faults) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function main() {
+async function main() {
     const opts = parseArgs(process.argv.slice(2));
     fs.mkdirSync(opts.store, { recursive: true });
     const store = new Store(opts.store);
@@ -431,68 +856,189 @@ function main() {
         // Synchronous and before the answer, so that the log is complete when the client has its answer.
         if (opts.log) fs.appendFileSync(opts.log, `${new Date().toISOString()} ${line}\n`);
     };
+    const readFaults = () => {
+        try {
+            return readJson(faultsFile, {});
+        } catch (e) {
+            throw new AwsError(500, "InternalServerError", `fake-aws: bad ${faultsFile}: ${e.message}`);
+        }
+    };
+
+    if (opts.ec2State) {
+        // The lab's initial data plane comes from the same code as every later change.
+        try {
+            await applyEc2State(loadEc2State(opts.ec2State));
+        } catch (e) {
+            process.stderr.write(`fake-aws: cannot apply the EC2 state ${opts.ec2State}: ${e.message}\n`);
+            process.exit(1);
+        }
+    }
+
+    /** SSM: AWS JSON 1.1, the operation in X-Amz-Target. */
+    const serveSsm = async (req, raw, entry) => {
+        const target = String(req.headers["x-amz-target"] ?? "");
+        entry.op = target.startsWith("AmazonSSM.") ? target.slice("AmazonSSM.".length) : target || "-";
+        let body;
+        try {
+            body = raw === "" ? {} : JSON.parse(raw);
+        } catch {
+            throw new AwsError(400, "SerializationException", "The request body is not JSON.");
+        }
+        entry.subject = String(body.Name ?? body.Path ?? (Array.isArray(body.Names) ? body.Names.join(",") : "-"));
+        if (body.NextToken) entry.subject += " (next page)";
+
+        if (req.method !== "POST" || !target.startsWith("AmazonSSM.") || !Object.hasOwn(operations, entry.op)) {
+            throw new AwsError(400, "InvalidAction", `The action ${target || "(no X-Amz-Target)"} is not valid for this endpoint.`);
+        }
+        entry.region = regionOf(req);
+
+        const faults = readFaults();
+        const latency = Number(faults.latencyMs ?? opts.latencyMs);
+        const failure = takeFailure(faultsFile, faults);
+        if (latency > 0) await sleep(latency);
+        if (failure === "unreachable") return "unreachable";
+        if (failure) throw injectedError("ssm", failure);
+
+        const { result, summary } = operations[entry.op](store, entry.region, body, faults);
+        return { status: 200, text: JSON.stringify(result), summary: `ok ${summary}` };
+    };
+
+    /** EC2 and CloudWatch: the Query protocol (form-encoded Action=...), answered in XML. */
+    const serveQuery = async (req, raw, entry) => {
+        const params = new URLSearchParams(raw);
+        entry.op = params.get("Action") ?? "-";
+        entry.service = entry.op === "PutMetricData" ? "monitoring" : "ec2";
+        if (entry.service === "ec2") entry.subject = ec2Subject(entry.op, params);
+        else entry.subject = params.get("Namespace") ?? "-";
+        if (req.method !== "POST" || (entry.op !== "PutMetricData" && !Object.hasOwn(ec2Actions, entry.op))) {
+            throw new AwsError(400, "InvalidAction", `The action ${entry.op} is not valid for this web service.`);
+        }
+        entry.region = regionOf(req);
+
+        const started = Date.now();
+        const faults = readFaults();
+        const latency = Number(entry.service === "ec2" ? (faults.ec2LatencyMs ?? opts.ec2LatencyMs) : (faults.latencyMs ?? opts.latencyMs));
+        const failure = takeFailure(faultsFile, faults);
+        const waitOut = async () => {
+            const rest = started + latency - Date.now();
+            if (rest > 0) await sleep(rest);
+        };
+        if (failure) {
+            await waitOut();
+            if (failure === "unreachable") return "unreachable";
+            throw injectedError(entry.service, failure);
+        }
+
+        if (entry.service === "monitoring") {
+            let outcome;
+            try {
+                outcome = { summary: putMetricData(opts.store, entry.region, params) };
+            } catch (e) {
+                outcome = { error: e };
+            }
+            await waitOut();
+            if (outcome.error) throw outcome.error;
+            const id = randomUUID();
+            return {
+                status: 200,
+                text: `<PutMetricDataResponse xmlns="${CLOUDWATCH_XMLNS}"><ResponseMetadata><RequestId>${id}</RequestId></ResponseMetadata></PutMetricDataResponse>`,
+                summary: `ok ${outcome.summary}`,
+            };
+        }
+
+        // EC2: check and change the state, apply it to the data plane, and only then (after the
+        // latency) answer, as a completed API call.
+        let outcome;
+        try {
+            const deny = Array.isArray(faults.ec2Deny) ? faults.ec2Deny : [];
+            if (deny.includes(entry.op)) {
+                throw ec2Error(
+                    "UnauthorizedOperation",
+                    `You are not authorized to perform this operation. User: arn:aws:sts::${ACCOUNT}:assumed-role/fake/session is not authorized to perform: ec2:${entry.op} because no identity-based policy allows the ec2:${entry.op} action (injected)`,
+                    403,
+                );
+            }
+            if (!opts.ec2State) {
+                throw ec2Error("UnsupportedOperation", "fake-aws: no EC2 state was given (start the endpoint with --ec2-state FILE)");
+            }
+            const state = loadEc2State(opts.ec2State);
+            const result = ec2Actions[entry.op]({
+                state,
+                region: entry.region,
+                params,
+                save: () => writeJsonAtomic(opts.ec2State, state),
+            });
+            // Queued in the same turn as the state change, so that changes reach the data plane in order.
+            if (result.apply) {
+                await serially(result.apply).catch((e) => {
+                    process.stderr.write(`fake-aws: ${entry.op} ${entry.subject}: the data plane failed: ${e.message}\n`);
+                    throw ec2Error("InternalError", `fake-aws: the state changed but the data plane failed: ${e.message}`, 500);
+                });
+            }
+            outcome = { result };
+        } catch (e) {
+            outcome = { error: e };
+        }
+        await waitOut();
+        if (outcome.error) throw outcome.error;
+        const name = `${entry.op}Response`;
+        return {
+            status: 200,
+            text: `<?xml version="1.0" encoding="UTF-8"?>\n<${name} xmlns="${EC2_XMLNS}"><requestId>${randomUUID()}</requestId>${xml(outcome.result.body)}</${name}>`,
+            summary: `ok ${outcome.result.summary}`,
+        };
+    };
 
     const server = http.createServer(async (req, res) => {
-        let op = "-";
-        let region = "-";
-        let subject = "-";
-        const send = (status, body, summary) => {
-            log(`${region} ${op} ${subject} ${status} ${summary}`);
-            const text = JSON.stringify(body);
+        const entry = { protocol: "json", service: "ssm", op: "-", region: "-", subject: "-" };
+        const send = (status, text, summary) => {
+            log(`${entry.region} ${entry.op} ${entry.subject} ${status} ${summary}`);
+            const json = entry.protocol === "json";
             res.writeHead(status, {
-                "Content-Type": "application/x-amz-json-1.1",
+                "Content-Type": json ? "application/x-amz-json-1.1" : "text/xml;charset=UTF-8",
                 "Content-Length": Buffer.byteLength(text),
                 "x-amzn-RequestId": randomUUID(),
             });
             res.end(text);
         };
+        const sendError = (e) => {
+            const id = randomUUID();
+            const message = xmlEscape(e.message);
+            const summary = e.summary ? `${e.type} (${e.summary})` : e.type;
+            if (entry.protocol === "json") {
+                send(e.status, JSON.stringify({ __type: e.type, message: e.message }), summary);
+            } else if (entry.service === "ec2") {
+                const body = `<Response><Errors><Error><Code>${xmlEscape(e.type)}</Code><Message>${message}</Message></Error></Errors><RequestID>${id}</RequestID></Response>`;
+                send(e.status, `<?xml version="1.0" encoding="UTF-8"?>\n${body}`, summary);
+            } else {
+                const type = e.status >= 500 ? "Receiver" : "Sender";
+                const body = `<ErrorResponse xmlns="${CLOUDWATCH_XMLNS}"><Error><Type>${type}</Type><Code>${xmlEscape(e.type)}</Code><Message>${message}</Message></Error><RequestId>${id}</RequestId></ErrorResponse>`;
+                send(e.status, body, summary);
+            }
+        };
         try {
             const raw = await readBody(req);
-            const target = String(req.headers["x-amz-target"] ?? "");
-            op = target.startsWith("AmazonSSM.") ? target.slice("AmazonSSM.".length) : target || "-";
-            let body;
-            try {
-                body = raw === "" ? {} : JSON.parse(raw);
-            } catch {
-                throw new AwsError(400, "SerializationException", "The request body is not JSON.");
-            }
-            subject = String(body.Name ?? body.Path ?? (Array.isArray(body.Names) ? body.Names.join(",") : "-"));
-            if (body.NextToken) subject += " (next page)";
-
-            if (req.method !== "POST" || !target.startsWith("AmazonSSM.") || !Object.hasOwn(operations, op)) {
-                throw new AwsError(400, "InvalidAction", `The action ${target || "(no X-Amz-Target)"} is not valid for this endpoint.`);
-            }
-            region = regionOf(req);
-
-            let faults;
-            try {
-                faults = readJson(faultsFile, {});
-            } catch (e) {
-                throw new AwsError(500, "InternalServerError", `fake-aws: bad ${faultsFile}: ${e.message}`);
-            }
-            const latency = Number(faults.latencyMs ?? opts.latencyMs);
-            const failure = takeFailure(faultsFile, faults);
-            if (latency > 0) await sleep(latency);
-            if (failure === "unreachable") {
-                log(`${region} ${op} ${subject} - connection destroyed (injected)`);
+            const form = /^application\/x-www-form-urlencoded\b/i.test(String(req.headers["content-type"] ?? ""));
+            if (form && req.headers["x-amz-target"] === undefined) entry.protocol = "query";
+            const answer = entry.protocol === "query" ? await serveQuery(req, raw, entry) : await serveSsm(req, raw, entry);
+            if (answer === "unreachable") {
+                log(`${entry.region} ${entry.op} ${entry.subject} - connection destroyed (injected)`);
                 req.socket.destroy();
                 return;
             }
-            if (failure === "InternalServerError") throw new AwsError(500, "InternalServerError", "Internal server error (injected).");
-            if (failure) throw new AwsError(400, String(failure), "Rate exceeded (injected).");
-
-            const { result, summary } = operations[op](store, region, body, faults);
-            send(200, result, `ok ${summary}`);
+            send(answer.status, answer.text, answer.summary);
         } catch (e) {
             if (e instanceof AwsError) {
-                send(e.status, { __type: e.type, message: e.message }, e.type);
+                sendError(e);
             } else {
                 process.stderr.write(`fake-aws: ${e?.stack ?? e}\n`);
-                send(
+                const error = new AwsError(
                     500,
-                    { __type: "InternalServerError", message: String(e?.message ?? e) },
-                    `InternalServerError (bug: ${e?.message ?? e})`,
+                    entry.service === "ec2" && entry.protocol === "query" ? "InternalError" : "InternalServerError",
+                    String(e?.message ?? e),
                 );
+                error.summary = `bug: ${e?.message ?? e}`;
+                sendError(error);
             }
         }
     });
