@@ -1,7 +1,9 @@
 /**
- * Start, feed and break the local stand-in for SSM Parameter Store (`lab/fake-aws/endpoint.mjs`), for
- * the tests and the lab. Parameters and faults are changed by writing the store's files directly, as
- * `pulumi up` changes AWS behind the gateways' back; the server re-reads them on every request.
+ * Start, feed and break the local stand-in for AWS (`lab/fake-aws/endpoint.mjs`: SSM Parameter Store,
+ * EC2's Elastic IP and route calls applied to the lab's VPC routers, CloudWatch PutMetricData), for
+ * the tests and the lab. Parameters, the EC2 state and faults are changed by writing the files
+ * directly, as `pulumi up` changes AWS behind the gateways' back; the server re-reads them on every
+ * request.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -24,7 +26,10 @@ export const FAKE_AWS_ENDPOINT: string = (() => {
 
 /**
  * The lab VM's stand-in for the CLI (`lab/fake-aws/aws-lite`): under software emulation the real one
- * takes over a minute to start. It answers only the agent's one call, over the same protocol.
+ * takes over a minute to start. It answers only the gateways' own calls (the agent's
+ * `ssm get-parameters-by-path`, `ssm get-parameter`, the failover's `ec2 describe-addresses`,
+ * `associate-address`, `replace-route`, `describe-route-tables`, and `cloudwatch put-metric-data`),
+ * over the same protocols, printing what the real CLI prints; it refuses anything else.
  */
 export const AWS_LITE: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "aws-lite");
 
@@ -40,18 +45,87 @@ export interface FakeAwsOptions {
     netns?: string;
     /** File to append one line per request to (operation, name or path, result). */
     log?: string;
+    /**
+     * The EC2 state file (see `Ec2State`): without it EC2 calls fail. The server applies it whole to
+     * the namespaces it names before it listens (so it must run as root then), and every change before
+     * it answers.
+     */
+    ec2State?: string;
+    /** How long every EC2 call takes (the change applied first); default 1000, as about on AWS. */
+    ec2LatencyMs?: number;
+}
+
+/** An Elastic IP in the EC2 state. */
+export interface Ec2Address {
+    allocationId: string;
+    publicIp: string;
+    awsRegion: string;
+    /** The VPC router namespace doing its 1:1 NAT (chains HUBSPOKE-EIP-PRE/POST on `wan`); none: control plane only. */
+    netns?: string | null;
+    networkInterfaceId: string | null;
+    privateIpAddress: string | null;
+    associationId: string | null;
+}
+
+/** A network interface in the EC2 state. */
+export interface Ec2NetworkInterface {
+    networkInterfaceId: string;
+    awsRegion: string;
+    /** Its private addresses; the first is the primary (AssociateAddress's default). */
+    privateIpAddresses: string[];
+    /** Where the VPC router sends traffic routed to this interface. */
+    nextHop?: string;
+}
+
+/** A route table in the EC2 state. */
+export interface Ec2RouteTable {
+    routeTableId: string;
+    awsRegion: string;
+    vpcId?: string;
+    /** The VPC router namespace holding it; none: control plane only. */
+    netns?: string | null;
+    /** Its routing table number in `netns` (default main). */
+    table?: number;
+    routes: { destinationCidrBlock: string; networkInterfaceId: string }[];
+}
+
+/** The endpoint's EC2 state file: re-read on every EC2 call, rewritten atomically on every change. */
+export interface Ec2State {
+    addresses: Ec2Address[];
+    networkInterfaces: Ec2NetworkInterface[];
+    routeTables: Ec2RouteTable[];
+}
+
+/** One datum the endpoint received by PutMetricData: one line of `<store>/.metrics.jsonl`. */
+export interface MetricRecord {
+    /** When it arrived, in seconds since the epoch. */
+    time: number;
+    awsRegion: string;
+    namespace: string;
+    metricName: string;
+    dimensions: Record<string, string>;
+    value: number;
+    unit: string;
 }
 
 /** Failures for the server to inject, re-read on every request (see endpoint.mjs). */
 export interface FakeAwsFaults {
     /** Fail this many next requests, whatever they are, then answer normally again. */
     failNext?: number;
-    /** How they fail: 400 ThrottlingException (default), 500 InternalServerError, or a closed connection. */
+    /**
+     * How they fail: throttled (default; SSM 400 ThrottlingException, EC2 503 RequestLimitExceeded,
+     * CloudWatch 400 Throttling), an internal error (500 InternalServerError, InternalError,
+     * InternalServiceFault), or a closed connection.
+     */
     error?: "ThrottlingException" | "InternalServerError" | "unreachable";
     /** Parameter names (`*` globs allowed) answered with AccessDeniedException, also inside a by-path listing. */
     deny?: string[];
-    /** Delay added to every answer. */
+    /** Delay added to every SSM and CloudWatch answer. */
     latencyMs?: number;
+    /** EC2 actions (`AssociateAddress`, ...) answered with UnauthorizedOperation. */
+    ec2Deny?: string[];
+    /** How long every EC2 call takes, instead of the server's `ec2LatencyMs`. */
+    ec2LatencyMs?: number;
 }
 
 /** A running server over one store directory. */
@@ -85,6 +159,8 @@ export function startFakeAws(store: string, opts: FakeAwsOptions = {}): Promise<
     const args = [FAKE_AWS_ENDPOINT, "--store", storeDir, "--listen", `${host.includes(":") ? `[${host}]` : host}:${opts.port ?? 0}`];
     if (opts.latencyMs !== undefined) args.push("--latency-ms", String(opts.latencyMs));
     if (opts.log !== undefined) args.push("--log", path.resolve(opts.log));
+    if (opts.ec2State !== undefined) args.push("--ec2-state", path.resolve(opts.ec2State));
+    if (opts.ec2LatencyMs !== undefined) args.push("--ec2-latency-ms", String(opts.ec2LatencyMs));
     args.push("--exit-with-parent");
     // `ip netns exec` execs the command in place, so the child's pid is the server's own.
     const argv = opts.netns ? ["ip", "netns", "exec", opts.netns, process.execPath, ...args] : [process.execPath, ...args];
@@ -181,6 +257,33 @@ export function awsCliEnv(url: string): Record<string, string> {
         NO_PROXY: "*",
         no_proxy: "*",
     };
+}
+
+/** The metric data the server has received, oldest first; none if it has received none. */
+export function readMetrics(storeDir: string): MetricRecord[] {
+    let text: string;
+    try {
+        text = fs.readFileSync(path.join(storeDir, ".metrics.jsonl"), "utf8");
+    } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+        throw e;
+    }
+    return text
+        .split("\n")
+        .filter((line) => line.trim() !== "")
+        .map((line) => JSON.parse(line) as MetricRecord);
+}
+
+/** The EC2 state as the server last wrote it (or as it was given). */
+export function readEc2State(file: string): Ec2State {
+    return JSON.parse(fs.readFileSync(file, "utf8")) as Ec2State;
+}
+
+/** Replace the EC2 state (atomically: the server never reads half a file), as `pulumi up` would change EC2. */
+export function writeEc2State(file: string, state: Ec2State): void {
+    const tmp = `${file}.write.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(state, null, 2) + "\n");
+    fs.renameSync(tmp, file);
 }
 
 function parameterFile(store: string, region: string, name: string): string {
