@@ -2,17 +2,30 @@
  * lab/fake-aws/endpoint.mjs, the local stand-in for SSM Parameter Store, driven by the real AWS CLI v2
  * (`--endpoint-url`), so that what the gateways' scripts get from it is what they would get from AWS:
  * the CLI's own output formatting, pagination, error names and exit codes. Then the protocol details
- * the CLI calls do not reach, over plain HTTP.
+ * the CLI calls do not reach, over plain HTTP. Then its EC2 and CloudWatch parts through the lab VM's
+ * lab/fake-aws/aws-lite (each call of the failover daemon, AWS's errors, the latency), the same calls
+ * through the real CLI printing the same, and the data plane: a VPC router namespace's Elastic IP NAT
+ * and routes changed before the call returns.
  *
  * Each CLI call costs most of a second of Python start-up, so there are few of them, in parallel where
  * they are independent, and the setup writes the store's files directly.
  */
 import { strict as assert } from "node:assert";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AWS_CLI, awsCliEnv, type FakeAws, startFakeAws } from "../../lab/fakeAws";
+import {
+    AWS_CLI,
+    AWS_LITE,
+    awsCliEnv,
+    type Ec2State,
+    type FakeAws,
+    readEc2State,
+    readMetrics,
+    startFakeAws,
+    writeEc2State,
+} from "../../lab/fakeAws";
 
 interface Run {
     status: number;
@@ -322,5 +335,735 @@ describe("fake SSM endpoint: protocol details", () => {
     it("startFakeAws fails with the server's own reason when it cannot listen", async () => {
         const port = Number(new URL(fake.url).port);
         await assert.rejects(startFakeAws(tmp.store, { port }), /exited before listening[\s\S]*EADDRINUSE/);
+    });
+});
+
+/** Runs `cli` (aws-lite or the real CLI) with the gateways' common options; never throws. */
+function runAws(
+    cli: string,
+    fake: FakeAws,
+    region: string,
+    args: string[],
+    env: Record<string, string> = {},
+): Promise<Run & { ms: number }> {
+    const t0 = Date.now();
+    const common = ["--region", region, "--cli-connect-timeout", "2", "--cli-read-timeout", "10", "--endpoint-url", fake.url];
+    return new Promise((resolve) => {
+        execFile(
+            cli,
+            [...args, ...common],
+            { encoding: "utf8", env: { ...awsCliEnv(fake.url), ...env }, timeout: 30_000 },
+            (err, stdout, stderr) => {
+                const code = err ? (err as NodeJS.ErrnoException & { code?: unknown }).code : 0;
+                resolve({ status: typeof code === "number" ? code : -1, stdout, stderr, ms: Date.now() - t0 });
+            },
+        );
+    });
+}
+
+const EAST = "us-east-1";
+const LATENCY = 300;
+
+/** Two gateways' interfaces (active .5, standby .6) and one Elastic IP, one route table, in us-east-1. */
+function ec2Fixture(netns?: string): Ec2State {
+    return {
+        addresses: [
+            {
+                allocationId: "eipalloc-0aaaaaaaaaaaaaaa1",
+                publicIp: "192.0.2.11",
+                awsRegion: EAST,
+                netns: netns ?? null,
+                networkInterfaceId: "eni-0aaaaaaaaaaaaaaa1",
+                privateIpAddress: "10.11.4.5",
+                associationId: "eipassoc-0aaaaaaaaaaaaaaa1",
+            },
+            {
+                allocationId: "eipalloc-0aaaaaaaaaaaaaaa2",
+                publicIp: "192.0.2.21",
+                awsRegion: EAST,
+                netns: netns ?? null,
+                networkInterfaceId: null,
+                privateIpAddress: null,
+                associationId: null,
+            },
+        ],
+        networkInterfaces: [
+            { networkInterfaceId: "eni-0aaaaaaaaaaaaaaa1", awsRegion: EAST, privateIpAddresses: ["10.11.4.5"], nextHop: "10.11.4.5" },
+            {
+                networkInterfaceId: "eni-0bbbbbbbbbbbbbbb2",
+                awsRegion: EAST,
+                privateIpAddresses: ["10.11.4.6", "10.11.4.7"],
+                nextHop: "10.11.4.6",
+            },
+        ],
+        routeTables: [
+            {
+                routeTableId: "rtb-0aaaaaaaaaaaaaaa1",
+                awsRegion: EAST,
+                vpcId: "vpc-0aaaaaaaaaaaaaaa1",
+                netns: netns ?? null,
+                table: 101,
+                routes: [
+                    { destinationCidrBlock: "12.11.0.0/16", networkInterfaceId: "eni-0aaaaaaaaaaaaaaa1" },
+                    { destinationCidrBlock: "13.11.0.0/16", networkInterfaceId: "eni-0aaaaaaaaaaaaaaa1" },
+                ],
+            },
+        ],
+    };
+}
+const [EIP, SPARE_EIP] = ["eipalloc-0aaaaaaaaaaaaaaa1", "eipalloc-0aaaaaaaaaaaaaaa2"];
+const [ACTIVE, STANDBY] = ["eni-0aaaaaaaaaaaaaaa1", "eni-0bbbbbbbbbbbbbbb2"];
+const RTB = "rtb-0aaaaaaaaaaaaaaa1";
+
+describe("fake EC2 and CloudWatch endpoint through aws-lite", function () {
+    this.timeout(30_000);
+    let tmp: ReturnType<typeof tempStore>;
+    let stateFile: string;
+    let fake: FakeAws;
+    const lite = (args: string[], region = EAST, env: Record<string, string> = {}) => runAws(AWS_LITE, fake, region, args, env);
+    const addresses = async (...ids: string[]) => {
+        const r = await lite(["ec2", "describe-addresses", "--allocation-ids", ...ids, "--output", "json"]);
+        assert.equal(r.status, 0, r.stderr);
+        return JSON.parse(r.stdout).Addresses;
+    };
+    const routes = async () => {
+        const r = await lite(["ec2", "describe-route-tables", "--route-table-ids", RTB, "--output", "json"]);
+        assert.equal(r.status, 0, r.stderr);
+        return JSON.parse(r.stdout).RouteTables[0].Routes.map((x: { DestinationCidrBlock: string; NetworkInterfaceId: string }) => [
+            x.DestinationCidrBlock,
+            x.NetworkInterfaceId,
+        ]);
+    };
+    const associate = (eni: string, ...more: string[]) =>
+        lite(["ec2", "associate-address", "--allocation-id", EIP, "--network-interface-id", eni, ...more, "--output", "json"]);
+
+    before(async () => {
+        tmp = tempStore();
+        stateFile = path.join(tmp.dir, "ec2.json");
+        writeEc2State(stateFile, ec2Fixture());
+        fake = await startFakeAws(tmp.store, { log: tmp.log, ec2State: stateFile, ec2LatencyMs: LATENCY });
+    });
+
+    beforeEach(() => writeEc2State(stateFile, ec2Fixture()));
+    afterEach(() => fake?.faults({}));
+
+    after(async () => {
+        await fake?.stop();
+        if (tmp) fs.rmSync(tmp.dir, { recursive: true, force: true });
+    });
+
+    it("describe-addresses: the CLI's shape, association fields only when associated; after the latency", async () => {
+        const r = await lite(["ec2", "describe-addresses", "--allocation-ids", EIP, SPARE_EIP, "--output", "json"]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.ok(r.ms >= LATENCY, `answered after ${r.ms} ms`);
+        assert.deepEqual(JSON.parse(r.stdout), {
+            Addresses: [
+                {
+                    PublicIp: "192.0.2.11",
+                    AllocationId: EIP,
+                    AssociationId: "eipassoc-0aaaaaaaaaaaaaaa1",
+                    Domain: "vpc",
+                    NetworkInterfaceId: ACTIVE,
+                    NetworkInterfaceOwnerId: "123456789012",
+                    PrivateIpAddress: "10.11.4.5",
+                    PublicIpv4Pool: "amazon",
+                    NetworkBorderGroup: EAST,
+                },
+                { PublicIp: "192.0.2.21", AllocationId: SPARE_EIP, Domain: "vpc", PublicIpv4Pool: "amazon", NetworkBorderGroup: EAST },
+            ],
+        });
+    });
+
+    it("associate-address: refused while associated, moved with --allow-reassociation, a new AssociationId each time", async () => {
+        const refused = await associate(STANDBY, "--private-ip-address", "10.11.4.6");
+        assert.equal(refused.status, 254);
+        assert.equal(refused.stdout, "");
+        assert.match(
+            refused.stderr,
+            /An error occurred \(Resource\.AlreadyAssociated\) when calling the AssociateAddress operation.*: resource eipalloc-0aaaaaaaaaaaaaaa1 is already associated with associate-id eipassoc-0aaaaaaaaaaaaaaa1/,
+        );
+        assert.equal(readEc2State(stateFile).addresses[0].networkInterfaceId, ACTIVE, "a refused call changes nothing");
+
+        const moved = await associate(STANDBY, "--private-ip-address", "10.11.4.7", "--allow-reassociation");
+        assert.equal(moved.status, 0, moved.stderr);
+        assert.ok(moved.ms >= LATENCY, `answered after ${moved.ms} ms`);
+        const { AssociationId } = JSON.parse(moved.stdout);
+        assert.deepEqual(Object.keys(JSON.parse(moved.stdout)), ["AssociationId"]);
+        assert.match(AssociationId, /^eipassoc-[0-9a-f]{17}$/);
+        const [address] = await addresses(EIP);
+        assert.deepEqual(
+            [address.AssociationId, address.NetworkInterfaceId, address.PrivateIpAddress],
+            [AssociationId, STANDBY, "10.11.4.7"],
+        );
+        const saved = readEc2State(stateFile).addresses[0];
+        assert.deepEqual([saved.associationId, saved.networkInterfaceId, saved.privateIpAddress], [AssociationId, STANDBY, "10.11.4.7"]);
+
+        // Without --private-ip-address: the interface's primary (first) address.
+        const back = await associate(ACTIVE, "--allow-reassociation");
+        assert.equal(back.status, 0, back.stderr);
+        const again = JSON.parse(back.stdout).AssociationId;
+        assert.notEqual(again, AssociationId);
+        assert.deepEqual(
+            (await addresses(EIP)).map((a: { NetworkInterfaceId: string; PrivateIpAddress: string }) => [
+                a.NetworkInterfaceId,
+                a.PrivateIpAddress,
+            ]),
+            [[ACTIVE, "10.11.4.5"]],
+        );
+    });
+
+    it("replace-route: prints nothing, describe-route-tables shows the new target; an absent route is not created", async () => {
+        const r = await lite([
+            "ec2",
+            "replace-route",
+            "--route-table-id",
+            RTB,
+            "--destination-cidr-block",
+            "12.11.0.0/16",
+            "--network-interface-id",
+            STANDBY,
+        ]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(r.stdout, "");
+        const d = await lite(["ec2", "describe-route-tables", "--route-table-ids", RTB, "--output", "json"]);
+        assert.equal(d.status, 0, d.stderr);
+        assert.deepEqual(JSON.parse(d.stdout), {
+            RouteTables: [
+                {
+                    Associations: [],
+                    PropagatingVgws: [],
+                    RouteTableId: RTB,
+                    Routes: [
+                        { DestinationCidrBlock: "12.11.0.0/16", NetworkInterfaceId: STANDBY, Origin: "CreateRoute", State: "active" },
+                        { DestinationCidrBlock: "13.11.0.0/16", NetworkInterfaceId: ACTIVE, Origin: "CreateRoute", State: "active" },
+                    ],
+                    Tags: [],
+                    VpcId: "vpc-0aaaaaaaaaaaaaaa1",
+                    OwnerId: "123456789012",
+                },
+            ],
+        });
+        const absent = await lite([
+            "ec2",
+            "replace-route",
+            "--route-table-id",
+            RTB,
+            "--destination-cidr-block",
+            "14.11.0.0/16",
+            "--network-interface-id",
+            STANDBY,
+        ]);
+        assert.equal(absent.status, 254);
+        assert.match(
+            absent.stderr,
+            /\(InvalidRoute\.NotFound\) when calling the ReplaceRoute operation.*: no route with destination-cidr-block 14\.11\.0\.0\/16 in route table rtb-/,
+        );
+        assert.deepEqual(await routes(), [
+            ["12.11.0.0/16", STANDBY],
+            ["13.11.0.0/16", ACTIVE],
+        ]);
+    });
+
+    it("unknown ids and another region: AWS's NotFound errors, exit 254, nothing printed", async () => {
+        const cases: [string[], string, string][] = [
+            [["ec2", "describe-addresses", "--allocation-ids", EIP, "eipalloc-0ffffffffffffffff"], EAST, "InvalidAllocationID.NotFound"],
+            [["ec2", "describe-addresses", "--allocation-ids", EIP], "eu-west-1", "InvalidAllocationID.NotFound"],
+            [
+                ["ec2", "associate-address", "--allocation-id", EIP, "--network-interface-id", STANDBY],
+                "eu-west-1",
+                "InvalidAllocationID.NotFound",
+            ],
+            [
+                [
+                    "ec2",
+                    "associate-address",
+                    "--allocation-id",
+                    EIP,
+                    "--network-interface-id",
+                    "eni-0ffffffffffffffff",
+                    "--allow-reassociation",
+                ],
+                EAST,
+                "InvalidNetworkInterfaceID.NotFound",
+            ],
+            [
+                [
+                    "ec2",
+                    "associate-address",
+                    "--allocation-id",
+                    EIP,
+                    "--network-interface-id",
+                    STANDBY,
+                    "--private-ip-address",
+                    "10.11.4.9",
+                    "--allow-reassociation",
+                ],
+                EAST,
+                "InvalidParameterValue",
+            ],
+            [["ec2", "describe-route-tables", "--route-table-ids", "rtb-0ffffffffffffffff"], EAST, "InvalidRouteTableID.NotFound"],
+            [
+                [
+                    "ec2",
+                    "replace-route",
+                    "--route-table-id",
+                    RTB,
+                    "--destination-cidr-block",
+                    "12.11.0.0/16",
+                    "--network-interface-id",
+                    STANDBY,
+                ],
+                "eu-west-1",
+                "InvalidRouteTableID.NotFound",
+            ],
+            [
+                [
+                    "ec2",
+                    "replace-route",
+                    "--route-table-id",
+                    RTB,
+                    "--destination-cidr-block",
+                    "12.11.0.0/16",
+                    "--network-interface-id",
+                    "eni-0ffffffffffffffff",
+                ],
+                EAST,
+                "InvalidNetworkInterfaceID.NotFound",
+            ],
+        ];
+        const results = await Promise.all(cases.map(([args, region]) => lite([...args, "--output", "json"], region)));
+        results.forEach((r, i) => {
+            const [args, region, code] = cases[i];
+            const what = `${args.slice(0, 2).join(" ")} in ${region}`;
+            assert.equal(r.status, 254, `${what}: ${r.stderr}`);
+            assert.equal(r.stdout, "", what);
+            assert.ok(r.stderr.includes(`An error occurred (${code}) when calling the `), `${what}: ${r.stderr}`);
+        });
+        assert.equal(readEc2State(stateFile).addresses[0].networkInterfaceId, ACTIVE, "no failed call changed the state");
+    });
+
+    it("ec2Deny: UnauthorizedOperation for the listed action only; failNext: RequestLimitExceeded, retried as the CLI retries", async () => {
+        fake.faults({ ec2Deny: ["AssociateAddress"] });
+        const [denied, allowed] = await Promise.all([
+            associate(STANDBY, "--allow-reassociation"),
+            lite(["ec2", "describe-addresses", "--allocation-ids", EIP, "--output", "json"]),
+        ]);
+        assert.equal(denied.status, 254);
+        assert.match(
+            denied.stderr,
+            /An error occurred \(UnauthorizedOperation\) when calling the AssociateAddress operation.*You are not authorized/,
+        );
+        assert.equal(allowed.status, 0, allowed.stderr);
+        assert.equal(readEc2State(stateFile).addresses[0].networkInterfaceId, ACTIVE);
+
+        fake.faults({ failNext: 1 });
+        const throttled = await lite(["ec2", "describe-route-tables", "--output", "json"]);
+        assert.equal(throttled.status, 254);
+        assert.match(
+            throttled.stderr,
+            /\(RequestLimitExceeded\) when calling the DescribeRouteTables operation \(reached max retries: 0\)/,
+        );
+        fake.faults({ failNext: 1 });
+        const retried = await lite(["ec2", "describe-route-tables", "--output", "json"], EAST, { AWS_MAX_ATTEMPTS: "2" });
+        assert.equal(retried.status, 0, retried.stderr);
+        assert.equal(JSON.parse(retried.stdout).RouteTables.length, 1);
+    });
+
+    it(".faults.json ec2LatencyMs overrides the server's EC2 latency", async () => {
+        fake.faults({ ec2LatencyMs: 700 });
+        const r = await lite(["ec2", "describe-addresses", "--output", "json"]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.ok(r.ms >= 700, `answered after ${r.ms} ms`);
+        assert.equal(JSON.parse(r.stdout).Addresses.length, 2, "no ids: every address of the region");
+    });
+
+    it("put-metric-data: prints nothing; each datum one line of .metrics.jsonl (JSON list and shorthand)", async () => {
+        const t0 = Date.now() / 1000;
+        const data = [
+            {
+                MetricName: "GatewayActive",
+                Dimensions: [
+                    { Name: "Gateway", Value: "virginia-a" },
+                    { Name: "Stack", Value: "test" },
+                ],
+                Value: 1,
+                Unit: "Count",
+            },
+            { MetricName: "FailoverSeconds", Dimensions: [{ Name: "Gateway", Value: "virginia-b" }], Value: 2.5, Unit: "Seconds" },
+        ];
+        const r = await lite(["cloudwatch", "put-metric-data", "--namespace", "HubspokeVpn", "--metric-data", JSON.stringify(data)]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(r.stdout, "");
+        const short = await lite(
+            [
+                "cloudwatch",
+                "put-metric-data",
+                "--namespace",
+                "HubspokeVpn",
+                "--metric-data",
+                "MetricName=TunnelUp,Dimensions=[{Name=Tunnel,Value=a-to-b}],Value=0,Unit=Count",
+            ],
+            "ap-southeast-2",
+        );
+        assert.equal(short.status, 0, short.stderr);
+        const metrics = readMetrics(tmp.store);
+        assert.deepEqual(
+            metrics.map(({ time: _time, ...rest }) => rest),
+            [
+                {
+                    awsRegion: EAST,
+                    namespace: "HubspokeVpn",
+                    metricName: "GatewayActive",
+                    dimensions: { Gateway: "virginia-a", Stack: "test" },
+                    value: 1,
+                    unit: "Count",
+                },
+                {
+                    awsRegion: EAST,
+                    namespace: "HubspokeVpn",
+                    metricName: "FailoverSeconds",
+                    dimensions: { Gateway: "virginia-b" },
+                    value: 2.5,
+                    unit: "Seconds",
+                },
+                {
+                    awsRegion: "ap-southeast-2",
+                    namespace: "HubspokeVpn",
+                    metricName: "TunnelUp",
+                    dimensions: { Tunnel: "a-to-b" },
+                    value: 0,
+                    unit: "Count",
+                },
+            ],
+        );
+        for (const m of metrics) assert.ok(m.time >= t0 - 1 && m.time <= Date.now() / 1000 + 1, `time ${m.time}`);
+
+        const bad = await lite([
+            "cloudwatch",
+            "put-metric-data",
+            "--namespace",
+            "HubspokeVpn",
+            "--metric-data",
+            '[{"MetricName":"X","Value":1,"Unit":"Parsecs"}]',
+        ]);
+        assert.equal(bad.status, 254);
+        assert.match(bad.stderr, /\(InvalidParameterValue\) when calling the PutMetricData operation/);
+        assert.equal(readMetrics(tmp.store).length, 3, "a refused call records nothing");
+    });
+
+    it("ssm get-parameter: the plain String parameter as the CLI prints it; a missing one exits 254", async () => {
+        fake.put(EAST, "/hubspoke-vpn/test/standby/peer", "eni-0bbbbbbbbbbbbbbb2");
+        const [r, missing] = await Promise.all([
+            lite(["ssm", "get-parameter", "--name", "/hubspoke-vpn/test/standby/peer", "--output", "json"]),
+            lite(["ssm", "get-parameter", "--name", "/hubspoke-vpn/test/none", "--output", "json"]),
+        ]);
+        assert.equal(r.status, 0, r.stderr);
+        const { Parameter } = JSON.parse(r.stdout);
+        assert.deepEqual(Object.keys(Parameter), ["Name", "Type", "Value", "Version", "LastModifiedDate", "ARN", "DataType"]);
+        assert.deepEqual(
+            [Parameter.Name, Parameter.Type, Parameter.Value, Parameter.Version],
+            ["/hubspoke-vpn/test/standby/peer", "String", "eni-0bbbbbbbbbbbbbbb2", 1],
+        );
+        assert.match(Parameter.LastModifiedDate, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?[+-]\d\d:\d\d$/);
+        assert.equal(missing.status, 254);
+        assert.match(missing.stderr, /An error occurred \(ParameterNotFound\) when calling the GetParameter operation/);
+    });
+
+    it("aws-lite refuses what it does not implement (exit 252), and reports a dead endpoint (255)", async () => {
+        const [other, text, noValue] = await Promise.all([
+            lite(["ec2", "describe-instances", "--output", "json"]),
+            lite(["ec2", "describe-addresses", "--output", "text"]),
+            lite(["ec2", "replace-route", "--route-table-id"]),
+        ]);
+        for (const r of [other, text, noValue]) assert.equal(r.status, 252, r.stderr);
+        assert.match(other.stderr, /only .* are supported/);
+        const dead = await runAws(AWS_LITE, { ...fake, url: "http://127.0.0.1:9" }, EAST, [
+            "ec2",
+            "describe-addresses",
+            "--output",
+            "json",
+        ]);
+        assert.equal(dead.status, 255);
+        assert.match(dead.stderr, /Could not connect to the endpoint URL: "http:\/\/127\.0\.0\.1:9\/"/);
+    });
+
+    it("requests are logged one line each: action, ids, result", () => {
+        const lines = fs.readFileSync(tmp.log, "utf8").split("\n");
+        assert.ok(
+            lines.some((l) =>
+                / us-east-1 AssociateAddress eipalloc-0aaaaaaaaaaaaaaa1->eni-0bbbbbbbbbbbbbbb2\/10\.11\.4\.7 200 ok eipassoc-/.test(l),
+            ),
+        );
+        assert.ok(
+            lines.some((l) =>
+                / us-east-1 ReplaceRoute rtb-0aaaaaaaaaaaaaaa1:14\.11\.0\.0\/16->eni-0bbbbbbbbbbbbbbb2 400 InvalidRoute\.NotFound$/.test(l),
+            ),
+        );
+        assert.ok(lines.some((l) => / us-east-1 PutMetricData HubspokeVpn 200 ok GatewayActive=1,FailoverSeconds=2\.5$/.test(l)));
+    });
+});
+
+describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-lite prints", function () {
+    this.timeout(60_000);
+    let tmp: ReturnType<typeof tempStore>;
+    const stopped: FakeAws[] = [];
+
+    before(() => {
+        tmp = tempStore();
+    });
+
+    after(async () => {
+        for (const f of stopped) await f.stop();
+        if (tmp) fs.rmSync(tmp.dir, { recursive: true, force: true });
+    });
+
+    it("without --ec2-state EC2 calls fail, after the default latency of 1000 ms", async () => {
+        const fake = await startFakeAws(tmp.store, {});
+        stopped.push(fake);
+        const r = await runAws(AWS_LITE, fake, EAST, ["ec2", "describe-addresses", "--output", "json"]);
+        assert.equal(r.status, 254);
+        assert.match(r.stderr, /\(UnsupportedOperation\) .*no EC2 state was given/);
+        assert.ok(r.ms >= 1000, `answered after ${r.ms} ms`);
+    });
+
+    it("the real AWS CLI v2 prints exactly what aws-lite prints for each EC2 and CloudWatch call", async function () {
+        if (!fs.existsSync(AWS_CLI)) {
+            const why = `${AWS_CLI} (AWS CLI v2) is not installed`;
+            if (process.env.CI === "true") throw new Error(`${why}, and CI must run these tests`);
+            console.log(`      skipped: ${why}`);
+            this.skip();
+        }
+        const stateFile = path.join(tmp.dir, "ec2.json");
+        writeEc2State(stateFile, ec2Fixture());
+        const fake = await startFakeAws(path.join(tmp.dir, "store2"), { ec2State: stateFile, ec2LatencyMs: 50 });
+        stopped.push(fake);
+        const same = (real: Run, mine: Run, what: string, mask = (s: string) => s) => {
+            assert.equal(real.status, mine.status, `${what}: exit status (real CLI: ${real.stderr})`);
+            // Key order included: both print the service model's order.
+            assert.equal(mask(mine.stdout), mask(real.stdout), what);
+            assert.equal(mask(mine.stderr).trim(), mask(real.stderr).trim(), what);
+        };
+        const ids = (s: string) => s.replace(/eipassoc-[0-9a-f]{17}/g, "eipassoc-X");
+        const calls: [string, string[]][] = [
+            ["describe-addresses", ["ec2", "describe-addresses", "--allocation-ids", EIP, SPARE_EIP, "--output", "json"]],
+            ["describe-route-tables", ["ec2", "describe-route-tables", "--route-table-ids", RTB, "--output", "json"]],
+            [
+                "associate-address",
+                [
+                    "ec2",
+                    "associate-address",
+                    "--allocation-id",
+                    EIP,
+                    "--network-interface-id",
+                    STANDBY,
+                    "--private-ip-address",
+                    "10.11.4.6",
+                    "--allow-reassociation",
+                    "--output",
+                    "json",
+                ],
+            ],
+            [
+                "associate-address refused",
+                ["ec2", "associate-address", "--allocation-id", EIP, "--network-interface-id", ACTIVE, "--output", "json"],
+            ],
+            [
+                "replace-route",
+                [
+                    "ec2",
+                    "replace-route",
+                    "--route-table-id",
+                    RTB,
+                    "--destination-cidr-block",
+                    "12.11.0.0/16",
+                    "--network-interface-id",
+                    STANDBY,
+                ],
+            ],
+            [
+                "replace-route absent",
+                [
+                    "ec2",
+                    "replace-route",
+                    "--route-table-id",
+                    RTB,
+                    "--destination-cidr-block",
+                    "14.11.0.0/16",
+                    "--network-interface-id",
+                    STANDBY,
+                ],
+            ],
+            [
+                "describe-route-tables unknown",
+                ["ec2", "describe-route-tables", "--route-table-ids", "rtb-0ffffffffffffffff", "--output", "json"],
+            ],
+            [
+                "put-metric-data",
+                [
+                    "cloudwatch",
+                    "put-metric-data",
+                    "--namespace",
+                    "HubspokeVpn",
+                    "--metric-data",
+                    '[{"MetricName":"GatewayActive","Dimensions":[{"Name":"Gateway","Value":"a"}],"Value":1,"Unit":"Count"}]',
+                ],
+            ],
+        ];
+        // First the reads and the refused calls, all at once; then the two changes, each twice (both
+        // CLIs), which leave the same state whichever comes first.
+        const changes = new Set(["associate-address", "replace-route"]);
+        for (const phase of [calls.filter(([what]) => !changes.has(what)), calls.filter(([what]) => changes.has(what))]) {
+            const results = await Promise.all(
+                phase.map(([, args]) => Promise.all([runAws(AWS_CLI, fake, EAST, args), runAws(AWS_LITE, fake, EAST, args)])),
+            );
+            for (const [i, [real, mine]] of results.entries()) same(real, mine, phase[i][0], ids);
+        }
+        // Both put-metric-data calls arrived the same.
+        const [a, b] = readMetrics(path.join(tmp.dir, "store2")).map(({ time: _t, ...rest }) => rest);
+        assert.deepEqual(a, b);
+    });
+});
+
+/** The data plane: a VPC router namespace of its own, as the lab builds one. */
+describe("fake EC2 endpoint: the VPC router's NAT and routes follow the calls", function () {
+    this.timeout(30_000);
+    const ns = `fakeaws${process.pid}-vpc`;
+    let tmp: ReturnType<typeof tempStore>;
+    let stateFile: string;
+    let fake: FakeAws | undefined;
+    let created = false;
+    const inNs = (...argv: string[]) =>
+        execFileSync("ip", ["netns", "exec", ns, ...argv], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const nat = () =>
+        inNs("iptables", "-t", "nat", "-S", "HUBSPOKE-EIP-PRE")
+            .split("\n")
+            .filter((l) => l.startsWith("-A"));
+    const natPost = () =>
+        inNs("iptables", "-t", "nat", "-S", "HUBSPOKE-EIP-POST")
+            .split("\n")
+            .filter((l) => l.startsWith("-A"));
+    const table101 = () =>
+        execFileSync("ip", ["-n", ns, "route", "show", "table", "101"], { encoding: "utf8" })
+            .trim()
+            .split("\n")
+            .map((l) => l.trim());
+    const flows = () => spawnSync("ip", ["netns", "exec", ns, "conntrack", "-L"], { encoding: "utf8" }).stdout.trim();
+
+    before(function () {
+        const missing =
+            process.getuid?.() !== 0
+                ? "not root"
+                : spawnSync("ip", ["netns", "list"]).status !== 0
+                  ? "`ip netns` is unavailable"
+                  : spawnSync("conntrack", ["--version"]).status !== 0
+                    ? "conntrack is not installed (scripts/install-system-deps.sh)"
+                    : "";
+        if (missing) {
+            if (process.env.CI === "true") throw new Error(`${missing}, and CI must run the data-plane test`);
+            console.log(`      skipped: ${missing}`);
+            this.skip();
+        }
+        tmp = tempStore();
+        stateFile = path.join(tmp.dir, "ec2.json");
+        const sh = (...argv: string[]) => execFileSync(argv[0], argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
+        sh("ip", "netns", "add", ns);
+        created = true;
+        // `wan` to the "internet" (TEST-NET-1 only), `lan` the VPN subnet with both gateways on it.
+        sh("ip", "-n", ns, "link", "add", "wan", "type", "veth", "peer", "name", "lan");
+        sh("ip", "-n", ns, "addr", "add", "192.0.2.1/24", "dev", "wan");
+        sh("ip", "-n", ns, "addr", "add", "10.11.4.1/24", "dev", "lan");
+        sh("ip", "-n", ns, "link", "set", "wan", "up");
+        sh("ip", "-n", ns, "link", "set", "lan", "up");
+        for (const [chain, hook] of [
+            ["HUBSPOKE-EIP-PRE", "PREROUTING"],
+            ["HUBSPOKE-EIP-POST", "POSTROUTING"],
+        ]) {
+            sh("ip", "netns", "exec", ns, "iptables", "-t", "nat", "-N", chain);
+            sh("ip", "netns", "exec", ns, "iptables", "-t", "nat", "-A", hook, "-j", chain);
+        }
+    });
+
+    after(async () => {
+        await fake?.stop();
+        if (created) spawnSync("ip", ["netns", "del", ns]);
+        if (tmp) fs.rmSync(tmp.dir, { recursive: true, force: true });
+    });
+
+    it("at start the whole state is applied; associate-address and replace-route change the router before they return", async () => {
+        writeEc2State(stateFile, ec2Fixture(ns));
+        assert.deepEqual(nat(), []);
+        fake = await startFakeAws(tmp.store, { ec2State: stateFile, ec2LatencyMs: LATENCY, log: tmp.log });
+        assert.deepEqual(nat(), ["-A HUBSPOKE-EIP-PRE -d 192.0.2.11/32 -i wan -j DNAT --to-destination 10.11.4.5"]);
+        assert.deepEqual(natPost(), ["-A HUBSPOKE-EIP-POST -s 10.11.4.5/32 -o wan -j SNAT --to-source 192.0.2.11"]);
+        assert.deepEqual(table101(), ["12.11.0.0/16 via 10.11.4.5 dev lan", "13.11.0.0/16 via 10.11.4.5 dev lan"]);
+
+        // Flows of the address through the old gateway: one from the internet, one from the gateway.
+        for (const flow of [
+            ["-s", "192.0.2.99", "-d", "192.0.2.11", "-r", "10.11.4.5", "-q", "192.0.2.99", "--sport", "500", "--dport", "500"],
+            ["-s", "10.11.4.5", "-d", "192.0.2.99", "-r", "192.0.2.99", "-q", "192.0.2.11", "--sport", "4500", "--dport", "4500"],
+        ]) {
+            const [sport, dport] = [flow[9], flow[11]];
+            inNs("conntrack", "-I", "-p", "udp", ...flow, "--reply-port-src", dport, "--reply-port-dst", sport, "-t", "120");
+        }
+        assert.equal(flows().split("\n").length, 2, flows());
+
+        const lite = (args: string[]) => runAws(AWS_LITE, fake!, EAST, args);
+        const moved = await lite([
+            "ec2",
+            "associate-address",
+            "--allocation-id",
+            EIP,
+            "--network-interface-id",
+            STANDBY,
+            "--private-ip-address",
+            "10.11.4.6",
+            "--allow-reassociation",
+            "--output",
+            "json",
+        ]);
+        assert.equal(moved.status, 0, moved.stderr);
+        assert.deepEqual(nat(), ["-A HUBSPOKE-EIP-PRE -d 192.0.2.11/32 -i wan -j DNAT --to-destination 10.11.4.6"]);
+        assert.deepEqual(natPost(), ["-A HUBSPOKE-EIP-POST -s 10.11.4.6/32 -o wan -j SNAT --to-source 192.0.2.11"]);
+        assert.equal(flows(), "", "the moved address's flows are forgotten (AWS's NAT keeps no state)");
+
+        const replaced = await lite([
+            "ec2",
+            "replace-route",
+            "--route-table-id",
+            RTB,
+            "--destination-cidr-block",
+            "12.11.0.0/16",
+            "--network-interface-id",
+            STANDBY,
+        ]);
+        assert.equal(replaced.status, 0, replaced.stderr);
+        assert.deepEqual(table101(), ["12.11.0.0/16 via 10.11.4.6 dev lan", "13.11.0.0/16 via 10.11.4.5 dev lan"]);
+
+        // The spare address onto the standby's private IP: the first one is disassociated there, as AWS does.
+        const spare = await lite([
+            "ec2",
+            "associate-address",
+            "--allocation-id",
+            SPARE_EIP,
+            "--network-interface-id",
+            STANDBY,
+            "--private-ip-address",
+            "10.11.4.6",
+            "--output",
+            "json",
+        ]);
+        assert.equal(spare.status, 0, spare.stderr);
+        assert.deepEqual(nat(), ["-A HUBSPOKE-EIP-PRE -d 192.0.2.21/32 -i wan -j DNAT --to-destination 10.11.4.6"]);
+        assert.equal(readEc2State(stateFile).addresses[0].associationId, null);
+    });
+
+    it("a state naming a namespace that does not exist: the endpoint does not start, and says why", async () => {
+        const bad = path.join(tmp.dir, "bad.json");
+        const state = ec2Fixture(`${ns}-missing`);
+        writeEc2State(bad, state);
+        await assert.rejects(
+            startFakeAws(path.join(tmp.dir, "store-bad"), { ec2State: bad }),
+            /exited before listening[\s\S]*cannot apply the EC2 state/,
+        );
     });
 });
