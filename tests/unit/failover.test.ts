@@ -1,0 +1,565 @@
+/**
+ * A standby gateway in every site (Pulumi.prod-ha.yaml) under the mock runtime: what the pair is made
+ * of, what each of its gateways may do, what they run, and what converting a running stack does.
+ * Pulumi.prod.yaml (no standby) is the control: none of it may leak there.
+ */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { ResourceValidationArgs } from "@pulumi/policy";
+import * as YAML from "yaml";
+import type { OpenSwanGateway } from "../../components/openSwanGateway";
+import { siteIpOf } from "../../config/types";
+import { diffEvaluations, type StackDiff } from "../../harness/diff";
+import { type Evaluation, evaluateOffline, MOCK_ACCOUNT_ID, plain, type RecordedResource } from "../../harness/evaluate";
+import { parameterValue } from "../../harness/snapshot";
+import { policies } from "../../policy/policies";
+import { bootstrapFiles, filesOfUserData, userDataOfPayload } from "../../render/bootstrap";
+import { prodEvaluation, stackConfig } from "./fixtures";
+
+const REGIONS = { virginia: "us-east-1", sydney: "ap-southeast-2", frankfurt: "eu-central-1" } as const;
+type RegionName = keyof typeof REGIONS;
+const SITES = Object.keys(REGIONS) as RegionName[];
+const CIDR: Record<RegionName, string> = { virginia: "10.11.0.0/16", sydney: "12.11.0.0/16", frankfurt: "13.11.0.0/16" };
+/** Per site, its primary's and its standby's private IPs, as Pulumi.prod-ha.yaml sets them. */
+const PRIVATE_IPS: Record<RegionName, [string, string]> = {
+    virginia: ["10.11.4.5", "10.11.5.5"],
+    sydney: ["12.11.4.5", "12.11.5.5"],
+    frankfurt: ["13.11.4.5", "13.11.5.5"],
+};
+const PEERS: Record<RegionName, RegionName[]> = { virginia: ["sydney", "frankfurt"], sydney: ["virginia"], frankfurt: ["virginia"] };
+const PREFIX = "/hubspoke-vpn/prod-ha";
+const tunnelOf = (a: RegionName, b: RegionName) => (a === "virginia" ? `virginia-to-${b}` : `virginia-to-${a}`);
+
+const ROUTE = "aws:ec2/route:Route";
+const ENI = "aws:ec2/networkInterface:NetworkInterface";
+const INSTANCE = "aws:ec2/instance:Instance";
+const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
+const EIP_ASSOC = "aws:ec2/eipAssociation:EipAssociation";
+const ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm";
+
+/** The policy pack over every resource of an evaluation, as the policy host would run it (tests/unit/policy.test.ts). */
+function packViolations(ev: Evaluation): string[] {
+    const found: string[] = [];
+    for (const r of ev.resources) {
+        const args = {
+            type: r.type,
+            props: plain(r.inputs),
+            name: r.name,
+            urn: r.urn,
+            opts: {},
+        } as unknown as ResourceValidationArgs;
+        for (const p of policies) {
+            for (const v of ([] as any[]).concat(p.validateResource ?? [])) {
+                v(args, (message: string) => found.push(`${p.name} ${r.name}: ${message}`));
+            }
+        }
+    }
+    return found;
+}
+
+describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
+    let ha: Evaluation;
+    let prod: Evaluation;
+    const ofType = (ev: Evaluation, type: string) => ev.resources.filter((r) => r.type === type);
+    const inSite = (ev: Evaluation, type: string, site: RegionName) =>
+        ofType(ev, type).filter((r) => r.name.startsWith(`hubspoke-${site}-`));
+    const byId = (ev: Evaluation, id: string) => {
+        const r = ev.resources.find((x) => x.id === id);
+        assert.ok(r, `no resource with id ${id}`);
+        return r;
+    };
+    /** The site's two gateways, primary first, as the program holds them. */
+    const pair = (site: RegionName): [OpenSwanGateway, OpenSwanGateway] => {
+        const standby = ha.result.vpn.standbys[site];
+        assert.ok(standby, `site ${site} has no standby`);
+        return [ha.result.vpn.gateways[site], standby.gateway];
+    };
+    const parameter = (ev: Evaluation, name: string) => {
+        const p = ofType(ev, "aws:ssm/parameter:Parameter").find((x) => x.inputs.name === name);
+        assert.ok(p, `no parameter ${name}`);
+        return p;
+    };
+    const routeTableIds = (site: RegionName) => inSite(ha, "aws:ec2/routeTable:RouteTable", site).map((t) => t.id);
+
+    before(async () => {
+        ha = await evaluateOffline(stackConfig("prod-ha"), { stack: "prod-ha" });
+        prod = await prodEvaluation();
+    });
+
+    it("runs two gateways per site, on their own interfaces in subnets of different zones, each interface holding its private IP and its site address", () => {
+        for (const site of SITES) {
+            const gateways = pair(site);
+            assert.deepEqual(
+                gateways.map((g) => ha.recordOf(g.instance).name),
+                [`hubspoke-${site}-gw-instance`, `hubspoke-${site}-standby-gw-instance`],
+            );
+            assert.deepEqual(
+                inSite(ha, INSTANCE, site)
+                    .map((i) => i.name)
+                    .sort(),
+                [`hubspoke-${site}-gw-instance`, `hubspoke-${site}-standby-gw-instance`],
+                "exactly the pair",
+            );
+            const enis = gateways.map((g) => ha.recordOf(g.networkInterface));
+            const zones: string[] = [];
+            const subnets: string[] = [];
+            enis.forEach((eni, i) => {
+                const instance = ha.recordOf(gateways[i].instance);
+                assert.equal(instance.inputs.primaryNetworkInterface.networkInterfaceId, eni.id);
+                assert.equal(eni.inputs.sourceDestCheck, false, `${eni.name} forwards`);
+                assert.equal(eni.inputs.privateIpListEnabled, true, eni.name);
+                const ip = PRIVATE_IPS[site][i];
+                assert.deepEqual(eni.inputs.privateIpLists, [ip, siteIpOf(ip)], `${eni.name}: its private IP first, then its site address`);
+                assert.equal(eni.inputs.privateIps, undefined, "privateIps conflicts with privateIpLists");
+                assert.equal(gateways[i].privateIp, ip);
+                const subnet = byId(ha, eni.inputs.subnetId);
+                assert.equal(subnet.type, "aws:ec2/subnet:Subnet");
+                assert.ok(subnet.inputs.availabilityZone.startsWith(REGIONS[site]), subnet.inputs.availabilityZone);
+                zones.push(subnet.inputs.availabilityZone);
+                subnets.push(subnet.inputs.cidrBlock);
+            });
+            assert.notEqual(enis[0].id, enis[1].id);
+            assert.deepEqual(subnets, [CIDR[site].replace("0.0/16", "4.0/24"), CIDR[site].replace("0.0/16", "5.0/24")]);
+            assert.deepEqual(zones, [`${REGIONS[site]}a`, `${REGIONS[site]}b`], "the standby survives its primary's zone");
+        }
+        assert.deepEqual(siteIpOf("10.11.4.5"), "10.11.4.6");
+    });
+
+    it("leaves the site's Elastic IP unassociated (the gateways own it) and keeps each gateway's management Elastic IP on its private IP", () => {
+        const associations = ofType(ha, EIP_ASSOC);
+        for (const site of SITES) {
+            const siteEip = ha.resources.find((r) => r.type === "aws:ec2/eip:Eip" && r.name === `hubspoke-${site}-eip`);
+            assert.ok(siteEip);
+            assert.deepEqual(
+                associations.filter((a) => a.inputs.allocationId === `${siteEip.name}-alloc`),
+                [],
+                `${site}'s Elastic IP is associated by the program: a refresh would move it back`,
+            );
+            pair(site).forEach((g, i) => {
+                const eni = ha.recordOf(g.networkInterface);
+                const mine = associations.filter((a) => a.inputs.networkInterfaceId === eni.id);
+                const name = i === 0 ? `hubspoke-${site}-gw` : `hubspoke-${site}-standby-gw`;
+                assert.deepEqual(
+                    mine.map((a) => [a.name, a.inputs.allocationId, a.inputs.privateIpAddress]),
+                    [[`${name}-mgmt-eip-assoc`, `${name}-mgmt-eip-alloc`, PRIVATE_IPS[site][i]]],
+                );
+            });
+        }
+        assert.equal(associations.length, 6, "two management associations per site, nothing else");
+        // The gateways' addresses: the site's for the peers, each gateway's own for management.
+        assert.deepEqual(ha.elasticIps, { virginia: "192.0.2.11", sydney: "192.0.2.12", frankfurt: "192.0.2.13" });
+    });
+
+    it("routes each peer range once per route table, to the primary at first, and lets the active gateway move the route (ignoreChanges)", () => {
+        const routes = ofType(ha, ROUTE).filter((r) => r.inputs.destinationCidrBlock !== "0.0.0.0/0");
+        let expected = 0;
+        for (const site of SITES) {
+            const primaryEni = ha.recordOf(pair(site)[0].networkInterface).id;
+            const tables = routeTableIds(site);
+            assert.equal(tables.length, site === "virginia" ? 1 : 2, "the standby's subnet shares the VPN route table");
+            for (const table of tables) {
+                for (const peer of PEERS[site]) {
+                    const found = routes.filter((r) => r.inputs.routeTableId === table && r.inputs.destinationCidrBlock === CIDR[peer]);
+                    assert.equal(found.length, 1, `${table} -> ${peer}: ${found.length} routes`);
+                    assert.equal(found[0].inputs.networkInterfaceId, primaryEni, `${found[0].name} targets the primary first`);
+                    assert.ok(
+                        found[0].options.ignoreChanges.includes("networkInterfaceId"),
+                        `${found[0].name} would fail back on pulumi up`,
+                    );
+                    expected++;
+                }
+                assert.deepEqual(
+                    routes.filter(
+                        (r) => r.inputs.routeTableId === table && !PEERS[site].some((p) => CIDR[p] === r.inputs.destinationCidrBlock),
+                    ),
+                    [],
+                    `${table} routes nothing else (no spoke to spoke)`,
+                );
+            }
+        }
+        assert.equal(routes.length, expected);
+        // The seed's single gateways keep their routes under the program's control.
+        for (const r of ofType(prod, ROUTE)) {
+            assert.deepEqual(r.options.ignoreChanges, [], r.name);
+        }
+    });
+
+    it("lets each gateway move exactly its own site: its Elastic IP to its two interfaces, its routes, its layout; no wildcard anywhere", () => {
+        const arn = (site: RegionName, type: string, id: string) => `arn:aws:ec2:${REGIONS[site]}:${MOCK_ACCOUNT_ID}:${type}/${id}`;
+        const failoverPolicies = ofType(ha, ROLE_POLICY).filter((p) => p.name.includes("-failover-"));
+        assert.equal(failoverPolicies.length, 6);
+        for (const site of SITES) {
+            const gateways = pair(site);
+            const mine = ha.result.vpn.standbys[site].failover.policies.map((p) => ha.recordOf(p));
+            assert.deepEqual(
+                mine.map((p) => p.inputs.role),
+                gateways.map((g) => ha.recordOf(g.role).name),
+                "one policy per gateway role, primary first",
+            );
+            const enis = gateways.map((g) => ha.recordOf(g.networkInterface).id);
+            for (const p of mine) {
+                assert.equal(p.awsRegion, REGIONS[site]);
+                const statements = JSON.parse(p.inputs.policy).Statement;
+                const allowing = (action: string) =>
+                    statements
+                        .filter((s: any) => s.Effect === "Allow" && [s.Action].flat().includes(action))
+                        .flatMap((s: any) => [s.Resource].flat());
+                assert.deepEqual(allowing("ec2:AssociateAddress"), [
+                    arn(site, "elastic-ip", `hubspoke-${site}-eip-alloc`),
+                    ...enis.map((id) => arn(site, "network-interface", id)),
+                ]);
+                assert.deepEqual(
+                    allowing("ec2:ReplaceRoute"),
+                    routeTableIds(site).map((id) => arn(site, "route-table", id)),
+                );
+                assert.deepEqual(allowing("ssm:GetParameter"), [
+                    `arn:aws:ssm:${REGIONS[site]}:${MOCK_ACCOUNT_ID}:parameter${PREFIX}/${site}/failover`,
+                ]);
+                const anywhere = statements.filter((s: any) => [s.Resource].flat().includes("*"));
+                assert.deepEqual(
+                    anywhere.flatMap((s: any) => [s.Action].flat()).sort(),
+                    ["ec2:DescribeAddresses", "ec2:DescribeRouteTables"],
+                    "only reads on *",
+                );
+                assert.ok(statements.every((s: any) => s.Effect === "Allow" && s.Condition === undefined && s.NotResource === undefined));
+            }
+        }
+        // Every policy of the stack: no ec2:* or * action, and no EC2 write on "*".
+        for (const p of ofType(ha, ROLE_POLICY)) {
+            for (const s of JSON.parse(p.inputs.policy).Statement) {
+                const actions: string[] = [s.Action].flat();
+                assert.ok(!actions.some((a) => a === "*" || a === "ec2:*" || a === "iam:*"), `${p.name}: ${actions}`);
+                assert.equal(s.NotAction, undefined, p.name);
+                if ([s.Resource].flat().includes("*")) {
+                    for (const a of actions.filter((x) => x.startsWith("ec2:"))) {
+                        assert.match(a, /^ec2:Describe/, `${p.name} allows ${a} on every resource`);
+                    }
+                }
+            }
+        }
+    });
+
+    it("puts no key in any user data; both gateways of a site run hubspoke-failover and its units, prod's gateways do not", () => {
+        const keys = Object.values(ha.keys);
+        assert.equal(keys.length, 2);
+        const userData = (r: RecordedResource) => userDataOfPayload(plain(r.inputs.userDataBase64));
+        for (const instance of ofType(ha, INSTANCE)) {
+            const text = userData(instance);
+            for (const k of keys) {
+                assert.ok(!text.includes(k), `${instance.name}'s user data holds a key`);
+            }
+        }
+        for (const site of SITES) {
+            pair(site).forEach((g, i) => {
+                const gateway = i === 0 ? site : `${site}-standby`;
+                const text = userData(ha.recordOf(g.instance));
+                const files = filesOfUserData(text);
+                assert.deepEqual(
+                    files,
+                    bootstrapFiles({
+                        stack: "prod-ha",
+                        regionName: site,
+                        awsRegion: REGIONS[site],
+                        parameterPath: `${PREFIX}/${gateway}/tunnels`,
+                        failover: { gateway, parameter: `${PREFIX}/${site}/failover` },
+                    }),
+                    `${gateway}: exactly its own identity's files`,
+                );
+                const paths = files.map((f) => f.path);
+                for (const p of [
+                    "/usr/local/sbin/hubspoke-failover",
+                    "/etc/systemd/system/hubspoke-failover.service",
+                    "/etc/systemd/system/ipsec.service.d/20-hubspoke-failover.conf",
+                    "/etc/systemd/system/hubspoke-health.service.d/20-hubspoke-failover.conf",
+                ]) {
+                    assert.ok(paths.includes(p), `${gateway} lacks ${p}`);
+                }
+                const env = files.find((f) => f.path === "/etc/hubspoke-vpn/gateway.env")!.content;
+                assert.match(env, new RegExp(`^HUBSPOKE_GATEWAY='${gateway}'$`, "m"));
+                assert.match(env, new RegExp(`^HUBSPOKE_FAILOVER_PARAMETER='${PREFIX}/${site}/failover'$`, "m"));
+                const runcmd: string[][] = YAML.parse(text).runcmd;
+                for (const verb of ["enable", "start"]) {
+                    const command = runcmd.find((c) => c[0] === "systemctl" && c[1] === verb);
+                    assert.ok(command?.includes("hubspoke-failover.service"), `${gateway} does not ${verb} hubspoke-failover`);
+                }
+            });
+        }
+        for (const instance of ofType(prod, INSTANCE)) {
+            const text = userData(instance);
+            assert.ok(!text.includes("hubspoke-failover"), `${instance.name}: a single gateway runs no failover`);
+            assert.ok(!text.includes("HUBSPOKE_GATEWAY="), instance.name);
+            assert.ok(!YAML.parse(text).runcmd.flat().includes("hubspoke-failover.service"), instance.name);
+        }
+    });
+
+    it("passes the policy pack", () => {
+        assert.deepEqual(packViolations(ha), []);
+        assert.ok(ofType(ha, ENI).length === 6, "the pack saw both gateways' interfaces");
+    });
+
+    it("leaves the prod stack as it was: no standby, no failover, no management address, the same resources as 0.1 had but the key parameters", () => {
+        assert.deepEqual(prod.result.vpn.standbys, {});
+        assert.deepEqual(
+            prod.resources
+                .filter((r) => /standby|failover|mgmt/.test(r.name) || r.type === "hubspoke:gateway:SiteFailover")
+                .map((r) => r.name),
+            [],
+        );
+        assert.deepEqual(
+            ofType(prod, "aws:ec2/eip:Eip").map((r) => r.name),
+            SITES.map((s) => `hubspoke-${s}-eip`),
+        );
+        for (const eni of ofType(prod, ENI)) {
+            assert.equal(eni.inputs.privateIpListEnabled, undefined, eni.name);
+            assert.equal(eni.inputs.privateIps.length, 1, eni.name);
+        }
+        for (const site of SITES) {
+            assert.equal(ha.result.regions[site].standby !== undefined, true);
+            assert.equal(prod.result.regions[site].standby, undefined, `${site} exports a standby`);
+        }
+        // The resources of a stack deployed with 0.1 (tests/unit/day-two.test.ts): the same, by URN or
+        // alias, but the four per-tunnel key parameters that went, and the eight tunnel-end parameters
+        // that came since (the keys travel in each gateway's own desired state now).
+        const fixture: string[] = [
+            ...new Set<string>(JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures/prod-urns-0.1.json"), "utf8"))),
+        ];
+        const now = new Set(prod.resources.map((r) => r.urn));
+        const aliased = new Set(prod.resources.flatMap((r) => r.options.aliasNames.map((a) => `${r.type}::${a}`)));
+        const gone = fixture.filter(
+            (urn) => !now.has(urn) && !aliased.has(urn.slice(urn.lastIndexOf("::", urn.lastIndexOf("::") - 1) + 2)),
+        );
+        assert.equal(gone.length, 4);
+        assert.ok(
+            gone.every((u) => /aws:ssm\/parameter:Parameter::hubspoke-\w+-virginia-to-\w+-psk$/.test(u)),
+            gone.join("\n"),
+        );
+        const came = prod.resources.filter((r) => !fixture.includes(r.urn) && r.options.aliasNames.length === 0);
+        assert.deepEqual(
+            came.map((r) => r.name).sort(),
+            SITES.flatMap((s) =>
+                PEERS[s].flatMap((p) => [`hubspoke-${s}-gw-${tunnelOf(s, p)}-conf`, `hubspoke-${s}-gw-${tunnelOf(s, p)}-secrets`]),
+            ).sort(),
+        );
+        assert.equal(prod.resources.length, fixture.length - gone.length + came.length);
+    });
+
+    it("publishes each site's failover layout: its Elastic IP, every route table, the peers' ranges and gateways, then its two gateways, primary first", () => {
+        for (const site of SITES) {
+            const p = parameter(ha, `${PREFIX}/${site}/failover`);
+            assert.equal(p.awsRegion, REGIONS[site]);
+            assert.equal(p.inputs.type, "String");
+            const layout = JSON.parse(parameterValue(p));
+            const gateways = pair(site);
+            assert.deepEqual(layout, {
+                allocationId: `hubspoke-${site}-eip-alloc`,
+                routeTables: routeTableIds(site),
+                peerCidrs: PEERS[site].map((peer) => CIDR[peer]),
+                probeTargets: PEERS[site].flatMap((peer) => PRIVATE_IPS[peer]),
+                gateways: gateways.map((g, i) => ({
+                    name: i === 0 ? site : `${site}-standby`,
+                    networkInterfaceId: ha.recordOf(g.networkInterface).id,
+                    privateIp: PRIVATE_IPS[site][i],
+                    siteIp: siteIpOf(PRIVATE_IPS[site][i]),
+                })),
+            });
+            assert.equal(layout.routeTables.length, site === "virginia" ? 1 : 2);
+        }
+    });
+
+    it("publishes the same tunnels with the same keys for both gateways of a site, each conn leaving from its own site address", () => {
+        const eip = ha.elasticIps;
+        for (const site of SITES) {
+            for (const peer of PEERS[site]) {
+                const tunnel = tunnelOf(site, peer);
+                const of = (gateway: string) => ({
+                    conf: parameter(ha, `${PREFIX}/${gateway}/tunnels/${tunnel}/conf`),
+                    secrets: parameter(ha, `${PREFIX}/${gateway}/tunnels/${tunnel}/secrets`),
+                });
+                const [primary, standby] = [of(site), of(`${site}-standby`)];
+                for (const p of [primary.conf, primary.secrets, standby.conf, standby.secrets]) {
+                    assert.equal(p.awsRegion, REGIONS[site]);
+                }
+                const secret = `${eip[site]} ${eip[peer]} : PSK "${ha.keys[tunnel]}"\n`;
+                assert.equal(parameterValue(primary.secrets), secret);
+                assert.equal(parameterValue(standby.secrets), secret, "the standby holds the same key, under the site's identity");
+                const [a, b] = [primary.conf, standby.conf].map((p) => parameterValue(p).split("\n"));
+                assert.equal(a.length, b.length);
+                const differing = a.map((line, i) => [line, b[i]]).filter(([x, y]) => x !== y);
+                assert.deepEqual(differing, [[`    left=${siteIpOf(PRIVATE_IPS[site][0])}`, `    left=${siteIpOf(PRIVATE_IPS[site][1])}`]]);
+                assert.ok(a.includes(`    leftid=${eip[site]}`), "both identify as the site");
+            }
+            // Each gateway reads its own path only.
+            pair(site).forEach((g, i) => {
+                const gateway = i === 0 ? site : `${site}-standby`;
+                assert.equal(g.parameterPath, `${PREFIX}/${gateway}/tunnels`);
+                const own = ha.resources.find(
+                    (r) => r.type === ROLE_POLICY && r.name === `hubspoke-${site}-${i === 0 ? "" : "standby-"}gw-policy`,
+                );
+                assert.ok(own);
+                const statements = JSON.parse(own.inputs.policy).Statement;
+                const pathArn = `arn:aws:ssm:${REGIONS[site]}:${MOCK_ACCOUNT_ID}:parameter${PREFIX}/${gateway}/tunnels`;
+                assert.deepEqual(
+                    statements.filter((s: any) => String(s.Action).startsWith("ssm:GetParameter")).map((s: any) => s.Resource),
+                    [pathArn, `${pathArn}/*`],
+                );
+            });
+        }
+        // prod: the conn leaves from the interface's primary address.
+        for (const p of ofType(prod, "aws:ssm/parameter:Parameter").filter((x) => x.inputs.name.endsWith("/conf"))) {
+            assert.match(parameterValue(p), /^ {4}left=%defaultroute$/m);
+        }
+    });
+
+    it("alarms once per tunnel end (not twice for a pair), once per site without a ready standby, and graphs StandbyReady and Failovers", () => {
+        const tunnelAlarms = ofType(ha, ALARM).filter((a) => a.inputs.metricName === "TunnelUp");
+        assert.deepEqual(
+            tunnelAlarms.map((a) => `${a.awsRegion} ${a.name} ${a.inputs.dimensions.Region}:${a.inputs.dimensions.Tunnel}`).sort(),
+            SITES.flatMap((s) =>
+                PEERS[s].map((p) => `${REGIONS[s]} hubspoke-${s}-gw-${tunnelOf(s, p)}-down ${s}:${tunnelOf(s, p)}`),
+            ).sort(),
+        );
+        const redundancy = ofType(ha, ALARM).filter((a) => a.inputs.metricName === "StandbyReady");
+        assert.deepEqual(
+            redundancy.map((a) => [a.name, a.awsRegion]),
+            SITES.map((s) => [`hubspoke-${s}-failover-redundancy`, REGIONS[s]]),
+        );
+        for (const a of redundancy) {
+            const site = a.inputs.dimensions.Region as RegionName;
+            assert.deepEqual(a.inputs.dimensions, { Stack: "prod-ha", Region: site });
+            assert.equal(a.inputs.namespace, "HubspokeVpn");
+            assert.equal(a.inputs.treatMissingData, "breaching", "a dead standby reports nothing");
+            assert.equal(a.inputs.comparisonOperator, "LessThanThreshold");
+            assert.equal(a.inputs.threshold, 1);
+            assert.deepEqual(a.inputs.alarmActions, [`arn:aws:mock:::hubspoke-${site}-gw-alarms`]);
+        }
+        // Each instance still has its own recovery alarm.
+        assert.equal(ofType(ha, ALARM).filter((a) => a.inputs.metricName === "StatusCheckFailed_System").length, 6);
+
+        const graphs = (ev: Evaluation) => {
+            const [dashboard] = ofType(ev, "aws:cloudwatch/dashboard:Dashboard");
+            return JSON.parse(dashboard.inputs.dashboardBody).widgets.map((w: any) => w.properties);
+        };
+        const bySite = (metric: string) =>
+            graphs(ha)
+                .filter((g: any) => g.metrics.some((m: any[]) => m[1] === metric))
+                .map((g: any) => g.metrics.map((m: any[]) => `${m[1]} ${m[5]}@${m[6].region}`));
+        for (const metric of ["StandbyReady", "Failovers"]) {
+            assert.deepEqual(bySite(metric), [SITES.map((s) => `${metric} ${s}@${REGIONS[s]}`)], `one ${metric} graph with every site`);
+        }
+        assert.equal(graphs(ha).length, 4, "two tunnel graphs, then the two site graphs");
+        const prodMetrics = graphs(prod).flatMap((g: any) => g.metrics.map((m: any[]) => m[1]));
+        assert.deepEqual([...new Set(prodMetrics)], ["TunnelUp"]);
+    });
+
+    describe("day two: converting the running prod stack to a standby in every site", () => {
+        let converted: Evaluation;
+        let d: StackDiff;
+        before(async () => {
+            // The same stack (URNs and parameter paths of prod) with Pulumi.prod-ha.yaml's regions.
+            converted = await evaluateOffline(stackConfig("prod-ha"), { stack: "prod" });
+            d = diffEvaluations(prod, converted);
+            console.log(
+                "      prod -> prod-ha:\n" +
+                    [
+                        ...d.changed.map((c) => `        ${c.action.padEnd(10)} ${c.resource} (${c.inputs.join(", ")})`),
+                        ...d.removed.map((r) => `        delete     ${r}`),
+                        `        added ${d.added.length}`,
+                    ].join("\n"),
+            );
+        });
+
+        it("replaces each primary instance (its bootstrap gains hubspoke-failover), updates its interface in place, deletes the site's Elastic IP association", () => {
+            assert.deepEqual(
+                d.changed.map((c) => `${c.action} ${c.resource} ${c.inputs}`),
+                [
+                    "update aws:cloudwatch/dashboard:Dashboard::hubspoke-virginia-dashboard dashboardBody",
+                    ...["frankfurt", "sydney", "virginia"].map(
+                        (s) => `replace aws:ec2/instance:Instance::hubspoke-${s}-gw-instance userDataBase64`,
+                    ),
+                    ...["frankfurt", "sydney", "virginia"].map(
+                        (s) => `update ${ENI}::hubspoke-${s}-gw-eni privateIpListEnabled,privateIpLists,privateIps`,
+                    ),
+                    // The conn leaves from the site address now (left=).
+                    ...[
+                        "hubspoke-frankfurt-gw-virginia-to-frankfurt-conf",
+                        "hubspoke-sydney-gw-virginia-to-sydney-conf",
+                        "hubspoke-virginia-gw-virginia-to-frankfurt-conf",
+                        "hubspoke-virginia-gw-virginia-to-sydney-conf",
+                    ].map((n) => `update aws:ssm/parameter:Parameter::${n} insecureValue`),
+                ],
+            );
+            const was = (name: string) => prod.resources.find((r) => r.name === name)!;
+            const now = (name: string) => converted.resources.find((r) => r.name === name)!;
+            for (const s of SITES) {
+                const text = userDataOfPayload(plain(now(`hubspoke-${s}-gw-instance`).inputs.userDataBase64));
+                assert.ok(text.includes("/usr/local/sbin/hubspoke-failover"));
+                assert.deepEqual(now(`hubspoke-${s}-gw-eni`).inputs.privateIpLists, [
+                    ...was(`hubspoke-${s}-gw-eni`).inputs.privateIps,
+                    siteIpOf(was(`hubspoke-${s}-gw-eni`).inputs.privateIps[0]),
+                ]);
+                const conf = (ev: Evaluation) =>
+                    ev.resources.filter(
+                        (r) =>
+                            r.type === "aws:ssm/parameter:Parameter" && r.name.startsWith(`hubspoke-${s}-gw-`) && r.name.endsWith("-conf"),
+                    );
+                const [oldConfs, newConfs] = [conf(prod), conf(converted)];
+                assert.deepEqual(
+                    newConfs.map((p) => p.name),
+                    oldConfs.map((p) => p.name),
+                );
+                oldConfs.forEach((p, i) => {
+                    const after = parameterValue(newConfs[i]).split("\n");
+                    const changed = parameterValue(p)
+                        .split("\n")
+                        .map((line, j) => [line, after[j]])
+                        .filter(([x, y]) => x !== y);
+                    assert.deepEqual(changed, [["    left=%defaultroute", `    left=${siteIpOf(PRIVATE_IPS[s][0])}`]], p.name);
+                });
+            }
+            assert.deepEqual(d.removed, SITES.map((s) => `${EIP_ASSOC}::hubspoke-${s}-gw-eip-assoc`).sort());
+        });
+
+        it("keeps the routes (not replaced, not moved), and replaces or deletes no VPC, subnet, route table, site Elastic IP or key", () => {
+            const kept = [
+                "aws:ec2/vpc:Vpc",
+                "aws:ec2/subnet:Subnet",
+                "aws:ec2/routeTable:RouteTable",
+                "aws:ec2/routeTableAssociation:RouteTableAssociation",
+                "aws:ec2/internetGateway:InternetGateway",
+                ROUTE,
+                "aws:ec2/eip:Eip",
+                "random:index/randomPassword:RandomPassword",
+                "aws:ssm/parameter:Parameter",
+                "aws:iam/role:Role",
+                "aws:ec2/securityGroup:SecurityGroup",
+            ];
+            const touched = [...d.removed, ...d.changed.filter((c) => c.action === "replace").map((c) => c.resource)];
+            assert.deepEqual(
+                touched.filter((k) => kept.some((t) => k.startsWith(`${t}::`))),
+                [],
+            );
+            assert.deepEqual(
+                d.changed.filter((c) => kept.slice(0, 8).some((t) => c.resource.startsWith(`${t}::`))),
+                [],
+                "not even updated",
+            );
+            // The existing routes keep targeting the primary's interface, which the upgrade keeps.
+            for (const r of ofType(converted, ROUTE).filter((x) => x.inputs.networkInterfaceId)) {
+                assert.ok(r.inputs.networkInterfaceId.endsWith("-gw-eni-id") && !r.inputs.networkInterfaceId.includes("standby"), r.name);
+                assert.ok(r.options.ignoreChanges.includes("networkInterfaceId"), r.name);
+            }
+            assert.deepEqual(converted.keys, prod.keys, "the keys stay");
+            assert.deepEqual(converted.elasticIps, prod.elasticIps, "the peers' addresses stay");
+            // What comes: the standbys and what makes each pair fail over; nothing of a primary but its management address.
+            const primaryAdded = d.added.filter((k) => /hubspoke-\w+-gw-/.test(k) && !k.includes("standby"));
+            assert.deepEqual(
+                primaryAdded,
+                SITES.flatMap((s) => [
+                    `aws:ec2/eip:Eip::hubspoke-${s}-gw-mgmt-eip`,
+                    `${EIP_ASSOC}::hubspoke-${s}-gw-mgmt-eip-assoc`,
+                ]).sort(),
+            );
+        });
+    });
+});
