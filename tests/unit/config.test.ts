@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
+import { siteIpOf } from "../../config/types";
 import { ConfigError, parseStackConfig } from "../../config/validate";
 import { evaluateOffline } from "../../harness/evaluate";
-import { prodConfig, prodEvaluation, prodWith } from "./fixtures";
+import { prodConfig, prodEvaluation, prodWith, stackConfig } from "./fixtures";
 
 /** Asserts that the config is refused with a problem at `path` whose message matches `message`. */
 function refused(raw: Record<string, unknown>, path: string, message: RegExp): ConfigError {
@@ -342,6 +343,176 @@ describe("stack config", () => {
             );
             assert.equal(error.problems.length, 3, error.message);
             assert.match(error.message, /^Invalid stack configuration \(3 problems\):/);
+        });
+    });
+
+    describe("a standby gateway (regions[].standby)", () => {
+        const SYDNEY_STANDBY = { vpnSubnet: "12.11.5.0/24", vpnZone: "b", gatewayPrivateIp: "12.11.5.5" };
+        /** prod with a standby in sydney (regions[1]), changed by `change`. */
+        const withStandby = (change: (standby: any, region: any) => void = () => {}) =>
+            prodWith((c) => {
+                c.regions[1].standby = { ...SYDNEY_STANDBY };
+                change(c.regions[1].standby, c.regions[1]);
+            });
+        const S = `${R}[1].standby`;
+
+        it("parses, and its site address is the next address", () => {
+            const { spec } = parseStackConfig(withStandby());
+            assert.deepEqual(spec.regions[1].standby, SYDNEY_STANDBY);
+            assert.equal(spec.regions[0].standby, undefined);
+            assert.equal(siteIpOf(spec.regions[1].standby!.gatewayPrivateIp), "12.11.5.6");
+            assert.equal(siteIpOf(spec.regions[1].gatewayPrivateIp), "12.11.4.6");
+            assert.equal(siteIpOf("10.0.0.255"), "10.0.1.0");
+            const ha = parseStackConfig(stackConfig("prod-ha")).spec;
+            assert.deepEqual(
+                ha.regions.map((r) => [r.name, r.standby]),
+                [
+                    ["virginia", { vpnSubnet: "10.11.5.0/24", vpnZone: "b", gatewayPrivateIp: "10.11.5.5" }],
+                    ["sydney", SYDNEY_STANDBY],
+                    ["frankfurt", { vpnSubnet: "13.11.5.0/24", vpnZone: "b", gatewayPrivateIp: "13.11.5.5" }],
+                ],
+            );
+        });
+
+        it("refuses a standby in the primary's zone, suggesting another", () => {
+            refused(
+                withStandby((s) => (s.vpnZone = "a")),
+                `${S}.vpnZone`,
+                /^"a" is the zone of the primary gateway \(vpnZone\); a standby must be in another zone to survive it, e\.g\. "b"$/,
+            );
+            // The primary's zone as set, not the default.
+            refused(
+                withStandby((s, r) => {
+                    r.vpnZone = "c";
+                    s.vpnZone = "c";
+                }),
+                `${S}.vpnZone`,
+                /"c" is the zone of the primary gateway.*e\.g\. "a"/,
+            );
+            refused(
+                withStandby((s) => (s.vpnZone = "q")),
+                `${S}.vpnZone`,
+                /"q" is not a zone letter/,
+            );
+        });
+
+        it("refuses a standby subnet overlapping the VPN subnet or a workload subnet, or outside the VPC", () => {
+            refused(
+                withStandby((s) => {
+                    s.vpnSubnet = "12.11.4.128/25";
+                    s.gatewayPrivateIp = "12.11.4.133";
+                }),
+                `${S}.vpnSubnet`,
+                /^"12\.11\.4\.128\/25" overlaps hubspoke-vpn:regions\[1\]\.vpnSubnet \(12\.11\.4\.0\/24\)$/,
+            );
+            refused(
+                withStandby((s) => {
+                    s.vpnSubnet = "12.11.8.0/24";
+                    s.gatewayPrivateIp = "12.11.8.5";
+                }),
+                `${S}.vpnSubnet`,
+                /"12\.11\.8\.0\/24" overlaps hubspoke-vpn:regions\[1\]\.workloadSubnets\.epss\.a \(12\.11\.8\.0\/24\)/,
+            );
+            refused(
+                withStandby((s) => {
+                    s.vpnSubnet = "12.12.5.0/24";
+                    s.gatewayPrivateIp = "12.12.5.5";
+                }),
+                `${S}.vpnSubnet`,
+                /^"12\.12\.5\.0\/24" is outside the VPC range 12\.11\.0\.0\/16$/,
+            );
+            refused(
+                withStandby((s) => (s.vpnSubnet = "12.11.5.0/33")),
+                `${S}.vpnSubnet`,
+                /prefix length \/33/,
+            );
+        });
+
+        it("refuses a standby IP outside its subnet or on an address AWS reserves", () => {
+            refused(
+                withStandby((s) => (s.gatewayPrivateIp = "12.11.4.9")),
+                `${S}.gatewayPrivateIp`,
+                /^"12\.11\.4\.9" is outside the VPN subnet 12\.11\.5\.0\/24$/,
+            );
+            for (const ip of ["12.11.5.0", "12.11.5.1", "12.11.5.2", "12.11.5.3", "12.11.5.255"]) {
+                refused(
+                    withStandby((s) => (s.gatewayPrivateIp = ip)),
+                    `${S}.gatewayPrivateIp`,
+                    new RegExp(`^"${ip.replace(/\./g, "\\.")}" is one of the five addresses AWS reserves in 12\\.11\\.5\\.0/24`),
+                );
+            }
+            refused(
+                withStandby((s) => (s.gatewayPrivateIp = "12.11.5")),
+                `${S}.gatewayPrivateIp`,
+                /is not an IPv4 address/,
+            );
+        });
+
+        it("refuses, in a site with a standby, a gateway IP whose next address (the site address) is reserved", () => {
+            // The standby's: 12.11.5.254 is usable, its site address 12.11.5.255 is not.
+            const error = refused(
+                withStandby((s) => (s.gatewayPrivateIp = "12.11.5.254")),
+                `${S}.gatewayPrivateIp`,
+                /^"12\.11\.5\.254": in a site with a standby, the next address \(12\.11\.5\.255\) holds the site's Elastic IP and must be usable in 12\.11\.5\.0\/24 too; use an address in 12\.11\.5\.4-12\.11\.5\.253$/,
+            );
+            assert.equal(error.problems.length, 1, error.message);
+            // The primary's, in a site with a standby.
+            refused(
+                withStandby((_s, r) => (r.gatewayPrivateIp = "12.11.4.254")),
+                `${R}[1].gatewayPrivateIp`,
+                /^"12\.11\.4\.254": in a site with a standby, the next address \(12\.11\.4\.255\).*use an address in 12\.11\.4\.4-12\.11\.4\.253$/,
+            );
+            // Without a standby, the last usable address is a gateway's like any other.
+            assert.equal(
+                parseStackConfig(prodWith((c) => (c.regions[1].gatewayPrivateIp = "12.11.4.254"))).spec.regions[1].gatewayPrivateIp,
+                "12.11.4.254",
+            );
+            assert.equal(
+                parseStackConfig(withStandby((s) => (s.gatewayPrivateIp = "12.11.5.253"))).spec.regions[1].standby?.gatewayPrivateIp,
+                "12.11.5.253",
+            );
+        });
+
+        it("refuses unknown or missing keys under standby, and a standby that is not a map", () => {
+            refused(
+                withStandby((s) => (s.privateIp = "12.11.5.6")),
+                `${S}.privateIp`,
+                /^unknown key; expected one of vpnSubnet, vpnZone, gatewayPrivateIp$/,
+            );
+            refused(
+                withStandby((s) => delete s.vpnZone),
+                `${S}.vpnZone`,
+                /is missing/,
+            );
+            refused(
+                withStandby((s) => delete s.gatewayPrivateIp),
+                `${S}.gatewayPrivateIp`,
+                /is missing/,
+            );
+            for (const [value, shown] of [
+                ["b", '"b"'],
+                [true, "true"],
+                [null, "null"],
+                [["12.11.5.0/24"], '\\["12\\.11\\.5\\.0/24"\\]'],
+            ] as const) {
+                refused(
+                    prodWith((c) => (c.regions[1].standby = value)),
+                    S,
+                    new RegExp(`^${shown} is not a standby \\(expected a map with vpnSubnet, vpnZone, gatewayPrivateIp\\)$`),
+                );
+            }
+        });
+
+        it("registers no resource when a standby is bad", async () => {
+            const recorded: string[] = [];
+            await assert.rejects(
+                evaluateOffline(
+                    withStandby((s) => (s.vpnZone = "a")),
+                    { stack: "prod", onRegister: (r) => recorded.push(r.type) },
+                ),
+                (e: unknown) => e instanceof ConfigError && e.message.includes(`${S}.vpnZone: "a" is the zone of the primary gateway`),
+            );
+            assert.deepEqual(recorded, []);
         });
     });
 
