@@ -122,7 +122,7 @@ setTimeout(() => {
 }, Number(deadline) * 1000);
 `;
 
-function sh(
+export function sh(
     argv: string[],
     opts: { allowFail?: boolean; timeoutMs?: number; input?: string; env?: Record<string, string> } = {},
 ): { ok: boolean; out: string } {
@@ -139,7 +139,7 @@ function sh(
     return { ok: r.status === 0, out };
 }
 
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** Why the lab cannot run here, or undefined when it can. */
 export function labUnavailable(): string | undefined {

@@ -543,11 +543,18 @@ function natRules(state, netns) {
 
 const applyNat = (state, netns) => mustRun(["ip", "netns", "exec", netns, "iptables-restore", "--noflush"], natRules(state, netns));
 
-/** AWS's NAT keeps no state: the next packet of a flow goes to the address's new target, so forget its flows. */
-async function forgetFlows(netns, publicIp) {
+/**
+ * AWS's NAT keeps no state: the next packet of a flow goes to the address's new target, so forget its
+ * flows, and the flows of the private addresses it left and reached (a flow a gateway started before
+ * the address was there would otherwise keep leaving untranslated).
+ */
+async function forgetFlows(netns, publicIp, privateIps) {
     // conntrack exits 1 when there was nothing to delete.
     for (const direction of ["-d", "-q"]) {
         await mustRun(["ip", "netns", "exec", netns, "conntrack", "-D", direction, publicIp], "", [0, 1]);
+    }
+    for (const ip of privateIps) {
+        await mustRun(["ip", "netns", "exec", netns, "conntrack", "-D", "-s", ip], "", [0, 1]);
     }
 }
 
@@ -671,6 +678,7 @@ const ec2Actions = {
         );
         for (const a of displaced) Object.assign(a, { networkInterfaceId: null, privateIpAddress: null, associationId: null });
         const associationId = newId("eipassoc");
+        const left = address.privateIpAddress;
         Object.assign(address, { networkInterfaceId: interfaceId, privateIpAddress: privateIp, associationId });
         save();
         const moved = [address, ...displaced].filter((a) => a.netns);
@@ -679,7 +687,7 @@ const ec2Actions = {
             summary: `${associationId}${displaced.length ? ` (disassociated ${displaced.map((a) => a.allocationId).join(",")})` : ""}`,
             apply: async () => {
                 for (const netns of new Set(moved.map((a) => a.netns))) await applyNat(state, netns);
-                for (const a of moved) await forgetFlows(a.netns, a.publicIp);
+                for (const a of moved) await forgetFlows(a.netns, a.publicIp, [left, privateIp].filter(Boolean));
             },
         };
     },

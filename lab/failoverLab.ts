@@ -1,0 +1,522 @@
+/**
+ * The lab for a stack whose sites have a standby (Pulumi.prod-ha.yaml): per site a VPC router,
+ * both gateways, each in its own subnet and namespace, and a workload host; the lab's AWS stand-in
+ * with Parameter Store and a fake EC2 control plane (lab/fake-aws/endpoint.mjs --ec2-state), whose
+ * AssociateAddress and ReplaceRoute rewrite the VPC router's 1:1 NAT and route tables after about
+ * a second, as AWS does. Each gateway runs the rendered hubspoke-agent (boot run) and the rendered
+ * hubspoke-failover, which starts and stops its pluto: nothing here decides who is active.
+ *
+ * Per site, namespaces `<id>-<site>-vpc` (router; route table k of the VPC is kernel table 101+k,
+ * selected by source subnet as AWS's subnet associations do), `<id>-<site>-gw` (primary),
+ * `<id>-<site>-sb` (standby) and `<id>-<site>-host`; one `<id>-inet` joins the routers' internet legs.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { formatIp, parseCidr } from "../config/cidr";
+import { GATEWAY_PATHS } from "../gateway/contract";
+import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
+import { AWS_LITE, awsCliEnv, type FakeAws, readEc2State, readMetrics, startFakeAws } from "./fakeAws";
+import { LAB_REAUTH_DELAY_SECONDS, type PingRun, pingRun, sh, sleep } from "./lab";
+import { LAB_MTU } from "./topology";
+
+/** One gateway of a pair, placed in the lab. */
+export interface LabPairGateway extends PlanPairGateway {
+    readonly site: string;
+    readonly ns: string;
+    readonly prefix: number;
+    readonly router: string;
+    /** The router's interface towards it. */
+    readonly routerPort: string;
+}
+
+export interface LabSite {
+    readonly plan: PlanGateway;
+    readonly name: string;
+    readonly ns: { readonly vpc: string; readonly host: string };
+    readonly host: { readonly ip: string; readonly prefix: number; readonly router: string; readonly onVpnSubnet: boolean };
+    readonly gateways: readonly [LabPairGateway, LabPairGateway];
+}
+
+function cidr(text: string) {
+    const c = parseCidr(text);
+    if (typeof c === "string") {
+        throw new Error(`lab: "${text}" ${c}`);
+    }
+    return c;
+}
+
+export class FailoverLab {
+    readonly sites: LabSite[];
+    readonly inetNs: string;
+    readonly api: { ip: string; port: number };
+    private readonly plan: Plan;
+    private aws?: FakeAws;
+    private readonly daemons = new Map<string, ChildProcess>();
+
+    constructor(
+        readonly renderDir: string,
+        readonly workDir: string,
+        readonly id: string,
+        private readonly log: (line: string) => void = () => undefined,
+    ) {
+        this.plan = JSON.parse(fs.readFileSync(path.join(renderDir, "plan.json"), "utf8")) as Plan;
+        if (this.plan.secrets !== "revealed") {
+            throw new Error(`lab: ${renderDir} was rendered with keys redacted; render with --reveal-secrets`);
+        }
+        if (!this.plan.gateways.every((g) => g.failover)) {
+            throw new Error("lab: the failover lab needs a standby in every site (Pulumi.prod-ha.yaml)");
+        }
+        this.inetNs = `${id}-inet`;
+        this.api = { ip: `${this.plan.gateways[0].elasticIp.split(".").slice(0, 3).join(".")}.254`, port: 8080 };
+        this.sites = this.plan.gateways.map((g) => {
+            const hostSubnet = cidr(g.workloadSubnets[0] ?? g.vpnSubnet);
+            const gateways = g.failover!.gateways.map((p, i): LabPairGateway => {
+                const subnet = cidr(p.subnet);
+                return {
+                    ...p,
+                    site: g.region,
+                    ns: `${id}-${g.region}-${i === 0 ? "gw" : "sb"}`,
+                    prefix: subnet.prefix,
+                    router: formatIp(subnet.network + 1),
+                    routerPort: i === 0 ? "gwa" : "gwb",
+                };
+            }) as [LabPairGateway, LabPairGateway];
+            return {
+                plan: g,
+                name: g.region,
+                ns: { vpc: `${id}-${g.region}-vpc`, host: `${id}-${g.region}-host` },
+                host: {
+                    ip: formatIp(hostSubnet.network + 20),
+                    prefix: hostSubnet.prefix,
+                    router: formatIp(hostSubnet.network + 1),
+                    onVpnSubnet: g.workloadSubnets.length === 0,
+                },
+                gateways,
+            };
+        });
+    }
+
+    site(name: string): LabSite {
+        const s = this.sites.find((x) => x.name === name);
+        if (!s) {
+            throw new Error(`lab: no site "${name}"`);
+        }
+        return s;
+    }
+
+    gateway(name: string): LabPairGateway {
+        const g = this.sites.flatMap((s) => s.gateways).find((x) => x.name === name);
+        if (!g) {
+            throw new Error(`lab: no gateway "${name}"`);
+        }
+        return g;
+    }
+
+    private dir(g: LabPairGateway, ...parts: string[]): string {
+        return path.join(this.workDir, g.name, ...parts);
+    }
+
+    private get ec2StateFile(): string {
+        return path.join(this.workDir, "ec2.json");
+    }
+
+    private get ssmDir(): string {
+        return path.join(this.workDir, "ssm");
+    }
+
+    /** Namespaces, links, router tables and NAT chains, the AWS stand-in, then every gateway's boot and failover script. */
+    async up(): Promise<void> {
+        this.down();
+        fs.mkdirSync(this.workDir, { recursive: true });
+        try {
+            this.buildNetwork();
+            fs.rmSync(this.ssmDir, { recursive: true, force: true });
+            fs.cpSync(path.join(this.renderDir, "ssm"), this.ssmDir, { recursive: true });
+            fs.writeFileSync(this.ec2StateFile, JSON.stringify(this.initialEc2State(), null, 2));
+            this.aws = await startFakeAws(this.ssmDir, {
+                netns: this.inetNs,
+                host: this.api.ip,
+                port: this.api.port,
+                log: path.join(this.workDir, "aws-requests.log"),
+                ec2State: this.ec2StateFile,
+            });
+            const all = this.sites.flatMap((s) => s.gateways);
+            await Promise.all(all.map((g) => this.prepareGateway(g)));
+            for (const g of all) {
+                this.startDaemon(g);
+            }
+        } catch (e) {
+            this.down();
+            throw e;
+        }
+        this.log(`lab ${this.id}: ${this.sites.length} sites with two gateways each (namespaces ${this.id}-*)`);
+    }
+
+    private buildNetwork(): void {
+        const root = [`netns add ${this.inetNs}`];
+        const ip: Record<string, string[]> = {
+            [this.inetNs]: [
+                "link set lo up",
+                `link add inet mtu ${LAB_MTU.internet} type bridge`,
+                "link set inet up",
+                `addr add ${this.api.ip}/24 dev inet`,
+            ],
+        };
+        const iptables: Record<string, string> = {};
+        const jumbo = LAB_MTU.vpc;
+        this.sites.forEach((s, i) => {
+            const [a, b] = s.gateways;
+            for (const ns of [s.ns.vpc, s.ns.host, a.ns, b.ns]) {
+                root.push(`netns add ${ns}`);
+                ip[ns] = ["link set lo up"];
+            }
+            const vpc = ip[s.ns.vpc];
+            root.push(`link add wan netns ${s.ns.vpc} type veth peer name r${i} netns ${this.inetNs}`);
+            ip[this.inetNs].push(`link set r${i} mtu ${LAB_MTU.internet} master inet up`);
+            vpc.push(`link set wan mtu ${LAB_MTU.internet} up`);
+            for (const address of [s.plan.elasticIp, a.managementIp, b.managementIp]) {
+                vpc.push(`addr add ${address}/24 dev wan`);
+            }
+            for (const [g, bridge] of [
+                [a, "vpn"],
+                [b, "vpn2"],
+            ] as const) {
+                vpc.push(`link add ${bridge} mtu ${jumbo} type bridge`, `addr add ${g.router}/${g.prefix} dev ${bridge}`, `link set ${bridge} up`);
+                root.push(`link add eth0 netns ${g.ns} type veth peer name ${g.routerPort} netns ${s.ns.vpc}`);
+                vpc.push(`link set ${g.routerPort} mtu ${jumbo} master ${bridge} up`);
+                ip[g.ns].push(`addr add ${g.privateIp}/${g.prefix} dev eth0`, `link set eth0 mtu ${jumbo} up`, `route add default via ${g.router}`);
+            }
+            if (!s.host.onVpnSubnet) {
+                vpc.push(`link add wl mtu ${jumbo} type bridge`, `addr add ${s.host.router}/${s.host.prefix} dev wl`, "link set wl up");
+            }
+            root.push(`link add eth0 netns ${s.ns.host} type veth peer name host netns ${s.ns.vpc}`);
+            vpc.push(`link set host mtu ${jumbo} master ${s.host.onVpnSubnet ? "vpn" : "wl"} up`);
+            ip[s.ns.host].push(`addr add ${s.host.ip}/${s.host.prefix} dev eth0`, `link set eth0 mtu ${jumbo} up`, `route add default via ${s.host.router}`);
+            // AWS's subnet associations: a packet from a subnet is routed by its table (kernel table 101+k);
+            // what a table has no route for falls through to the VPC's local routes.
+            s.plan.failover!.routeTables.forEach((t, k) => {
+                for (const subnet of t.subnets) {
+                    vpc.push(`rule add from ${subnet} lookup ${101 + k} priority ${100 + k}`);
+                }
+            });
+            const gatewayAddresses = [a.privateIp, a.siteIp, b.privateIp, b.siteIp];
+            iptables[s.ns.vpc] = [
+                "*nat",
+                ":HUBSPOKE-EIP-PRE - [0:0]",
+                ":HUBSPOKE-EIP-POST - [0:0]",
+                "-A PREROUTING -j HUBSPOKE-EIP-PRE",
+                "-A POSTROUTING -j HUBSPOKE-EIP-POST",
+                "COMMIT",
+                "*filter",
+                // Where the lab cuts the link between a site's two gateways.
+                ":HUBSPOKE-CUT - [0:0]",
+                "-A FORWARD -j HUBSPOKE-CUT",
+                // As on AWS, a packet that left a VPC from an address without an Elastic IP gets no further.
+                `-A FORWARD -i wan ! -s ${this.api.ip.replace(/\.254$/, ".0")}/24 -j DROP`,
+                ...gatewayAddresses.flatMap((g) => [
+                    `-A OUTPUT -d ${g} -p icmp --icmp-type fragmentation-needed -j DROP`,
+                    `-A FORWARD -d ${g} -p icmp --icmp-type fragmentation-needed -j DROP`,
+                ]),
+                "COMMIT",
+                "",
+            ].join("\n");
+        });
+        sh(["ip", "-batch", "-"], { input: root.join("\n") + "\n" });
+        for (const [ns, lines] of Object.entries(ip)) {
+            sh(["ip", "-n", ns, "-batch", "-"], { input: lines.join("\n") + "\n" });
+        }
+        for (const s of this.sites) {
+            sh(["ip", "netns", "exec", s.ns.vpc, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0"]);
+            sh(["ip", "netns", "exec", s.ns.vpc, "iptables-restore"], { input: iptables[s.ns.vpc] });
+        }
+    }
+
+    /** As after `pulumi up`: each gateway's own Elastic IP on its private IP; the site's on no gateway yet; routes to the primary. */
+    private initialEc2State() {
+        return {
+            addresses: this.sites.flatMap((s) => [
+                {
+                    allocationId: s.plan.failover!.allocationId,
+                    publicIp: s.plan.elasticIp,
+                    awsRegion: s.plan.awsRegion,
+                    netns: s.ns.vpc,
+                    networkInterfaceId: null,
+                    privateIpAddress: null,
+                    associationId: null,
+                },
+                ...s.gateways.map((g) => ({
+                    allocationId: `${g.name}-mgmt-alloc`,
+                    publicIp: g.managementIp,
+                    awsRegion: s.plan.awsRegion,
+                    netns: s.ns.vpc,
+                    networkInterfaceId: g.networkInterfaceId,
+                    privateIpAddress: g.privateIp,
+                    associationId: `${g.name}-mgmt-assoc`,
+                })),
+            ]),
+            networkInterfaces: this.sites.flatMap((s) =>
+                s.gateways.map((g) => ({
+                    networkInterfaceId: g.networkInterfaceId,
+                    awsRegion: s.plan.awsRegion,
+                    privateIpAddresses: [g.privateIp, g.siteIp],
+                    nextHop: g.privateIp,
+                })),
+            ),
+            routeTables: this.sites.flatMap((s) =>
+                s.plan.failover!.routeTables.map((t, k) => ({
+                    routeTableId: t.id,
+                    awsRegion: s.plan.awsRegion,
+                    netns: s.ns.vpc,
+                    table: 101 + k,
+                    routes: s.plan.routesToGateway.map((d) => ({ destinationCidrBlock: d, networkInterfaceId: s.gateways[0].networkInterfaceId })),
+                })),
+            ),
+        };
+    }
+
+    /** A gateway's files as its instance boots, the lab's differences, then the agent's boot run. */
+    private async prepareGateway(g: LabPairGateway): Promise<void> {
+        fs.rmSync(this.dir(g), { recursive: true, force: true });
+        for (const d of ["run", "nss", "ipsecdir", "state", "bin"]) {
+            fs.mkdirSync(this.dir(g, d), { recursive: true });
+        }
+        for (const d of ["etc", "usr"]) {
+            fs.cpSync(path.join(this.renderDir, g.name, d), this.dir(g, d), { recursive: true });
+        }
+        fs.rmSync(this.dir(g, GATEWAY_PATHS.ipsecDir), { recursive: true, force: true });
+        fs.mkdirSync(this.dir(g, GATEWAY_PATHS.ipsecDir), { recursive: true });
+        const conf = this.dir(g, "ipsec.conf");
+        fs.writeFileSync(conf, `config setup\n    logfile=${this.dir(g, "pluto.log")}\n\ninclude ${this.dir(g, GATEWAY_PATHS.ipsecDir)}/*.conf\n`);
+        fs.writeFileSync(this.dir(g, "ipsec.secrets"), `include ${this.dir(g, GATEWAY_PATHS.ipsecDir)}/*.secrets\n`, { mode: 0o600 });
+        fs.symlinkSync(AWS_LITE, this.dir(g, "bin", "aws"));
+        const ctl = this.dir(g, "run", "pluto.ctl");
+        // The lab's ipsec.service: flush the kernel's IPsec state, start pluto, load the conns (auto=start ones initiate).
+        const start = [
+            "#!/bin/bash",
+            "ip xfrm policy flush; ip xfrm state flush",
+            `rm -f ${ctl} ${this.dir(g, "run", "pluto.pid")}`,
+            `ipsec pluto --config ${conf} --rundir ${this.dir(g, "run")} --nssdir ${this.dir(g, "nss")} --ipsecdir ${this.dir(g, "ipsecdir")} --secretsfile ${this.dir(g, "ipsec.secrets")} --logfile ${this.dir(g, "pluto.log")} || exit 1`,
+            `for i in $(seq 100); do [ -S ${ctl} ] && break; sleep 0.1; done`,
+            `ipsec addconn --ctlsocket ${ctl} --config ${conf} --autoall >/dev/null`,
+            "",
+        ];
+        const stop = [
+            "#!/bin/bash",
+            `[ -S ${ctl} ] && timeout 5 ipsec whack --ctlsocket ${ctl} --shutdown >/dev/null 2>&1`,
+            `pid=$(cat ${this.dir(g, "run", "pluto.pid")} 2>/dev/null) && kill -9 "$pid" 2>/dev/null`,
+            "ip xfrm policy flush; ip xfrm state flush",
+            "exit 0",
+            "",
+        ];
+        fs.writeFileSync(this.dir(g, "ipsec-start"), start.join("\n"), { mode: 0o755 });
+        fs.writeFileSync(this.dir(g, "ipsec-stop"), stop.join("\n"), { mode: 0o755 });
+        fs.appendFileSync(
+            this.dir(g, GATEWAY_PATHS.env),
+            [
+                "# the lab's differences",
+                `HUBSPOKE_IPSEC_D='${this.dir(g, GATEWAY_PATHS.ipsecDir)}'`,
+                `HUBSPOKE_IPSEC_CONF='${conf}'`,
+                `HUBSPOKE_STATE_DIR='${this.dir(g, "state")}'`,
+                `HUBSPOKE_RUN_DIR='${this.dir(g, "run")}'`,
+                `HUBSPOKE_CTLSOCKET='${ctl}'`,
+                `HUBSPOKE_AWS_ARGS='--endpoint-url ${this.aws!.url}'`,
+                `HUBSPOKE_IPSEC_START='${this.dir(g, "ipsec-start")}'`,
+                `HUBSPOKE_IPSEC_STOP='${this.dir(g, "ipsec-stop")}'`,
+                `HUBSPOKE_REAUTH_DELAY='${LAB_REAUTH_DELAY_SECONDS}'`,
+                "HUBSPOKE_BOOT_ATTEMPTS='2'",
+                "HUBSPOKE_NEW_TUNNEL_GRACE='0'",
+                "",
+            ].join("\n"),
+        );
+        sh(["certutil", "-N", "-d", `sql:${this.dir(g, "nss")}`, "--empty-password"]);
+        sh(["ip", "netns", "exec", g.ns, "sysctl", "-q", "-p", this.dir(g, GATEWAY_PATHS.sysctl)]);
+        sh(["ip", "netns", "exec", g.ns, "nft", "-f", this.dir(g, GATEWAY_PATHS.mssClamp)]);
+        const out = await this.runInGateway(g, [this.dir(g, GATEWAY_PATHS.agentScript), "--boot"]);
+        if (out.status !== 0) {
+            throw new Error(`lab: hubspoke-agent --boot on ${g.name} failed (${out.status}): ${out.text}`);
+        }
+    }
+
+    private env(g: LabPairGateway): Record<string, string> {
+        return { ...awsCliEnv(this.aws!.url), PATH: `${this.dir(g, "bin")}:${process.env.PATH}`, HUBSPOKE_ENV: this.dir(g, GATEWAY_PATHS.env) };
+    }
+
+    private runInGateway(g: LabPairGateway, argv: string[]): Promise<{ status: number | null; text: string }> {
+        const child = spawn("ip", ["netns", "exec", g.ns, "bash", ...argv], { env: this.env(g), stdio: ["ignore", "pipe", "pipe"] });
+        let text = "";
+        child.stdout.on("data", (d) => (text += d));
+        child.stderr.on("data", (d) => (text += d));
+        return new Promise((done) => child.on("close", (status) => done({ status, text })));
+    }
+
+    /** Starts the gateway's rendered hubspoke-failover, as hubspoke-failover.service does at boot. */
+    private startDaemon(g: LabPairGateway): void {
+        const log = fs.openSync(this.dir(g, "failover.log"), "a");
+        const child = spawn("ip", ["netns", "exec", g.ns, "bash", this.dir(g, GATEWAY_PATHS.failoverScript)], {
+            env: this.env(g),
+            stdio: ["ignore", log, log],
+        });
+        fs.closeSync(log);
+        this.daemons.set(g.name, child);
+    }
+
+    failoverLog(name: string): string {
+        const file = this.dir(this.gateway(name), "failover.log");
+        return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+    }
+
+    /** The gateway that holds the site's Elastic IP in the fake EC2, if any. */
+    owner(site: string): string | undefined {
+        const s = this.site(site);
+        const address = readEc2State(this.ec2StateFile).addresses.find((a) => a.allocationId === s.plan.failover!.allocationId);
+        return s.gateways.find((g) => g.networkInterfaceId === address?.networkInterfaceId)?.name;
+    }
+
+    /** Per route table of the site, the gateways its routes to the peers target. */
+    routeTargets(site: string): string[] {
+        const s = this.site(site);
+        const ids = new Set(s.plan.failover!.routeTables.map((t) => t.id));
+        return readEc2State(this.ec2StateFile)
+            .routeTables.filter((t) => ids.has(t.routeTableId))
+            .flatMap((t) => t.routes.map((r) => s.gateways.find((g) => g.networkInterfaceId === r.networkInterfaceId)?.name ?? "?"));
+    }
+
+    /** Failovers and StandbyReady values the gateways put to the lab's CloudWatch. */
+    metrics(metricName: string, site: string): number[] {
+        return readMetrics(this.ssmDir)
+            .filter((m) => m.metricName === metricName && m.dimensions.Region === site)
+            .map((m) => m.value);
+    }
+
+    /** True when the gateway's pluto has an established IKE SA and Child SA for the tunnel. */
+    established(name: string, tunnel: string, layer: "IKE" | "Child SA"): boolean {
+        const g = this.gateway(name);
+        const ctl = this.dir(g, "run", "pluto.ctl");
+        if (!fs.existsSync(ctl)) {
+            return false;
+        }
+        const out = sh(["ip", "netns", "exec", g.ns, "ipsec", "whack", "--ctlsocket", ctl, "--showstates"], { allowFail: true, timeoutMs: 5000 }).out;
+        const state = layer === "IKE" ? "STATE_V2_ESTABLISHED_IKE_SA" : "STATE_V2_ESTABLISHED_CHILD_SA";
+        return new RegExp(`"${tunnel}"[^ ]* ${state}`).test(out);
+    }
+
+    /** Polls `check` every 0.2 s; seconds it took, or undefined after `timeoutSeconds`. */
+    async waitFor(check: () => boolean, timeoutSeconds: number): Promise<number | undefined> {
+        const start = Date.now();
+        while (Date.now() - start < timeoutSeconds * 1000) {
+            if (check()) {
+                return (Date.now() - start) / 1000;
+            }
+            await sleep(200);
+        }
+        return undefined;
+    }
+
+    /** Pings the host of `to` from the host of `from` every `intervalSeconds` until stopped. */
+    startPing(from: string, to: string, intervalSeconds = 0.2): { stop(): Promise<PingRun> } {
+        const child = spawn("ip", ["netns", "exec", this.site(from).ns.host, "ping", "-n", "-i", String(intervalSeconds), "-W", "1", this.site(to).host.ip], {
+            stdio: ["ignore", "pipe", "ignore"],
+        });
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        return {
+            stop: async () => {
+                child.kill("SIGINT");
+                await new Promise((done) => child.on("close", done));
+                return pingRun(
+                    [...out.matchAll(/^\d+ bytes from .*icmp_seq=(\d+) /gm)].map((m) => Number(m[1])),
+                    intervalSeconds,
+                );
+            },
+        };
+    }
+
+    ping(from: string, to: string, count = 2): boolean {
+        return sh(["ip", "netns", "exec", this.site(from).ns.host, "ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", this.site(to).host.ip], {
+            allowFail: true,
+            timeoutMs: 15_000,
+        }).ok;
+    }
+
+    /** The gateway dies as a host dies: its link goes down, and pluto and hubspoke-failover are gone at once. */
+    kill(name: string): void {
+        const g = this.gateway(name);
+        sh(["ip", "-n", g.ns, "link", "set", "eth0", "down"]);
+        const daemon = this.daemons.get(name);
+        const pids = spawnSync("ip", ["netns", "pids", g.ns], { encoding: "utf8" }).stdout ?? "";
+        for (const pid of pids.split("\n").filter(Boolean)) {
+            try {
+                process.kill(Number(pid), "SIGKILL");
+            } catch {
+                // already gone
+            }
+        }
+        daemon?.kill("SIGKILL");
+        this.daemons.delete(name);
+        this.log(`lab: gateway ${name} killed (link down, pluto and hubspoke-failover gone)`);
+    }
+
+    /** The gateway comes back as after a reboot: link up, no IPsec state, /run empty, its failover script started. */
+    revive(name: string): void {
+        const g = this.gateway(name);
+        for (const table of ["policy", "state"]) {
+            sh(["ip", "netns", "exec", g.ns, "ip", "xfrm", table, "flush"], { allowFail: true });
+        }
+        // A reboot forgets the site address the failover script added, and the runtime directory.
+        sh(["ip", "-n", g.ns, "addr", "del", `${g.siteIp}/${g.prefix}`, "dev", "eth0"], { allowFail: true });
+        for (const f of ["active", "pluto.ctl", "pluto.pid"]) {
+            fs.rmSync(this.dir(g, "run", f), { force: true });
+        }
+        sh(["ip", "-n", g.ns, "link", "set", "eth0", "up"]);
+        sh(["ip", "-n", g.ns, "route", "replace", "default", "via", g.router]);
+        this.startDaemon(g);
+        this.log(`lab: gateway ${name} back (booting as standby until it has checked)`);
+    }
+
+    /** Cuts (or restores) only the path between a site's two gateways, in both directions; both stay up. */
+    cut(site: string, on: boolean): void {
+        const s = this.site(site);
+        const [a, b] = s.gateways;
+        const rules = on
+            ? [
+                  `-A HUBSPOKE-CUT -s ${a.privateIp} -d ${b.privateIp} -j DROP`,
+                  `-A HUBSPOKE-CUT -s ${a.siteIp} -d ${b.privateIp} -j DROP`,
+                  `-A HUBSPOKE-CUT -s ${b.privateIp} -d ${a.privateIp} -j DROP`,
+                  `-A HUBSPOKE-CUT -s ${b.siteIp} -d ${a.privateIp} -j DROP`,
+              ]
+            : [];
+        sh(["ip", "netns", "exec", s.ns.vpc, "iptables-restore", "--noflush"], { input: ["*filter", ":HUBSPOKE-CUT - [0:0]", ...rules, "COMMIT", ""].join("\n") });
+        this.log(`lab: link between ${a.name} and ${b.name} ${on ? "cut" : "restored"}`);
+    }
+
+    /** Stops everything and removes every namespace of this lab. Idempotent. */
+    down(): void {
+        for (const d of this.daemons.values()) {
+            try {
+                d.kill("SIGKILL");
+            } catch {
+                // already gone
+            }
+        }
+        this.daemons.clear();
+        this.aws?.stop?.();
+        this.aws = undefined;
+        const prefix = `${this.id}-`;
+        const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
+        for (const ns of list
+            .split("\n")
+            .map((l) => l.split(" ")[0])
+            .filter((n) => n.startsWith(prefix))) {
+            const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
+            for (const pid of pids.split("\n").filter(Boolean)) {
+                try {
+                    process.kill(Number(pid), "SIGKILL");
+                } catch {
+                    // already gone
+                }
+            }
+            spawnSync("ip", ["netns", "del", ns]);
+        }
+    }
+}
