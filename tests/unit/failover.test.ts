@@ -9,6 +9,7 @@ import * as path from "node:path";
 import type { ResourceValidationArgs } from "@pulumi/policy";
 import * as YAML from "yaml";
 import type { OpenSwanGateway } from "../../components/openSwanGateway";
+import { containsIp, parseCidr, parseIp } from "../../config/cidr";
 import { siteIpOf } from "../../config/types";
 import { diffEvaluations, type StackDiff } from "../../harness/diff";
 import { type Evaluation, evaluateOffline, MOCK_ACCOUNT_ID, plain, type RecordedResource } from "../../harness/evaluate";
@@ -409,6 +410,30 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
         for (const p of ofType(prod, "aws:ssm/parameter:Parameter").filter((x) => x.inputs.name.endsWith("/conf"))) {
             assert.match(parameterValue(p), /^ {4}left=%defaultroute$/m);
         }
+    });
+
+    it("lets each standby's probes leave it: its security group allows ICMP to every probe target of its layout", () => {
+        // The standby decides that the active failed when neither the active (across the VPC) nor any peer
+        // gateway (through the tunnels, via the active) answers a ping (gateway/hubspoke-failover.sh, probe).
+        // A security group filters what leaves an interface by destination, whatever the route: a ping to a
+        // peer's gateway leaves the standby only if an egress rule of its group covers that address.
+        const allows = (ruleType: string, groupId: string, ip: string) =>
+            ofType(ha, ruleType).some((r) => {
+                const block = parseCidr(r.inputs.securityGroupId === groupId ? (r.inputs.cidrIpv4 ?? "") : "");
+                return typeof block !== "string" && containsIp(block, parseIp(ip)!) && ["-1", "icmp"].includes(String(r.inputs.ipProtocol));
+            });
+        const blocked: string[] = [];
+        for (const site of SITES) {
+            const layout = JSON.parse(parameterValue(parameter(ha, `${PREFIX}/${site}/failover`)));
+            const standby = pair(site)[1];
+            const group = ha.recordOf(standby.securityGroup).id;
+            for (const target of [PRIVATE_IPS[site][0], ...layout.probeTargets]) {
+                if (!allows("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", group, target)) {
+                    blocked.push(`${site}-standby -> ${target}`);
+                }
+            }
+        }
+        assert.deepEqual(blocked, [], "probes the standby's own security group drops: only the active's private IP is ever probed");
     });
 
     it("alarms once per tunnel end (not twice for a pair), once per site without a ready standby, and graphs StandbyReady and Failovers", () => {
