@@ -206,6 +206,23 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             { securityGroupId: sg, cidrIpv4: region.vpcCidr, ipProtocol: "-1", description: "decrypted traffic into this VPC" },
             parent,
         );
+        // A pair's standby probes the peers' gateways through the tunnels (via the active); security groups
+        // filter by address whatever the route, so the probes and their targets need their own rules.
+        if (this.args.failover) {
+            for (const t of this.args.tunnels) {
+                const probe = { securityGroupId: sg, cidrIpv4: t.peerCidr, ipProtocol: "icmp", fromPort: -1, toPort: -1 };
+                new aws.vpc.SecurityGroupEgressRule(
+                    `${name}-${t.tunnel}-probe-out`,
+                    { ...probe, description: "failover probes through the tunnel" },
+                    parent,
+                );
+                new aws.vpc.SecurityGroupIngressRule(
+                    `${name}-${t.tunnel}-probe-in`,
+                    { ...probe, description: "failover probes from the peer's standby" },
+                    parent,
+                );
+            }
+        }
         // Package repositories, SSM and CloudWatch are HTTPS endpoints with changing addresses.
         new aws.vpc.SecurityGroupEgressRule(
             `${name}-https-out`,

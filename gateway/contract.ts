@@ -136,6 +136,12 @@ export const FAILOVER = {
     ownerCheckSeconds: 10,
     /** The active checks this often that every route to the peers targets it (and repairs the rest). */
     routeCheckSeconds: 60,
+    /**
+     * A gateway that stepped down while alive (the other took the site) takes it back only from an
+     * active it has seen answer since, or after this long: a partition between the two gateways,
+     * where each sees the other dead, moves the site at most once in this time instead of flapping.
+     */
+    stepDownHoldSeconds: 300,
     /** An Elastic IP on no gateway is claimed at once by the primary, by the standby after this long. */
     unownedGraceSeconds: 60,
     /** The standby reports StandbyReady this often. */
@@ -233,6 +239,7 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
                   HUBSPOKE_OWNER_CHECK: FAILOVER.ownerCheckSeconds,
                   HUBSPOKE_ROUTE_CHECK: FAILOVER.routeCheckSeconds,
                   HUBSPOKE_UNOWNED_GRACE: FAILOVER.unownedGraceSeconds,
+                  HUBSPOKE_STEP_DOWN_HOLD: FAILOVER.stepDownHoldSeconds,
                   HUBSPOKE_METRIC_INTERVAL: FAILOVER.metricIntervalSeconds,
                   HUBSPOKE_METRIC_STANDBY_READY: METRIC.standbyReady,
                   HUBSPOKE_METRIC_FAILOVERS: METRIC.failovers,

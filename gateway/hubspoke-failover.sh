@@ -147,7 +147,10 @@ deactivate() {
   log "stepping down: $1"
   rm -f "$run/active"
   $HUBSPOKE_IPSEC_STOP || log "stopping ipsec failed"
-  role=standby misses=0 unowned_since=""
+  # No flapping: a gateway that stepped down while alive takes the site back only from an active it
+  # has seen answer since, or after the hold-down (a partition between the two, seen from both sides,
+  # moves the site at most once per hold-down).
+  role=standby misses=0 unowned_since="" seen_alive=no hold_until=$(($(now) + HUBSPOKE_STEP_DOWN_HOLD))
 }
 
 # 4. The standby's view of the active: anything answering, directly or through a tunnel.
@@ -167,7 +170,7 @@ done
 log "gateway $HUBSPOKE_GATEWAY ($my_eni, $my_ip, site address $my_site); partner $other_name ($other_ip)"
 until add_site_address; do sleep 5; done
 rm -f "$run/active"
-role=standby misses=0 unowned_since="" next_metric=0 next_layout=$(($(now) + 300))
+role=standby misses=0 unowned_since="" seen_alive=no hold_until=0 next_metric=0 next_layout=$(($(now) + 300))
 # At start: resume ownership if the Elastic IP is already here (a restart), else start as standby.
 until current=$(owner) && [ -n "$current" ]; do sleep "$HUBSPOKE_PROBE_INTERVAL"; done
 if [ "$current" = "$my_eni" ]; then
@@ -202,12 +205,14 @@ while true; do
   probe
   if [ "$answered" = yes ]; then
     [ "$misses" -gt 0 ] && log "the active answers again after $misses missed round(s)"
-    misses=0
+    misses=0 seen_alive=yes
   else
     misses=$((misses + 1))
     [ "$misses" = 1 ] && log "the active did not answer (across the VPC: $other_ip; through the tunnels: $probe_targets)"
   fi
-  if [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ]; then
+  if [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ] && [ "$seen_alive" = no ] && [ "$t" -lt "$hold_until" ]; then
+    [ "$misses" = "$HUBSPOKE_CONFIRM_PROBES" ] && log "not taking over: this gateway stepped down $((HUBSPOKE_STEP_DOWN_HOLD - hold_until + t))s ago and has not seen the active answer since (hold-down ${HUBSPOKE_STEP_DOWN_HOLD}s)"
+  elif [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ]; then
     activate "the active answered neither across the VPC nor through a tunnel for $misses rounds" yes
     continue
   fi

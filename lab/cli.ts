@@ -6,6 +6,9 @@
  * Child SA state and the layer proven. On this machine's kernel that is IKE only when it lacks ESP;
  * `--vm` runs the lab inside a QEMU VM booting Debian's full kernel, which proves Child SAs and traffic.
  * With ESP it also sends 5 MB from a spoke's host to the hub's with the gateways' MSS clamp and without.
+ * A stack whose sites have a standby (`--stack prod-ha`) runs the failover scenario instead: the hub's
+ * active gateway dies, then a spoke's, while a spoke's host pings the hub's (the traffic gap, with --vm);
+ * the dead hub gateway returns as the standby; the link between the hub's two gateways is cut.
  *   --full   also kill and restart the hub's pluto (timing recovery), kill a spoke, rotate a key, try a
  *            wrong key; then day two on a second lab: add a spoke, change a tunnel, remove the spoke
  *   --hold   keep the lab up until Ctrl-C (explore with `ip netns exec <id>-virginia-gw ipsec whack ...`)
@@ -18,6 +21,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs as parseArgv } from "node:util";
 import { ADDED_SPOKE, type DayTwoReport, runDayTwo } from "./dayTwo";
+import { FailoverLab } from "./failoverLab";
+import { type FailoverReport, failoverPassed, formatFailover, runFailoverScenario } from "./failoverScenario";
 import { Lab, labUnavailable } from "./lab";
 import { runScenario, type ScenarioReport } from "./scenario";
 
@@ -254,8 +259,36 @@ function runInVm(args: Args, renderDir: string): number {
     return vm.status ?? 1;
 }
 
+/** Whether a render's sites have standbys (Pulumi.prod-ha.yaml): those run the failover scenario. */
+function hasStandbys(renderDir: string): boolean {
+    const plan = JSON.parse(fs.readFileSync(path.join(renderDir, "plan.json"), "utf8")) as { gateways: { failover?: unknown }[] };
+    return plan.gateways.some((g) => g.failover);
+}
+
+/** The failover scenario (sites with standbys): kill the hub's active, a spoke's, bring one back, cut the pair's link. */
+async function runFailoverHere(args: Args, renderDir: string): Promise<number> {
+    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-lab-"));
+    const lab = new FailoverLab(renderDir, workDir, `hf${process.pid % 100000}`, say);
+    process.on("exit", () => {
+        lab.down();
+        fs.rmSync(workDir, { recursive: true, force: true });
+    });
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+        process.on(signal, () => process.exit(130));
+    }
+    const report: FailoverReport = await runFailoverScenario(lab, say);
+    console.log(formatFailover(report));
+    if (args.json) {
+        fs.writeFileSync(args.json, JSON.stringify(report, null, 2));
+    }
+    return failoverPassed(report) ? 0 : 1;
+}
+
 /** The scenario on this machine's kernel (or the VM's, when run inside it), then day two on a second lab. */
 async function runHere(args: Args, renderDir: string): Promise<number> {
+    if (hasStandbys(renderDir)) {
+        return runFailoverHere(args, renderDir);
+    }
     // pluto's sockets and NSS databases go on a local filesystem ($TMPDIR is a tmpfs in the VM).
     const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-lab-"));
     // In the VM the real AWS CLI takes over a minute to start (software emulation): the agents use aws-lite there.

@@ -182,17 +182,29 @@ export class FailoverLab {
                 [a, "vpn"],
                 [b, "vpn2"],
             ] as const) {
-                vpc.push(`link add ${bridge} mtu ${jumbo} type bridge`, `addr add ${g.router}/${g.prefix} dev ${bridge}`, `link set ${bridge} up`);
+                vpc.push(
+                    `link add ${bridge} mtu ${jumbo} type bridge`,
+                    `addr add ${g.router}/${g.prefix} dev ${bridge}`,
+                    `link set ${bridge} up`,
+                );
                 root.push(`link add eth0 netns ${g.ns} type veth peer name ${g.routerPort} netns ${s.ns.vpc}`);
                 vpc.push(`link set ${g.routerPort} mtu ${jumbo} master ${bridge} up`);
-                ip[g.ns].push(`addr add ${g.privateIp}/${g.prefix} dev eth0`, `link set eth0 mtu ${jumbo} up`, `route add default via ${g.router}`);
+                ip[g.ns].push(
+                    `addr add ${g.privateIp}/${g.prefix} dev eth0`,
+                    `link set eth0 mtu ${jumbo} up`,
+                    `route add default via ${g.router}`,
+                );
             }
             if (!s.host.onVpnSubnet) {
                 vpc.push(`link add wl mtu ${jumbo} type bridge`, `addr add ${s.host.router}/${s.host.prefix} dev wl`, "link set wl up");
             }
             root.push(`link add eth0 netns ${s.ns.host} type veth peer name host netns ${s.ns.vpc}`);
             vpc.push(`link set host mtu ${jumbo} master ${s.host.onVpnSubnet ? "vpn" : "wl"} up`);
-            ip[s.ns.host].push(`addr add ${s.host.ip}/${s.host.prefix} dev eth0`, `link set eth0 mtu ${jumbo} up`, `route add default via ${s.host.router}`);
+            ip[s.ns.host].push(
+                `addr add ${s.host.ip}/${s.host.prefix} dev eth0`,
+                `link set eth0 mtu ${jumbo} up`,
+                `route add default via ${s.host.router}`,
+            );
             // AWS's subnet associations: a packet from a subnet is routed by its table (kernel table 101+k);
             // what a table has no route for falls through to the VPC's local routes.
             s.plan.failover!.routeTables.forEach((t, k) => {
@@ -269,7 +281,10 @@ export class FailoverLab {
                     awsRegion: s.plan.awsRegion,
                     netns: s.ns.vpc,
                     table: 101 + k,
-                    routes: s.plan.routesToGateway.map((d) => ({ destinationCidrBlock: d, networkInterfaceId: s.gateways[0].networkInterfaceId })),
+                    routes: s.plan.routesToGateway.map((d) => ({
+                        destinationCidrBlock: d,
+                        networkInterfaceId: s.gateways[0].networkInterfaceId,
+                    })),
                 })),
             ),
         };
@@ -287,7 +302,10 @@ export class FailoverLab {
         fs.rmSync(this.dir(g, GATEWAY_PATHS.ipsecDir), { recursive: true, force: true });
         fs.mkdirSync(this.dir(g, GATEWAY_PATHS.ipsecDir), { recursive: true });
         const conf = this.dir(g, "ipsec.conf");
-        fs.writeFileSync(conf, `config setup\n    logfile=${this.dir(g, "pluto.log")}\n\ninclude ${this.dir(g, GATEWAY_PATHS.ipsecDir)}/*.conf\n`);
+        fs.writeFileSync(
+            conf,
+            `config setup\n    logfile=${this.dir(g, "pluto.log")}\n\ninclude ${this.dir(g, GATEWAY_PATHS.ipsecDir)}/*.conf\n`,
+        );
         fs.writeFileSync(this.dir(g, "ipsec.secrets"), `include ${this.dir(g, GATEWAY_PATHS.ipsecDir)}/*.secrets\n`, { mode: 0o600 });
         fs.symlinkSync(AWS_LITE, this.dir(g, "bin", "aws"));
         const ctl = this.dir(g, "run", "pluto.ctl");
@@ -339,7 +357,11 @@ export class FailoverLab {
     }
 
     private env(g: LabPairGateway): Record<string, string> {
-        return { ...awsCliEnv(this.aws!.url), PATH: `${this.dir(g, "bin")}:${process.env.PATH}`, HUBSPOKE_ENV: this.dir(g, GATEWAY_PATHS.env) };
+        return {
+            ...awsCliEnv(this.aws!.url),
+            PATH: `${this.dir(g, "bin")}:${process.env.PATH}`,
+            HUBSPOKE_ENV: this.dir(g, GATEWAY_PATHS.env),
+        };
     }
 
     private runInGateway(g: LabPairGateway, argv: string[]): Promise<{ status: number | null; text: string }> {
@@ -389,16 +411,27 @@ export class FailoverLab {
             .map((m) => m.value);
     }
 
-    /** True when the gateway's pluto has an established IKE SA and Child SA for the tunnel. */
-    established(name: string, tunnel: string, layer: "IKE" | "Child SA"): boolean {
+    private showStates(name: string): string {
         const g = this.gateway(name);
         const ctl = this.dir(g, "run", "pluto.ctl");
         if (!fs.existsSync(ctl)) {
-            return false;
+            return "";
         }
-        const out = sh(["ip", "netns", "exec", g.ns, "ipsec", "whack", "--ctlsocket", ctl, "--showstates"], { allowFail: true, timeoutMs: 5000 }).out;
+        return sh(["ip", "netns", "exec", g.ns, "ipsec", "whack", "--ctlsocket", ctl, "--showstates"], { allowFail: true, timeoutMs: 5000 })
+            .out;
+    }
+
+    /** True when the gateway's pluto has an established SA of this layer for the tunnel. */
+    established(name: string, tunnel: string, layer: "IKE" | "Child SA"): boolean {
         const state = layer === "IKE" ? "STATE_V2_ESTABLISHED_IKE_SA" : "STATE_V2_ESTABLISHED_CHILD_SA";
-        return new RegExp(`"${tunnel}"[^ ]* ${state}`).test(out);
+        return new RegExp(`"${tunnel}"[^ ]* ${state}`).test(this.showStates(name));
+    }
+
+    /** Serial numbers of the gateway's established IKE SAs of a tunnel (a new IKE SA gets a new one). */
+    ikeSerials(name: string, tunnel: string): number[] {
+        return [...this.showStates(name).matchAll(/#(\d+): "([^"]+)"[^ ]* STATE_V2_ESTABLISHED_IKE_SA/g)]
+            .filter((m) => m[2] === tunnel)
+            .map((m) => Number(m[1]));
     }
 
     /** Polls `check` every 0.2 s; seconds it took, or undefined after `timeoutSeconds`. */
@@ -415,9 +448,13 @@ export class FailoverLab {
 
     /** Pings the host of `to` from the host of `from` every `intervalSeconds` until stopped. */
     startPing(from: string, to: string, intervalSeconds = 0.2): { stop(): Promise<PingRun> } {
-        const child = spawn("ip", ["netns", "exec", this.site(from).ns.host, "ping", "-n", "-i", String(intervalSeconds), "-W", "1", this.site(to).host.ip], {
-            stdio: ["ignore", "pipe", "ignore"],
-        });
+        const child = spawn(
+            "ip",
+            ["netns", "exec", this.site(from).ns.host, "ping", "-n", "-i", String(intervalSeconds), "-W", "1", this.site(to).host.ip],
+            {
+                stdio: ["ignore", "pipe", "ignore"],
+            },
+        );
         let out = "";
         child.stdout.on("data", (d) => (out += d));
         return {
@@ -433,10 +470,28 @@ export class FailoverLab {
     }
 
     ping(from: string, to: string, count = 2): boolean {
-        return sh(["ip", "netns", "exec", this.site(from).ns.host, "ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", this.site(to).host.ip], {
-            allowFail: true,
-            timeoutMs: 15_000,
-        }).ok;
+        return sh(
+            [
+                "ip",
+                "netns",
+                "exec",
+                this.site(from).ns.host,
+                "ping",
+                "-n",
+                "-q",
+                "-c",
+                String(count),
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                this.site(to).host.ip,
+            ],
+            {
+                allowFail: true,
+                timeoutMs: 15_000,
+            },
+        ).ok;
     }
 
     /** The gateway dies as a host dies: its link goes down, and pluto and hubspoke-failover are gone at once. */
@@ -486,7 +541,9 @@ export class FailoverLab {
                   `-A HUBSPOKE-CUT -s ${b.siteIp} -d ${a.privateIp} -j DROP`,
               ]
             : [];
-        sh(["ip", "netns", "exec", s.ns.vpc, "iptables-restore", "--noflush"], { input: ["*filter", ":HUBSPOKE-CUT - [0:0]", ...rules, "COMMIT", ""].join("\n") });
+        sh(["ip", "netns", "exec", s.ns.vpc, "iptables-restore", "--noflush"], {
+            input: ["*filter", ":HUBSPOKE-CUT - [0:0]", ...rules, "COMMIT", ""].join("\n"),
+        });
         this.log(`lab: link between ${a.name} and ${b.name} ${on ? "cut" : "restored"}`);
     }
 

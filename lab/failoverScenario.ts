@@ -1,0 +1,275 @@
+/**
+ * The failover scenario on a stack whose sites have a standby (Pulumi.prod-ha.yaml), in the
+ * FailoverLab: the hub's active gateway dies, then a spoke's, each while a spoke's workload host
+ * pings the hub's; the dead hub gateway returns; the link between the hub's two gateways is cut.
+ * What it proves depends on the kernel: without ESP, the takeover and IKE; with ESP (the VM), the
+ * traffic gap itself, from the ping sequence.
+ */
+
+import type { FailoverLab } from "./failoverLab";
+import type { PingRun } from "./lab";
+import { sh, sleep } from "./lab";
+
+/** The traffic gap the issue allows when a site's active gateway dies. */
+export const MAX_FAILOVER_GAP_SECONDS = 10;
+/** How long the cut between two healthy gateways is held: many times the standby's confirmation window. */
+export const CUT_HOLD_SECONDS = 12;
+
+export interface FailoverMeasure {
+    /** The gateway killed and the one that took over. */
+    readonly killed: string;
+    readonly tookOver?: string;
+    /** Seconds from the kill until the fake EC2 had the site's Elastic IP on the standby. */
+    readonly ownerMovedSeconds?: number;
+    /** Seconds from the kill until every tunnel of the site was established (IKE, and Child SA with ESP) on the new active. */
+    readonly tunnelsBackSeconds?: number;
+    /** With ESP: the ping run across the kill; its longest gap is the traffic gap. */
+    readonly ping?: PingRun;
+}
+
+export interface FailoverReport {
+    readonly kernelHasEsp: boolean;
+    /** The layer the run could prove: "IKE" on a kernel without ESP, "traffic" with it. */
+    readonly layer: "IKE" | "traffic";
+    /** Seconds from the lab's start until every site's primary owned its site and every tunnel was up. */
+    readonly initialSeconds?: number;
+    readonly hub?: FailoverMeasure;
+    readonly spoke?: FailoverMeasure;
+    /** The failed hub gateway returns: where the site is after it checked, and the traffic meanwhile. */
+    readonly returned?: {
+        readonly owner?: string;
+        readonly failoversAfter: number;
+        readonly ping?: PingRun;
+        readonly tunnelsKept: boolean;
+    };
+    /** Only the link between the hub's two gateways cut, both healthy. */
+    readonly cut?: {
+        readonly ownerBefore?: string;
+        readonly ownerAfter?: string;
+        readonly moves: number;
+        readonly ping?: PingRun;
+        readonly tunnelsKept: boolean;
+    };
+    /** Failovers each site's gateways reported to CloudWatch, and whether a standby reported StandbyReady 1. */
+    readonly metrics?: Record<string, { readonly failovers: number; readonly standbyReady: boolean }>;
+}
+
+/** Whether a kernel installs ESP SAs: one test SA in the lab's internet namespace. */
+function kernelHasEsp(lab: FailoverLab): boolean {
+    sh(["modprobe", "-q", "esp4"], { allowFail: true });
+    const ns = ["ip", "netns", "exec", lab.inetNs];
+    const probe = sh(
+        [
+            ...ns,
+            ..."ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100".split(" "),
+            "enc",
+            "cbc(aes)",
+            `0x${"11".repeat(16)}`,
+            "auth",
+            "hmac(sha256)",
+            `0x${"22".repeat(32)}`,
+        ],
+        { allowFail: true },
+    );
+    sh(
+        [
+            ...ns,
+            ..."ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x101 aead rfc4106(gcm(aes))".split(" "),
+            `0x${"33".repeat(36)}`,
+            "128",
+        ],
+        { allowFail: true },
+    );
+    sh([...ns, "ip", "xfrm", "state", "flush"], { allowFail: true });
+    return probe.ok;
+}
+
+export async function runFailoverScenario(lab: FailoverLab, log: (line: string) => void): Promise<FailoverReport> {
+    const start = Date.now();
+    await lab.up();
+    const esp = kernelHasEsp(lab);
+    const layer = esp ? "traffic" : "IKE";
+    const tunnelLayer = esp ? "Child SA" : "IKE";
+    const hub = lab.sites[0];
+    const spoke = lab.sites[1];
+    const tunnelsOf = (site: string) => lab.sites.find((s) => s.name === site)!.plan.tunnels;
+    const allUp = (gateway: string, site: string) =>
+        tunnelsOf(site).every((t) => lab.established(gateway, t, "IKE") && lab.established(gateway, t, tunnelLayer));
+    const report: { -readonly [K in keyof FailoverReport]: FailoverReport[K] } = { kernelHasEsp: esp, layer };
+    try {
+        const up = await lab.waitFor(
+            () => lab.sites.every((s) => lab.owner(s.name) === s.gateways[0].name && allUp(s.gateways[0].name, s.name)),
+            90,
+        );
+        if (up === undefined) {
+            log(`lab: the primaries did not come up: owners ${lab.sites.map((s) => lab.owner(s.name)).join(", ")}`);
+            return report;
+        }
+        report.initialSeconds = (Date.now() - start) / 1000;
+        log(`lab: every site on its primary, every tunnel up (${tunnelLayer}) after ${report.initialSeconds.toFixed(1)} s`);
+        if (esp && (await lab.waitFor(() => lab.ping(spoke.name, hub.name), 60)) === undefined) {
+            log("lab: no traffic between the spoke's host and the hub's before any failure");
+            return report;
+        }
+
+        // The hub's active gateway dies; then a spoke's.
+        report.hub = await failover(lab, hub.gateways[0].name, hub.gateways[1].name, hub.name, spoke.name, allUp, esp, log);
+        report.spoke = await failover(lab, spoke.gateways[0].name, spoke.gateways[1].name, spoke.name, spoke.name, allUp, esp, log);
+
+        // The failed hub gateway returns: it must come back as the standby and move nothing.
+        const failoversBefore = lab.metrics("Failovers", hub.name).length;
+        const active = hub.gateways[1].name;
+        const serials = ikeSerials(lab, active, tunnelsOf(hub.name));
+        const ping = esp ? lab.startPing(spoke.name, hub.name) : undefined;
+        lab.revive(hub.gateways[0].name);
+        // Longer than its boot check and an owner check, and several probe rounds as the standby.
+        await sleep(15_000);
+        report.returned = {
+            owner: lab.owner(hub.name),
+            failoversAfter: lab.metrics("Failovers", hub.name).length - failoversBefore,
+            ping: await ping?.stop(),
+            tunnelsKept: sameSerials(serials, ikeSerials(lab, active, tunnelsOf(hub.name))),
+        };
+        log(
+            `lab: ${hub.gateways[0].name} returned: site on ${report.returned.owner}, failovers since ${report.returned.failoversAfter}${pingText(report.returned.ping)}`,
+        );
+
+        // Only the link between the hub's two gateways is cut, both healthy: the standby still sees the
+        // active through the tunnels, so nothing should move (at most once, and traffic keeps flowing).
+        const ownerBefore = lab.owner(hub.name);
+        const failoversAtCut = lab.metrics("Failovers", hub.name).length;
+        const cutSerials = ikeSerials(lab, ownerBefore ?? active, tunnelsOf(hub.name));
+        const cutPing = esp ? lab.startPing(spoke.name, hub.name) : undefined;
+        lab.cut(hub.name, true);
+        await sleep(CUT_HOLD_SECONDS * 1000);
+        lab.cut(hub.name, false);
+        await sleep(2000);
+        report.cut = {
+            ownerBefore,
+            ownerAfter: lab.owner(hub.name),
+            moves: lab.metrics("Failovers", hub.name).length - failoversAtCut,
+            ping: await cutPing?.stop(),
+            tunnelsKept: sameSerials(cutSerials, ikeSerials(lab, ownerBefore ?? active, tunnelsOf(hub.name))),
+        };
+        log(
+            `lab: link between the hub's gateways cut for ${CUT_HOLD_SECONDS} s: site ${report.cut.ownerBefore} -> ${report.cut.ownerAfter}, ${report.cut.moves} move(s)${pingText(report.cut.ping)}`,
+        );
+
+        report.metrics = Object.fromEntries(
+            lab.sites.map((s) => [
+                s.name,
+                {
+                    failovers: lab.metrics("Failovers", s.name).reduce((a, b) => a + b, 0),
+                    standbyReady: lab.metrics("StandbyReady", s.name).includes(1),
+                },
+            ]),
+        );
+        return report;
+    } finally {
+        lab.down();
+    }
+}
+
+async function failover(
+    lab: FailoverLab,
+    victim: string,
+    standby: string,
+    site: string,
+    pingFrom: string,
+    allUp: (gateway: string, site: string) => boolean,
+    esp: boolean,
+    log: (line: string) => void,
+): Promise<FailoverMeasure> {
+    const hub = lab.sites[0].name;
+    const ping = esp ? lab.startPing(pingFrom, hub) : undefined;
+    await sleep(2000);
+    const killedAt = Date.now();
+    lab.kill(victim);
+    const moved = await lab.waitFor(() => lab.owner(site) === standby, 30);
+    const back = await lab.waitFor(() => allUp(standby, site), 60);
+    const tunnelsBackSeconds = back === undefined ? undefined : (Date.now() - killedAt) / 1000;
+    if (esp) {
+        // Traffic must flow again; then a few seconds more, so that a second outage would show.
+        await lab.waitFor(() => lab.ping(pingFrom, hub, 1), 30);
+        await sleep(5000);
+    }
+    const run = await ping?.stop();
+    const m: FailoverMeasure = {
+        killed: victim,
+        tookOver: lab.owner(site),
+        ownerMovedSeconds: moved === undefined ? undefined : Math.round(moved * 10) / 10,
+        tunnelsBackSeconds: tunnelsBackSeconds === undefined ? undefined : Math.round(tunnelsBackSeconds * 10) / 10,
+        ping: run,
+    };
+    log(
+        `lab: ${victim} killed: site ${site} on ${m.tookOver} after ${m.ownerMovedSeconds ?? "-"} s, tunnels up on it after ${m.tunnelsBackSeconds ?? "-"} s${pingText(run)}`,
+    );
+    return m;
+}
+
+function pingText(p?: PingRun): string {
+    return p ? `; ping ${p.received}/${p.sent} answered, longest gap ${p.longestGapSeconds} s` : "";
+}
+
+/** Per tunnel, the serials of the gateway's established IKE SAs: unchanged serials mean untouched SAs. */
+function ikeSerials(lab: FailoverLab, gateway: string, tunnels: readonly string[]): string {
+    return tunnels.map((t) => `${t}:${lab.ikeSerials(gateway, t).join(",")}`).join(" ");
+}
+
+function sameSerials(a: string, b: string): boolean {
+    return a === b && !/:( |$)/.test(a);
+}
+
+/** True when the report shows every check passing at the layer the kernel could prove. */
+export function failoverPassed(r: FailoverReport): boolean {
+    const measured = (m?: FailoverMeasure) =>
+        m !== undefined &&
+        m.tookOver !== m.killed &&
+        m.ownerMovedSeconds !== undefined &&
+        m.tunnelsBackSeconds !== undefined &&
+        (!r.kernelHasEsp || (m.ping !== undefined && m.ping.sent > 0 && m.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS));
+    return (
+        r.initialSeconds !== undefined &&
+        measured(r.hub) &&
+        measured(r.spoke) &&
+        r.returned !== undefined &&
+        r.returned.owner === r.hub?.tookOver &&
+        r.returned.failoversAfter === 0 &&
+        r.returned.tunnelsKept &&
+        (!r.kernelHasEsp || (r.returned.ping !== undefined && r.returned.ping.sent > 0 && r.returned.ping.lost === 0)) &&
+        r.cut !== undefined &&
+        r.cut.moves <= 1 &&
+        (!r.kernelHasEsp ||
+            (r.cut.ping !== undefined && r.cut.ping.sent > 0 && r.cut.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS)) &&
+        r.metrics !== undefined &&
+        // The hub's failover, plus the cut's move if there was one: every move counted once.
+        r.metrics[r.hub!.killed.replace(/-standby$/, "")]?.failovers === 1 + r.cut.moves
+    );
+}
+
+export function formatFailover(r: FailoverReport): string {
+    const m = (label: string, x?: FailoverMeasure) =>
+        x
+            ? `  ${label}: ${x.killed} killed -> ${x.tookOver} active; Elastic IP moved after ${x.ownerMovedSeconds ?? "-"} s, tunnels up after ${x.tunnelsBackSeconds ?? "-"} s` +
+              (x.ping
+                  ? `; traffic gap ${x.ping.longestGapSeconds} s (${x.ping.lost} of ${x.ping.sent} pings lost, one every ${x.ping.intervalSeconds} s)`
+                  : "")
+            : `  ${label}: not reached`;
+    return [
+        `failover (layer proven: ${r.layer}${r.kernelHasEsp ? "" : "; traffic needs --vm"})`,
+        m("hub failover", r.hub),
+        m("spoke failover", r.spoke),
+        r.returned
+            ? `  return: site on ${r.returned.owner}, ${r.returned.failoversAfter} further failover(s), active's IKE SAs kept: ${r.returned.tunnelsKept}${r.returned.ping ? `, ${r.returned.ping.lost} of ${r.returned.ping.sent} pings lost` : ""}`
+            : "  return: not reached",
+        r.cut
+            ? `  cut between the hub's gateways (${CUT_HOLD_SECONDS} s): ${r.cut.moves} move(s), site ${r.cut.ownerBefore} -> ${r.cut.ownerAfter}, IKE SAs kept: ${r.cut.tunnelsKept}${r.cut.ping ? `, longest gap ${r.cut.ping.longestGapSeconds} s` : ""}`
+            : "  cut: not reached",
+        r.metrics
+            ? `  metrics: ${Object.entries(r.metrics)
+                  .map(([s, v]) => `${s} Failovers ${v.failovers}, StandbyReady ${v.standbyReady ? 1 : "-"}`)
+                  .join("; ")}`
+            : "",
+        `  ${failoverPassed(r) ? "PASSED" : "FAILED"}`,
+    ].join("\n");
+}
