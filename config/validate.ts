@@ -275,7 +275,7 @@ function parseRegion(raw: unknown, path: string, fail: Fail, warnings: string[])
     const workloadSubnets = parseWorkloadSubnets(raw.workloadSubnets, vpc, path, subnets, fail);
     const standby = raw.standby === undefined ? undefined : parseStandby(raw.standby, `${path}.standby`, vpc, subnets, vpnZone, fail);
     checkSubnetsDisjoint(subnets, fail);
-    if (standby && vpnSubnet && gatewayPrivateIp !== undefined) {
+    if (raw.standby !== undefined && vpnSubnet && gatewayPrivateIp !== undefined) {
         checkSiteIp(gatewayPrivateIp, vpnSubnet, `${path}.gatewayPrivateIp`, fail);
     }
 

@@ -118,22 +118,23 @@ export const METRIC = { namespace: "HubspokeVpn", tunnelUp: "TunnelUp", standbyR
 
 /**
  * How a site's standby watches its active gateway and takes over (gateway/hubspoke-failover.sh).
- * The standby probes once a second, in parallel: the active's private IP across the VPC, and each
+ * The standby pings once a second, in parallel: the active's private IP across the VPC, and each
  * peer gateway's private IP through the tunnels (its packets take the VPC's routes to the active).
- * The active is failed only when neither answers `confirmProbes` times in a row, so a blip shorter
+ * The active is failed only when nothing has answered for `confirmProbes` seconds, so a blip shorter
  * than that moves nothing, and a cut between the two gateways alone (the tunnels still carry the
- * probes) moves nothing either. Detection takes at most `confirmProbes` probe rounds of
- * `probeTimeoutSeconds`; the takeover (Elastic IP, routes, pluto, IKE) follows at once.
+ * probes) moves nothing either. The takeover (Elastic IP, routes, pluto, IKE) follows at once.
  */
 export const FAILOVER = {
     /** Seconds between probe rounds. */
     probeIntervalSeconds: 1,
     /** Each ping waits this long for its answer. */
     probeTimeoutSeconds: 1,
-    /** Consecutive failed rounds before the standby takes over. */
+    /** Seconds without any answer before the standby takes over (rounds of one echo per target a second). */
     confirmProbes: 3,
     /** The active checks this often that the site's Elastic IP is still its own (else it steps down). */
     ownerCheckSeconds: 10,
+    /** The standby checks this often where the Elastic IP is (on itself after a restart; on no gateway). */
+    standbyOwnerCheckSeconds: 30,
     /** The active checks this often that every route to the peers targets it (and repairs the rest). */
     routeCheckSeconds: 60,
     /**
@@ -142,6 +143,11 @@ export const FAILOVER = {
      * where each sees the other dead, moves the site at most once in this time instead of flapping.
      */
     stepDownHoldSeconds: 300,
+    /**
+     * A standby that has not yet seen the active answer since it started waits this long before it
+     * may take over: the start of its own probes (or of the whole host) must not look like a dead active.
+     */
+    firstSightGraceSeconds: 30,
     /** An Elastic IP on no gateway is claimed at once by the primary, by the standby after this long. */
     unownedGraceSeconds: 60,
     /** The standby reports StandbyReady this often. */
@@ -237,9 +243,11 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
                   HUBSPOKE_PROBE_TIMEOUT: FAILOVER.probeTimeoutSeconds,
                   HUBSPOKE_CONFIRM_PROBES: FAILOVER.confirmProbes,
                   HUBSPOKE_OWNER_CHECK: FAILOVER.ownerCheckSeconds,
+                  HUBSPOKE_STANDBY_OWNER_CHECK: FAILOVER.standbyOwnerCheckSeconds,
                   HUBSPOKE_ROUTE_CHECK: FAILOVER.routeCheckSeconds,
                   HUBSPOKE_UNOWNED_GRACE: FAILOVER.unownedGraceSeconds,
                   HUBSPOKE_STEP_DOWN_HOLD: FAILOVER.stepDownHoldSeconds,
+                  HUBSPOKE_FIRST_SIGHT_GRACE: FAILOVER.firstSightGraceSeconds,
                   HUBSPOKE_METRIC_INTERVAL: FAILOVER.metricIntervalSeconds,
                   HUBSPOKE_METRIC_STANDBY_READY: METRIC.standbyReady,
                   HUBSPOKE_METRIC_FAILOVERS: METRIC.failovers,

@@ -40,7 +40,12 @@ log() { echo "hubspoke-failover: $*" >&2; }
 export AWS_RETRY_MODE=${AWS_RETRY_MODE:-standard} AWS_MAX_ATTEMPTS=${AWS_MAX_ATTEMPTS:-2}
 # shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
 awscli() { aws "$@" --region "$HUBSPOKE_AWS_REGION" --cli-connect-timeout 3 --cli-read-timeout 10 ${HUBSPOKE_AWS_ARGS:-}; }
-now() { date +%s; }
+# The loop runs every second for years: it forks nothing while nothing happens (bash's own clock,
+# and a read with a timeout on a FIFO nobody writes instead of sleep).
+tick() { printf -v t '%(%s)T' -1; }
+[ -p "$run/tick" ] || { rm -f "$run/tick"; mkfifo -m 600 "$run/tick"; }
+exec 7<>"$run/tick"
+pause() { read -r -t "$1" -u 7 _ || true; }
 
 # 1. The layout. Without one (first boot, before the program published it) nothing can be decided.
 load_layout() {
@@ -125,6 +130,7 @@ check_routes() {
 # retransmitted if they leave before the address has moved). $1: why; $2: count it as a failover.
 activate() {
   log "taking over the site: $1"
+  stop_probes
   touch "$run/active"
   awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
     --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err" &
@@ -139,7 +145,8 @@ activate() {
     log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err")"
   fi
   wait "$routes" && log "every route to $peer_cidrs targets $my_eni"
-  role=active next_owner_check=$(($(now) + HUBSPOKE_OWNER_CHECK)) next_route_check=$(($(now) + HUBSPOKE_ROUTE_CHECK))
+  tick
+  role=active next_owner_check=$((t + HUBSPOKE_OWNER_CHECK)) next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
 }
 
 # Stepping down: the Elastic IP is elsewhere, so this gateway's tunnels cannot work any more.
@@ -150,40 +157,92 @@ deactivate() {
   # No flapping: a gateway that stepped down while alive takes the site back only from an active it
   # has seen answer since, or after the hold-down (a partition between the two, seen from both sides,
   # moves the site at most once per hold-down).
-  role=standby misses=0 unowned_since="" seen_alive=no hold_until=$(($(now) + HUBSPOKE_STEP_DOWN_HOLD))
+  tick
+  role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_STEP_DOWN_HOLD)) waiting_logged=no
+  start_probes
 }
 
-# 4. The standby's view of the active: anything answering, directly or through a tunnel.
-probe() {
-  local pids=() t p
-  for t in "$other_ip" $probe_targets; do
-    ping -n -q -c 1 -W "$HUBSPOKE_PROBE_TIMEOUT" "$t" >/dev/null 2>&1 &
-    pids+=($!)
+# 4. The standby's view of the active: anything answering, directly or through a tunnel. One ping per
+# target runs while this gateway is the standby, one echo a second; each keeps in $run/misses-<n> how
+# many echoes in a row went unanswered (ping -O reports each one as it sends the next). Counting
+# echoes rather than seconds means a gateway too busy to ping, or to read the answers, never takes a
+# late answer for a dead active (bash builtins only: nothing forks while nothing happens).
+probers=()
+prober() {
+  local file=$run/misses-$2 misses=0 line
+  echo 0 >"$file"
+  while true; do
+    ping -n -O -i "$HUBSPOKE_PROBE_INTERVAL" -W "$HUBSPOKE_PROBE_TIMEOUT" "$1" 2>/dev/null | while read -r line; do
+      case $line in
+        *" bytes from "*) misses=0 ;;
+        "no answer yet"*) misses=$((misses + 1)) ;;
+        *) continue ;;
+      esac
+      echo "$misses" >"$file"
+    done
+    # ping gave up (no route, say): this target tells nothing until it runs again, so it counts as unanswered.
+    echo 999 >"$file"
+    sleep "$HUBSPOKE_PROBE_INTERVAL"
   done
-  for p in "${pids[@]}"; do wait "$p" && answered=yes; done
+}
+start_probes() {
+  local target n=0
+  stop_probes
+  rm -f "$run"/misses-*
+  for target in "$other_ip" $probe_targets; do
+    prober "$target" "$n" &
+    probers+=($!)
+    n=$((n + 1))
+  done
+  declare -gA seen_misses=()
+}
+# The fewest unanswered echoes in a row over every target: 0 as long as anything answers.
+fewest_misses() {
+  local f value fewest=""
+  for f in "$run"/misses-*; do
+    # A prober may be rewriting its file at this moment: an empty read keeps its last value.
+    read -r value <"$f" && [[ $value =~ ^[0-9]+$ ]] && seen_misses[$f]=$value
+    value=${seen_misses[$f]:-0}
+    [ -z "$fewest" ] || [ "$value" -lt "$fewest" ] && fewest=$value
+  done
+  misses=${fewest:-0}
+}
+stop_probes() {
+  local p
+  for p in "${probers[@]}"; do
+    pkill -P "$p" 2>/dev/null
+    kill "$p" 2>/dev/null
+  done
+  probers=()
 }
 
 until load_layout; do
   log "no failover layout in $HUBSPOKE_FAILOVER_PARAMETER yet; retrying"
-  sleep 5
+  pause 5
 done
 log "gateway $HUBSPOKE_GATEWAY ($my_eni, $my_ip, site address $my_site); partner $other_name ($other_ip)"
-until add_site_address; do sleep 5; done
+until add_site_address; do pause 5; done
 rm -f "$run/active"
-role=standby misses=0 unowned_since="" seen_alive=no hold_until=0 next_metric=0 next_layout=$(($(now) + 300))
+trap 'stop_probes' EXIT
+tick
+# A standby that has never seen the active answer (its own start, or an active already dead) waits
+# $HUBSPOKE_FIRST_SIGHT_GRACE s first: a slow start of its own probes must not look like a dead active.
+role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_FIRST_SIGHT_GRACE)) next_metric=0 next_layout=$((t + 300)) silent_logged=no waiting_logged=no
 # At start: resume ownership if the Elastic IP is already here (a restart), else start as standby.
-until current=$(owner) && [ -n "$current" ]; do sleep "$HUBSPOKE_PROBE_INTERVAL"; done
+until current=$(owner) && [ -n "$current" ]; do pause "$HUBSPOKE_PROBE_INTERVAL"; done
 if [ "$current" = "$my_eni" ]; then
   activate "the site's Elastic IP is already on this gateway" no
 elif [ "$current" = none ] && [ "$preferred" = true ]; then
   activate "the site's Elastic IP is on no gateway, and this is the site's first gateway" no
 else
   log "standby: the site is on ${current}"
+  start_probes
 fi
-next_owner_check=$(($(now) + HUBSPOKE_OWNER_CHECK))
+tick
+next_owner_check=$((t + HUBSPOKE_OWNER_CHECK))
 
 while true; do
-  t=$(now)
+  tick
   if [ "$t" -ge "$next_layout" ]; then
     load_layout
     next_layout=$((t + 300))
@@ -198,26 +257,26 @@ while true; do
       next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
       check_routes
     fi
-    sleep "$HUBSPOKE_PROBE_INTERVAL"
+    pause "$HUBSPOKE_PROBE_INTERVAL"
     continue
   fi
-  answered=no
-  probe
-  if [ "$answered" = yes ]; then
-    [ "$misses" -gt 0 ] && log "the active answers again after $misses missed round(s)"
-    misses=0 seen_alive=yes
-  else
-    misses=$((misses + 1))
-    [ "$misses" = 1 ] && log "the active did not answer (across the VPC: $other_ip; through the tunnels: $probe_targets)"
+  fewest_misses
+  if [ "$misses" = 0 ]; then
+    [ "$silent_logged" = yes ] && log "the active answers again"
+    seen_alive=yes silent_logged=no
+  elif [ "$silent_logged" = no ]; then
+    log "the active did not answer $misses echo(es) (across the VPC: $other_ip; through the tunnels: $probe_targets)"
+    silent_logged=yes
   fi
-  if [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ] && [ "$seen_alive" = no ] && [ "$t" -lt "$hold_until" ]; then
-    [ "$misses" = "$HUBSPOKE_CONFIRM_PROBES" ] && log "not taking over: this gateway stepped down $((HUBSPOKE_STEP_DOWN_HOLD - hold_until + t))s ago and has not seen the active answer since (hold-down ${HUBSPOKE_STEP_DOWN_HOLD}s)"
+  if [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ] && [ "$seen_alive" = no ] && [ "$t" -lt "$not_before" ]; then
+    [ "$waiting_logged" = yes ] || log "not taking over for $((not_before - t))s more: the active has not answered once since this gateway became the standby"
+    waiting_logged=yes
   elif [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ]; then
-    activate "the active answered neither across the VPC nor through a tunnel for $misses rounds" yes
+    activate "the active answered none of $misses echoes in a row, across the VPC or through a tunnel" yes
     continue
   fi
   if [ "$t" -ge "$next_owner_check" ]; then
-    next_owner_check=$((t + HUBSPOKE_OWNER_CHECK))
+    next_owner_check=$((t + HUBSPOKE_STANDBY_OWNER_CHECK))
     current=$(owner)
     if [ "$current" = "$my_eni" ]; then
       activate "the site's Elastic IP is on this gateway" no
@@ -239,6 +298,5 @@ while true; do
     [ -s "$state/$HUBSPOKE_STATE_TUNNELS" ] && [ -n "${current:-}" ] && ready=1
     metric "$HUBSPOKE_METRIC_STANDBY_READY" "$ready" &
   fi
-  # Probes that time out already took their time.
-  [ "$answered" = yes ] && sleep "$HUBSPOKE_PROBE_INTERVAL"
+  pause "$HUBSPOKE_PROBE_INTERVAL"
 done

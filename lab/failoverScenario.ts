@@ -204,6 +204,13 @@ async function failover(
     log(
         `lab: ${victim} killed: site ${site} on ${m.tookOver} after ${m.ownerMovedSeconds ?? "-"} s, tunnels up on it after ${m.tunnelsBackSeconds ?? "-"} s${pingText(run)}`,
     );
+    if (
+        m.ownerMovedSeconds === undefined ||
+        m.tunnelsBackSeconds === undefined ||
+        (run && run.longestGapSeconds > MAX_FAILOVER_GAP_SECONDS)
+    ) {
+        log(`lab: ${standby}'s hubspoke-failover said:\n${lab.failoverLog(standby).split("\n").slice(-15).join("\n")}`);
+    }
     return m;
 }
 

@@ -576,13 +576,21 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
             }
             assert.deepEqual(converted.keys, prod.keys, "the keys stay");
             assert.deepEqual(converted.elasticIps, prod.elasticIps, "the peers' addresses stay");
-            // What comes: the standbys and what makes each pair fail over; nothing of a primary but its management address.
+            // What comes: the standbys and what makes each pair fail over; of a primary only its management
+            // address and the ICMP rules of the standby's probes (to and from each peer's range).
             const primaryAdded = d.added.filter((k) => /hubspoke-\w+-gw-/.test(k) && !k.includes("standby"));
             assert.deepEqual(
                 primaryAdded,
                 SITES.flatMap((s) => [
                     `aws:ec2/eip:Eip::hubspoke-${s}-gw-mgmt-eip`,
                     `${EIP_ASSOC}::hubspoke-${s}-gw-mgmt-eip-assoc`,
+                    ...PEERS[s].flatMap((peer) => {
+                        const tunnel = s === "virginia" ? `virginia-to-${peer}` : `virginia-to-${s}`;
+                        return [
+                            `aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule::hubspoke-${s}-gw-${tunnel}-probe-out`,
+                            `aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule::hubspoke-${s}-gw-${tunnel}-probe-in`,
+                        ];
+                    }),
                 ]).sort(),
             );
         });
