@@ -35,11 +35,12 @@ mkdir -p "$state" "$run"
 exec 8>"$run/failover.lock"
 flock -n 8 || { echo "hubspoke-failover: already running ($run/failover.lock)" >&2; exit 1; }
 
-log() { echo "hubspoke-failover: $*" >&2; }
+log() { printf '%(%H:%M:%S)T hubspoke-failover: %s\n' -1 "$*" >&2; }
 # Short bounds: a takeover must not wait on a hung endpoint.
 export AWS_RETRY_MODE=${AWS_RETRY_MODE:-standard} AWS_MAX_ATTEMPTS=${AWS_MAX_ATTEMPTS:-2}
 # shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
-awscli() { aws "$@" --region "$HUBSPOKE_AWS_REGION" --cli-connect-timeout 3 --cli-read-timeout 10 ${HUBSPOKE_AWS_ARGS:-}; }
+# AWS_NICE=N lowers the CPU priority of a call (see activate).
+awscli() { ${AWS_NICE:+nice -n "$AWS_NICE"} aws "$@" --region "$HUBSPOKE_AWS_REGION" --cli-connect-timeout 3 --cli-read-timeout 10 ${HUBSPOKE_AWS_ARGS:-}; }
 # The loop runs every second for years: it forks nothing while nothing happens (bash's own clock,
 # and a read with a timeout on a FIFO nobody writes instead of sleep).
 tick() { printf -v t '%(%s)T' -1; }
@@ -126,24 +127,25 @@ check_routes() {
   done <<<"$wrong"
 }
 
-# 3. Becoming active: Elastic IP and routes in parallel, pluto at once (its first IKE packets are
-# retransmitted if they leave before the address has moved). $1: why; $2: count it as a failover.
+# 3. Becoming active: the Elastic IP first, on its own (the peers' tunnels need it before anything
+# else, and IKE sent before it moved would be lost and only retransmitted later: pluto backs off 0.5,
+# 1, 2, 4 s...); then pluto, while the routes move in the background (at a lower CPU priority: they
+# matter for the return path, once the tunnels are up). $1: why; $2: count it as a failover.
 activate() {
   log "taking over the site: $1"
   stop_probes
   touch "$run/active"
-  awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
-    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err" &
-  local assoc=$!
-  claim_routes &
-  local routes=$!
-  $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
-  if wait "$assoc"; then
+  : >"$run/owner"
+  if awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni"     --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err"; then
     log "the site's Elastic IP is on this gateway ($my_eni, $my_site)"
     [ "$2" = yes ] && metric "$HUBSPOKE_METRIC_FAILOVERS" 1 &
   else
     log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err")"
   fi
+  AWS_NICE=10 claim_routes &
+  local routes=$!
+  $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
+  log "pluto started"
   wait "$routes" && log "every route to $peer_cidrs targets $my_eni"
   tick
   role=active next_owner_check=$((t + HUBSPOKE_OWNER_CHECK)) next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
@@ -158,6 +160,7 @@ deactivate() {
   # has seen answer since, or after the hold-down (a partition between the two, seen from both sides,
   # moves the site at most once per hold-down).
   tick
+  : >"$run/owner"
   role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_STEP_DOWN_HOLD)) waiting_logged=no
   start_probes
 }
@@ -170,7 +173,7 @@ deactivate() {
 probers=()
 prober() {
   local file=$run/misses-$2 misses=0 line
-  echo 0 >"$file"
+  echo - >"$file" # nothing known yet: neither an answer nor a miss
   while true; do
     ping -n -O -i "$HUBSPOKE_PROBE_INTERVAL" -W "$HUBSPOKE_PROBE_TIMEOUT" "$1" 2>/dev/null | while read -r line; do
       case $line in
@@ -196,16 +199,17 @@ start_probes() {
   done
   declare -gA seen_misses=()
 }
-# The fewest unanswered echoes in a row over every target: 0 as long as anything answers.
+# The fewest unanswered echoes in a row over the targets heard from so far: 0 when the last echo to
+# any of them was answered. Nothing heard from any target yet counts as no miss (and no answer).
 fewest_misses() {
   local f value fewest=""
   for f in "$run"/misses-*; do
     # A prober may be rewriting its file at this moment: an empty read keeps its last value.
     read -r value <"$f" && [[ $value =~ ^[0-9]+$ ]] && seen_misses[$f]=$value
-    value=${seen_misses[$f]:-0}
-    [ -z "$fewest" ] || [ "$value" -lt "$fewest" ] && fewest=$value
+    value=${seen_misses[$f]:-}
+    [ -n "$value" ] && { [ -z "$fewest" ] || [ "$value" -lt "$fewest" ]; } && fewest=$value
   done
-  misses=${fewest:-0}
+  misses=${fewest:--}
 }
 stop_probes() {
   local p
@@ -261,7 +265,9 @@ while true; do
     continue
   fi
   fewest_misses
-  if [ "$misses" = 0 ]; then
+  if [ "$misses" = - ]; then
+    misses=0 # no echo answered or missed yet
+  elif [ "$misses" = 0 ]; then
     [ "$silent_logged" = yes ] && log "the active answers again"
     seen_alive=yes silent_logged=no
   elif [ "$silent_logged" = no ]; then
@@ -275,9 +281,14 @@ while true; do
     activate "the active answered none of $misses echoes in a row, across the VPC or through a tunnel" yes
     continue
   fi
+  # The standby asks EC2 in the background: a slow call must not stall the probes' verdict.
   if [ "$t" -ge "$next_owner_check" ]; then
     next_owner_check=$((t + HUBSPOKE_STANDBY_OWNER_CHECK))
-    current=$(owner)
+    { owner >"$run/owner.tmp" && mv -f "$run/owner.tmp" "$run/owner"; } &
+  fi
+  if [ -s "$run/owner" ]; then
+    read -r current <"$run/owner"
+    : >"$run/owner"
     if [ "$current" = "$my_eni" ]; then
       activate "the site's Elastic IP is on this gateway" no
       continue
