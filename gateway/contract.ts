@@ -25,6 +25,8 @@ export const GATEWAY_PATHS = {
     failoverScript: "/usr/local/sbin/hubspoke-failover",
     /** Runtime state (tmpfs, gone at reboot): `active` exists while this gateway owns the site. */
     runDir: "/run/hubspoke-vpn",
+    /** pluto's pid file (ipsec.service): a new pid on the active means its conns need initiating again. */
+    plutoPid: "/run/pluto/pluto.pid",
     sysctl: "/etc/sysctl.d/90-hubspoke-vpn.conf",
     systemdDir: "/etc/systemd/system",
 } as const;
@@ -132,9 +134,9 @@ export const FAILOVER = {
     /** Seconds without any answer before the standby takes over (rounds of one echo per target a second). */
     confirmProbes: 3,
     /** The active checks this often that the site's Elastic IP is still its own (else it steps down). */
-    ownerCheckSeconds: 10,
+    ownerCheckSeconds: 20,
     /** The standby checks this often where the Elastic IP is (on itself after a restart; on no gateway). */
-    standbyOwnerCheckSeconds: 30,
+    standbyOwnerCheckSeconds: 60,
     /** The active checks this often that every route to the peers targets it (and repairs the rest). */
     routeCheckSeconds: 60,
     /**
@@ -237,6 +239,7 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
                   HUBSPOKE_GATEWAY: id.failover.gateway,
                   HUBSPOKE_FAILOVER_PARAMETER: id.failover.parameter,
                   HUBSPOKE_RUN_DIR: p.runDir,
+                  HUBSPOKE_PLUTO_PID: p.plutoPid,
                   HUBSPOKE_IPSEC_START: "systemctl start ipsec.service",
                   HUBSPOKE_IPSEC_STOP: "systemctl stop ipsec.service",
                   HUBSPOKE_PROBE_INTERVAL: FAILOVER.probeIntervalSeconds,

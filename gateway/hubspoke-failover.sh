@@ -3,15 +3,16 @@
 # keeps exactly one of them active. The active gateway owns the site: the site's Elastic IP (the
 # address the peers know) is associated with its site address (a secondary private IP of its network
 # interface), every route to the peers' ranges in every route table of the VPC targets its network
-# interface, and it runs pluto. The standby runs no pluto (ipsec.service and hubspoke-health.service
-# start only while $HUBSPOKE_RUN_DIR/active exists) but keeps the same tunnel files, written by its
-# own hubspoke-agent from the same parameters: both gateways carry the same tunnel ends and keys.
+# interface, and its pluto has initiated the tunnels. pluto runs on both, warm: the conns load without
+# starting (auto=add), so the standby's pluto holds the same tunnel ends and keys (written by its own
+# hubspoke-agent from its own parameters) and only waits; hubspoke-health reports only while
+# $HUBSPOKE_RUN_DIR/active exists.
 #
 # The standby probes, every $HUBSPOKE_PROBE_INTERVAL s and in parallel, the active's private IP across
 # the VPC and each peer gateway through the tunnels (its packets follow the VPC's routes to the
-# active). After $HUBSPOKE_CONFIRM_PROBES rounds in a row where nothing answered, it takes over:
-# the Elastic IP, the routes, pluto (whose conns initiate; the peers' dead-peer detection and
-# uniqueness rules replace their old SAs with the new ones, at the same address). It never gives the
+# active). After $HUBSPOKE_CONFIRM_PROBES echoes in a row that nothing answered, it takes over: the
+# Elastic IP, then the tunnels (initiated at once; the peers replace their old SAs with the new ones,
+# same identities, same address), while the routes move. It never gives the
 # site back by itself: the active steps down only when it sees that the Elastic IP is no longer its
 # own (checked every $HUBSPOKE_OWNER_CHECK s). So at any moment at most one gateway owns the Elastic
 # IP (AWS moves it atomically), and a gateway that returns after a failure becomes the standby.
@@ -39,6 +40,10 @@ log() { printf '%(%H:%M:%S)T hubspoke-failover: %s\n' -1 "$*" >&2; }
 # Short bounds: a takeover must not wait on a hung endpoint.
 export AWS_RETRY_MODE=${AWS_RETRY_MODE:-standard} AWS_MAX_ATTEMPTS=${AWS_MAX_ATTEMPTS:-2}
 # shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
+# whack itself, not the `ipsec` wrapper script: one process less per call on a takeover's critical path.
+whack_bin=$(ipsec --directory 2>/dev/null)/whack
+[ -x "$whack_bin" ] || whack_bin="ipsec whack"
+whack() { $whack_bin ${HUBSPOKE_CTLSOCKET:+--ctlsocket "$HUBSPOKE_CTLSOCKET"} "$@"; }
 # AWS_NICE=N lowers the CPU priority of a call (see activate).
 awscli() { ${AWS_NICE:+nice -n "$AWS_NICE"} aws "$@" --region "$HUBSPOKE_AWS_REGION" --cli-connect-timeout 3 --cli-read-timeout 10 ${HUBSPOKE_AWS_ARGS:-}; }
 # The loop runs every second for years: it forks nothing while nothing happens (bash's own clock,
@@ -129,14 +134,15 @@ check_routes() {
 
 # 3. Becoming active: the Elastic IP first, on its own (the peers' tunnels need it before anything
 # else, and IKE sent before it moved would be lost and only retransmitted later: pluto backs off 0.5,
-# 1, 2, 4 s...); then pluto, while the routes move in the background (at a lower CPU priority: they
-# matter for the return path, once the tunnels are up). $1: why; $2: count it as a failover.
+# 1, 2, 4 s...); then the tunnels, while the routes move in the background (at a lower CPU priority:
+# they matter for the return path, once the tunnels are up). $1: why; $2: count it as a failover.
 activate() {
   log "taking over the site: $1"
   stop_probes
   touch "$run/active"
   : >"$run/owner"
-  if awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni"     --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err"; then
+  if awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
+    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err"; then
     log "the site's Elastic IP is on this gateway ($my_eni, $my_site)"
     [ "$2" = yes ] && metric "$HUBSPOKE_METRIC_FAILOVERS" 1 &
   else
@@ -144,18 +150,47 @@ activate() {
   fi
   AWS_NICE=10 claim_routes &
   local routes=$!
-  $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
-  log "pluto started"
+  initiate_tunnels
   wait "$routes" && log "every route to $peer_cidrs targets $my_eni"
   tick
   role=active next_owner_check=$((t + HUBSPOKE_OWNER_CHECK)) next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
 }
 
-# Stepping down: the Elastic IP is elsewhere, so this gateway's tunnels cannot work any more.
+# pluto running (started if it is not), then every tunnel initiated afresh: a stale attempt from
+# before the takeover (the agent initiates a tunnel it adds, standby or not) starts over now.
+initiate_tunnels() {
+  local conf name tries states pid
+  if ! states=$(whack --showstates 2>/dev/null); then
+    log "pluto is not running: starting it"
+    $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
+    for ((tries = 0; tries < 50; tries++)); do states=$(whack --showstates 2>/dev/null) && break; pause 0.2; done
+  fi
+  # pluto orients a conn (finds its left= among the host's addresses) when it loads it or rescans: the
+  # site address may have come after pluto started.
+  read -r pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pid=""
+  [ -n "$pid" ] && [ "$listened" = "$pid" ] || whack --listen >/dev/null 2>&1
+  for conf in "$HUBSPOKE_IPSEC_D"/*.conf; do
+    [ -f "$conf" ] || continue
+    name=${conf##*/}
+    name=${name%.conf}
+    [[ $states == *"\"$name\""* ]] && whack --name "$name" --terminate >/dev/null 2>&1
+    # What auto=start does: route (the kernel's policy stays in place whatever SA comes and goes, so
+    # a duplicate SA deleted after crossed initiations does not take the tunnel's policy with it),
+    # then initiate.
+    whack --name "$name" --route >/dev/null 2>&1
+    whack --name "$name" --initiate --asynchronous >/dev/null 2>&1 || log "$name: pluto refused to initiate it"
+  done
+  read -r pluto_pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pluto_pid=""
+  log "tunnels initiated (pluto ${pluto_pid:-?})"
+}
+
+# Stepping down: the Elastic IP is elsewhere, so this gateway's tunnels cannot work any more. pluto
+# restarts warm: its conns loaded, none initiated.
 deactivate() {
   log "stepping down: $1"
   rm -f "$run/active"
   $HUBSPOKE_IPSEC_STOP || log "stopping ipsec failed"
+  $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
   # No flapping: a gateway that stepped down while alive takes the site back only from an active it
   # has seen answer since, or after the hold-down (a partition between the two, seen from both sides,
   # moves the site at most once per hold-down).
@@ -204,6 +239,7 @@ start_probes() {
 fewest_misses() {
   local f value fewest=""
   for f in "$run"/misses-*; do
+    [ -f "$f" ] || continue
     # A prober may be rewriting its file at this moment: an empty read keeps its last value.
     read -r value <"$f" && [[ $value =~ ^[0-9]+$ ]] && seen_misses[$f]=$value
     value=${seen_misses[$f]:-}
@@ -226,9 +262,14 @@ until load_layout; do
 done
 log "gateway $HUBSPOKE_GATEWAY ($my_eni, $my_ip, site address $my_site); partner $other_name ($other_ip)"
 until add_site_address; do pause 5; done
+# pluto (started by ipsec.service, maybe before the site address existed) orients the conns now, not
+# on the critical path of a takeover.
+listened=""
+whack --listen >/dev/null 2>&1 && { read -r listened 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || listened=""; }
 rm -f "$run/active"
 trap 'stop_probes' EXIT
 tick
+pluto_pid=""
 # A standby that has never seen the active answer (its own start, or an active already dead) waits
 # $HUBSPOKE_FIRST_SIGHT_GRACE s first: a slow start of its own probes must not look like a dead active.
 role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_FIRST_SIGHT_GRACE)) next_metric=0 next_layout=$((t + 300)) silent_logged=no waiting_logged=no
@@ -252,6 +293,12 @@ while true; do
     next_layout=$((t + 300))
   fi
   if [ "$role" = active ]; then
+    # pluto restarted (systemd brings it back after a crash): its conns loaded without starting.
+    read -r pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pid=""
+    if [ "$pid" != "$pluto_pid" ]; then
+      log "pluto changed (${pluto_pid:-none} -> ${pid:-none}): initiating the tunnels again"
+      initiate_tunnels
+    fi
     if [ "$t" -ge "$next_owner_check" ]; then
       next_owner_check=$((t + HUBSPOKE_OWNER_CHECK))
       current=$(owner)

@@ -16,9 +16,11 @@ import * as path from "node:path";
 import { formatIp, parseCidr } from "../config/cidr";
 import { GATEWAY_PATHS } from "../gateway/contract";
 import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
-import { AWS_LITE, awsCliEnv, type FakeAws, readEc2State, readMetrics, startFakeAws } from "./fakeAws";
+import { AWS_LAB, awsCliEnv, type FakeAws, readEc2State, readMetrics, startFakeAws } from "./fakeAws";
 import { LAB_REAUTH_DELAY_SECONDS, type PingRun, pingRun, sh, sleep } from "./lab";
 import { LAB_MTU } from "./topology";
+
+const WHACK = fs.existsSync("/usr/libexec/ipsec/whack") ? "/usr/libexec/ipsec/whack" : "whack";
 
 /** One gateway of a pair, placed in the lab. */
 export interface LabPairGateway extends PlanPairGateway {
@@ -143,6 +145,8 @@ export class FailoverLab {
             });
             const all = this.sites.flatMap((s) => s.gateways);
             await Promise.all(all.map((g) => this.prepareGateway(g)));
+            // As at boot: ipsec.service (pluto, warm: conns loaded, none started), then hubspoke-failover.
+            await Promise.all(all.map((g) => this.startPluto(g)));
             for (const g of all) {
                 this.startDaemon(g);
             }
@@ -307,16 +311,18 @@ export class FailoverLab {
             `config setup\n    logfile=${this.dir(g, "pluto.log")}\n\ninclude ${this.dir(g, GATEWAY_PATHS.ipsecDir)}/*.conf\n`,
         );
         fs.writeFileSync(this.dir(g, "ipsec.secrets"), `include ${this.dir(g, GATEWAY_PATHS.ipsecDir)}/*.secrets\n`, { mode: 0o600 });
-        fs.symlinkSync(AWS_LITE, this.dir(g, "bin", "aws"));
+        fs.symlinkSync(AWS_LAB, this.dir(g, "bin", "aws"));
         const ctl = this.dir(g, "run", "pluto.ctl");
-        // The lab's ipsec.service: flush the kernel's IPsec state, start pluto, load the conns (auto=start ones initiate).
+        // The lab's ipsec.service: flush the kernel's IPsec state and start pluto, which loads the conns
+        // of its config itself (auto=start ones initiate), as ipsec.service's pluto does.
         const start = [
             "#!/bin/bash",
             "ip xfrm policy flush; ip xfrm state flush",
             `rm -f ${ctl} ${this.dir(g, "run", "pluto.pid")}`,
             `ipsec pluto --config ${conf} --rundir ${this.dir(g, "run")} --nssdir ${this.dir(g, "nss")} --ipsecdir ${this.dir(g, "ipsecdir")} --secretsfile ${this.dir(g, "ipsec.secrets")} --logfile ${this.dir(g, "pluto.log")} || exit 1`,
-            `for i in $(seq 100); do [ -S ${ctl} ] && break; sleep 0.1; done`,
-            `ipsec addconn --ctlsocket ${ctl} --config ${conf} --autoall >/dev/null`,
+            // Returns once pluto answers, as `systemctl start ipsec` does (Type=notify).
+            `for i in $(seq 100); do [ -S ${ctl} ] && exit 0; sleep 0.1; done`,
+            "exit 1",
             "",
         ];
         const stop = [
@@ -338,6 +344,7 @@ export class FailoverLab {
                 `HUBSPOKE_STATE_DIR='${this.dir(g, "state")}'`,
                 `HUBSPOKE_RUN_DIR='${this.dir(g, "run")}'`,
                 `HUBSPOKE_CTLSOCKET='${ctl}'`,
+                `HUBSPOKE_PLUTO_PID='${this.dir(g, "run", "pluto.pid")}'`,
                 `HUBSPOKE_AWS_ARGS='--endpoint-url ${this.aws!.url}'`,
                 `HUBSPOKE_IPSEC_START='${this.dir(g, "ipsec-start")}'`,
                 `HUBSPOKE_IPSEC_STOP='${this.dir(g, "ipsec-stop")}'`,
@@ -372,6 +379,14 @@ export class FailoverLab {
         return new Promise((done) => child.on("close", (status) => done({ status, text })));
     }
 
+    /** Starts the gateway's pluto as ipsec.service does at boot (the lab's stand-in for it). */
+    private async startPluto(g: LabPairGateway): Promise<void> {
+        const out = await this.runInGateway(g, [this.dir(g, "ipsec-start")]);
+        if (out.status !== 0) {
+            throw new Error(`lab: pluto of ${g.name} did not start (${out.status}): ${out.text}`);
+        }
+    }
+
     /** Starts the gateway's rendered hubspoke-failover, as hubspoke-failover.service does at boot. */
     private startDaemon(g: LabPairGateway): void {
         const log = fs.openSync(this.dir(g, "failover.log"), "a");
@@ -381,6 +396,17 @@ export class FailoverLab {
         });
         fs.closeSync(log);
         this.daemons.set(g.name, child);
+    }
+
+    /** pluto's pid on the gateway, or "" when it has none. */
+    plutoPid(name: string): string {
+        const file = this.dir(this.gateway(name), "run", "pluto.pid");
+        return fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim() : "";
+    }
+
+    plutoLog(name: string): string {
+        const file = this.dir(this.gateway(name), "pluto.log");
+        return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
     }
 
     failoverLog(name: string): string {
@@ -417,14 +443,20 @@ export class FailoverLab {
         if (!fs.existsSync(ctl)) {
             return "";
         }
-        return sh(["ip", "netns", "exec", g.ns, "ipsec", "whack", "--ctlsocket", ctl, "--showstates"], { allowFail: true, timeoutMs: 5000 })
-            .out;
+        // whack itself, not the `ipsec` wrapper script: the lab's polling must not load the VM it measures.
+        return sh(["ip", "netns", "exec", g.ns, WHACK, "--ctlsocket", ctl, "--showstates"], { allowFail: true, timeoutMs: 5000 }).out;
     }
 
     /** True when the gateway's pluto has an established SA of this layer for the tunnel. */
     established(name: string, tunnel: string, layer: "IKE" | "Child SA"): boolean {
-        const state = layer === "IKE" ? "STATE_V2_ESTABLISHED_IKE_SA" : "STATE_V2_ESTABLISHED_CHILD_SA";
-        return new RegExp(`"${tunnel}"[^ ]* ${state}`).test(this.showStates(name));
+        return this.allEstablished(name, [tunnel], layer);
+    }
+
+    /** True when the gateway's pluto has an established IKE SA, and one of `layer`, for every tunnel (one whack call). */
+    allEstablished(name: string, tunnels: readonly string[], layer: "IKE" | "Child SA"): boolean {
+        const states = this.showStates(name);
+        const has = (tunnel: string, state: string) => new RegExp(`"${tunnel}"[^ ]* ${state}`).test(states);
+        return tunnels.every((t) => has(t, "STATE_V2_ESTABLISHED_IKE_SA") && (layer === "IKE" || has(t, "STATE_V2_ESTABLISHED_CHILD_SA")));
     }
 
     /** Serial numbers of the gateway's established IKE SAs of a tunnel (a new IKE SA gets a new one). */
@@ -434,26 +466,28 @@ export class FailoverLab {
             .map((m) => Number(m[1]));
     }
 
-    /** Polls `check` every 0.2 s; seconds it took, or undefined after `timeoutSeconds`. */
-    async waitFor(check: () => boolean, timeoutSeconds: number): Promise<number | undefined> {
+    /** Polls `check` every `intervalMs`; seconds it took, or undefined after `timeoutSeconds`. */
+    async waitFor(check: () => boolean, timeoutSeconds: number, intervalMs = 200): Promise<number | undefined> {
         const start = Date.now();
         while (Date.now() - start < timeoutSeconds * 1000) {
             if (check()) {
                 return (Date.now() - start) / 1000;
             }
-            await sleep(200);
+            await sleep(intervalMs);
         }
         return undefined;
     }
 
-    /** Pings the host of `to` from the host of `from` every `intervalSeconds` until stopped. */
+    /**
+     * Pings the host of `to` from the host of `from` every `intervalSeconds` until stopped. `-O` makes
+     * ping report each echo still unanswered when it sends the next, so an outage that lasts until the
+     * end still counts: the run covers every echo sent, answered or not.
+     */
     startPing(from: string, to: string, intervalSeconds = 0.2): { stop(): Promise<PingRun> } {
         const child = spawn(
             "ip",
-            ["netns", "exec", this.site(from).ns.host, "ping", "-n", "-i", String(intervalSeconds), "-W", "1", this.site(to).host.ip],
-            {
-                stdio: ["ignore", "pipe", "ignore"],
-            },
+            ["netns", "exec", this.site(from).ns.host, "ping", "-n", "-O", "-i", String(intervalSeconds), "-W", "1", this.site(to).host.ip],
+            { stdio: ["ignore", "pipe", "ignore"] },
         );
         let out = "";
         child.stdout.on("data", (d) => (out += d));
@@ -461,10 +495,9 @@ export class FailoverLab {
             stop: async () => {
                 child.kill("SIGINT");
                 await new Promise((done) => child.on("close", done));
-                return pingRun(
-                    [...out.matchAll(/^\d+ bytes from .*icmp_seq=(\d+) /gm)].map((m) => Number(m[1])),
-                    intervalSeconds,
-                );
+                const answered = [...out.matchAll(/^\d+ bytes from .*icmp_seq=(\d+) /gm)].map((m) => Number(m[1]));
+                const unanswered = [...out.matchAll(/^no answer yet for icmp_seq=(\d+)$/gm)].map((m) => Number(m[1]));
+                return pingRun(answered, intervalSeconds, Math.max(0, ...answered, ...unanswered));
             },
         };
     }
@@ -512,8 +545,8 @@ export class FailoverLab {
         this.log(`lab: gateway ${name} killed (link down, pluto and hubspoke-failover gone)`);
     }
 
-    /** The gateway comes back as after a reboot: link up, no IPsec state, /run empty, its failover script started. */
-    revive(name: string): void {
+    /** The gateway comes back as after a reboot: link up, no IPsec state, /run empty, pluto (warm) and its failover script started. */
+    async revive(name: string): Promise<void> {
         const g = this.gateway(name);
         for (const table of ["policy", "state"]) {
             sh(["ip", "netns", "exec", g.ns, "ip", "xfrm", table, "flush"], { allowFail: true });
@@ -525,6 +558,7 @@ export class FailoverLab {
         }
         sh(["ip", "-n", g.ns, "link", "set", "eth0", "up"]);
         sh(["ip", "-n", g.ns, "route", "replace", "default", "via", g.router]);
+        await this.startPluto(g);
         this.startDaemon(g);
         this.log(`lab: gateway ${name} back (booting as standby until it has checked)`);
     }

@@ -33,6 +33,13 @@ export const FAKE_AWS_ENDPOINT: string = (() => {
  */
 export const AWS_LITE: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "aws-lite");
 
+/**
+ * The `aws` of the failover lab's gateways (`lab/fake-aws/aws-lab`): a takeover's two calls
+ * (associate-address, replace-route) with curl, everything else through aws-lite. Under the VM's
+ * emulation a Python start takes seconds, which a real gateway's CLI does not.
+ */
+export const AWS_LAB: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "aws-lab");
+
 /** Where and how to run the server. */
 export interface FakeAwsOptions {
     /** Address to listen on; default 127.0.0.1. */
@@ -146,10 +153,15 @@ export interface FakeAws {
     stop(): Promise<void>;
 }
 
-const STARTUP_TIMEOUT_MS = 15_000;
+/**
+ * Node's own start under the lab VM's emulation takes seconds, and with an EC2 state the server first
+ * programs every VPC router (a process per table and namespace): generous, since a server that
+ * cannot start fails at once with its stderr anyway.
+ */
+const STARTUP_TIMEOUT_MS = 60_000;
 
 /**
- * Start the server over `store` (created if missing) and resolve once it listens. Fails within 15 s
+ * Start the server over `store` (created if missing) and resolve once it listens. Fails within 60 s
  * with the server's stderr if it does not come up.
  */
 export function startFakeAws(store: string, opts: FakeAwsOptions = {}): Promise<FakeAws> {

@@ -167,10 +167,13 @@ export function labUnavailable(): string | undefined {
     return undefined;
 }
 
-/** What a ping run's answered sequence numbers say (exported for its unit test). */
-export function pingRun(answered: readonly number[], intervalSeconds: number): PingRun {
+/**
+ * What a ping run's answered sequence numbers say (exported for its unit test). `sent`: the highest
+ * sequence number sent, when known (ping -O); else the highest answered one.
+ */
+export function pingRun(answered: readonly number[], intervalSeconds: number, sentUpTo?: number): PingRun {
     const got = new Set(answered);
-    const sent = answered.length === 0 ? 0 : Math.max(...answered);
+    const sent = Math.max(sentUpTo ?? 0, answered.length === 0 ? 0 : Math.max(...answered));
     let longest = 0;
     let run = 0;
     for (let seq = 1; seq <= sent; seq++) {

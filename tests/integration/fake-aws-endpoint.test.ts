@@ -17,6 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import {
     AWS_CLI,
+    AWS_LAB,
     AWS_LITE,
     awsCliEnv,
     type Ec2State,
@@ -803,7 +804,7 @@ describe("fake EC2 and CloudWatch endpoint through aws-lite", function () {
     });
 });
 
-describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-lite prints", function () {
+describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-lite (and aws-lab) prints", function () {
     this.timeout(60_000);
     let tmp: ReturnType<typeof tempStore>;
     const stopped: FakeAws[] = [];
@@ -826,7 +827,7 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
         assert.ok(r.ms >= 1000, `answered after ${r.ms} ms`);
     });
 
-    it("the real AWS CLI v2 prints exactly what aws-lite prints for each EC2 and CloudWatch call", async function () {
+    it("the real AWS CLI v2 prints exactly what aws-lite and the failover lab's aws-lab print for each EC2 and CloudWatch call", async function () {
         if (!fs.existsSync(AWS_CLI)) {
             const why = `${AWS_CLI} (AWS CLI v2) is not installed`;
             if (process.env.CI === "true") throw new Error(`${why}, and CI must run these tests`);
@@ -914,13 +915,19 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
         const changes = new Set(["associate-address", "replace-route"]);
         for (const phase of [calls.filter(([what]) => !changes.has(what)), calls.filter(([what]) => changes.has(what))]) {
             const results = await Promise.all(
-                phase.map(([, args]) => Promise.all([runAws(AWS_CLI, fake, EAST, args), runAws(AWS_LITE, fake, EAST, args)])),
+                phase.map(([, args]) =>
+                    Promise.all([runAws(AWS_CLI, fake, EAST, args), runAws(AWS_LITE, fake, EAST, args), runAws(AWS_LAB, fake, EAST, args)]),
+                ),
             );
-            for (const [i, [real, mine]] of results.entries()) same(real, mine, phase[i][0], ids);
+            for (const [i, [real, lite, lab]] of results.entries()) {
+                same(real, lite, phase[i][0], ids);
+                same(real, lab, `${phase[i][0]} (aws-lab)`, ids);
+            }
         }
-        // Both put-metric-data calls arrived the same.
-        const [a, b] = readMetrics(path.join(tmp.dir, "store2")).map(({ time: _t, ...rest }) => rest);
+        // The three put-metric-data calls arrived the same.
+        const [a, b, c] = readMetrics(path.join(tmp.dir, "store2")).map(({ time: _t, ...rest }) => rest);
         assert.deepEqual(a, b);
+        assert.deepEqual(a, c);
     });
 });
 
