@@ -156,8 +156,7 @@ activate() {
   role=active next_owner_check=$((t + HUBSPOKE_OWNER_CHECK)) next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
 }
 
-# pluto running (started if it is not), then every tunnel initiated afresh: a stale attempt from
-# before the takeover (the agent initiates a tunnel it adds, standby or not) starts over now.
+# pluto running (started if it is not), then every tunnel routed and initiated.
 initiate_tunnels() {
   local conf name tries states pid
   if ! states=$(whack --showstates 2>/dev/null); then
@@ -173,11 +172,12 @@ initiate_tunnels() {
     [ -f "$conf" ] || continue
     name=${conf##*/}
     name=${name%.conf}
-    [[ $states == *"\"$name\""* ]] && whack --name "$name" --terminate >/dev/null 2>&1
     # What auto=start does: route (the kernel's policy stays in place whatever SA comes and goes, so
     # a duplicate SA deleted after crossed initiations does not take the tunnel's policy with it),
-    # then initiate.
+    # then initiate, unless the peer was faster (its dead-peer detection restarts the tunnel towards
+    # the site's address too): a second IKE SA would only cross with it.
     whack --name "$name" --route >/dev/null 2>&1
+    [[ $states =~ \"$name\"[^\ ]*\ STATE_V2_ESTABLISHED_IKE_SA ]] && continue
     whack --name "$name" --initiate --asynchronous >/dev/null 2>&1 || log "$name: pluto refused to initiate it"
   done
   read -r pluto_pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pluto_pid=""
