@@ -158,7 +158,7 @@ activate() {
 
 # pluto running (started if it is not), then every tunnel routed and initiated.
 initiate_tunnels() {
-  local conf name tries states pid
+  local conf name tries states pid names=()
   if ! states=$(whack --showstates 2>/dev/null); then
     log "pluto is not running: starting it"
     $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
@@ -172,14 +172,15 @@ initiate_tunnels() {
     [ -f "$conf" ] || continue
     name=${conf##*/}
     name=${name%.conf}
-    # What auto=start does: route (the kernel's policy stays in place whatever SA comes and goes, so
-    # a duplicate SA deleted after crossed initiations does not take the tunnel's policy with it),
-    # then initiate, unless the peer was faster (its dead-peer detection restarts the tunnel towards
-    # the site's address too): a second IKE SA would only cross with it.
-    whack --name "$name" --route >/dev/null 2>&1
+    names+=("$name")
+    # Initiate first (it returns at once), unless the peer was faster (its dead-peer detection restarts
+    # the tunnel towards the site's address too): a second IKE SA would only cross with it.
     [[ $states =~ \"$name\"[^\ ]*\ STATE_V2_ESTABLISHED_IKE_SA ]] && continue
     whack --name "$name" --initiate --asynchronous >/dev/null 2>&1 || log "$name: pluto refused to initiate it"
   done
+  # Then what auto=start also does: route, so that the kernel's policy stays in place whatever SA comes
+  # and goes (a duplicate deleted after crossed initiations does not take the tunnel's policy with it).
+  for name in "${names[@]}"; do whack --name "$name" --route >/dev/null 2>&1; done
   read -r pluto_pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pluto_pid=""
   log "tunnels initiated (pluto ${pluto_pid:-?})"
 }
