@@ -25,8 +25,6 @@ export const GATEWAY_PATHS = {
     failoverScript: "/usr/local/sbin/hubspoke-failover",
     /** Runtime state (tmpfs, gone at reboot): `active` exists while this gateway owns the site. */
     runDir: "/run/hubspoke-vpn",
-    /** pluto's pid file (ipsec.service): a new pid on the active means its conns need initiating again. */
-    plutoPid: "/run/pluto/pluto.pid",
     sysctl: "/etc/sysctl.d/90-hubspoke-vpn.conf",
     systemdDir: "/etc/systemd/system",
 } as const;
@@ -239,7 +237,6 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
                   HUBSPOKE_GATEWAY: id.failover.gateway,
                   HUBSPOKE_FAILOVER_PARAMETER: id.failover.parameter,
                   HUBSPOKE_RUN_DIR: p.runDir,
-                  HUBSPOKE_PLUTO_PID: p.plutoPid,
                   HUBSPOKE_IPSEC_START: "systemctl start ipsec.service",
                   HUBSPOKE_IPSEC_STOP: "systemctl stop ipsec.service",
                   HUBSPOKE_PROBE_INTERVAL: FAILOVER.probeIntervalSeconds,

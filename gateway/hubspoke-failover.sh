@@ -3,15 +3,14 @@
 # keeps exactly one of them active. The active gateway owns the site: the site's Elastic IP (the
 # address the peers know) is associated with its site address (a secondary private IP of its network
 # interface), every route to the peers' ranges in every route table of the VPC targets its network
-# interface, and its pluto has initiated the tunnels. pluto runs on both, warm: the conns load without
-# starting (auto=add), so the standby's pluto holds the same tunnel ends and keys (written by its own
-# hubspoke-agent from its own parameters) and only waits; hubspoke-health reports only while
-# $HUBSPOKE_RUN_DIR/active exists.
+# interface, and it runs pluto. The standby runs no pluto (ipsec.service and hubspoke-health.service
+# start only while $HUBSPOKE_RUN_DIR/active exists) but keeps the same tunnel ends and keys, written by
+# its own hubspoke-agent from its own parameters.
 #
 # The standby probes, every $HUBSPOKE_PROBE_INTERVAL s and in parallel, the active's private IP across
 # the VPC and each peer gateway through the tunnels (its packets follow the VPC's routes to the
 # active). After $HUBSPOKE_CONFIRM_PROBES echoes in a row that nothing answered, it takes over: the
-# Elastic IP, then the tunnels (initiated at once; the peers replace their old SAs with the new ones,
+# Elastic IP, then pluto (whose conns initiate; the peers replace their old SAs with the new ones,
 # same identities, same address), while the routes move. It never gives the
 # site back by itself: the active steps down only when it sees that the Elastic IP is no longer its
 # own (checked every $HUBSPOKE_OWNER_CHECK s). So at any moment at most one gateway owns the Elastic
@@ -40,10 +39,6 @@ log() { printf '%(%H:%M:%S)T hubspoke-failover: %s\n' -1 "$*" >&2; }
 # Short bounds: a takeover must not wait on a hung endpoint.
 export AWS_RETRY_MODE=${AWS_RETRY_MODE:-standard} AWS_MAX_ATTEMPTS=${AWS_MAX_ATTEMPTS:-2}
 # shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
-# whack itself, not the `ipsec` wrapper script: one process less per call on a takeover's critical path.
-whack_bin=$(ipsec --directory 2>/dev/null)/whack
-[ -x "$whack_bin" ] || whack_bin="ipsec whack"
-whack() { $whack_bin ${HUBSPOKE_CTLSOCKET:+--ctlsocket "$HUBSPOKE_CTLSOCKET"} "$@"; }
 # AWS_NICE=N lowers the CPU priority of a call (see activate).
 awscli() { ${AWS_NICE:+nice -n "$AWS_NICE"} aws "$@" --region "$HUBSPOKE_AWS_REGION" --cli-connect-timeout 3 --cli-read-timeout 10 ${HUBSPOKE_AWS_ARGS:-}; }
 # The loop runs every second for years: it forks nothing while nothing happens (bash's own clock,
@@ -114,7 +109,7 @@ claim_routes() {
     done
   done
   for p in "${pids[@]}"; do wait "$p" || failed=1; done
-  [ "$failed" = 0 ] || log "a route could not be moved: $(cat "$run"/route-*.err | tr '\n' ' '); retrying in ${HUBSPOKE_ROUTE_CHECK}s"
+  [ "$failed" = 0 ] || log "a route could not be moved: $(cat "$run"/route-*.err | tr '\n' ' '); checking again in 5s"
   return "$failed"
 }
 
@@ -134,64 +129,44 @@ check_routes() {
 
 # 3. Becoming active: the Elastic IP first, on its own (the peers' tunnels need it before anything
 # else, and IKE sent before it moved would be lost and only retransmitted later: pluto backs off 0.5,
-# 1, 2, 4 s...); then the tunnels, while the routes move in the background (at a lower CPU priority:
-# they matter for the return path, once the tunnels are up). $1: why; $2: count it as a failover.
+# 1, 2, 4 s...); then pluto, while the routes move in the background (at a lower CPU priority: they
+# matter for the return path, once the tunnels are up). $1: why; $2: count it as a failover.
+# Returns non-zero, and leaves this gateway as it was (routes untouched), when the Elastic IP did not
+# move: the next attempt waits a growing backoff (2 s, doubling, at most 60 s).
 activate() {
   log "taking over the site: $1"
+  if ! awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
+    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err"; then
+    tick
+    retry_at=$((t + backoff))
+    log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err"); nothing else moved, next attempt in ${backoff}s"
+    backoff=$((backoff * 2 > 60 ? 60 : backoff * 2))
+    return 1
+  fi
+  backoff=2
+  log "the site's Elastic IP is on this gateway ($my_eni, $my_site)"
+  [ "$2" = yes ] && metric "$HUBSPOKE_METRIC_FAILOVERS" 1 &
   stop_probes
   touch "$run/active"
   : >"$run/owner"
-  if awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
-    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err"; then
-    log "the site's Elastic IP is on this gateway ($my_eni, $my_site)"
-    [ "$2" = yes ] && metric "$HUBSPOKE_METRIC_FAILOVERS" 1 &
-  else
-    log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err")"
-  fi
   AWS_NICE=10 claim_routes &
   local routes=$!
-  initiate_tunnels
-  wait "$routes" && log "every route to $peer_cidrs targets $my_eni"
+  $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
+  log "pluto started"
   tick
   role=active next_owner_check=$((t + HUBSPOKE_OWNER_CHECK)) next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
-}
-
-# pluto running (started if it is not), then every tunnel routed and initiated.
-initiate_tunnels() {
-  local conf name tries states pid names=()
-  if ! states=$(whack --showstates 2>/dev/null); then
-    log "pluto is not running: starting it"
-    $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
-    for ((tries = 0; tries < 50; tries++)); do states=$(whack --showstates 2>/dev/null) && break; pause 0.2; done
+  if wait "$routes"; then
+    log "every route to $peer_cidrs targets $my_eni"
+  else
+    next_route_check=$((t + 5)) # a route that did not move costs the return path: check again soon
   fi
-  # pluto orients a conn (finds its left= among the host's addresses) when it loads it or rescans: the
-  # site address may have come after pluto started.
-  read -r pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pid=""
-  [ -n "$pid" ] && [ "$listened" = "$pid" ] || whack --listen >/dev/null 2>&1
-  for conf in "$HUBSPOKE_IPSEC_D"/*.conf; do
-    [ -f "$conf" ] || continue
-    name=${conf##*/}
-    name=${name%.conf}
-    names+=("$name")
-    # Initiate first (it returns at once), unless the peer was faster (its dead-peer detection restarts
-    # the tunnel towards the site's address too): a second IKE SA would only cross with it.
-    [[ $states =~ \"$name\"[^\ ]*\ STATE_V2_ESTABLISHED_IKE_SA ]] && continue
-    whack --name "$name" --initiate --asynchronous >/dev/null 2>&1 || log "$name: pluto refused to initiate it"
-  done
-  # Then what auto=start also does: route, so that the kernel's policy stays in place whatever SA comes
-  # and goes (a duplicate deleted after crossed initiations does not take the tunnel's policy with it).
-  for name in "${names[@]}"; do whack --name "$name" --route >/dev/null 2>&1; done
-  read -r pluto_pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pluto_pid=""
-  log "tunnels initiated (pluto ${pluto_pid:-?})"
 }
 
-# Stepping down: the Elastic IP is elsewhere, so this gateway's tunnels cannot work any more. pluto
-# restarts warm: its conns loaded, none initiated.
+# Stepping down: the Elastic IP is elsewhere, so this gateway's tunnels cannot work any more.
 deactivate() {
   log "stepping down: $1"
   rm -f "$run/active"
   $HUBSPOKE_IPSEC_STOP || log "stopping ipsec failed"
-  $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
   # No flapping: a gateway that stepped down while alive takes the site back only from an active it
   # has seen answer since, or after the hold-down (a partition between the two, seen from both sides,
   # moves the site at most once per hold-down).
@@ -263,23 +238,19 @@ until load_layout; do
 done
 log "gateway $HUBSPOKE_GATEWAY ($my_eni, $my_ip, site address $my_site); partner $other_name ($other_ip)"
 until add_site_address; do pause 5; done
-# pluto (started by ipsec.service, maybe before the site address existed) orients the conns now, not
-# on the critical path of a takeover.
-listened=""
-whack --listen >/dev/null 2>&1 && { read -r listened 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || listened=""; }
 rm -f "$run/active"
 trap 'stop_probes' EXIT
 tick
-pluto_pid=""
+retry_at=0 backoff=2
 # A standby that has never seen the active answer (its own start, or an active already dead) waits
 # $HUBSPOKE_FIRST_SIGHT_GRACE s first: a slow start of its own probes must not look like a dead active.
 role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_FIRST_SIGHT_GRACE)) next_metric=0 next_layout=$((t + 300)) silent_logged=no waiting_logged=no
 # At start: resume ownership if the Elastic IP is already here (a restart), else start as standby.
 until current=$(owner) && [ -n "$current" ]; do pause "$HUBSPOKE_PROBE_INTERVAL"; done
 if [ "$current" = "$my_eni" ]; then
-  activate "the site's Elastic IP is already on this gateway" no
+  activate "the site's Elastic IP is already on this gateway" no || start_probes
 elif [ "$current" = none ] && [ "$preferred" = true ]; then
-  activate "the site's Elastic IP is on no gateway, and this is the site's first gateway" no
+  activate "the site's Elastic IP is on no gateway, and this is the site's first gateway" no || start_probes
 else
   log "standby: the site is on ${current}"
   start_probes
@@ -294,16 +265,20 @@ while true; do
     next_layout=$((t + 300))
   fi
   if [ "$role" = active ]; then
-    # pluto restarted (systemd brings it back after a crash): its conns loaded without starting.
-    read -r pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pid=""
-    if [ "$pid" != "$pluto_pid" ]; then
-      log "pluto changed (${pluto_pid:-none} -> ${pid:-none}): initiating the tunnels again"
-      initiate_tunnels
-    fi
+    # Routes are repaired only by a gateway that has just confirmed it still owns the site: one that lost
+    # it unnoticed would otherwise pull them back from the new active.
+    [ "$t" -ge "$next_route_check" ] && next_owner_check=$t
     if [ "$t" -ge "$next_owner_check" ]; then
       next_owner_check=$((t + HUBSPOKE_OWNER_CHECK))
       current=$(owner)
-      [ -n "$current" ] && [ "$current" != "$my_eni" ] && deactivate "the site's Elastic IP is now on $current"
+      if [ "$current" = none ]; then
+        # Disassociated by hand or by a change: nobody else holds it, so this gateway claims it back.
+        activate "the site's Elastic IP is on no gateway" no
+      elif [ -n "$current" ] && [ "$current" != "$my_eni" ]; then
+        deactivate "the site's Elastic IP is now on $current"
+      elif [ -z "$current" ]; then
+        next_route_check=$((next_route_check > t ? next_route_check : t + HUBSPOKE_OWNER_CHECK)) # EC2 did not answer: no repair blind
+      fi
     fi
     if [ "$role" = active ] && [ "$t" -ge "$next_route_check" ]; then
       next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
@@ -325,7 +300,7 @@ while true; do
   if [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ] && [ "$seen_alive" = no ] && [ "$t" -lt "$not_before" ]; then
     [ "$waiting_logged" = yes ] || log "not taking over for $((not_before - t))s more: the active has not answered once since this gateway became the standby"
     waiting_logged=yes
-  elif [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ]; then
+  elif [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ] && [ "$t" -ge "$retry_at" ]; then
     activate "the active answered none of $misses echoes in a row, across the VPC or through a tunnel" yes
     continue
   fi

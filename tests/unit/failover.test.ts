@@ -271,15 +271,11 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                 for (const p of [
                     "/usr/local/sbin/hubspoke-failover",
                     "/etc/systemd/system/hubspoke-failover.service",
+                    "/etc/systemd/system/ipsec.service.d/20-hubspoke-failover.conf",
                     "/etc/systemd/system/hubspoke-health.service.d/20-hubspoke-failover.conf",
                 ]) {
                     assert.ok(paths.includes(p), `${gateway} lacks ${p}`);
                 }
-                // pluto runs warm on both gateways: nothing keeps ipsec.service off the standby.
-                assert.ok(
-                    !paths.some((p) => p.startsWith("/etc/systemd/system/ipsec.service.d/2")),
-                    `${gateway}: ipsec.service is conditioned`,
-                );
                 const env = files.find((f) => f.path === "/etc/hubspoke-vpn/gateway.env")!.content;
                 assert.match(env, new RegExp(`^HUBSPOKE_GATEWAY='${gateway}'$`, "m"));
                 assert.match(env, new RegExp(`^HUBSPOKE_FAILOVER_PARAMETER='${PREFIX}/${site}/failover'$`, "m"));
@@ -543,15 +539,7 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                         .split("\n")
                         .map((line, j) => [line, after[j]])
                         .filter(([x, y]) => x !== y);
-                    assert.deepEqual(
-                        changed,
-                        [
-                            ["    left=%defaultroute", `    left=${siteIpOf(PRIVATE_IPS[s][0])}`],
-                            // Loaded without starting: hubspoke-failover initiates on the active gateway.
-                            ["    auto=start", "    auto=add"],
-                        ],
-                        p.name,
-                    );
+                    assert.deepEqual(changed, [["    left=%defaultroute", `    left=${siteIpOf(PRIVATE_IPS[s][0])}`]], p.name);
                 });
             }
             assert.deepEqual(d.removed, SITES.map((s) => `${EIP_ASSOC}::hubspoke-${s}-gw-eip-assoc`).sort());
