@@ -241,7 +241,11 @@ export class FailoverLab {
             sh(["ip", "-n", ns, "-batch", "-"], { input: lines.join("\n") + "\n" });
         }
         for (const s of this.sites) {
-            sh(["ip", "netns", "exec", s.ns.vpc, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0"]);
+            sh(["ip", "netns", "exec", s.ns.vpc, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+            // AWS's VPC router sends no ICMP redirect. A Linux router does, per interface (`all` alone does
+            // not stop it): the hub's host, on the primary's subnet, would then send straight to the primary
+            // for five minutes, and lose every packet once the primary is dead.
+            sh(["ip", "netns", "exec", s.ns.vpc, "sh", "-c", "for f in /proc/sys/net/ipv4/conf/*/send_redirects; do echo 0 >$f; done"]);
             sh(["ip", "netns", "exec", s.ns.vpc, "iptables-restore"], { input: iptables[s.ns.vpc] });
         }
     }
@@ -301,8 +305,12 @@ export class FailoverLab {
         for (const d of ["etc", "usr"]) {
             fs.cpSync(path.join(this.renderDir, g.name, d), this.dir(g, d), { recursive: true });
         }
-        fs.rmSync(this.dir(g, GATEWAY_PATHS.ipsecDir), { recursive: true, force: true });
-        fs.mkdirSync(this.dir(g, GATEWAY_PATHS.ipsecDir), { recursive: true });
+        // The tunnels' files come from the agent's boot run; the bootstrap's own file there stays.
+        for (const f of fs.readdirSync(this.dir(g, GATEWAY_PATHS.ipsecDir))) {
+            if (path.join(GATEWAY_PATHS.ipsecDir, f) !== GATEWAY_PATHS.pairDefaults) {
+                fs.rmSync(this.dir(g, GATEWAY_PATHS.ipsecDir, f), { recursive: true, force: true });
+            }
+        }
         const conf = this.dir(g, "ipsec.conf");
         fs.writeFileSync(
             conf,
@@ -434,6 +442,31 @@ export class FailoverLab {
         }
         // whack itself, not the `ipsec` wrapper script: the lab's polling must not load the VM it measures.
         return sh(["ip", "netns", "exec", g.ns, WHACK, "--ctlsocket", ctl, "--showstates"], { allowFail: true, timeoutMs: 5000 }).out;
+    }
+
+    /**
+     * What a failed run needs to be understood: the gateway's SAs and policies as pluto and the kernel
+     * see them (with counters), and its site's router: NAT rules, connection tracking, route tables.
+     */
+    diagnose(name: string): string {
+        const g = this.gateway(name);
+        const s = this.site(g.site);
+        const run = (ns: string, argv: string[]) =>
+            `$ ${argv.join(" ")}\n${sh(["ip", "netns", "exec", ns, ...argv], { allowFail: true, timeoutMs: 10_000 }).out.trim()}`;
+        const ctl = this.dir(g, "run", "pluto.ctl");
+        return [
+            `--- ${name} (${g.ns})`,
+            fs.existsSync(ctl) ? run(g.ns, [WHACK, "--ctlsocket", ctl, "--trafficstatus"]) : "(no pluto)",
+            this.showStates(name).trim(),
+            run(g.ns, ["ip", "-s", "xfrm", "state"]),
+            run(g.ns, ["ip", "xfrm", "policy"]),
+            run(g.ns, ["ip", "-4", "addr", "show", "dev", "eth0"]),
+            `--- router of ${s.name} (${s.ns.vpc})`,
+            run(s.ns.vpc, ["iptables", "-t", "nat", "-S"]),
+            run(s.ns.vpc, ["conntrack", "-L", "-p", "udp"]),
+            run(s.ns.vpc, ["ip", "rule"]),
+            ...s.plan.failover!.routeTables.map((_, k) => run(s.ns.vpc, ["ip", "route", "show", "table", String(101 + k)])),
+        ].join("\n");
     }
 
     /** True when the gateway's pluto has an established SA of this layer for the tunnel. */

@@ -226,6 +226,13 @@ async function failover(
             `lab: ${esp && trafficBack === undefined ? "traffic did not come back; " : ""}${standby}'s hubspoke-failover said:\n${tail(lab.failoverLog(standby), 12)}`,
         );
         log(`lab: ${standby}'s pluto said:\n${tail(lab.plutoLog(standby), 25)}`);
+        // The other end of the pinged tunnel, and the kernel's view at both ends.
+        const peerSite = site === hub ? pingFrom : hub;
+        const peer = lab.owner(peerSite);
+        if (peer !== undefined) {
+            log(`lab: ${peer}'s pluto said:\n${tail(lab.plutoLog(peer), 25)}`);
+        }
+        log(`lab: state at both ends:\n${lab.diagnose(standby)}${peer === undefined ? "" : `\n${lab.diagnose(peer)}`}`);
     }
     return m;
 }
