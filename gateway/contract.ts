@@ -23,6 +23,11 @@ export const GATEWAY_PATHS = {
     healthScript: "/usr/local/sbin/hubspoke-health",
     /** Only on gateways of a site with a standby: decides which of the two is active, and moves the site to it. */
     failoverScript: "/usr/local/sbin/hubspoke-failover",
+    /**
+     * Only on gateways of a site with a standby: libreswan defaults for every conn of the gateway
+     * (a `conn %default`, included before the tunnels' files; no managed marker, so the agent leaves it).
+     */
+    pairDefaults: "/etc/ipsec.d/00-hubspoke-pair.conf",
     /** Runtime state (tmpfs, gone at reboot): `active` exists while this gateway owns the site. */
     runDir: "/run/hubspoke-vpn",
     sysctl: "/etc/sysctl.d/90-hubspoke-vpn.conf",

@@ -9,6 +9,7 @@ import * as path from "node:path";
 import * as pako from "pako";
 import * as YAML from "yaml";
 import { GATEWAY_PATHS, type GatewayIdentity, renderGatewayEnv, renderMssClamp } from "../gateway/contract";
+import { renderPairDefaults } from "./libreswan";
 import { renderSysctl } from "./sysctl";
 import { ENABLED_UNITS, FAILOVER_ENABLED_UNITS, renderFailoverUnits, renderUnits } from "./systemd";
 
@@ -47,6 +48,7 @@ export function bootstrapFiles(id: GatewayIdentity): GatewayFile[] {
     const failover: GatewayFile[] = id.failover
         ? [
               { path: GATEWAY_PATHS.failoverScript, permissions: "0755", content: gatewayScript("hubspoke-failover.sh") },
+              { path: GATEWAY_PATHS.pairDefaults, permissions: "0644", content: renderPairDefaults() },
               ...renderFailoverUnits().map((u): GatewayFile => ({ path: u.path, permissions: "0644", content: u.content })),
           ]
         : [];

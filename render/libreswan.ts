@@ -1,5 +1,5 @@
 import type { TunnelSettings } from "../config/types";
-import { isUsablePsk, MANAGED_MARKER, PSK, SSM_STANDARD_MAX_BYTES } from "../gateway/contract";
+import { GATEWAY_PATHS, isUsablePsk, MANAGED_MARKER, PSK, SSM_STANDARD_MAX_BYTES } from "../gateway/contract";
 
 /**
  * libreswan configuration for one end of a tunnel. Plain values in, file contents out.
@@ -67,6 +67,23 @@ export function renderConn(end: TunnelEnd): string {
         "    dpdaction=restart",
         "    keyingtries=%forever",
         "    auto=start",
+        "",
+    ].join("\n");
+}
+
+/**
+ * `GATEWAY_PATHS.pairDefaults`: what every conn of a gateway of a pair inherits. No updown script:
+ * it does nothing for these conns (no sourceip, no MTU, no VTI; the kernel's policy alone carries the
+ * traffic), but pluto runs it three times for every Child SA, synchronously, and a takeover brings
+ * every tunnel of the site up at once. A file of its own rather than a conn key: the agent accepts no
+ * `leftupdown=` from Parameter Store (write access to a parameter must not run code on the gateway),
+ * and single gateways keep their conns byte for byte (a changed conn is re-established).
+ */
+export function renderPairDefaults(): string {
+    return [
+        `# ${GATEWAY_PATHS.pairDefaults}: written by the gateway's bootstrap (hubspoke-vpn); applies to every conn included after it.`,
+        "conn %default",
+        "    leftupdown=%disabled",
         "",
     ].join("\n");
 }

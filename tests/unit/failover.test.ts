@@ -273,6 +273,7 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                     "/etc/systemd/system/hubspoke-failover.service",
                     "/etc/systemd/system/ipsec.service.d/20-hubspoke-failover.conf",
                     "/etc/systemd/system/hubspoke-health.service.d/20-hubspoke-failover.conf",
+                    "/etc/ipsec.d/00-hubspoke-pair.conf",
                 ]) {
                     assert.ok(paths.includes(p), `${gateway} lacks ${p}`);
                 }
@@ -290,6 +291,10 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
             const text = userData(instance);
             assert.ok(!text.includes("hubspoke-failover"), `${instance.name}: a single gateway runs no failover`);
             assert.ok(!text.includes("HUBSPOKE_GATEWAY="), instance.name);
+            assert.ok(
+                !filesOfUserData(text).some((f) => f.path === "/etc/ipsec.d/00-hubspoke-pair.conf"),
+                `${instance.name}: a single gateway's conns keep libreswan's updown`,
+            );
             assert.ok(!YAML.parse(text).runcmd.flat().includes("hubspoke-failover.service"), instance.name);
         }
     });

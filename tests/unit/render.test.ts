@@ -15,7 +15,7 @@ import {
     userDataOfPayload,
     userDataPayload,
 } from "../../render/bootstrap";
-import { assertPskSafe, renderConn, renderSecrets, type TunnelEnd, tunnelEndConf } from "../../render/libreswan";
+import { assertPskSafe, renderConn, renderPairDefaults, renderSecrets, type TunnelEnd, tunnelEndConf } from "../../render/libreswan";
 import { renderSysctl } from "../../render/sysctl";
 import { parseArgs } from "../../scripts/render";
 import { checkCloudInit, checkLibreswan, missingTool } from "../support/staticChecks";
@@ -319,6 +319,25 @@ describe("static checks by libreswan and cloud-init", () => {
             assert.ok(r.ok, r.output);
         });
     }
+
+    it("a gateway of a pair: libreswan gives every conn its defaults file's leftupdown=%disabled, and a single gateway's conns keep the updown script", function () {
+        const missing = missingTool("ipsec");
+        if (missing) {
+            console.log(`      skipped: ${missing}`);
+            this.skip();
+        }
+        const pairDir = path.join(dir, "pair");
+        fs.mkdirSync(pairDir);
+        fs.writeFileSync(path.join(pairDir, path.basename(GATEWAY_PATHS.pairDefaults)), renderPairDefaults());
+        fs.writeFileSync(path.join(pairDir, `${END.tunnel}.conf`), renderConn({ ...END, localAddress: "10.11.4.6" }));
+        const pair = checkLibreswan(pairDir);
+        assert.ok(pair.ok, pair.output);
+        assert.deepEqual(pair.conns, [END.tunnel], "the defaults file holds no conn of its own");
+        assert.match(pair.output, /^conn virginia-to-sydney\n(\t[^\n]*\n)*\tleftupdown=%disabled$/m);
+        const single = checkLibreswan(path.join(dir, "prod", "sydney", "etc/ipsec.d"));
+        assert.ok(single.ok, single.output);
+        assert.doesNotMatch(single.output, /leftupdown/);
+    });
 
     it("the checks do fail: the seed's config setup and a broken cloud-config are rejected", function () {
         if (missingTool("ipsec") || missingTool("cloud-init")) {
