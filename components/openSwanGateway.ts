@@ -298,7 +298,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                 peerElasticIp,
                 peerCidr: t.peerCidr,
                 settings: tunnelSettings,
-                ...(this.args.failover ? { localAddress: this.args.failover.siteIp } : {}),
+                ...(this.args.failover ? { localAddress: this.args.failover.siteIp, auto: "add" as const } : {}),
             }));
             const names = tunnelParameterNames(this.parameterPath, t.tunnel);
             // The conn holds no key: `insecureValue` keeps it readable in `pulumi preview --diff`.

@@ -30,6 +30,8 @@ export const GATEWAY_PATHS = {
     pairDefaults: "/etc/ipsec.d/00-hubspoke-pair.conf",
     /** Runtime state (tmpfs, gone at reboot): `active` exists while this gateway owns the site. */
     runDir: "/run/hubspoke-vpn",
+    /** pluto's pid file (ipsec.service): a new pid on the active means its conns need initiating again. */
+    plutoPid: "/run/pluto/pluto.pid",
     sysctl: "/etc/sysctl.d/90-hubspoke-vpn.conf",
     systemdDir: "/etc/systemd/system",
 } as const;
@@ -242,6 +244,7 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
                   HUBSPOKE_GATEWAY: id.failover.gateway,
                   HUBSPOKE_FAILOVER_PARAMETER: id.failover.parameter,
                   HUBSPOKE_RUN_DIR: p.runDir,
+                  HUBSPOKE_PLUTO_PID: p.plutoPid,
                   HUBSPOKE_IPSEC_START: "systemctl start ipsec.service",
                   HUBSPOKE_IPSEC_STOP: "systemctl stop ipsec.service",
                   HUBSPOKE_PROBE_INTERVAL: FAILOVER.probeIntervalSeconds,

@@ -3,15 +3,16 @@
 # keeps exactly one of them active. The active gateway owns the site: the site's Elastic IP (the
 # address the peers know) is associated with its site address (a secondary private IP of its network
 # interface), every route to the peers' ranges in every route table of the VPC targets its network
-# interface, and it runs pluto. The standby runs no pluto (ipsec.service and hubspoke-health.service
-# start only while $HUBSPOKE_RUN_DIR/active exists) but keeps the same tunnel ends and keys, written by
-# its own hubspoke-agent from its own parameters.
+# interface, and its pluto has initiated the tunnels. pluto runs on both, warm: the conns of a pair
+# load without starting (auto=add), so the standby's pluto holds the same tunnel ends and keys (written
+# by its own hubspoke-agent from its own parameters) and only waits; hubspoke-health reports only
+# while $HUBSPOKE_RUN_DIR/active exists.
 #
 # The standby probes, every $HUBSPOKE_PROBE_INTERVAL s and in parallel, the active's private IP across
 # the VPC and each peer gateway through the tunnels (its packets follow the VPC's routes to the
 # active). After $HUBSPOKE_CONFIRM_PROBES echoes in a row that nothing answered, it takes over: the
-# Elastic IP, then pluto (whose conns initiate; the peers replace their old SAs with the new ones,
-# same identities, same address), while the routes move. It never gives the
+# Elastic IP, then the tunnels (initiated at once, with INITIAL_CONTACT: the peers drop their old SAs
+# for the new ones, same identities, same address), while the routes move. It never gives the
 # site back by itself: the active steps down only when it sees that the Elastic IP is no longer its
 # own (checked every $HUBSPOKE_OWNER_CHECK s). So at any moment at most one gateway owns the Elastic
 # IP (AWS moves it atomically), and a gateway that returns after a failure becomes the standby.
@@ -38,11 +39,14 @@ flock -n 8 || { echo "hubspoke-failover: already running ($run/failover.lock)" >
 log() { printf '%(%H:%M:%S)T hubspoke-failover: %s\n' -1 "$*" >&2; }
 # Short bounds: a takeover must not wait on a hung endpoint.
 export AWS_RETRY_MODE=${AWS_RETRY_MODE:-standard} AWS_MAX_ATTEMPTS=${AWS_MAX_ATTEMPTS:-2}
+# whack itself, not the `ipsec` wrapper script: one process less per call on a takeover's critical path.
+whack_bin=$(ipsec --directory 2>/dev/null)/whack
+[ -x "$whack_bin" ] || whack_bin="ipsec whack"
+whack() { $whack_bin ${HUBSPOKE_CTLSOCKET:+--ctlsocket "$HUBSPOKE_CTLSOCKET"} "$@"; }
 # shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
-# AWS_NICE=N lowers the CPU priority of a call (see activate).
-awscli() { ${AWS_NICE:+nice -n "$AWS_NICE"} aws "$@" --region "$HUBSPOKE_AWS_REGION" --cli-connect-timeout 3 --cli-read-timeout 10 ${HUBSPOKE_AWS_ARGS:-}; }
+awscli() { aws "$@" --region "$HUBSPOKE_AWS_REGION" --cli-connect-timeout 3 --cli-read-timeout 10 ${HUBSPOKE_AWS_ARGS:-}; }
 # The loop runs every second for years: it forks nothing while nothing happens (bash's own clock,
-# and a read with a timeout on a FIFO nobody writes instead of sleep).
+# and a read with a timeout on a FIFO instead of sleep; a prober writes to it to wake the loop early).
 tick() { printf -v t '%(%s)T' -1; }
 [ -p "$run/tick" ] || { rm -f "$run/tick"; mkfifo -m 600 "$run/tick"; }
 exec 7<>"$run/tick"
@@ -129,8 +133,8 @@ check_routes() {
 
 # 3. Becoming active: the Elastic IP first, on its own (the peers' tunnels need it before anything
 # else, and IKE sent before it moved would be lost and only retransmitted later: pluto backs off 0.5,
-# 1, 2, 4 s...); then pluto, while the routes move in the background (at a lower CPU priority: they
-# matter for the return path, once the tunnels are up). $1: why; $2: count it as a failover.
+# 1, 2, 4 s...); then the routes, in the background (an API call each, in parallel: they carry the
+# return path), while the tunnels are initiated (pluto is warm: a few whack calls); the rest after. $1: why; $2: count it as a failover.
 # Returns non-zero, and leaves this gateway as it was (routes untouched), when the Elastic IP did not
 # move: the next attempt waits a growing backoff (2 s, doubling, at most 60 s).
 activate() {
@@ -145,14 +149,13 @@ activate() {
   fi
   backoff=2
   log "the site's Elastic IP is on this gateway ($my_eni, $my_site)"
-  [ "$2" = yes ] && metric "$HUBSPOKE_METRIC_FAILOVERS" 1 &
-  stop_probes
-  touch "$run/active"
+  : >"$run/active"
   : >"$run/owner"
-  AWS_NICE=10 claim_routes &
+  claim_routes &
   local routes=$!
-  $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
-  log "pluto started"
+  initiate_tunnels
+  stop_probes
+  [ "$2" = yes ] && metric "$HUBSPOKE_METRIC_FAILOVERS" 1 &
   tick
   role=active next_owner_check=$((t + HUBSPOKE_OWNER_CHECK)) next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
   if wait "$routes"; then
@@ -162,11 +165,47 @@ activate() {
   fi
 }
 
-# Stepping down: the Elastic IP is elsewhere, so this gateway's tunnels cannot work any more.
+# pluto running (started if it is not), its conns oriented, then every tunnel initiated that the peer
+# has not brought up already, and routed (as auto=start would: the kernel's policy stays in place
+# whatever SA comes and goes).
+initiate_tunnels() {
+  local name states tries names=()
+  if ! states=$(whack --showstates 2>/dev/null); then
+    log "pluto is not running: starting it"
+    $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
+    for ((tries = 0; tries < 50; tries++)); do states=$(whack --showstates 2>/dev/null) && break; pause 0.2; done
+  fi
+  orient
+  # The tunnels the agent wrote (a tunnel it left out has no conn file).
+  while read -r name; do
+    [ -f "$HUBSPOKE_IPSEC_D/$name.conf" ] || continue
+    names+=("$name")
+    # The peer was faster (its dead-peer detection restarts the tunnel towards the site's address too):
+    # a second IKE SA would only cross with it.
+    [[ $states =~ \"$name\"[^\ ]*\ STATE_V2_ESTABLISHED_IKE_SA ]] && continue
+    whack --name "$name" --initiate --asynchronous >/dev/null 2>&1 || log "$name: pluto refused to initiate it"
+  done <"$state/$HUBSPOKE_STATE_TUNNELS"
+  for name in "${names[@]}"; do whack --name "$name" --route >/dev/null 2>&1; done
+  read -r pluto_pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pluto_pid=""
+  log "tunnels initiated: ${names[*]} (pluto ${pluto_pid:-?})"
+}
+
+# pluto orients a conn (finds its left=, the site address, among the host's addresses) when it loads
+# it or rescans: at boot ipsec.service may start before this script added the address. Once per pluto.
+orient() {
+  local pid
+  read -r pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pid=""
+  [ -n "$pid" ] && [ "$pid" = "$listened" ] && return
+  whack --listen >/dev/null 2>&1 && listened=$pid
+}
+
+# Stepping down: the Elastic IP is elsewhere, so this gateway's tunnels cannot work any more. pluto
+# restarts warm: its SAs gone, its conns loaded, none initiated.
 deactivate() {
   log "stepping down: $1"
   rm -f "$run/active"
   $HUBSPOKE_IPSEC_STOP || log "stopping ipsec failed"
+  $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
   # No flapping: a gateway that stepped down while alive takes the site back only from an active it
   # has seen answer since, or after the hold-down (a partition between the two, seen from both sides,
   # moves the site at most once per hold-down).
@@ -193,6 +232,8 @@ prober() {
         *) continue ;;
       esac
       echo "$misses" >"$file"
+      # The main loop sleeps on the FIFO: wake it the moment this target crosses the threshold.
+      [ "$misses" = "$HUBSPOKE_CONFIRM_PROBES" ] && echo >"$run/tick"
     done
     # ping gave up (no route, say): this target tells nothing until it runs again, so it counts as unanswered.
     echo 999 >"$file"
@@ -238,6 +279,8 @@ until load_layout; do
 done
 log "gateway $HUBSPOKE_GATEWAY ($my_eni, $my_ip, site address $my_site); partner $other_name ($other_ip)"
 until add_site_address; do pause 5; done
+listened="" pluto_pid=""
+orient
 rm -f "$run/active"
 trap 'stop_probes' EXIT
 tick
@@ -265,6 +308,12 @@ while true; do
     next_layout=$((t + 300))
   fi
   if [ "$role" = active ]; then
+    # pluto restarted (systemd brings it back after a crash): its conns loaded without starting.
+    read -r pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pid=""
+    if [ "$pid" != "$pluto_pid" ]; then
+      log "pluto changed (${pluto_pid:-none} -> ${pid:-none}): initiating the tunnels again"
+      initiate_tunnels
+    fi
     # Routes are repaired only by a gateway that has just confirmed it still owns the site: one that lost
     # it unnoticed would otherwise pull them back from the new active.
     [ "$t" -ge "$next_route_check" ] && next_owner_check=$t
@@ -327,6 +376,7 @@ while true; do
   fi
   if [ "$t" -ge "$next_metric" ]; then
     next_metric=$((t + HUBSPOKE_METRIC_INTERVAL))
+    orient # a pluto that restarted meanwhile: oriented now, not on a takeover's critical path
     # Ready: this gateway has its tunnel files (its agent ran) and EC2 answers it.
     ready=0
     [ -s "$state/$HUBSPOKE_STATE_TUNNELS" ] && [ -n "${current:-}" ] && ready=1

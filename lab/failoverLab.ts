@@ -145,6 +145,8 @@ export class FailoverLab {
             });
             const all = this.sites.flatMap((s) => s.gateways);
             await Promise.all(all.map((g) => this.prepareGateway(g)));
+            // As at boot: ipsec.service (pluto, warm: conns loaded, none started), then hubspoke-failover.
+            await Promise.all(all.map((g) => this.startPluto(g)));
             for (const g of all) {
                 this.startDaemon(g);
             }
@@ -350,6 +352,7 @@ export class FailoverLab {
                 `HUBSPOKE_STATE_DIR='${this.dir(g, "state")}'`,
                 `HUBSPOKE_RUN_DIR='${this.dir(g, "run")}'`,
                 `HUBSPOKE_CTLSOCKET='${ctl}'`,
+                `HUBSPOKE_PLUTO_PID='${this.dir(g, "run", "pluto.pid")}'`,
                 `HUBSPOKE_AWS_ARGS='--endpoint-url ${this.aws!.url}'`,
                 `HUBSPOKE_IPSEC_START='${this.dir(g, "ipsec-start")}'`,
                 `HUBSPOKE_IPSEC_STOP='${this.dir(g, "ipsec-stop")}'`,
@@ -382,6 +385,14 @@ export class FailoverLab {
         child.stdout.on("data", (d) => (text += d));
         child.stderr.on("data", (d) => (text += d));
         return new Promise((done) => child.on("close", (status) => done({ status, text })));
+    }
+
+    /** Starts the gateway's pluto as ipsec.service does at boot (the lab's stand-in for it). */
+    private async startPluto(g: LabPairGateway): Promise<void> {
+        const out = await this.runInGateway(g, [this.dir(g, "ipsec-start")]);
+        if (out.status !== 0) {
+            throw new Error(`lab: pluto of ${g.name} did not start (${out.status}): ${out.text}`);
+        }
     }
 
     /** Starts the gateway's rendered hubspoke-failover, as hubspoke-failover.service does at boot. */
@@ -567,7 +578,7 @@ export class FailoverLab {
         this.log(`lab: gateway ${name} killed (link down, pluto and hubspoke-failover gone)`);
     }
 
-    /** The gateway comes back as after a reboot: link up, no IPsec state, /run empty, its failover script started. */
+    /** The gateway comes back as after a reboot: link up, no IPsec state, /run empty, pluto (warm) and its failover script started. */
     async revive(name: string): Promise<void> {
         const g = this.gateway(name);
         for (const table of ["policy", "state"]) {
@@ -580,6 +591,7 @@ export class FailoverLab {
         }
         sh(["ip", "-n", g.ns, "link", "set", "eth0", "up"]);
         sh(["ip", "-n", g.ns, "route", "replace", "default", "via", g.router]);
+        await this.startPluto(g);
         this.startDaemon(g);
         this.log(`lab: gateway ${name} back (booting as standby until it has checked)`);
     }

@@ -29,6 +29,13 @@ export interface TunnelEnd {
      * the primary address whatever the route's source says: measured, see README, Failover).
      */
     readonly localAddress?: string;
+    /**
+     * `start` (default): pluto initiates the tunnel as soon as it loads it. `add`: it loads it and only
+     * responds; a site with a standby runs pluto warm on both gateways, and hubspoke-failover
+     * initiates on whichever is active (the standby has no use for a tunnel from an address that is
+     * not the site's).
+     */
+    readonly auto?: "start" | "add";
 }
 
 /**
@@ -66,7 +73,7 @@ export function renderConn(end: TunnelEnd): string {
         `    retransmit-timeout=${DPD.retransmitTimeoutSeconds}s`,
         "    dpdaction=restart",
         "    keyingtries=%forever",
-        "    auto=start",
+        `    auto=${end.auto ?? "start"}`,
         "",
     ].join("\n");
 }

@@ -110,21 +110,21 @@ export function renderUnits(): UnitFile[] {
 }
 
 /**
- * The extra units of a gateway in a site with a standby: hubspoke-failover, and conditions that keep
- * pluto and the tunnel metrics off while the gateway is not the active one (the failover script
- * starts and stops ipsec; the condition also covers a boot, where ipsec would otherwise start on
- * both). `/run` is empty after a reboot: every gateway boots as the standby until it has checked.
+ * The extra units of a gateway in a site with a standby: hubspoke-failover, and a condition that
+ * keeps the tunnel metrics off while the gateway is not the active one. pluto runs on both (warm: a
+ * takeover does not wait for it to start); the conns load without starting (auto=add) and
+ * hubspoke-failover initiates them on the active. `/run` is empty after a reboot: every gateway
+ * boots as the standby until it has checked.
  */
 export function renderFailoverUnits(): UnitFile[] {
-    const onlyActive = `ExecCondition=/usr/bin/test -f ${GATEWAY_PATHS.runDir}/active`;
     return [
         unit("hubspoke-failover.service", [
             "[Unit]",
             "Description=hubspoke-vpn: keep one gateway of the site active, take over when it fails",
             // Never give up restarting it: a gateway without it can neither take over nor step down.
             "StartLimitIntervalSec=0",
-            "Wants=network-online.target",
-            "After=network-online.target hubspoke-agent-boot.service",
+            "Wants=network-online.target ipsec.service",
+            "After=network-online.target hubspoke-agent-boot.service ipsec.service",
             "",
             "[Service]",
             "Type=simple",
@@ -135,8 +135,10 @@ export function renderFailoverUnits(): UnitFile[] {
             "[Install]",
             "WantedBy=multi-user.target",
         ]),
-        unit("ipsec.service.d/20-hubspoke-failover.conf", ["[Service]", onlyActive]),
-        unit("hubspoke-health.service.d/20-hubspoke-failover.conf", ["[Service]", onlyActive]),
+        unit("hubspoke-health.service.d/20-hubspoke-failover.conf", [
+            "[Service]",
+            `ExecCondition=/usr/bin/test -f ${GATEWAY_PATHS.runDir}/active`,
+        ]),
     ];
 }
 

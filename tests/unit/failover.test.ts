@@ -271,7 +271,6 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                 for (const p of [
                     "/usr/local/sbin/hubspoke-failover",
                     "/etc/systemd/system/hubspoke-failover.service",
-                    "/etc/systemd/system/ipsec.service.d/20-hubspoke-failover.conf",
                     "/etc/systemd/system/hubspoke-health.service.d/20-hubspoke-failover.conf",
                     "/etc/ipsec.d/00-hubspoke-pair.conf",
                 ]) {
@@ -394,6 +393,8 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                 const differing = a.map((line, i) => [line, b[i]]).filter(([x, y]) => x !== y);
                 assert.deepEqual(differing, [[`    left=${siteIpOf(PRIVATE_IPS[site][0])}`, `    left=${siteIpOf(PRIVATE_IPS[site][1])}`]]);
                 assert.ok(a.includes(`    leftid=${eip[site]}`), "both identify as the site");
+                // Both load it warm; hubspoke-failover initiates it on the active.
+                assert.ok(a.includes("    auto=add") && b.includes("    auto=add"), `${tunnel}: a pair's conns do not start by themselves`);
             }
             // Each gateway reads its own path only.
             pair(site).forEach((g, i) => {
@@ -414,6 +415,7 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
         // prod: the conn leaves from the interface's primary address.
         for (const p of ofType(prod, "aws:ssm/parameter:Parameter").filter((x) => x.inputs.name.endsWith("/conf"))) {
             assert.match(parameterValue(p), /^ {4}left=%defaultroute$/m);
+            assert.match(parameterValue(p), /^ {4}auto=start$/m);
         }
     });
 
@@ -510,7 +512,7 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                     ...["frankfurt", "sydney", "virginia"].map(
                         (s) => `update ${ENI}::hubspoke-${s}-gw-eni privateIpListEnabled,privateIpLists,privateIps`,
                     ),
-                    // The conn leaves from the site address now (left=).
+                    // The conn leaves from the site address now (left=), and loads warm (auto=add).
                     ...[
                         "hubspoke-frankfurt-gw-virginia-to-frankfurt-conf",
                         "hubspoke-sydney-gw-virginia-to-sydney-conf",
@@ -544,7 +546,14 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                         .split("\n")
                         .map((line, j) => [line, after[j]])
                         .filter(([x, y]) => x !== y);
-                    assert.deepEqual(changed, [["    left=%defaultroute", `    left=${siteIpOf(PRIVATE_IPS[s][0])}`]], p.name);
+                    assert.deepEqual(
+                        changed,
+                        [
+                            ["    left=%defaultroute", `    left=${siteIpOf(PRIVATE_IPS[s][0])}`],
+                            ["    auto=start", "    auto=add"],
+                        ],
+                        p.name,
+                    );
                 });
             }
             assert.deepEqual(d.removed, SITES.map((s) => `${EIP_ASSOC}::hubspoke-${s}-gw-eip-assoc`).sort());
