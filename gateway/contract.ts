@@ -125,19 +125,21 @@ export const METRIC = { namespace: "HubspokeVpn", tunnelUp: "TunnelUp", standbyR
 
 /**
  * How a site's standby watches its active gateway and takes over (gateway/hubspoke-failover.sh).
- * The standby pings once a second, in parallel: the active's private IP across the VPC, and each
+ * The standby pings twice a second, in parallel: the active's private IP across the VPC, and each
  * peer gateway's private IP through the tunnels (its packets take the VPC's routes to the active).
- * The active is failed only when nothing has answered for `confirmProbes` seconds, so a blip shorter
- * than that moves nothing, and a cut between the two gateways alone (the tunnels still carry the
- * probes) moves nothing either. The takeover (Elastic IP, routes, pluto, IKE) follows at once.
+ * The active is failed only when no target has answered `confirmProbes` echoes in a row (2 s), so a
+ * blip shorter than that moves nothing, and a cut between the two gateways alone (the tunnels still
+ * carry the probes) moves nothing either. A late answer counts as an answer. The takeover (Elastic
+ * IP, routes, IKE) follows at once: the budget is 10 s of lost traffic, and the peers' own dead-peer
+ * detection restarts their side about 10 s after the last answer, so the new active should be up first.
  */
 export const FAILOVER = {
-    /** Seconds between probe rounds. */
-    probeIntervalSeconds: 1,
+    /** Seconds between probe rounds (an echo not answered before the next one counts as a miss, until answered). */
+    probeIntervalSeconds: 0.5,
     /** Each ping waits this long for its answer. */
     probeTimeoutSeconds: 1,
-    /** Seconds without any answer before the standby takes over (rounds of one echo per target a second). */
-    confirmProbes: 3,
+    /** Echoes in a row that no target answered before the standby takes over (4 rounds: 2 s). */
+    confirmProbes: 4,
     /** The active checks this often that the site's Elastic IP is still its own (else it steps down). */
     ownerCheckSeconds: 20,
     /** The standby checks this often where the Elastic IP is (on itself after a restart; on no gateway). */

@@ -190,6 +190,22 @@ initiate_tunnels() {
   log "tunnels initiated: ${names[*]} (pluto ${pluto_pid:-?})"
 }
 
+# The agent initiates a tunnel it adds or re-keys, also on the standby: an IKE SA from an address that
+# is not the site's, which nobody answers and which would cross with a takeover's. The standby ends it.
+drop_standby_states() {
+  local states name
+  local -A names=()
+  states=$(whack --showstates 2>/dev/null) || return 0
+  while [[ $states =~ \"([^\"]+)\" ]]; do
+    names[${BASH_REMATCH[1]}]=1
+    states=${states#*\"${BASH_REMATCH[1]}\"}
+  done
+  for name in "${!names[@]}"; do
+    whack --name "$name" --terminate >/dev/null 2>&1
+    log "standby: ended $name's negotiation (only the active initiates)"
+  done
+}
+
 # pluto orients a conn (finds its left=, the site address, among the host's addresses) when it loads
 # it or rescans: at boot ipsec.service may start before this script added the address. Once per pluto.
 orient() {
@@ -377,6 +393,7 @@ while true; do
   if [ "$t" -ge "$next_metric" ]; then
     next_metric=$((t + HUBSPOKE_METRIC_INTERVAL))
     orient # a pluto that restarted meanwhile: oriented now, not on a takeover's critical path
+    drop_standby_states
     # Ready: this gateway has its tunnel files (its agent ran) and EC2 answers it.
     ready=0
     [ -s "$state/$HUBSPOKE_STATE_TUNNELS" ] && [ -n "${current:-}" ] && ready=1

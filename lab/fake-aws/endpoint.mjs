@@ -544,15 +544,17 @@ function natRules(state, netns) {
 const applyNat = (state, netns) => mustRun(["ip", "netns", "exec", netns, "iptables-restore", "--noflush"], natRules(state, netns));
 
 /**
- * AWS's NAT keeps no state: the next packet of a flow goes to the address's new target. The router's
- * connection tracking would keep old flows on the old target, so it is forgotten whole (one process:
- * under the lab VM's emulation each one costs a second). Safe for the router's other flows: its NAT is
- * 1:1, so a flow picked up again maps exactly as before.
+ * The new NAT, then the router's connection tracking forgotten whole: AWS's NAT keeps no state (the
+ * next packet of a flow goes to the address's new target), but tracked flows would stay on the old
+ * one. Safe for the router's other flows: its NAT is 1:1, so a flow picked up again maps exactly as
+ * before. One process of the namespace: under the lab VM's emulation each process start costs about
+ * a second. (conntrack exits 1 when there was nothing to delete.)
  */
-async function forgetFlows(netns) {
-    // conntrack exits 1 when there was nothing to delete.
-    await mustRun(["ip", "netns", "exec", netns, "conntrack", "-F"], "", [0, 1]);
-}
+const applyNatForgetFlows = (state, netns) =>
+    mustRun(
+        ["ip", "netns", "exec", netns, "sh", "-c", "iptables-restore --noflush && { conntrack -F 2>/dev/null; [ $? -le 1 ]; }"],
+        natRules(state, netns),
+    );
 
 function applyRoute(state, table, route) {
     const eni = state.networkInterfaces.find((n) => n.networkInterfaceId === route.networkInterfaceId && n.awsRegion === table.awsRegion);
@@ -681,8 +683,7 @@ const ec2Actions = {
             body: { return: true, associationId },
             summary: `${associationId}${displaced.length ? ` (disassociated ${displaced.map((a) => a.allocationId).join(",")})` : ""}`,
             apply: async () => {
-                for (const netns of new Set(moved.map((a) => a.netns))) await applyNat(state, netns);
-                for (const netns of new Set(moved.map((a) => a.netns))) await forgetFlows(netns);
+                for (const netns of new Set(moved.map((a) => a.netns))) await applyNatForgetFlows(state, netns);
             },
         };
     },
