@@ -154,11 +154,15 @@ activate() {
   claim_routes &
   local routes=$!
   initiate_tunnels
+  # What is not on the traffic's path waits until the routes have moved.
+  local moved=yes
+  wait "$routes" || moved=no
+  route_tunnels
   stop_probes
   [ "$2" = yes ] && metric "$HUBSPOKE_METRIC_FAILOVERS" 1 &
   tick
   role=active next_owner_check=$((t + HUBSPOKE_OWNER_CHECK)) next_route_check=$((t + HUBSPOKE_ROUTE_CHECK))
-  if wait "$routes"; then
+  if [ "$moved" = yes ]; then
     log "every route to $peer_cidrs targets $my_eni"
   else
     next_route_check=$((t + 5)) # a route that did not move costs the return path: check again soon
@@ -166,10 +170,10 @@ activate() {
 }
 
 # pluto running (started if it is not), its conns oriented, then every tunnel initiated that the peer
-# has not brought up already, and routed (as auto=start would: the kernel's policy stays in place
-# whatever SA comes and goes).
+# has not brought up already. Sets $tunnels.
 initiate_tunnels() {
-  local name states tries names=()
+  local name states tries
+  tunnels=()
   if ! states=$(whack --showstates 2>/dev/null); then
     log "pluto is not running: starting it"
     $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
@@ -179,15 +183,21 @@ initiate_tunnels() {
   # The tunnels the agent wrote (a tunnel it left out has no conn file).
   while read -r name; do
     [ -f "$HUBSPOKE_IPSEC_D/$name.conf" ] || continue
-    names+=("$name")
+    tunnels+=("$name")
     # The peer was faster (its dead-peer detection restarts the tunnel towards the site's address too):
     # a second IKE SA would only cross with it.
     [[ $states =~ \"$name\"[^\ ]*\ STATE_V2_ESTABLISHED_IKE_SA ]] && continue
     whack --name "$name" --initiate --asynchronous >/dev/null 2>&1 || log "$name: pluto refused to initiate it"
   done <"$state/$HUBSPOKE_STATE_TUNNELS"
-  for name in "${names[@]}"; do whack --name "$name" --route >/dev/null 2>&1; done
   read -r pluto_pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pluto_pid=""
-  log "tunnels initiated: ${names[*]} (pluto ${pluto_pid:-?})"
+  log "tunnels initiated: ${tunnels[*]} (pluto ${pluto_pid:-?})"
+}
+
+# The initiated tunnels routed, as auto=start would: the kernel's policy stays in place whatever SA
+# comes and goes (a duplicate deleted after crossed initiations does not take the policy with it).
+route_tunnels() {
+  local name
+  for name in "${tunnels[@]}"; do whack --name "$name" --route >/dev/null 2>&1; done
 }
 
 # The agent initiates a tunnel it adds or re-keys, also on the standby: an IKE SA from an address that
@@ -329,6 +339,7 @@ while true; do
     if [ "$pid" != "$pluto_pid" ]; then
       log "pluto changed (${pluto_pid:-none} -> ${pid:-none}): initiating the tunnels again"
       initiate_tunnels
+      route_tunnels
     fi
     # Routes are repaired only by a gateway that has just confirmed it still owns the site: one that lost
     # it unnoticed would otherwise pull them back from the new active.

@@ -492,6 +492,30 @@ export class FailoverLab {
         return tunnels.every((t) => has(t, "STATE_V2_ESTABLISHED_IKE_SA") && (layer === "IKE" || has(t, "STATE_V2_ESTABLISHED_CHILD_SA")));
     }
 
+    /**
+     * When (ms since the epoch, by pluto's own log) the gateway's pluto had established, after `sinceMs`,
+     * an IKE SA and one of `layer` for every tunnel: the time of the last tunnel to come up; undefined
+     * while one is missing. It reads the log, so polling it starts no process in the VM it measures.
+     */
+    establishedSince(name: string, tunnels: readonly string[], layer: "IKE" | "Child SA", sinceMs: number): number | undefined {
+        const year = new Date(sinceMs).getFullYear();
+        const first = new Map<string, number>();
+        for (const m of this.plutoLog(name).matchAll(
+            /^(\w{3} +\d+ \d\d:\d\d:\d\d\.\d+): "([^"]+)"[^ ]* #\d+: (?:initiator|responder) established (IKE SA|Child SA)/gm,
+        )) {
+            // pluto logs local time, to the microsecond; Date parses the first three decimals.
+            const at = new Date(`${m[1].replace(/(\.\d{3})\d*$/, "$1").replace(/^(\w{3} +\d+)/, `$1 ${year}`)}`).getTime();
+            const key = `${m[2]} ${m[3]}`;
+            if (at >= sinceMs && !first.has(key)) {
+                first.set(key, at);
+            }
+        }
+        const times = tunnels.flatMap((t) =>
+            (layer === "IKE" ? [`${t} IKE SA`] : [`${t} IKE SA`, `${t} Child SA`]).map((k) => first.get(k)),
+        );
+        return times.every((x) => x !== undefined) ? Math.max(...(times as number[])) : undefined;
+    }
+
     /** Serial numbers of the gateway's established IKE SAs of a tunnel (a new IKE SA gets a new one). */
     ikeSerials(name: string, tunnel: string): number[] {
         return [...this.showStates(name).matchAll(/#(\d+): "([^"]+)"[^ ]* STATE_V2_ESTABLISHED_IKE_SA/g)]
