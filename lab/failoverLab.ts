@@ -412,9 +412,27 @@ export class FailoverLab {
         return fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim() : "";
     }
 
-    plutoLog(name: string): string {
+    /** pluto's log of the gateway, from byte `from` on. */
+    plutoLog(name: string, from = 0): string {
         const file = this.dir(this.gateway(name), "pluto.log");
-        return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+        if (!fs.existsSync(file)) {
+            return "";
+        }
+        const fd = fs.openSync(file, "r");
+        try {
+            const size = fs.fstatSync(fd).size;
+            const buffer = Buffer.alloc(Math.max(0, size - from));
+            fs.readSync(fd, buffer, 0, buffer.length, Math.min(from, size));
+            return buffer.toString("utf8");
+        } finally {
+            fs.closeSync(fd);
+        }
+    }
+
+    /** The size of pluto's log now: where a later read can start. */
+    plutoLogSize(name: string): number {
+        const file = this.dir(this.gateway(name), "pluto.log");
+        return fs.existsSync(file) ? fs.statSync(file).size : 0;
     }
 
     failoverLog(name: string): string {
@@ -497,10 +515,16 @@ export class FailoverLab {
      * an IKE SA and one of `layer` for every tunnel: the time of the last tunnel to come up; undefined
      * while one is missing. It reads the log, so polling it starts no process in the VM it measures.
      */
-    establishedSince(name: string, tunnels: readonly string[], layer: "IKE" | "Child SA", sinceMs: number): number | undefined {
+    establishedSince(
+        name: string,
+        tunnels: readonly string[],
+        layer: "IKE" | "Child SA",
+        sinceMs: number,
+        fromByte = 0,
+    ): number | undefined {
         const year = new Date(sinceMs).getFullYear();
         const first = new Map<string, number>();
-        for (const m of this.plutoLog(name).matchAll(
+        for (const m of this.plutoLog(name, fromByte).matchAll(
             /^(\w{3} +\d+ \d\d:\d\d:\d\d\.\d+): "([^"]+)"[^ ]* #\d+: (?:initiator|responder) established (IKE SA|Child SA)/gm,
         )) {
             // pluto logs local time, to the microsecond; Date parses the first three decimals.

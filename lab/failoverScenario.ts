@@ -10,15 +10,12 @@ import type { FailoverLab } from "./failoverLab";
 import type { PingRun } from "./lab";
 import { sh, sleep } from "./lab";
 
-/** The traffic gap the issue allows when a site's active gateway dies. */
-export const MAX_FAILOVER_GAP_SECONDS = 10;
 /**
- * What the VM run must stay within. Under the VM's software emulation every process start (the AWS
- * call, each whack) and every key exchange takes about ten times as long as on an instance, and the
- * VM runs six gateways on two emulated CPUs; measured there 15-22 s. The goal above is checked where
- * the timing is real: the takeover and IKE on this machine's kernel.
+ * The traffic gap the issue allows when a site's active gateway dies: asserted on the ping in the VM
+ * (where every process start and key exchange is several times slower than on an instance, so it
+ * holds with margin there), and on the tunnels' return on this machine's kernel (IKE only).
  */
-export const EMULATED_GAP_BOUND_SECONDS = 30;
+export const MAX_FAILOVER_GAP_SECONDS = 10;
 /** How long the cut between two healthy gateways is held: many times the standby's confirmation window. */
 export const CUT_HOLD_SECONDS = 12;
 
@@ -186,13 +183,15 @@ async function failover(
     const hub = lab.sites[0].name;
     const ping = esp ? lab.startPing(pingFrom, hub) : undefined;
     await sleep(2000);
+    // Only what pluto logs from here on is read while the VM is measured.
+    const logFrom = lab.plutoLogSize(standby);
     const killedAt = Date.now();
     lab.kill(victim);
     const moved = await lab.waitFor(() => lab.owner(site) === standby, 30);
     // From pluto's own log (its timestamps), read once a second: polling with whack would start processes
     // in the VM it measures.
     const tunnels = lab.sites.find((s) => s.name === site)!.plan.tunnels;
-    const backAtNow = () => lab.establishedSince(standby, tunnels, esp ? "Child SA" : "IKE", killedAt);
+    const backAtNow = () => lab.establishedSince(standby, tunnels, esp ? "Child SA" : "IKE", killedAt, logFrom);
     await lab.waitFor(() => backAtNow() !== undefined, 60, 1000);
     const backAt = backAtNow();
     const tunnelsBackSeconds = backAt === undefined ? undefined : (backAt - killedAt) / 1000;
@@ -261,7 +260,7 @@ export function failoverPassed(r: FailoverReport): boolean {
         m.ownerMovedSeconds !== undefined &&
         m.tunnelsBackSeconds !== undefined &&
         (r.kernelHasEsp
-            ? m.ping !== undefined && m.ping.sent > 0 && m.ping.longestGapSeconds <= EMULATED_GAP_BOUND_SECONDS
+            ? m.ping !== undefined && m.ping.sent > 0 && m.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS
             : m.tunnelsBackSeconds <= MAX_FAILOVER_GAP_SECONDS);
     return (
         r.initialSeconds !== undefined &&
@@ -274,8 +273,7 @@ export function failoverPassed(r: FailoverReport): boolean {
         (!r.kernelHasEsp || (r.returned.ping !== undefined && r.returned.ping.sent > 0 && r.returned.ping.lost === 0)) &&
         r.cut !== undefined &&
         r.cut.moves <= 1 &&
-        (!r.kernelHasEsp ||
-            (r.cut.ping !== undefined && r.cut.ping.sent > 0 && r.cut.ping.longestGapSeconds <= EMULATED_GAP_BOUND_SECONDS)) &&
+        (!r.kernelHasEsp || (r.cut.ping !== undefined && r.cut.ping.sent > 0 && r.cut.ping.longestGapSeconds <= 1)) &&
         r.metrics !== undefined &&
         // The hub's failover, plus the cut's move if there was one: every move counted once.
         r.metrics[r.hub!.killed.replace(/-standby$/, "")]?.failovers === 1 + r.cut.moves
@@ -288,7 +286,7 @@ export function formatFailover(r: FailoverReport): string {
             ? `  ${label}: ${x.killed} killed -> ${x.tookOver} active; Elastic IP moved after ${x.ownerMovedSeconds ?? "-"} s, tunnels up after ${x.tunnelsBackSeconds ?? "-"} s` +
               (x.ping
                   ? `; traffic gap ${x.ping.longestGapSeconds} s (${x.ping.lost} of ${x.ping.sent} pings lost, one every ${x.ping.intervalSeconds} s; ` +
-                    `goal ${MAX_FAILOVER_GAP_SECONDS} s ${x.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS ? "met" : "NOT met under emulation"})`
+                    `goal ${MAX_FAILOVER_GAP_SECONDS} s ${x.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS ? "met" : "NOT met"})`
                   : "")
             : `  ${label}: not reached`;
     return [

@@ -544,17 +544,62 @@ function natRules(state, netns) {
 const applyNat = (state, netns) => mustRun(["ip", "netns", "exec", netns, "iptables-restore", "--noflush"], natRules(state, netns));
 
 /**
+ * One bash per router namespace, started at its first change and kept: a change then costs only its
+ * own commands (under the lab VM's emulation every process start costs about a second, and `ip netns
+ * exec` adds two). Changes run one at a time (`serially`), so a shell runs one script at a time.
+ */
+const nsShells = new Map();
+function nsShell(netns) {
+    const known = nsShells.get(netns);
+    if (known) return known;
+    const child = spawn("ip", ["netns", "exec", netns, "bash", "--noprofile", "--norc"], { stdio: ["pipe", "pipe", "ignore"] });
+    const shell = { child, out: "", waiting: null };
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (chunk) => {
+        shell.out += chunk;
+        const done = /^__hubspoke_done (\d+)$/m.exec(shell.out);
+        if (done && shell.waiting) {
+            const { resolve } = shell.waiting;
+            const output = shell.out.slice(0, done.index).trim();
+            shell.out = "";
+            shell.waiting = null;
+            resolve({ code: Number(done[1]), output });
+        }
+    });
+    child.stdin.on("error", () => {});
+    const gone = (why) => {
+        nsShells.delete(netns);
+        shell.waiting?.reject(new Error(`the shell in ${netns} ${why}`));
+        shell.waiting = null;
+    };
+    child.once("error", (e) => gone(`could not start: ${e.message}`));
+    child.once("exit", (code) => gone(`exited (${code})`));
+    nsShells.set(netns, shell);
+    return shell;
+}
+
+/** Runs a bash script in the namespace's shell, `input` on its stdin; rejects unless it exits 0. */
+function runInNetns(netns, script, input = "") {
+    const shell = nsShell(netns);
+    const end = `__hubspoke_input_${randomUUID().replace(/-/g, "")}`;
+    return new Promise((resolve, reject) => {
+        shell.waiting = { resolve, reject };
+        shell.child.stdin.write(
+            `{\n${script}\n} 2>&1 <<'${end}'\n${input}${input.endsWith("\n") || !input ? "" : "\n"}${end}\necho "__hubspoke_done $?"\n`,
+        );
+    }).then(({ code, output }) => {
+        if (code !== 0) throw new Error(`${netns}: ${script}: exit ${code}${output ? `: ${output}` : ""}`);
+    });
+}
+
+/**
  * The new NAT, then the router's connection tracking forgotten whole: AWS's NAT keeps no state (the
  * next packet of a flow goes to the address's new target), but tracked flows would stay on the old
  * one. Safe for the router's other flows: its NAT is 1:1, so a flow picked up again maps exactly as
- * before. One process of the namespace: under the lab VM's emulation each process start costs about
- * a second. (conntrack exits 1 when there was nothing to delete.)
+ * before. (conntrack exits 1 when there was nothing to delete.)
  */
 const applyNatForgetFlows = (state, netns) =>
-    mustRun(
-        ["ip", "netns", "exec", netns, "sh", "-c", "iptables-restore --noflush && { conntrack -F 2>/dev/null; [ $? -le 1 ]; }"],
-        natRules(state, netns),
-    );
+    runInNetns(netns, "iptables-restore --noflush && { conntrack -F 2>/dev/null; [ $? -le 1 ]; }", natRules(state, netns));
 
 function applyRoute(state, table, route) {
     const eni = state.networkInterfaces.find((n) => n.networkInterfaceId === route.networkInterfaceId && n.awsRegion === table.awsRegion);
