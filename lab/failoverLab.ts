@@ -447,6 +447,30 @@ export class FailoverLab {
         return s.gateways.find((g) => g.networkInterfaceId === address?.networkInterfaceId)?.name;
     }
 
+    /**
+     * When (ms since the epoch) the lab's EC2 answered, after `sinceMs`, the first AssociateAddress of
+     * the site's Elastic IP to `gateway`, and the last ReplaceRoute to it (from its request log).
+     */
+    ec2Answers(site: string, gateway: string, sinceMs: number): { associated?: number; routed?: number } {
+        const file = path.join(this.workDir, "aws-requests.log");
+        const s = this.site(site);
+        const eni = this.gateway(gateway).networkInterfaceId;
+        const out: { associated?: number; routed?: number } = {};
+        for (const line of (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "").split("\n")) {
+            const [at, , op, subject, status] = line.split(" ");
+            const t = Date.parse(at);
+            if (!(t >= sinceMs) || status !== "200" || (!subject?.endsWith(`->${eni}`) && !subject?.includes(`->${eni}/`))) {
+                continue;
+            }
+            if (op === "AssociateAddress" && subject.startsWith(`${s.plan.failover!.allocationId}->`)) {
+                out.associated ??= t;
+            } else if (op === "ReplaceRoute") {
+                out.routed = t;
+            }
+        }
+        return out;
+    }
+
     /** Per route table of the site, the gateways its routes to the peers target. */
     routeTargets(site: string): string[] {
         const s = this.site(site);

@@ -202,6 +202,9 @@ async function failover(
         await sleep(5000);
     }
     const run = await ping?.stop();
+    await lab.waitFor(() => lab.ec2Answers(site, standby, killedAt).routed !== undefined, 15, 500);
+    const ec2 = lab.ec2Answers(site, standby, killedAt);
+    const after = (t?: number) => (t === undefined ? "-" : `${((t - killedAt) / 1000).toFixed(1)} s`);
     const m: FailoverMeasure = {
         killed: victim,
         tookOver: lab.owner(site),
@@ -211,6 +214,10 @@ async function failover(
     };
     log(
         `lab: ${victim} killed: site ${site} on ${m.tookOver} after ${m.ownerMovedSeconds ?? "-"} s, tunnels up on it after ${m.tunnelsBackSeconds ?? "-"} s${pingText(run)}`,
+    );
+    // Where the time went, from the events themselves: the EC2 answers (the data plane had moved by then).
+    log(
+        `lab: ${victim} killed: EC2 answered associate-address after ${after(ec2.associated)}, the last replace-route after ${after(ec2.routed)}; every tunnel established on ${standby} after ${after(backAt)}`,
     );
     if (
         m.ownerMovedSeconds === undefined ||
