@@ -11,8 +11,9 @@
 # The standby probes, every $HUBSPOKE_PROBE_INTERVAL s and in parallel, the active's private IP across
 # the VPC and each peer gateway through the tunnels (its packets follow the VPC's routes to the
 # active). After $HUBSPOKE_CONFIRM_PROBES echoes in a row that nothing answered, it takes over: the
-# Elastic IP, then the tunnels (initiated at once, with INITIAL_CONTACT: the peers drop their old SAs
-# for the new ones, same identities, same address), while the routes move. It never gives the
+# Elastic IP, then the tunnels (initiated at once; the peers take the new SAs, same identities, same
+# address, and their dead-peer detection restarts their side once more about 10 s after the failure:
+# libreswan keeps the dead gateway's SA until then), while the routes move. It never gives the
 # site back by itself: the active steps down only when it sees that the Elastic IP is no longer its
 # own (checked every $HUBSPOKE_OWNER_CHECK s). So at any moment at most one gateway owns the Elastic
 # IP (AWS moves it atomically), and a gateway that returns after a failure becomes the standby.
@@ -134,7 +135,8 @@ check_routes() {
 # 3. Becoming active: the Elastic IP first, on its own (the peers' tunnels need it before anything
 # else, and IKE sent before it moved would be lost and only retransmitted later: pluto backs off 0.5,
 # 1, 2, 4 s...); then the routes, in the background (an API call each, in parallel: they carry the
-# return path), while the tunnels are initiated (pluto is warm: a few whack calls); the rest after. $1: why; $2: count it as a failover.
+# return path), while the tunnels are initiated (pluto is warm: a few whack calls); the rest after.
+# $1: why; $2: count it as a failover.
 # Returns non-zero, and leaves this gateway as it was (routes untouched), when the Elastic IP did not
 # move: the next attempt waits a growing backoff (2 s, doubling, at most 60 s).
 activate() {

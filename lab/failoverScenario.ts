@@ -8,7 +8,7 @@
 
 import type { FailoverLab } from "./failoverLab";
 import type { PingRun } from "./lab";
-import { sh, sleep } from "./lab";
+import { kernelHasEsp, sleep } from "./lab";
 
 /** The traffic gap the issue allows when a site's active gateway dies (asserted where the timing is real: this machine's kernel). */
 export const MAX_FAILOVER_GAP_SECONDS = 10;
@@ -59,33 +59,6 @@ export interface FailoverReport {
     };
     /** Failovers each site's gateways reported to CloudWatch, and whether a standby reported StandbyReady 1. */
     readonly metrics?: Record<string, { readonly failovers: number; readonly standbyReady: boolean }>;
-}
-
-/**
- * Whether this kernel installs ESP SAs: one test SA in a namespace of its own, before the lab loads
- * the machine (under the VM's emulation the first use of an algorithm is slow), tried twice.
- */
-function kernelHasEsp(id: string): boolean {
-    sh(["modprobe", "-q", "esp4"], { allowFail: true });
-    const ns = `${id}-esp`;
-    sh(["ip", "netns", "add", ns], { allowFail: true });
-    try {
-        const add = (spi: string, algorithm: string[]) =>
-            sh(
-                ["ip", "netns", "exec", ns, ..."ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi".split(" "), spi, ...algorithm],
-                {
-                    allowFail: true,
-                    timeoutMs: 120_000,
-                },
-            ).ok;
-        const cbc = ["enc", "cbc(aes)", `0x${"11".repeat(16)}`, "auth", "hmac(sha256)", `0x${"22".repeat(32)}`];
-        const ok = add("0x100", cbc) || add("0x102", cbc);
-        // Load the AEAD of the first ESP proposal now, rather than during the first Child SA.
-        add("0x101", ["aead", "rfc4106(gcm(aes))", `0x${"33".repeat(36)}`, "128"]);
-        return ok;
-    } finally {
-        sh(["ip", "netns", "del", ns], { allowFail: true });
-    }
 }
 
 export async function runFailoverScenario(lab: FailoverLab, log: (line: string) => void): Promise<FailoverReport> {

@@ -509,27 +509,6 @@ function loadEc2State(file) {
 
 // The data plane: the lab's VPC routers, changed by iptables, conntrack and iproute2 (as root).
 
-/** Run a command; resolves with its exit status and stderr, rejects only when it cannot be started. */
-function run(argv, input = "") {
-    return new Promise((resolve, reject) => {
-        const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "ignore", "pipe"] });
-        let stderr = "";
-        child.stderr.setEncoding("utf8");
-        child.stderr.on("data", (c) => {
-            stderr += c;
-        });
-        child.once("error", (e) => reject(new Error(`cannot run ${argv.join(" ")}: ${e.message}`)));
-        child.once("close", (code, signal) => resolve({ code, signal, stderr: stderr.trim() }));
-        child.stdin.on("error", () => {});
-        child.stdin.end(input);
-    });
-}
-
-async function mustRun(argv, input = "", okCodes = [0]) {
-    const r = await run(argv, input);
-    if (!okCodes.includes(r.code)) throw new Error(`${argv.join(" ")}: ${r.signal ?? `exit ${r.code}`}${r.stderr ? `: ${r.stderr}` : ""}`);
-}
-
 /** The two chains of the router in `netns`, whole: declaring a chain under --noflush empties it first. */
 function natRules(state, netns) {
     let text = `*nat\n:${NAT_PRE} - [0:0]\n:${NAT_POST} - [0:0]\n`;
@@ -540,8 +519,6 @@ function natRules(state, netns) {
     }
     return `${text}COMMIT\n`;
 }
-
-const applyNat = (state, netns) => mustRun(["ip", "netns", "exec", netns, "iptables-restore", "--noflush"], natRules(state, netns));
 
 /**
  * One bash per router namespace, started at its first change and kept: a change then costs only its
@@ -593,13 +570,17 @@ function runInNetns(netns, script, input = "") {
 }
 
 /**
- * The new NAT, then the router's connection tracking forgotten whole: AWS's NAT keeps no state (the
- * next packet of a flow goes to the address's new target), but tracked flows would stay on the old
- * one. Safe for the router's other flows: its NAT is 1:1, so a flow picked up again maps exactly as
- * before. (conntrack exits 1 when there was nothing to delete.)
+ * The router's NAT, as the state says. After an address moved (`forgetFlows`), its connection tracking
+ * is forgotten whole too: AWS's NAT keeps no state (the next packet of a flow goes to the address's new
+ * target), but tracked flows would stay on the old one. Safe for the router's other flows: its NAT is
+ * 1:1, so a flow picked up again maps exactly as before. (conntrack exits 1 when there was nothing to delete.)
  */
-const applyNatForgetFlows = (state, netns) =>
-    runInNetns(netns, "iptables-restore --noflush && { conntrack -F 2>/dev/null; [ $? -le 1 ]; }", natRules(state, netns));
+const applyNat = (state, netns, { forgetFlows = false } = {}) =>
+    runInNetns(
+        netns,
+        forgetFlows ? "iptables-restore --noflush && { conntrack -F 2>/dev/null; [ $? -le 1 ]; }" : "iptables-restore --noflush",
+        natRules(state, netns),
+    );
 
 function applyRoute(state, table, route) {
     const eni = state.networkInterfaces.find((n) => n.networkInterfaceId === route.networkInterfaceId && n.awsRegion === table.awsRegion);
@@ -728,7 +709,7 @@ const ec2Actions = {
             body: { return: true, associationId },
             summary: `${associationId}${displaced.length ? ` (disassociated ${displaced.map((a) => a.allocationId).join(",")})` : ""}`,
             apply: async () => {
-                for (const netns of new Set(moved.map((a) => a.netns))) await applyNatForgetFlows(state, netns);
+                for (const netns of new Set(moved.map((a) => a.netns))) await applyNat(state, netns, { forgetFlows: true });
             },
         };
     },
