@@ -4,7 +4,6 @@
 #   cloud-init  - `cloud-init schema`: user data validation
 #   iproute2, iptables, iputils-ping, procps - the lab's namespaces, NAT and pings
 #   conntrack   - the lab's fake EC2 forgets a moved Elastic IP's NAT flows, as AWS's stateless NAT does
-#   curl        - the failover lab's `aws` (lab/fake-aws/aws-lab) sends a takeover's calls with it
 #   libnss3-tools - certutil, for each lab gateway's NSS database
 #   nftables    - `nft`: the gateways' TCP MSS clamp, applied in the lab as on the instance
 #   awscli, jq  - the AWS CLI v2 (as on Amazon Linux 2023) and jq: the gateway agent's real calls, against the lab's local endpoint
@@ -15,7 +14,7 @@ set -euo pipefail
 # Debian's stock kernel package is linux-image-amd64; Ubuntu's (GitHub's runners) is linux-image-generic.
 kernel_pkg=linux-image-amd64
 if grep -qs '^ID=ubuntu' /etc/os-release; then kernel_pkg=linux-image-generic; fi
-packages=(libreswan cloud-init iproute2 iptables conntrack curl iputils-ping procps libnss3-tools nftables awscli jq qemu-system-x86 "$kernel_pkg" initramfs-tools kmod)
+packages=(libreswan cloud-init iproute2 iptables conntrack iputils-ping procps libnss3-tools nftables awscli jq qemu-system-x86 "$kernel_pkg" initramfs-tools kmod)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

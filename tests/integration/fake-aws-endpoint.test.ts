@@ -929,6 +929,51 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
         assert.deepEqual(a, b);
         assert.deepEqual(a, c);
     });
+
+    it("the three fail alike when the endpoint is down or closes the connection unanswered (exit 255, the CLI's words)", async function () {
+        if (!fs.existsSync(AWS_CLI)) {
+            const why = `${AWS_CLI} (AWS CLI v2) is not installed`;
+            if (process.env.CI === "true") throw new Error(`${why}, and CI must run these tests`);
+            console.log(`      skipped: ${why}`);
+            this.skip();
+        }
+        const stateFile = path.join(tmp.dir, "ec2-faults.json");
+        writeEc2State(stateFile, ec2Fixture());
+        const fake = await startFakeAws(path.join(tmp.dir, "store3"), { ec2State: stateFile, ec2LatencyMs: 50 });
+        stopped.push(fake);
+        const route = [
+            "ec2",
+            "replace-route",
+            "--route-table-id",
+            RTB,
+            "--destination-cidr-block",
+            "12.11.0.0/16",
+            "--network-interface-id",
+            STANDBY,
+        ];
+        // One attempt each (awsCliEnv: AWS_MAX_ATTEMPTS=1), so three failures cover the three CLIs.
+        fake.faults({ failNext: 3, error: "unreachable" });
+        const closed = await Promise.all([AWS_CLI, AWS_LITE, AWS_LAB].map((cli) => runAws(cli, fake, EAST, route)));
+        fake.faults({});
+        await fake.stop();
+        const down = await Promise.all([AWS_CLI, AWS_LITE, AWS_LAB].map((cli) => runAws(cli, fake, EAST, route)));
+        for (const [what, runs, words] of [
+            ["closed unanswered", closed, /Connection was closed before we received a valid response from endpoint URL/],
+            ["endpoint down", down, /Could not connect to the endpoint URL/],
+        ] as const) {
+            const [real, lite, lab] = runs;
+            assert.equal(real.status, 255, `${what}: the real CLI (${real.stderr})`);
+            assert.match(real.stderr, words, what);
+            for (const [name, mine] of [
+                ["aws-lite", lite],
+                ["aws-lab", lab],
+            ] as const) {
+                assert.equal(mine.status, real.status, `${what} (${name}): ${mine.stderr}`);
+                assert.equal(mine.stderr.trim(), real.stderr.trim(), `${what} (${name})`);
+                assert.equal(mine.stdout, "", `${what} (${name})`);
+            }
+        }
+    });
 });
 
 /** The data plane: a VPC router namespace of its own, as the lab builds one. */
