@@ -20,9 +20,9 @@ import {
     type FailoverReport,
     failoverPassed,
     formatFailover,
+    lostOutsideGap,
     MAX_FAILOVER_GAP_SECONDS,
     runFailoverScenario,
-    VM_GAP_BOUND_SECONDS,
 } from "../../lab/failoverScenario";
 import { labUnavailable } from "../../lab/lab";
 import { ciMustRun, stackConfig } from "../unit/fixtures";
@@ -136,21 +136,21 @@ describe("failover in the VM (prod-ha: the traffic gap, Debian's full kernel und
     });
 
     // The traffic itself: the longest run of unanswered pings (one every 0.2 s) from a spoke's host to the
-    // hub's host, across the death of the hub's and then a spoke's active gateway. Printed against the
-    // issue's goal; bounded at VM_GAP_BOUND_SECONDS, the emulation's variance (see there).
-    it(`measures the traffic gap when the hub's or a spoke's active gateway dies (goal ${MAX_FAILOVER_GAP_SECONDS} s; bound under emulation ${VM_GAP_BOUND_SECONDS} s)`, () => {
+    // hub's host, across the death of the hub's and then a spoke's active gateway, until the peers' dead-peer
+    // detection has restarted their side (PEER_DPD_AFTERMATH_SECONDS): the issue's goal, asserted.
+    it(`keeps the traffic gap within ${MAX_FAILOVER_GAP_SECONDS} s when the hub's or a spoke's active gateway dies`, () => {
         assert.ok(report.kernelHasEsp, "the VM's kernel did not install an ESP SA");
         for (const [label, m] of [
             ["hub", report.hub],
             ["spoke", report.spoke],
         ] as const) {
             assert.ok(m?.ping && m.ping.sent > 0, `${label}: no ping ran across the failover`);
-            const goal = m.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS ? "goal met" : "goal NOT met";
             console.log(
-                `      measured: ${label} (${m.killed} killed): traffic gap ${m.ping.longestGapSeconds} s, ${goal} (${m.ping.lost}/${m.ping.sent} pings lost, ` +
-                    `one every ${m.ping.intervalSeconds} s); Elastic IP on the standby after ${m.ownerMovedSeconds} s, Child SAs after ${m.tunnelsBackSeconds} s`,
+                `      measured: ${label} (${m.killed} killed): traffic gap ${m.ping.longestGapSeconds} s (${m.ping.lost}/${m.ping.sent} pings lost, ` +
+                    `${lostOutsideGap(m.ping)} of them outside the gap, one every ${m.ping.intervalSeconds} s); ` +
+                    `Elastic IP on the standby after ${m.ownerMovedSeconds} s, Child SAs after ${m.tunnelsBackSeconds} s`,
             );
-            assert.ok(m.ping.longestGapSeconds <= VM_GAP_BOUND_SECONDS, `${label}: traffic gap ${m.ping.longestGapSeconds} s`);
+            assert.ok(m.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS, `${label}: traffic gap ${m.ping.longestGapSeconds} s`);
         }
     });
 
