@@ -36,7 +36,7 @@ export const AWS_LITE: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "aws-
 /**
  * The `aws` of the failover lab's gateways (`lab/fake-aws/aws-lab`): a takeover's two calls
  * (associate-address, replace-route) over bash's /dev/tcp, everything else through aws-lite. Under
- * the VM's emulation a Python start takes about 5 s and curl's about 1 s, which a real gateway's CLI does not.
+ * the VM's emulation a Python start takes about 3 s and every exec costs, which a real gateway's CLI does not pay.
  */
 export const AWS_LAB: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "aws-lab");
 

@@ -9,8 +9,9 @@
 # (use it for sockets and databases: 9p is no place for them). Its stdout and stderr arrive when
 # the VM ends. The root is mounted cache=loose: the VM keeps what it read in its page cache (without
 # it every exec reads the binary and its libraries over 9p again: curl took 1.3 s to start, 0.2 s with
-# it), so files the host changes while the VM runs may look stale inside it. Exit status: the
-# command's, 124 on timeout, 125 when the VM could not be set up.
+# it), so files the host changes while the VM runs may look stale inside it, and what the VM writes
+# reaches the host for sure only at the sync before power-off (a timed-out run may leave its files
+# short). Exit status: the command's, 124 on timeout, 125 when the VM could not be set up.
 # Needs root, qemu-system-x86 and linux-image-amd64 (scripts/install-system-deps.sh installs them).
 # Runs under TCG emulation (no KVM needed): boot takes 10-20 s; CPU-heavy code runs several times slower.
 set -euo pipefail

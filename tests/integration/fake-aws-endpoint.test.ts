@@ -13,6 +13,7 @@
 import { strict as assert } from "node:assert";
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import {
@@ -346,9 +347,19 @@ function runAws(
     region: string,
     args: string[],
     env: Record<string, string> = {},
+    readTimeoutSeconds = 10,
 ): Promise<Run & { ms: number }> {
     const t0 = Date.now();
-    const common = ["--region", region, "--cli-connect-timeout", "2", "--cli-read-timeout", "10", "--endpoint-url", fake.url];
+    const common = [
+        "--region",
+        region,
+        "--cli-connect-timeout",
+        "2",
+        "--cli-read-timeout",
+        String(readTimeoutSeconds),
+        "--endpoint-url",
+        fake.url,
+    ];
     return new Promise((resolve) => {
         execFile(
             cli,
@@ -930,7 +941,7 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
         assert.deepEqual(a, c);
     });
 
-    it("the three fail alike when the endpoint is down or closes the connection unanswered (exit 255, the CLI's words)", async function () {
+    it("the three fail alike when the endpoint is down, answers too late, or closes or resets the connection unanswered (exit 255, the CLI's words)", async function () {
         if (!fs.existsSync(AWS_CLI)) {
             const why = `${AWS_CLI} (AWS CLI v2) is not installed`;
             if (process.env.CI === "true") throw new Error(`${why}, and CI must run these tests`);
@@ -954,11 +965,22 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
         // One attempt each (awsCliEnv: AWS_MAX_ATTEMPTS=1), so three failures cover the three CLIs.
         fake.faults({ failNext: 3, error: "unreachable" });
         const closed = await Promise.all([AWS_CLI, AWS_LITE, AWS_LAB].map((cli) => runAws(cli, fake, EAST, route)));
+        // An answer later than --cli-read-timeout (1 s).
+        fake.faults({ ec2LatencyMs: 2500 });
+        const slow = await Promise.all([AWS_CLI, AWS_LITE, AWS_LAB].map((cli) => runAws(cli, fake, EAST, route, {}, 1)));
         fake.faults({});
         await fake.stop();
         const down = await Promise.all([AWS_CLI, AWS_LITE, AWS_LAB].map((cli) => runAws(cli, fake, EAST, route)));
+        // A server that resets the connection (TCP RST) once the request arrived: an endpoint that crashed.
+        const resetter = net.createServer((socket) => socket.once("data", () => socket.resetAndDestroy()));
+        await new Promise<void>((listening) => resetter.listen(0, "127.0.0.1", listening));
+        const at = { ...fake, url: `http://127.0.0.1:${(resetter.address() as net.AddressInfo).port}` };
+        const reset = await Promise.all([AWS_CLI, AWS_LITE, AWS_LAB].map((cli) => runAws(cli, at, EAST, route)));
+        resetter.close();
         for (const [what, runs, words] of [
             ["closed unanswered", closed, /Connection was closed before we received a valid response from endpoint URL/],
+            ["reset", reset, /Connection was closed before we received a valid response from endpoint URL/],
+            ["read timeout", slow, /Read timeout on endpoint URL/],
             ["endpoint down", down, /Could not connect to the endpoint URL/],
         ] as const) {
             const [real, lite, lab] = runs;
