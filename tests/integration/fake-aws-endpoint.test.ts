@@ -28,6 +28,7 @@ import {
     startFakeAws,
     writeEc2State,
 } from "../../lab/fakeAws";
+import { ciMustRun } from "../unit/fixtures";
 
 interface Run {
     status: number;
@@ -38,6 +39,11 @@ interface Run {
 const PREFIX = "/hubspoke-vpn/test/tunnels";
 const DIRECT = Array.from({ length: 5 }, (_, i) => `${PREFIX}/direct-${i}`);
 const NESTED = Array.from({ length: 20 }, (_, i) => `${PREFIX}/t/${String(i).padStart(2, "0")}/psk`);
+
+/** The real CLI, to compare against: skipped where it is missing, required under CI (a broken runner otherwise). */
+function requireAwsCli(context: Mocha.Context): void {
+    if (!fs.existsSync(AWS_CLI)) ciMustRun(context, `${AWS_CLI} (AWS CLI v2) is not installed`);
+}
 
 function tempStore(): { dir: string; store: string; log: string } {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fake-aws-"));
@@ -71,13 +77,7 @@ describe("fake SSM endpoint with the real AWS CLI", function () {
             : 0;
 
     before(async function () {
-        if (!fs.existsSync(AWS_CLI)) {
-            const why = `${AWS_CLI} (AWS CLI v2) is not installed`;
-            // CI installs it: there a missing CLI is a broken runner, not a reason to pass quietly.
-            if (process.env.CI === "true") throw new Error(`${why}, and CI must run these tests`);
-            console.log(`      skipped: ${why}`);
-            this.skip();
-        }
+        requireAwsCli(this);
         tmp = tempStore();
         fake = await startFakeAws(tmp.store, { log: tmp.log });
         for (const name of [...DIRECT, ...NESTED]) fake.put("us-east-1", name, `value of ${name}`, "SecureString");
@@ -426,6 +426,17 @@ function ec2Fixture(netns?: string): Ec2State {
 const [EIP, SPARE_EIP] = ["eipalloc-0aaaaaaaaaaaaaaa1", "eipalloc-0aaaaaaaaaaaaaaa2"];
 const [ACTIVE, STANDBY] = ["eni-0aaaaaaaaaaaaaaa1", "eni-0bbbbbbbbbbbbbbb2"];
 const RTB = "rtb-0aaaaaaaaaaaaaaa1";
+/** The takeover's route move: the spoke's range to the standby's interface. */
+const REPLACE_ROUTE = [
+    "ec2",
+    "replace-route",
+    "--route-table-id",
+    RTB,
+    "--destination-cidr-block",
+    "12.11.0.0/16",
+    "--network-interface-id",
+    STANDBY,
+];
 
 describe("fake EC2 and CloudWatch endpoint through aws-lite", function () {
     this.timeout(30_000);
@@ -525,16 +536,7 @@ describe("fake EC2 and CloudWatch endpoint through aws-lite", function () {
     });
 
     it("replace-route: prints nothing, describe-route-tables shows the new target; an absent route is not created", async () => {
-        const r = await lite([
-            "ec2",
-            "replace-route",
-            "--route-table-id",
-            RTB,
-            "--destination-cidr-block",
-            "12.11.0.0/16",
-            "--network-interface-id",
-            STANDBY,
-        ]);
+        const r = await lite(REPLACE_ROUTE);
         assert.equal(r.status, 0, r.stderr);
         assert.equal(r.stdout, "");
         const d = await lite(["ec2", "describe-route-tables", "--route-table-ids", RTB, "--output", "json"]);
@@ -614,34 +616,8 @@ describe("fake EC2 and CloudWatch endpoint through aws-lite", function () {
                 "InvalidParameterValue",
             ],
             [["ec2", "describe-route-tables", "--route-table-ids", "rtb-0ffffffffffffffff"], EAST, "InvalidRouteTableID.NotFound"],
-            [
-                [
-                    "ec2",
-                    "replace-route",
-                    "--route-table-id",
-                    RTB,
-                    "--destination-cidr-block",
-                    "12.11.0.0/16",
-                    "--network-interface-id",
-                    STANDBY,
-                ],
-                "eu-west-1",
-                "InvalidRouteTableID.NotFound",
-            ],
-            [
-                [
-                    "ec2",
-                    "replace-route",
-                    "--route-table-id",
-                    RTB,
-                    "--destination-cidr-block",
-                    "12.11.0.0/16",
-                    "--network-interface-id",
-                    "eni-0ffffffffffffffff",
-                ],
-                EAST,
-                "InvalidNetworkInterfaceID.NotFound",
-            ],
+            [REPLACE_ROUTE, "eu-west-1", "InvalidRouteTableID.NotFound"],
+            [[...REPLACE_ROUTE.slice(0, -1), "eni-0ffffffffffffffff"], EAST, "InvalidNetworkInterfaceID.NotFound"],
         ];
         const results = await Promise.all(cases.map(([args, region]) => lite([...args, "--output", "json"], region)));
         results.forEach((r, i) => {
@@ -838,17 +814,18 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
         assert.ok(r.ms >= 1000, `answered after ${r.ms} ms`);
     });
 
-    it("the real AWS CLI v2 prints exactly what aws-lite and the failover lab's aws-lab print for each EC2 and CloudWatch call", async function () {
-        if (!fs.existsSync(AWS_CLI)) {
-            const why = `${AWS_CLI} (AWS CLI v2) is not installed`;
-            if (process.env.CI === "true") throw new Error(`${why}, and CI must run these tests`);
-            console.log(`      skipped: ${why}`);
-            this.skip();
-        }
-        const stateFile = path.join(tmp.dir, "ec2.json");
+    /** An endpoint of its own over the EC2 fixture, answering after 50 ms; stopped after the tests. */
+    const ec2Fake = async (name: string): Promise<FakeAws> => {
+        const stateFile = path.join(tmp.dir, `${name}-ec2.json`);
         writeEc2State(stateFile, ec2Fixture());
-        const fake = await startFakeAws(path.join(tmp.dir, "store2"), { ec2State: stateFile, ec2LatencyMs: 50 });
+        const fake = await startFakeAws(path.join(tmp.dir, name), { ec2State: stateFile, ec2LatencyMs: 50 });
         stopped.push(fake);
+        return fake;
+    };
+
+    it("the real AWS CLI v2 prints exactly what aws-lite and the failover lab's aws-lab print for each EC2 and CloudWatch call", async function () {
+        requireAwsCli(this);
+        const fake = await ec2Fake("store2");
         const same = (real: Run, mine: Run, what: string, mask = (s: string) => s) => {
             assert.equal(real.status, mine.status, `${what}: exit status (real CLI: ${real.stderr})`);
             // Key order included: both print the service model's order.
@@ -879,19 +856,7 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
                 "associate-address refused",
                 ["ec2", "associate-address", "--allocation-id", EIP, "--network-interface-id", ACTIVE, "--output", "json"],
             ],
-            [
-                "replace-route",
-                [
-                    "ec2",
-                    "replace-route",
-                    "--route-table-id",
-                    RTB,
-                    "--destination-cidr-block",
-                    "12.11.0.0/16",
-                    "--network-interface-id",
-                    STANDBY,
-                ],
-            ],
+            ["replace-route", REPLACE_ROUTE],
             [
                 "replace-route absent",
                 [
@@ -942,26 +907,9 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
     });
 
     it("the three fail alike when the endpoint is down, answers too late, or closes or resets the connection unanswered (exit 255, the CLI's words)", async function () {
-        if (!fs.existsSync(AWS_CLI)) {
-            const why = `${AWS_CLI} (AWS CLI v2) is not installed`;
-            if (process.env.CI === "true") throw new Error(`${why}, and CI must run these tests`);
-            console.log(`      skipped: ${why}`);
-            this.skip();
-        }
-        const stateFile = path.join(tmp.dir, "ec2-faults.json");
-        writeEc2State(stateFile, ec2Fixture());
-        const fake = await startFakeAws(path.join(tmp.dir, "store3"), { ec2State: stateFile, ec2LatencyMs: 50 });
-        stopped.push(fake);
-        const route = [
-            "ec2",
-            "replace-route",
-            "--route-table-id",
-            RTB,
-            "--destination-cidr-block",
-            "12.11.0.0/16",
-            "--network-interface-id",
-            STANDBY,
-        ];
+        requireAwsCli(this);
+        const fake = await ec2Fake("store3");
+        const route = REPLACE_ROUTE;
         // One attempt each (awsCliEnv: AWS_MAX_ATTEMPTS=1), so three failures cover the three CLIs.
         fake.faults({ failNext: 3, error: "unreachable" });
         const closed = await Promise.all([AWS_CLI, AWS_LITE, AWS_LAB].map((cli) => runAws(cli, fake, EAST, route)));
@@ -1100,16 +1048,7 @@ describe("fake EC2 endpoint: the VPC router's NAT and routes follow the calls", 
         assert.deepEqual(natPost(), ["-A HUBSPOKE-EIP-POST -s 10.11.4.6/32 -o wan -j SNAT --to-source 192.0.2.11"]);
         assert.equal(flows(), "", "the moved address's flows are forgotten (AWS's NAT keeps no state)");
 
-        const replaced = await lite([
-            "ec2",
-            "replace-route",
-            "--route-table-id",
-            RTB,
-            "--destination-cidr-block",
-            "12.11.0.0/16",
-            "--network-interface-id",
-            STANDBY,
-        ]);
+        const replaced = await lite(REPLACE_ROUTE);
         assert.equal(replaced.status, 0, replaced.stderr);
         assert.deepEqual(table101(), ["12.11.0.0/16 via 10.11.4.6 dev lan", "13.11.0.0/16 via 10.11.4.5 dev lan"]);
 
