@@ -17,10 +17,8 @@ import { formatIp, parseCidr } from "../config/cidr";
 import { GATEWAY_PATHS } from "../gateway/contract";
 import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
 import { AWS_LAB, awsCliEnv, type FakeAws, readEc2State, readMetrics, startFakeAws } from "./fakeAws";
-import { LAB_REAUTH_DELAY_SECONDS, type PingRun, pingRun, sh, sleep } from "./lab";
+import { type PingRun, pingRun, prepareGatewayFiles, sh, sleep, whackAt } from "./lab";
 import { LAB_MTU } from "./topology";
-
-const WHACK = fs.existsSync("/usr/libexec/ipsec/whack") ? "/usr/libexec/ipsec/whack" : "whack";
 
 /** One gateway of a pair, placed in the lab. */
 export interface LabPairGateway extends PlanPairGateway {
@@ -300,26 +298,7 @@ export class FailoverLab {
 
     /** A gateway's files as its instance boots, the lab's differences, then the agent's boot run. */
     private async prepareGateway(g: LabPairGateway): Promise<void> {
-        fs.rmSync(this.dir(g), { recursive: true, force: true });
-        for (const d of ["run", "nss", "ipsecdir", "state", "bin"]) {
-            fs.mkdirSync(this.dir(g, d), { recursive: true });
-        }
-        for (const d of ["etc", "usr"]) {
-            fs.cpSync(path.join(this.renderDir, g.name, d), this.dir(g, d), { recursive: true });
-        }
-        // The tunnels' files come from the agent's boot run; the bootstrap's own file there stays.
-        for (const f of fs.readdirSync(this.dir(g, GATEWAY_PATHS.ipsecDir))) {
-            if (path.join(GATEWAY_PATHS.ipsecDir, f) !== GATEWAY_PATHS.pairDefaults) {
-                fs.rmSync(this.dir(g, GATEWAY_PATHS.ipsecDir, f), { recursive: true, force: true });
-            }
-        }
         const conf = this.dir(g, "ipsec.conf");
-        fs.writeFileSync(
-            conf,
-            `config setup\n    logfile=${this.dir(g, "pluto.log")}\n\ninclude ${this.dir(g, GATEWAY_PATHS.ipsecDir)}/*.conf\n`,
-        );
-        fs.writeFileSync(this.dir(g, "ipsec.secrets"), `include ${this.dir(g, GATEWAY_PATHS.ipsecDir)}/*.secrets\n`, { mode: 0o600 });
-        fs.symlinkSync(AWS_LAB, this.dir(g, "bin", "aws"));
         const ctl = this.dir(g, "run", "pluto.ctl");
         // The lab's ipsec.service: flush the kernel's IPsec state and start pluto, which loads the conns
         // of its config itself (auto=start ones initiate), as ipsec.service's pluto does.
@@ -341,30 +320,22 @@ export class FailoverLab {
             "exit 0",
             "",
         ];
-        fs.writeFileSync(this.dir(g, "ipsec-start"), start.join("\n"), { mode: 0o755 });
-        fs.writeFileSync(this.dir(g, "ipsec-stop"), stop.join("\n"), { mode: 0o755 });
-        fs.appendFileSync(
-            this.dir(g, GATEWAY_PATHS.env),
-            [
-                "# the lab's differences",
-                `HUBSPOKE_IPSEC_D='${this.dir(g, GATEWAY_PATHS.ipsecDir)}'`,
-                `HUBSPOKE_IPSEC_CONF='${conf}'`,
-                `HUBSPOKE_STATE_DIR='${this.dir(g, "state")}'`,
+        prepareGatewayFiles({
+            dir: this.dir(g),
+            rendered: path.join(this.renderDir, g.name),
+            netns: g.ns,
+            awsUrl: this.aws!.url,
+            env: [
                 `HUBSPOKE_RUN_DIR='${this.dir(g, "run")}'`,
-                `HUBSPOKE_CTLSOCKET='${ctl}'`,
                 `HUBSPOKE_PLUTO_PID='${this.dir(g, "run", "pluto.pid")}'`,
-                `HUBSPOKE_AWS_ARGS='--endpoint-url ${this.aws!.url}'`,
                 `HUBSPOKE_IPSEC_START='${this.dir(g, "ipsec-start")}'`,
                 `HUBSPOKE_IPSEC_STOP='${this.dir(g, "ipsec-stop")}'`,
-                `HUBSPOKE_REAUTH_DELAY='${LAB_REAUTH_DELAY_SECONDS}'`,
-                "HUBSPOKE_BOOT_ATTEMPTS='2'",
-                "HUBSPOKE_NEW_TUNNEL_GRACE='0'",
-                "",
-            ].join("\n"),
-        );
-        sh(["certutil", "-N", "-d", `sql:${this.dir(g, "nss")}`, "--empty-password"]);
-        sh(["ip", "netns", "exec", g.ns, "sysctl", "-q", "-p", this.dir(g, GATEWAY_PATHS.sysctl)]);
-        sh(["ip", "netns", "exec", g.ns, "nft", "-f", this.dir(g, GATEWAY_PATHS.mssClamp)]);
+            ],
+        });
+        // The lab's `aws`: aws-lab (a takeover's two calls without a Python start), aws-lite for the rest.
+        fs.symlinkSync(AWS_LAB, this.dir(g, "bin", "aws"));
+        fs.writeFileSync(this.dir(g, "ipsec-start"), start.join("\n"), { mode: 0o755 });
+        fs.writeFileSync(this.dir(g, "ipsec-stop"), stop.join("\n"), { mode: 0o755 });
         const out = await this.runInGateway(g, [this.dir(g, GATEWAY_PATHS.agentScript), "--boot"]);
         if (out.status !== 0) {
             throw new Error(`lab: hubspoke-agent --boot on ${g.name} failed (${out.status}): ${out.text}`);
@@ -489,12 +460,7 @@ export class FailoverLab {
 
     private showStates(name: string): string {
         const g = this.gateway(name);
-        const ctl = this.dir(g, "run", "pluto.ctl");
-        if (!fs.existsSync(ctl)) {
-            return "";
-        }
-        // whack itself, not the `ipsec` wrapper script: the lab's polling must not load the VM it measures.
-        return sh(["ip", "netns", "exec", g.ns, WHACK, "--ctlsocket", ctl, "--showstates"], { allowFail: true, timeoutMs: 5000 }).out;
+        return whackAt(g.ns, this.dir(g, "run", "pluto.ctl"), "--showstates");
     }
 
     /**
@@ -509,7 +475,7 @@ export class FailoverLab {
         const ctl = this.dir(g, "run", "pluto.ctl");
         return [
             `--- ${name} (${g.ns})`,
-            fs.existsSync(ctl) ? run(g.ns, [WHACK, "--ctlsocket", ctl, "--trafficstatus"]) : "(no pluto)",
+            fs.existsSync(ctl) ? `$ whack --trafficstatus\n${whackAt(g.ns, ctl, "--trafficstatus").trim()}` : "(no pluto)",
             this.showStates(name).trim(),
             run(g.ns, ["ip", "-s", "xfrm", "state"]),
             run(g.ns, ["ip", "xfrm", "policy"]),

@@ -141,6 +141,68 @@ export function sh(
 
 export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
+/**
+ * whack itself, not the `ipsec` wrapper script (a shell script that starts more processes): the labs
+ * poll pluto often, and in the VM every process start costs.
+ */
+const WHACK = fs.existsSync("/usr/libexec/ipsec/whack") ? "/usr/libexec/ipsec/whack" : "whack";
+
+/** What pluto behind `ctl`, in `netns`, answers to whack `args`; "" when it is not running. */
+export function whackAt(netns: string, ctl: string, ...args: string[]): string {
+    if (!fs.existsSync(ctl)) {
+        return "";
+    }
+    return sh(["ip", "netns", "exec", netns, WHACK, "--ctlsocket", ctl, ...args], { allowFail: true, timeoutMs: 5000 }).out;
+}
+
+/**
+ * A gateway's files as its instance has them before the agent's boot run, in `dir` (both labs):
+ * the rendered etc/ and usr/ (without the tunnels' files, the agent's job; a pair's defaults file
+ * stays), pluto's config around them, its NSS db, the rendered sysctls and MSS clamp applied in
+ * `netns`, and the rendered settings followed by the lab's differences (its paths, the local AWS
+ * endpoint, a short re-authentication delay as the lab runs both ends' agents back to back) and `env`.
+ */
+export function prepareGatewayFiles(g: { dir: string; rendered: string; netns: string; awsUrl: string; env?: string[] }): void {
+    const at = (...parts: string[]) => path.join(g.dir, ...parts);
+    fs.rmSync(g.dir, { recursive: true, force: true });
+    for (const d of ["run", "nss", "ipsecdir", "state", "bin"]) {
+        fs.mkdirSync(at(d), { recursive: true });
+    }
+    for (const d of ["etc", "usr"]) {
+        fs.cpSync(path.join(g.rendered, d), at(d), { recursive: true });
+    }
+    fs.mkdirSync(at(GATEWAY_PATHS.ipsecDir), { recursive: true });
+    for (const f of fs.readdirSync(at(GATEWAY_PATHS.ipsecDir))) {
+        if (path.join(GATEWAY_PATHS.ipsecDir, f) !== GATEWAY_PATHS.pairDefaults) {
+            fs.rmSync(at(GATEWAY_PATHS.ipsecDir, f), { recursive: true, force: true });
+        }
+    }
+    // As /etc/ipsec.conf on Amazon Linux: `config setup`, then the agent's conns by include.
+    fs.writeFileSync(at("ipsec.conf"), `config setup\n    logfile=${at("pluto.log")}\n\ninclude ${at(GATEWAY_PATHS.ipsecDir)}/*.conf\n`);
+    fs.writeFileSync(at("ipsec.secrets"), `include ${at(GATEWAY_PATHS.ipsecDir)}/*.secrets\n`, { mode: 0o600 });
+    fs.appendFileSync(
+        at(GATEWAY_PATHS.env),
+        [
+            "# the lab's differences",
+            `HUBSPOKE_IPSEC_D='${at(GATEWAY_PATHS.ipsecDir)}'`,
+            `HUBSPOKE_IPSEC_CONF='${at("ipsec.conf")}'`,
+            `HUBSPOKE_STATE_DIR='${at("state")}'`,
+            `HUBSPOKE_CTLSOCKET='${at("run", "pluto.ctl")}'`,
+            `HUBSPOKE_AWS_ARGS='--endpoint-url ${g.awsUrl}'`,
+            `HUBSPOKE_REAUTH_DELAY='${LAB_REAUTH_DELAY_SECONDS}'`,
+            "HUBSPOKE_BOOT_ATTEMPTS='2'",
+            // The lab reports every tunnel at once (on AWS a new one is quiet while its peer boots).
+            "HUBSPOKE_NEW_TUNNEL_GRACE='0'",
+            ...(g.env ?? []),
+            "",
+        ].join("\n"),
+    );
+    sh(["certutil", "-N", "-d", `sql:${at("nss")}`, "--empty-password"]);
+    sh(["ip", "netns", "exec", g.netns, "sysctl", "-q", "-p", at(GATEWAY_PATHS.sysctl)]);
+    // hubspoke-mss.service: the rendered TCP MSS clamp, loaded before ipsec.
+    sh(["ip", "netns", "exec", g.netns, "nft", "-f", at(GATEWAY_PATHS.mssClamp)]);
+}
+
 /** Why the lab cannot run here, or undefined when it can. */
 export function labUnavailable(): string | undefined {
     if (process.platform !== "linux") {
@@ -312,43 +374,7 @@ export class Lab {
      * pluto's config around them, the NSS db, the rendered sysctls and MSS clamp, then the agent's boot run.
      */
     private async prepareGateway(r: LabRegion): Promise<void> {
-        fs.rmSync(this.dir(r), { recursive: true, force: true });
-        for (const d of ["run", "nss", "ipsecdir", "state"]) {
-            fs.mkdirSync(this.dir(r, d), { recursive: true });
-        }
-        for (const d of ["etc", "usr"]) {
-            fs.cpSync(path.join(this.renderDir, r.region, d), this.dir(r, d), { recursive: true });
-        }
-        fs.rmSync(this.dir(r, GATEWAY_PATHS.ipsecDir), { recursive: true, force: true });
-        fs.mkdirSync(this.dir(r, GATEWAY_PATHS.ipsecDir), { recursive: true });
-        fs.writeFileSync(
-            this.dir(r, "ipsec.conf"),
-            // As /etc/ipsec.conf on Amazon Linux: `config setup`, then the agent's conns by include.
-            `config setup\n    logfile=${this.dir(r, "pluto.log")}\n\ninclude ${this.dir(r, GATEWAY_PATHS.ipsecDir)}/*.conf\n`,
-        );
-        fs.writeFileSync(this.dir(r, "ipsec.secrets"), `include ${this.dir(r, GATEWAY_PATHS.ipsecDir)}/*.secrets\n`, { mode: 0o600 });
-        // The rendered settings, then the lab's differences: its paths, pluto's socket, the local
-        // Parameter Store, and a short re-authentication delay (the lab runs both ends' agents back to back).
-        fs.appendFileSync(
-            this.dir(r, GATEWAY_PATHS.env),
-            [
-                "# the lab's differences",
-                `HUBSPOKE_IPSEC_D='${this.dir(r, GATEWAY_PATHS.ipsecDir)}'`,
-                `HUBSPOKE_IPSEC_CONF='${this.dir(r, "ipsec.conf")}'`,
-                `HUBSPOKE_STATE_DIR='${this.dir(r, "state")}'`,
-                `HUBSPOKE_CTLSOCKET='${this.dir(r, "run", "pluto.ctl")}'`,
-                `HUBSPOKE_AWS_ARGS='--endpoint-url ${this.aws!.url}'`,
-                `HUBSPOKE_REAUTH_DELAY='${LAB_REAUTH_DELAY_SECONDS}'`,
-                "HUBSPOKE_BOOT_ATTEMPTS='2'",
-                // The lab reports every tunnel at once (on AWS a new one is quiet while its peer boots).
-                "HUBSPOKE_NEW_TUNNEL_GRACE='0'",
-                "",
-            ].join("\n"),
-        );
-        sh(["certutil", "-N", "-d", `sql:${this.dir(r, "nss")}`, "--empty-password"]);
-        sh(["ip", "netns", "exec", r.ns.gw, "sysctl", "-q", "-p", this.dir(r, GATEWAY_PATHS.sysctl)]);
-        // hubspoke-mss.service: the rendered TCP MSS clamp, loaded before ipsec.
-        this.applyMssClamp(r.region);
+        prepareGatewayFiles({ dir: this.dir(r), rendered: path.join(this.renderDir, r.region), netns: r.ns.gw, awsUrl: this.aws!.url });
         await this.runAgent(r.region, { boot: true });
     }
 
@@ -655,12 +681,7 @@ export class Lab {
     }
 
     private whack(r: LabRegion, ...args: string[]): string {
-        const ctl = this.dir(r, "run", "pluto.ctl");
-        if (!fs.existsSync(ctl)) {
-            return "";
-        }
-        return sh(["ip", "netns", "exec", r.ns.gw, "ipsec", "whack", "--ctlsocket", ctl, ...args], { allowFail: true, timeoutMs: 5000 })
-            .out;
+        return whackAt(r.ns.gw, this.dir(r, "run", "pluto.ctl"), ...args);
     }
 
     /** Per conn name, what pluto on this gateway reports (`ipsec whack --showstates`). */
