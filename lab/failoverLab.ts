@@ -537,6 +537,17 @@ export class FailoverLab {
             .map((m) => Number(m[1]));
     }
 
+    /** Whether the gateway's pluto has any state (a negotiation, or an SA) of `tunnel`. */
+    hasStates(name: string, tunnel: string): boolean {
+        return this.showStates(name).includes(`"${tunnel}"`);
+    }
+
+    /** Starts a negotiation of `tunnel` on the gateway, as its agent does when it adds or re-keys a tunnel. */
+    initiate(name: string, tunnel: string): void {
+        const g = this.gateway(name);
+        whackAt(g.ns, this.dir(g, "run", "pluto.ctl"), "--name", tunnel, "--initiate", "--asynchronous");
+    }
+
     /** Polls `check` every `intervalMs`; seconds it took, or undefined after `timeoutSeconds`. */
     async waitFor(check: () => boolean, timeoutSeconds: number, intervalMs = 200): Promise<number | undefined> {
         const start = Date.now();

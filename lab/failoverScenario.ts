@@ -6,6 +6,7 @@
  * traffic gap itself, from the ping sequence.
  */
 
+import { FAILOVER } from "../gateway/contract";
 import { DPD } from "../render/libreswan";
 import type { FailoverLab } from "./failoverLab";
 import type { PingRun } from "./lab";
@@ -24,6 +25,8 @@ export const MAX_FAILOVER_GAP_SECONDS = 10;
  * that what this costs counts in that failover, and the next step starts after it; 5 s of margin.
  */
 export const PEER_DPD_AFTERMATH_SECONDS = DPD.delaySeconds + DPD.retransmitTimeoutSeconds + 0.5 + 5;
+/** How often a standby's failover script does its slow round (its StandbyReady metric, ending its own negotiations). */
+const STANDBY_ROUND_SECONDS = FAILOVER.metricIntervalSeconds;
 /** How long the cut between two healthy gateways is held: many times the standby's confirmation window. */
 export const CUT_HOLD_SECONDS = 12;
 
@@ -60,6 +63,18 @@ export interface FailoverReport {
         readonly ownerAfter?: string;
         readonly moves: number;
         readonly ping?: PingRun;
+        readonly tunnelsKept: boolean;
+    };
+    /**
+     * A negotiation started on an untouched site's standby (as its agent does when it adds or re-keys a
+     * tunnel): whether it ran, when the standby had ended it (only the active initiates), and whether
+     * that site's active and the hub's kept their IKE SAs meanwhile.
+     */
+    readonly standbyNegotiation?: {
+        readonly gateway: string;
+        readonly tunnel: string;
+        readonly started: boolean;
+        readonly endedSeconds?: number;
         readonly tunnelsKept: boolean;
     };
     /** Failovers each site's gateways reported to CloudWatch, and whether a standby reported StandbyReady 1. */
@@ -135,6 +150,30 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
         };
         log(
             `lab: link between the hub's gateways cut for ${CUT_HOLD_SECONDS} s: site ${report.cut.ownerBefore} -> ${report.cut.ownerAfter}, ${report.cut.moves} move(s)${pingText(report.cut.ping)}`,
+        );
+
+        // The agent initiates a tunnel it adds or re-keys on a standby too (it cannot tell): the standby's
+        // failover script ends such a negotiation at its next round (once a minute), touching nothing else.
+        const quiet = lab.sites[2];
+        const [quietActive, quietStandby] = quiet.gateways.map((g) => g.name);
+        const tunnel = tunnelsOf(quiet.name)[0];
+        const hubActive = lab.owner(hub.name) ?? active;
+        const before = `${ikeSerials(lab, quietActive, tunnelsOf(quiet.name))} ${ikeSerials(lab, hubActive, tunnelsOf(hub.name))}`;
+        lab.initiate(quietStandby, tunnel);
+        const started = (await lab.waitFor(() => lab.hasStates(quietStandby, tunnel), 10)) !== undefined;
+        const ended = started ? await lab.waitFor(() => !lab.hasStates(quietStandby, tunnel), STANDBY_ROUND_SECONDS + 15, 1000) : undefined;
+        report.standbyNegotiation = {
+            gateway: quietStandby,
+            tunnel,
+            started,
+            endedSeconds: ended === undefined ? undefined : Math.round(ended),
+            tunnelsKept: sameSerials(
+                before,
+                `${ikeSerials(lab, quietActive, tunnelsOf(quiet.name))} ${ikeSerials(lab, hubActive, tunnelsOf(hub.name))}`,
+            ),
+        };
+        log(
+            `lab: ${tunnel} initiated on ${quietStandby}: ${started ? (ended === undefined ? "still negotiating" : `ended after ${Math.round(ended)} s`) : "no negotiation started"}; the actives' IKE SAs kept: ${report.standbyNegotiation.tunnelsKept}`,
         );
 
         report.metrics = Object.fromEntries(
@@ -273,6 +312,10 @@ export function failoverPassed(r: FailoverReport): boolean {
         r.cut !== undefined &&
         r.cut.moves <= 1 &&
         (!r.kernelHasEsp || (r.cut.ping !== undefined && r.cut.ping.sent > 0 && r.cut.ping.longestGapSeconds <= 1)) &&
+        r.standbyNegotiation !== undefined &&
+        r.standbyNegotiation.started &&
+        r.standbyNegotiation.endedSeconds !== undefined &&
+        r.standbyNegotiation.tunnelsKept &&
         r.metrics !== undefined &&
         // The hub's failover, plus the cut's move if there was one: every move counted once.
         r.metrics[r.hub!.killed.replace(/-standby$/, "")]?.failovers === 1 + r.cut.moves
@@ -298,6 +341,9 @@ export function formatFailover(r: FailoverReport): string {
         r.cut
             ? `  cut between the hub's gateways (${CUT_HOLD_SECONDS} s): ${r.cut.moves} move(s), site ${r.cut.ownerBefore} -> ${r.cut.ownerAfter}, IKE SAs kept: ${r.cut.tunnelsKept}${r.cut.ping ? `, longest gap ${r.cut.ping.longestGapSeconds} s` : ""}`
             : "  cut: not reached",
+        r.standbyNegotiation
+            ? `  negotiation on a standby (${r.standbyNegotiation.tunnel} on ${r.standbyNegotiation.gateway}): ${r.standbyNegotiation.started ? `ended after ${r.standbyNegotiation.endedSeconds ?? "-"} s` : "did not start"}, the actives' IKE SAs kept: ${r.standbyNegotiation.tunnelsKept}`
+            : "  negotiation on a standby: not reached",
         r.metrics
             ? `  metrics: ${Object.entries(r.metrics)
                   .map(([s, v]) => `${s} Failovers ${v.failovers}, StandbyReady ${v.standbyReady ? 1 : "-"}`)

@@ -48,6 +48,12 @@ function assertTakeover(r: FailoverReport): void {
     // The cut between two healthy gateways: bounded, at most one move.
     assert.ok(r.cut, "the cut did not run");
     assert.ok(r.cut.moves <= 1, `the site moved ${r.cut.moves} times during a ${CUT_HOLD_SECONDS} s cut`);
+    // A negotiation started on a standby (as its agent does when it adds or re-keys a tunnel): the
+    // standby ends it within its once-a-minute round, and no active's IKE SA changes.
+    const n = r.standbyNegotiation;
+    assert.ok(n?.started, "no negotiation started on the standby");
+    assert.ok(n.endedSeconds !== undefined, `${n.gateway} did not end its own negotiation of ${n.tunnel}`);
+    assert.ok(n.tunnelsKept, `an active's IKE SAs changed while ${n.gateway} negotiated ${n.tunnel}`);
     assert.ok(r.metrics, "no metrics");
     assert.equal(r.metrics.virginia.failovers, 1 + r.cut.moves, "Failovers reported for the hub site");
     assert.equal(r.metrics.sydney.failovers, 1, "Failovers reported for the spoke site");
