@@ -18,6 +18,7 @@ import { GATEWAY_PATHS } from "../gateway/contract";
 import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
 import { AWS_LAB, awsCliEnv, type FakeAws, readEc2State, readMetrics, startFakeAws } from "./fakeAws";
 import { type PingRun, pingRun, prepareGatewayFiles, sh, sleep, whackAt } from "./lab";
+import { allEstablishedAt } from "./pluto-log";
 import { LAB_MTU } from "./topology";
 
 /** One gateway of a pair, placed in the lab. */
@@ -502,8 +503,8 @@ export class FailoverLab {
 
     /**
      * When (ms since the epoch, by pluto's own log) the gateway's pluto had established, after `sinceMs`,
-     * an IKE SA and one of `layer` for every tunnel: the time of the last tunnel to come up; undefined
-     * while one is missing. It reads the log, so polling it starts no process in the VM it measures.
+     * an IKE SA and one of `layer` for every tunnel (`allEstablishedAt`), reading its log from byte
+     * `fromByte`: polling it starts no process in the VM it measures.
      */
     establishedSince(
         name: string,
@@ -512,22 +513,7 @@ export class FailoverLab {
         sinceMs: number,
         fromByte = 0,
     ): number | undefined {
-        const year = new Date(sinceMs).getFullYear();
-        const first = new Map<string, number>();
-        for (const m of this.plutoLog(name, fromByte).matchAll(
-            /^(\w{3} +\d+ \d\d:\d\d:\d\d\.\d+): "([^"]+)"[^ ]* #\d+: (?:initiator|responder) established (IKE SA|Child SA)/gm,
-        )) {
-            // pluto logs local time, to the microsecond; Date parses the first three decimals.
-            const at = new Date(`${m[1].replace(/(\.\d{3})\d*$/, "$1").replace(/^(\w{3} +\d+)/, `$1 ${year}`)}`).getTime();
-            const key = `${m[2]} ${m[3]}`;
-            if (at >= sinceMs && !first.has(key)) {
-                first.set(key, at);
-            }
-        }
-        const times = tunnels.flatMap((t) =>
-            (layer === "IKE" ? [`${t} IKE SA`] : [`${t} IKE SA`, `${t} Child SA`]).map((k) => first.get(k)),
-        );
-        return times.every((x) => x !== undefined) ? Math.max(...(times as number[])) : undefined;
+        return allEstablishedAt(this.plutoLog(name, fromByte), tunnels, layer, sinceMs);
     }
 
     /** Serial numbers of the gateway's established IKE SAs of a tunnel (a new IKE SA gets a new one). */

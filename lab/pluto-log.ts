@@ -25,3 +25,26 @@ export function findLivenessFailure(log: string, tunnel: string): string | undef
         .find((l) => isLivenessFailure(l, tunnel))
         ?.trim();
 }
+
+/** pluto's "established" lines: its timestamp (local time, to the microsecond), the conn, and the SA's kind. */
+const ESTABLISHED = /^(\w{3} +\d+ \d\d:\d\d:\d\d\.\d+): "([^"]+)"[^ ]* #\d+: (?:initiator|responder) established (IKE SA|Child SA)/gm;
+
+/**
+ * When (ms since the epoch) every one of `tunnels` had an IKE SA, and with "Child SA" also a Child SA,
+ * established at or after `sinceMs`, by pluto's own timestamps in `log`: the time of the last of them
+ * to come up; undefined while one is missing. pluto logs no year: it is taken from `sinceMs`.
+ */
+export function allEstablishedAt(log: string, tunnels: readonly string[], layer: "IKE" | "Child SA", sinceMs: number): number | undefined {
+    const year = new Date(sinceMs).getFullYear();
+    const first = new Map<string, number>();
+    for (const m of log.matchAll(ESTABLISHED)) {
+        // Date parses the first three decimals of the seconds.
+        const at = new Date(m[1].replace(/(\.\d{3})\d*$/, "$1").replace(/^(\w{3} +\d+)/, `$1 ${year}`)).getTime();
+        const key = `${m[2]} ${m[3]}`;
+        if (at >= sinceMs && !first.has(key)) {
+            first.set(key, at);
+        }
+    }
+    const times = tunnels.flatMap((t) => (layer === "IKE" ? [`${t} IKE SA`] : [`${t} IKE SA`, `${t} Child SA`]).map((k) => first.get(k)));
+    return times.every((x) => x !== undefined) ? Math.max(...(times as number[])) : undefined;
+}
