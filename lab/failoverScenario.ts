@@ -312,8 +312,7 @@ export function failoverPassed(r: FailoverReport): boolean {
         r.cut !== undefined &&
         r.cut.moves <= 1 &&
         (!r.kernelHasEsp || (r.cut.ping !== undefined && r.cut.ping.sent > 0 && r.cut.ping.longestGapSeconds <= 1)) &&
-        r.standbyNegotiation !== undefined &&
-        r.standbyNegotiation.started &&
+        r.standbyNegotiation?.started === true &&
         r.standbyNegotiation.endedSeconds !== undefined &&
         r.standbyNegotiation.tunnelsKept &&
         r.metrics !== undefined &&

