@@ -241,6 +241,7 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                 elasticIp: eips[r.name],
                 instanceType: spec.gatewayInstanceType,
                 amiRelease: spec.gatewayAmiRelease,
+                amiKernel: spec.gatewayAmiKernel,
                 terminationProtection: spec.gatewayTerminationProtection,
                 stack: this.args.stack,
                 alarmEmail: spec.alarmEmail,

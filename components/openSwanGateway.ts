@@ -35,6 +35,8 @@ export interface OpenSwanGatewayArgs {
     readonly instanceType: string;
     /** The pinned Amazon Linux 2023 release, e.g. `2023.9.20251208.0`. */
     readonly amiRelease: string;
+    /** Its kernel flavour, e.g. `6.1`. */
+    readonly amiKernel: string;
     readonly tunnels: readonly GatewayTunnelArgs[];
     readonly tunnelSettings: TunnelSettings;
     /** Path prefix of the stack's parameters, e.g. `/hubspoke-vpn/prod`. */
@@ -373,8 +375,12 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             {
                 owners: ["amazon"],
                 mostRecent: true,
+                // AWS deprecates public images two years after creation at the latest, and DescribeImages
+                // then leaves them out unless asked: without this, every preview of a stack on a pinned
+                // release would fail from that day on (AWS docs, "Deprecate an AMI"; fck-nat#107).
+                includeDeprecated: true,
                 filters: [
-                    { name: "name", values: [al2023AmiName(this.args.amiRelease, this.args.instanceType)] },
+                    { name: "name", values: [al2023AmiName(this.args.amiRelease, this.args.amiKernel, this.args.instanceType)] },
                     { name: "architecture", values: [architectureOf(this.args.instanceType)] },
                 ],
             },

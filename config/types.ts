@@ -98,6 +98,8 @@ export interface StackSpec {
     readonly tunnelSettings: TunnelSettings;
     /** The Amazon Linux 2023 release every gateway runs, e.g. `2023.9.20251208.0`: changing it replaces the gateways. */
     readonly gatewayAmiRelease: string;
+    /** The kernel flavour of that release's image, e.g. `6.1`: changing it replaces the gateways. */
+    readonly gatewayAmiKernel: string;
     /** EC2 instance type of every gateway. */
     readonly gatewayInstanceType: string;
     /** Key generation number: changing it rotates every pre-shared key in place. */

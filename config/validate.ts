@@ -4,6 +4,7 @@
  */
 
 import { Region as AwsRegion } from "@pulumi/aws/types/enums";
+import { AL2023_KERNELS } from "./ami";
 import { awsReservedAddresses, type Cidr, containsCidr, containsIp, formatIp, isPrivate, overlaps, parseCidr, parseIp } from "./cidr";
 import {
     peersOf,
@@ -31,6 +32,7 @@ export const TOP_KEYS = [
     "regions",
     "gatewayInstanceType",
     "gatewayAmiRelease",
+    "gatewayAmiKernel",
     "pskRotation",
     "flowLogRetentionDays",
     "gatewayTerminationProtection",
@@ -44,6 +46,9 @@ export const TOP_KEYS = [
  * commit of its own: a new release replaces every gateway (see README, Day two).
  */
 export const DEFAULT_GATEWAY_AMI_RELEASE = "2023.9.20251208.0";
+
+/** The kernel flavour of the image; changing it replaces the gateways, like a release. */
+export const DEFAULT_GATEWAY_AMI_KERNEL = "6.1";
 
 /**
  * Explicit proposals so both ends agree regardless of distribution defaults: AES-GCM first,
@@ -164,6 +169,18 @@ function parseSettings(raw: Readonly<Record<string, unknown>>, fail: Fail) {
             "gatewayAmiRelease",
             DEFAULT_GATEWAY_AMI_RELEASE,
             matching(/^2023\.\d+\.\d{8}\.\d+$/, `is not an Amazon Linux 2023 release (expected e.g. "${DEFAULT_GATEWAY_AMI_RELEASE}")`),
+            fail,
+        ),
+        gatewayAmiKernel: setting(
+            raw,
+            "gatewayAmiKernel",
+            DEFAULT_GATEWAY_AMI_KERNEL,
+            (v: unknown): Checked<string> =>
+                typeof v === "string" && (AL2023_KERNELS as readonly string[]).includes(v)
+                    ? { value: v }
+                    : {
+                          refused: `is not a kernel flavour Amazon Linux 2023 publishes images for (expected one of ${AL2023_KERNELS.join(", ")})`,
+                      },
             fail,
         ),
         tunnelSettings: {

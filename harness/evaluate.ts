@@ -53,6 +53,8 @@ export interface EvaluateOptions {
     readonly elasticIps?: Readonly<Record<string, string>>;
     /** Called on every registration as it happens, so a caller sees resources even when evaluation throws. */
     readonly onRegister?: (resource: { type: string; name: string }) => void;
+    /** The day AWS answers on (image deprecation depends on it); today by default. */
+    readonly today?: Date;
 }
 
 export interface Evaluation {
@@ -151,6 +153,7 @@ function recordingMocks(
     registered: Registration[],
     invokes: RecordedInvoke[],
     eipOf: (name: string) => string,
+    today: Date,
     onRegister?: EvaluateOptions["onRegister"],
 ): pulumi.runtime.Mocks {
     const providerRegions = new Map<string, string>();
@@ -185,13 +188,29 @@ function recordingMocks(
         call(args) {
             const awsRegion = regionOf(args.provider);
             invokes.push({ token: args.token, inputs: args.inputs, awsRegion });
-            return mockInvoke(args.token, args.inputs, awsRegion);
+            return mockInvoke(args.token, args.inputs, awsRegion, today);
         },
     };
 }
 
+/**
+ * When AWS deprecates an Amazon Linux 2023 image, from its name: public images are deprecated two
+ * years after creation at the latest (AWS docs, "Deprecate an AMI"), and a release is named after its
+ * build day (`2023.9.20251208.0`). The latest date is taken: the mock must not hide what AWS does.
+ */
+export function al2023DeprecationTime(imageName: string): Date {
+    const m = /^al2023-ami-2023\.\d+\.(\d{4})(\d{2})(\d{2})\.\d+-/.exec(imageName);
+    if (!m) {
+        throw new Error(`mock: ${imageName} is not an Amazon Linux 2023 image name`);
+    }
+    return new Date(Date.UTC(Number(m[1]) + 2, Number(m[2]) - 1, Number(m[3])));
+}
+
+/** What the provider's `getAmi` says when DescribeImages returns nothing (terraform-provider-aws, ec2_ami_data_source.go). */
+export const AMI_NOT_FOUND = "Your query returned no results. Please change your search criteria and try again.";
+
 /** What AWS answers to the data sources the program reads. */
-function mockInvoke(token: string, inputs: any, awsRegion: string | undefined): Record<string, unknown> {
+export function mockInvoke(token: string, inputs: any, awsRegion: string | undefined, today: Date): Record<string, unknown> {
     switch (token) {
         case "aws:index/getAvailabilityZones:getAvailabilityZones": {
             const letters = MOCK_ZONES[awsRegion ?? ""] ?? DEFAULT_ZONE_LETTERS;
@@ -199,7 +218,13 @@ function mockInvoke(token: string, inputs: any, awsRegion: string | undefined): 
         }
         case "aws:ec2/getAmi:getAmi": {
             const name = inputs.filters.find((f: { name: string }) => f.name === "name").values[0];
-            return { id: `ami-mock-${awsRegion}-${name}`, name, architecture: name.split("-").pop() };
+            const deprecationTime = al2023DeprecationTime(name);
+            // DescribeImages leaves deprecated images out unless IncludeDeprecated is set.
+            if (deprecationTime <= today && inputs.includeDeprecated !== true) {
+                throw new Error(AMI_NOT_FOUND);
+            }
+            const id = `ami-mock-${awsRegion}-${name}`;
+            return { id, name, architecture: name.split("-").pop(), deprecationTime: deprecationTime.toISOString() };
         }
         case "aws:index/getPartition:getPartition":
             return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
@@ -271,7 +296,12 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
         }
         throw new Error(`mock: no address for the Elastic IP ${name}`);
     };
-    await pulumi.runtime.setMocks(recordingMocks(registered, invokes, eipOf, options.onRegister), "hubspoke-vpn", options.stack, false);
+    await pulumi.runtime.setMocks(
+        recordingMocks(registered, invokes, eipOf, options.today ?? new Date(), options.onRegister),
+        "hubspoke-vpn",
+        options.stack,
+        false,
+    );
     // Pulumi records a stack trace for every promise it creates; with ts-node's source-map hook each
     // one costs a source-map lookup, which made an evaluation several times slower. V8's own stack
     // formatting is used meanwhile (stacks of errors raised here show compiled line numbers).

@@ -254,6 +254,17 @@ describe("stack config", () => {
             refused({ ...prodConfig(), ikeProposals: 3 }, "hubspoke-vpn:ikeProposals", /^3 is not a libreswan proposal list/);
         });
 
+        it("a kernel flavour AL2023 publishes no image for", () => {
+            refused(
+                { ...prodConfig(), gatewayAmiKernel: "6.10" },
+                "hubspoke-vpn:gatewayAmiKernel",
+                /"6.10" is not a kernel flavour Amazon Linux 2023 publishes images for \(expected one of 6.1, 6.12, 6.18\)/,
+            );
+            refused({ ...prodConfig(), gatewayAmiKernel: 6.1 }, "hubspoke-vpn:gatewayAmiKernel", /^6.1 is not a kernel flavour/);
+            assert.equal(parseStackConfig(prodConfig()).spec.gatewayAmiKernel, "6.1");
+            assert.equal(parseStackConfig({ ...prodConfig(), gatewayAmiKernel: "6.18" }).spec.gatewayAmiKernel, "6.18");
+        });
+
         it("an unknown zone letter", () => {
             refused(
                 prodWith((c) => (c.regions[1].workloadSubnets.fns.g = "12.11.10.0/24")),

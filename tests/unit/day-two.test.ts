@@ -7,8 +7,9 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { DEFAULT_GATEWAY_AMI_RELEASE } from "../../config/validate";
 import { diffEvaluations, type StackDiff } from "../../harness/diff";
-import { type Evaluation, evaluateOffline, plain } from "../../harness/evaluate";
+import { AMI_NOT_FOUND, al2023DeprecationTime, type Evaluation, evaluateOffline, mockInvoke, plain } from "../../harness/evaluate";
 import { snapshotStack } from "../../harness/snapshot";
 import { ADDED_SPOKE } from "../../lab/dayTwo";
 import { USER_DATA_MAX_BYTES } from "../../render/bootstrap";
@@ -112,6 +113,42 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
                 "replace random:index/randomPassword:RandomPassword::hubspoke-virginia-to-frankfurt-psk",
                 "replace random:index/randomPassword:RandomPassword::hubspoke-virginia-to-sydney-psk",
             ],
+        );
+    });
+
+    it("a stack on a release AWS has deprecated still previews, on the same image (getAmi includes deprecated images)", async () => {
+        // AWS deprecates public images two years after creation at the latest; DescribeImages then
+        // leaves them out unless asked, and the mock answers as AWS does (harness/evaluate.ts).
+        const afterDeprecation = new Date(
+            al2023DeprecationTime(`al2023-ami-${DEFAULT_GATEWAY_AMI_RELEASE}-kernel-6.1-x86_64`).getTime() + 86400e3,
+        );
+        assert.throws(
+            () =>
+                mockInvoke(
+                    "aws:ec2/getAmi:getAmi",
+                    { filters: [{ name: "name", values: [`al2023-ami-${DEFAULT_GATEWAY_AMI_RELEASE}-kernel-6.1-x86_64`] }] },
+                    "us-east-1",
+                    afterDeprecation,
+                ),
+            { message: AMI_NOT_FOUND },
+        );
+        const later = await evaluateOffline(prodConfig(), { stack: "prod", elasticIps: EIPS, today: afterDeprecation });
+        const lookups = later.invokes.filter((i) => i.token === "aws:ec2/getAmi:getAmi");
+        assert.equal(lookups.length, 3);
+        assert.ok(lookups.every((i) => i.inputs.includeDeprecated === true && i.inputs.owners[0] === "amazon"));
+        assert.deepEqual(diffEvaluations(prod, later).changed, [], "the same image, so nothing changes");
+    });
+
+    it("the kernel flavour names the image: another flavour replaces the gateways, like a release", async () => {
+        const gateways = ["frankfurt", "sydney", "virginia"].map((r) => `aws:ec2/instance:Instance::hubspoke-${r}-gw-instance`);
+        const kernel = await evaluate({ ...prodConfig(), gatewayAmiKernel: "6.18" });
+        const names = kernel.invokes
+            .filter((i) => i.token === "aws:ec2/getAmi:getAmi")
+            .map((i) => i.inputs.filters.find((f: any) => f.name === "name").values[0]);
+        assert.deepEqual(new Set(names), new Set([`al2023-ami-${DEFAULT_GATEWAY_AMI_RELEASE}-kernel-6.18-x86_64`]));
+        assert.deepEqual(
+            diffEvaluations(prod, kernel).changed.map((c) => `${c.action} ${c.resource} ${c.inputs}`),
+            gateways.map((g) => `replace ${g} ami`),
         );
     });
 

@@ -89,6 +89,7 @@ describe("Pulumi.yaml and the validator", () => {
         const defaults: Record<string, unknown> = {
             gatewayInstanceType: spec.gatewayInstanceType,
             gatewayAmiRelease: spec.gatewayAmiRelease,
+            gatewayAmiKernel: spec.gatewayAmiKernel,
             pskRotation: spec.pskRotation,
             flowLogRetentionDays: spec.flowLogRetentionDays,
             gatewayTerminationProtection: spec.gatewayTerminationProtection,
