@@ -48,12 +48,15 @@ export interface RegionOutputs {
     readonly alarmTopicArn: pulumi.Output<string>;
     /** The tunnel-down alarms of this gateway, one per tunnel. */
     readonly tunnelAlarmNames: pulumi.Output<string>[];
-    /** Sites with a standby only: the standby gateway, and the site's redundancy alarm. */
+    /** Sites with a standby only: the standby gateway, and the site's two redundancy alarms. */
     readonly standby?: {
         readonly privateIp: string;
         readonly instanceId: pulumi.Output<string>;
         readonly sessionCommand: pulumi.Output<string>;
+        /** ALARM: the standby reports that it could not take over. */
         readonly redundancyAlarmName: pulumi.Output<string>;
+        /** ALARM: no standby has reported for STANDBY_SILENT_MINUTES. */
+        readonly standbySilentAlarmName: pulumi.Output<string>;
     };
 }
 
@@ -307,6 +310,7 @@ function regionOutputs(
                       instanceId: standby.gateway.instanceId,
                       sessionCommand: pulumi.interpolate`aws ssm start-session --region ${r.awsRegion} --target ${standby.gateway.instanceId}`,
                       redundancyAlarmName: standby.failover.redundancyAlarm.name,
+                      standbySilentAlarmName: standby.failover.standbySilentAlarm.name,
                   },
               }
             : {}),

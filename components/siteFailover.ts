@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegionSpec } from "../config/types";
-import { failoverPolicy, redundancyAlarm } from "../render/awsDocuments";
+import { failoverPolicy, redundancyAlarm, standbySilentAlarm } from "../render/awsDocuments";
 import { type FailoverGateway, renderFailoverLayout } from "../render/failover";
 import type { OpenSwanGateway } from "./openSwanGateway";
 
@@ -37,8 +37,10 @@ export interface SiteFailoverArgs {
 export class SiteFailover extends pulumi.ComponentResource {
     public readonly layout: aws.ssm.Parameter;
     public readonly policies: aws.iam.RolePolicy[];
-    /** ALARM when the site's standby did not report ready for 3 minutes. */
+    /** ALARM when the site's standby reported not ready for 3 minutes. */
     public readonly redundancyAlarm: aws.cloudwatch.MetricAlarm;
+    /** ALARM when no standby of the site reported at all for STANDBY_SILENT_MINUTES. */
+    public readonly standbySilentAlarm: aws.cloudwatch.MetricAlarm;
 
     constructor(name: string, args: SiteFailoverArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hubspoke:gateway:SiteFailover", name, {}, opts);
@@ -96,6 +98,15 @@ export class SiteFailover extends pulumi.ComponentResource {
             { ...redundancyAlarm(args.stack, region.name, args.alarmTopic.arn), tags: { ...args.tags, Name: `${name}-redundancy` } },
             parent,
         );
-        this.registerOutputs({ layoutParameter: this.layout.name, redundancyAlarmName: this.redundancyAlarm.name });
+        this.standbySilentAlarm = new aws.cloudwatch.MetricAlarm(
+            `${name}-standby-silent`,
+            { ...standbySilentAlarm(args.stack, region.name, args.alarmTopic.arn), tags: { ...args.tags, Name: `${name}-standby-silent` } },
+            parent,
+        );
+        this.registerOutputs({
+            layoutParameter: this.layout.name,
+            redundancyAlarmName: this.redundancyAlarm.name,
+            standbySilentAlarmName: this.standbySilentAlarm.name,
+        });
     }
 }

@@ -177,13 +177,21 @@ export function recoveryAlarm<T>(regionName: string, instanceId: T, recoverActio
 }
 
 /**
- * A site's "redundancy lost" alarm: its standby reports StandbyReady 1 every minute while it could take
- * over. ALARM when it reported less, or nothing (a dead standby sends nothing: missing is breaching),
- * for 3 minutes; so also after a failover, until the failed gateway is back as the standby.
+ * Minutes a site's standby may be silent before the site counts as without one: longer than a
+ * gateway's boot to its first report (a fresh deploy, a replacement), short enough for a standby
+ * that is gone for good, or a failed gateway that is not back after a failover.
+ */
+export const STANDBY_SILENT_MINUTES = 15;
+
+/**
+ * A site's "redundancy lost" alarm: its standby reports StandbyReady every minute, 1 while it could
+ * take over. ALARM when it reported 0 for 3 minutes in a row: a standby that runs but could not take
+ * over. Silence is not judged here (missing data is missing; no action on INSUFFICIENT_DATA), so a
+ * standby that boots or is being replaced pages nothing; `standbySilentAlarm` judges silence.
  */
 export function redundancyAlarm<T>(stack: string, regionName: string, topic: T) {
     return {
-        alarmDescription: `hubspoke-vpn: site ${regionName} has no healthy standby gateway (a failure of its active gateway would stop its tunnels)`,
+        alarmDescription: `hubspoke-vpn: site ${regionName}'s standby gateway reports that it could not take over (a failure of its active gateway would stop its tunnels)`,
         namespace: METRIC.namespace,
         metricName: METRIC.standbyReady,
         dimensions: { Stack: stack, Region: regionName },
@@ -193,8 +201,36 @@ export function redundancyAlarm<T>(stack: string, regionName: string, topic: T) 
         datapointsToAlarm: 3,
         threshold: 1,
         comparisonOperator: "LessThanThreshold",
-        treatMissingData: "breaching",
-        ...notifyOnEveryChange(topic),
+        treatMissingData: "missing",
+        alarmActions: [topic],
+        okActions: [topic],
+    };
+}
+
+/**
+ * A site's "standby silent" alarm, a heartbeat: OK while a standby reports (any StandbyReady value),
+ * and it notifies when it leaves OK for INSUFFICIENT_DATA, which CloudWatch does once every datapoint
+ * of its evaluation range is missing (treatMissingData "missing"): a standby that had reported and
+ * then said nothing for STANDBY_SILENT_MINUTES is gone, or the failed gateway is not back after a
+ * failover. A new alarm starts in INSUFFICIENT_DATA and alarms act on state changes only, so a fresh
+ * deploy pages nothing whenever its standby first reports; a replacement that reports within that
+ * time never leaves OK. (A count of 1 or more never breaches "< 1": it never enters ALARM.)
+ */
+export function standbySilentAlarm<T>(stack: string, regionName: string, topic: T) {
+    return {
+        alarmDescription: `hubspoke-vpn: site ${regionName} has heard from no standby gateway for ${STANDBY_SILENT_MINUTES} minutes (INSUFFICIENT_DATA is the page: a failure of its active gateway would stop its tunnels)`,
+        namespace: METRIC.namespace,
+        metricName: METRIC.standbyReady,
+        dimensions: { Stack: stack, Region: regionName },
+        statistic: "SampleCount",
+        period: 60,
+        evaluationPeriods: STANDBY_SILENT_MINUTES,
+        datapointsToAlarm: STANDBY_SILENT_MINUTES,
+        threshold: 1,
+        comparisonOperator: "LessThanThreshold",
+        treatMissingData: "missing",
+        insufficientDataActions: [topic],
+        okActions: [topic],
     };
 }
 

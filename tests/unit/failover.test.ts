@@ -11,10 +11,12 @@ import * as YAML from "yaml";
 import type { OpenSwanGateway } from "../../components/openSwanGateway";
 import { containsIp, parseCidr, parseIp } from "../../config/cidr";
 import { siteIpOf } from "../../config/types";
+import { type ModelledAlarm, pages, type Report, runAlarm } from "../../harness/alarmModel";
 import { diffEvaluations, type StackDiff } from "../../harness/diff";
 import { type Evaluation, evaluateOffline, MOCK_ACCOUNT_ID, plain, type RecordedResource } from "../../harness/evaluate";
 import { parameterValue } from "../../harness/snapshot";
 import { policies } from "../../policy/policies";
+import { STANDBY_SILENT_MINUTES } from "../../render/awsDocuments";
 import { bootstrapFiles, filesOfUserData, userDataOfPayload } from "../../render/bootstrap";
 import { prodEvaluation, stackConfig } from "./fixtures";
 
@@ -453,17 +455,20 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
         );
         const redundancy = ofType(ha, ALARM).filter((a) => a.inputs.metricName === "StandbyReady");
         assert.deepEqual(
-            redundancy.map((a) => [a.name, a.awsRegion]),
-            SITES.map((s) => [`hubspoke-${s}-failover-redundancy`, REGIONS[s]]),
+            redundancy.map((a) => `${a.name} ${a.awsRegion}`).sort(),
+            SITES.flatMap((s) => [
+                `hubspoke-${s}-failover-redundancy ${REGIONS[s]}`,
+                `hubspoke-${s}-failover-standby-silent ${REGIONS[s]}`,
+            ]).sort(),
         );
         for (const a of redundancy) {
             const site = a.inputs.dimensions.Region as RegionName;
             assert.deepEqual(a.inputs.dimensions, { Stack: "prod-ha", Region: site });
             assert.equal(a.inputs.namespace, "HubspokeVpn");
-            assert.equal(a.inputs.treatMissingData, "breaching", "a dead standby reports nothing");
-            assert.equal(a.inputs.comparisonOperator, "LessThanThreshold");
-            assert.equal(a.inputs.threshold, 1);
-            assert.deepEqual(a.inputs.alarmActions, [`arn:aws:mock:::hubspoke-${site}-gw-alarms`]);
+            const topic = [`arn:aws:mock:::hubspoke-${site}-gw-alarms`];
+            // Each pages through the site's topic: one into ALARM, the other into INSUFFICIENT_DATA.
+            assert.deepEqual(a.inputs.alarmActions ?? a.inputs.insufficientDataActions, topic);
+            assert.deepEqual(a.inputs.okActions, topic);
         }
         // Each instance still has its own recovery alarm.
         assert.equal(ofType(ha, ALARM).filter((a) => a.inputs.metricName === "StatusCheckFailed_System").length, 6);
@@ -482,6 +487,58 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
         assert.equal(graphs(ha).length, 4, "two tunnel graphs, then the two site graphs");
         const prodMetrics = graphs(prod).flatMap((g: any) => g.metrics.map((m: any[]) => m[1]));
         assert.deepEqual([...new Set(prodMetrics)], ["TunnelUp"]);
+    });
+
+    describe("the redundancy alarms over time (CloudWatch's documented evaluation, harness/alarmModel.ts)", () => {
+        let notReady: ModelledAlarm;
+        let silent: ModelledAlarm;
+        before(() => {
+            const alarm = (name: string) => plain(ofType(ha, ALARM).find((a) => a.name === name)!.inputs) as ModelledAlarm;
+            notReady = alarm("hubspoke-sydney-failover-redundancy");
+            silent = alarm("hubspoke-sydney-failover-standby-silent");
+        });
+        // One StandbyReady report a minute (the failover script's round), or none.
+        const ready = (minutes: number): Report[] => Array(minutes).fill(1);
+        const notReadyFor = (minutes: number): Report[] => Array(minutes).fill(0);
+        const nothing = (minutes: number): Report[] => Array(minutes).fill(undefined);
+        const paged = (run: Report[]) => ({
+            notReady: pages(runAlarm(notReady, run)).map((p) => `${p.state} at ${p.period}`),
+            silent: pages(runAlarm(silent, run)).map((p) => `${p.state} at ${p.period}`),
+        });
+
+        it("a fresh deploy pages nothing, however long the standby takes to report first", () => {
+            for (const boot of [2, 6, 30]) {
+                assert.deepEqual(paged([...nothing(boot), ...ready(60)]), { notReady: [], silent: [] }, `first report after ${boot} min`);
+            }
+        });
+
+        it("a standby replaced (or rebooted) within the silent time pages nothing", () => {
+            assert.deepEqual(paged([...ready(30), ...nothing(STANDBY_SILENT_MINUTES - 1), ...ready(30)]), { notReady: [], silent: [] });
+        });
+
+        it("a standby gone for good pages once, when it has been silent for the silent time", () => {
+            assert.deepEqual(paged([...ready(30), ...nothing(120)]), {
+                notReady: [],
+                silent: [`INSUFFICIENT_DATA at ${30 + STANDBY_SILENT_MINUTES - 1}`],
+            });
+        });
+
+        it("a standby that runs but reports it could not take over pages after 3 minutes, and clears when it is ready again", () => {
+            const run = [...ready(30), ...notReadyFor(10), ...ready(10)];
+            assert.deepEqual(paged(run), { notReady: ["ALARM at 32"], silent: [] });
+            assert.deepEqual(
+                runAlarm(notReady, run).notifications.map((n) => `${n.state} at ${n.period}`),
+                ["OK at 0", "ALARM at 32", "OK at 40"],
+            );
+        });
+
+        it("the model does tell: the alarm this replaced (missing data breaching, 3 of 3) paged at birth and on every replacement", () => {
+            const before = { ...notReady, treatMissingData: "breaching", insufficientDataActions: notReady.okActions };
+            const [birth, replacement, ...more] = pages(runAlarm(before, [...nothing(6), ...ready(30), ...nothing(5), ...ready(10)]));
+            assert.ok(birth.state === "ALARM" && birth.period < 6, "paged before the standby's first report");
+            assert.deepEqual(replacement, { period: 38, state: "ALARM" }, "paged 3 minutes into a 5-minute replacement");
+            assert.deepEqual(more, []);
+        });
     });
 
     describe("day two: converting the running prod stack to a standby in every site", () => {
