@@ -146,6 +146,7 @@ describe("prod stack resource graph (mock runtime)", () => {
                 {
                     owners: ["amazon"],
                     mostRecent: true,
+                    includeDeprecated: true,
                     filters: [
                         { name: "name", values: [`al2023-ami-${DEFAULT_GATEWAY_AMI_RELEASE}-kernel-6.1-x86_64`] },
                         { name: "architecture", values: ["x86_64"] },
