@@ -6,6 +6,7 @@ import { failoverParameterName, PSK } from "../gateway/contract";
 import { dashboardBody } from "../render/awsDocuments";
 import { OpenSwanGateway } from "./openSwanGateway";
 import { RegionalVpc } from "./regionalVpc";
+import { siteAddressHook } from "./siteAddressHook";
 import { SiteFailover } from "./siteFailover";
 
 /** The generator settings of every pre-shared key: only characters safe inside the quoted PSK of an ipsec.secrets line. */
@@ -125,6 +126,9 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
     /** Per region its VPC, and its gateway's Elastic IP: allocated apart from the gateway, so each peer's config can name it first. */
     private createVpcsAndAddresses(): Record<string, aws.ec2.Eip> {
         const { spec, tags } = this.args;
+        // Registered on every run, whatever the config: the engine calls it by name for an address
+        // whose site has been removed from the config.
+        const addressHook = siteAddressHook();
         const eips: Record<string, aws.ec2.Eip> = {};
         for (const r of spec.regions) {
             this.vpcs[r.name] = new RegionalVpc(
@@ -135,7 +139,8 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
             eips[r.name] = new aws.ec2.Eip(
                 `${this.vpnName}-${r.name}-eip`,
                 { domain: "vpc", tags: { ...tags, Name: `${this.vpnName}-${r.name}-gateway` } },
-                { parent: this, provider: this.providerOf(r) },
+                // A site's address may be associated outside Pulumi (its failover script): freed before release.
+                { parent: this, provider: this.providerOf(r), hooks: { beforeDelete: [addressHook] } },
             );
         }
         return eips;

@@ -25,6 +25,8 @@ export interface RecordedOptions {
     readonly dependsOn: string[];
     /** Names this resource was known by before (`aliases: [{ name }]`). */
     readonly aliasNames: string[];
+    /** Names of its `beforeDelete` resource hooks. */
+    readonly beforeDeleteHooks: string[];
 }
 
 /** A resource as the program registered it. `inputs` keep secrets wrapped (see `isSecretValue`). */
@@ -68,6 +70,8 @@ export interface Evaluation {
     readonly elasticIps: Record<string, string>;
     /** Warnings the program logged. */
     readonly warnings: string[];
+    /** The resource hooks the program registered, by name: the engine runs them, so tests call them. */
+    readonly hooks: Record<string, pulumi.ResourceHook>;
     /** The recorded registration of one of the program's resources. */
     recordOf(resource: pulumi.Resource): RecordedResource;
 }
@@ -137,6 +141,7 @@ function recordOptions(opts: pulumi.CustomResourceOptions & pulumi.ComponentReso
             replaceOnChanges: opts.replaceOnChanges ?? [],
             protect: opts.protect ?? false,
             aliasNames: (opts.aliases ?? []).map((a) => (typeof a === "object" && "name" in a ? String(a.name) : String(a))),
+            beforeDeleteHooks: (opts.hooks?.beforeDelete ?? []).map((h) => h.name),
         },
         dependsOn: dependsOn as pulumi.Resource[],
     };
@@ -241,7 +246,14 @@ async function joinRecords(registered: Registration[], seen: Seen[]) {
     await Promise.all(seen.map(async (s) => urnOf.set(s.resource, await resolve(s.resource.urn))));
     // Type and name join the mock's registration to the program's object (a URN is unique by both).
     const seenByKey = new Map(seen.map((s) => [s.key, { urn: urnOf.get(s.resource)!, ...s.options }]));
-    const noOptions = { ignoreChanges: [], deleteBeforeReplace: false, replaceOnChanges: [], protect: false, aliasNames: [] };
+    const noOptions = {
+        ignoreChanges: [],
+        deleteBeforeReplace: false,
+        replaceOnChanges: [],
+        protect: false,
+        aliasNames: [],
+        beforeDeleteHooks: [],
+    };
     const byUrn = new Map<string, RecordedResource>();
     const resources = registered.map((r) => {
         const o = seenByKey.get(`${r.type}::${r.name}`);
@@ -302,6 +314,19 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
         options.stack,
         false,
     );
+    // The SDK's mock monitor has no RegisterResourceHook (pulumi/pulumi#20874, open; mocks never run
+    // hooks anyway: pulumi/docs#16461): without this, a resource with a hook waits for it forever.
+    const hooks: Record<string, pulumi.ResourceHook> = {};
+    const runtimeState: { getStore(): { callbacks?: unknown } } = require("@pulumi/pulumi/runtime/state");
+    runtimeState.getStore().callbacks = {
+        registerResourceHook: async (hook: pulumi.ResourceHook) => {
+            if (hooks[hook.name]) {
+                throw new Error(`mock: resource hook ${hook.name} registered twice`);
+            }
+            hooks[hook.name] = hook;
+        },
+        awaitStackRegistrations: async () => {},
+    };
     // Pulumi records a stack trace for every promise it creates; with ts-node's source-map hook each
     // one costs a source-map lookup, which made an evaluation several times slower. V8's own stack
     // formatting is used meanwhile (stacks of errors raised here show compiled line numbers).
@@ -323,7 +348,7 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
         const { resources, recordOf } = await joinRecords(registered, seen);
         const keys = await resolveAll(result.vpn.keys);
         const elasticIps = await resolveAll(Object.fromEntries(Object.entries(result.vpn.gateways).map(([r, g]) => [r, g.elasticIp])));
-        return { result, resources, invokes, keys, elasticIps, warnings, recordOf };
+        return { result, resources, invokes, keys, elasticIps, warnings, hooks, recordOf };
     } finally {
         Error.prepareStackTrace = prepare;
     }

@@ -641,6 +641,10 @@ function ec2Subject(action, params) {
             return `${params.get("AllocationId") ?? "-"}->${params.get("NetworkInterfaceId") ?? "-"}/${params.get("PrivateIpAddress") ?? "first"}`;
         case "DescribeAddresses":
             return [...queryList(params, "AllocationId"), ...queryList(params, "PublicIp")].join(",") || "all";
+        case "DisassociateAddress":
+            return params.get("AssociationId") ?? "-";
+        case "ReleaseAddress":
+            return params.get("AllocationId") ?? "-";
         case "ReplaceRoute":
             return `${params.get("RouteTableId") ?? "-"}:${params.get("DestinationCidrBlock") ?? "-"}->${params.get("NetworkInterfaceId") ?? "-"}`;
         case "DescribeRouteTables":
@@ -712,6 +716,40 @@ const ec2Actions = {
                 for (const netns of new Set(moved.map((a) => a.netns))) await applyNat(state, netns, { forgetFlows: true });
             },
         };
+    },
+
+    DisassociateAddress({ state, region, params, save }) {
+        const associationId = params.get("AssociationId");
+        if (!associationId) {
+            throw ec2Error("MissingParameter", "fake-aws: this stand-in disassociates VPC addresses by AssociationId only");
+        }
+        const address = state.addresses.find((a) => a.associationId === associationId && a.awsRegion === region);
+        if (!address) throw ec2Error("InvalidAssociationID.NotFound", `The association ID '${associationId}' does not exist`);
+        Object.assign(address, { networkInterfaceId: null, privateIpAddress: null, associationId: null });
+        save();
+        return {
+            body: { return: true },
+            summary: address.allocationId,
+            apply: address.netns ? () => applyNat(state, address.netns, { forgetFlows: true }) : undefined,
+        };
+    },
+
+    /** An associated address is refused with AWS's code (EC2 API reference, ReleaseAddress); the message is this stand-in's. */
+    ReleaseAddress({ state, region, params, save }) {
+        const allocationId = params.get("AllocationId");
+        if (!allocationId) throw ec2Error("MissingParameter", "fake-aws: this stand-in releases VPC addresses by AllocationId only");
+        const i = state.addresses.findIndex((a) => a.allocationId === allocationId && a.awsRegion === region);
+        if (i < 0) throw allocationNotFound(allocationId);
+        const address = state.addresses[i];
+        if (address.associationId) {
+            throw ec2Error(
+                "InvalidIPAddress.InUse",
+                `Address ${address.publicIp} (${allocationId}) is in use by ${address.associationId}.`,
+            );
+        }
+        state.addresses.splice(i, 1);
+        save();
+        return { body: { return: true }, summary: "released" };
     },
 
     ReplaceRoute({ state, region, params, save }) {

@@ -9,6 +9,7 @@ import * as path from "node:path";
 import type { ResourceValidationArgs } from "@pulumi/policy";
 import * as YAML from "yaml";
 import type { OpenSwanGateway } from "../../components/openSwanGateway";
+import { SITE_ADDRESS_HOOK } from "../../components/siteAddressHook";
 import { containsIp, parseCidr, parseIp } from "../../config/cidr";
 import { siteIpOf } from "../../config/types";
 import { type ModelledAlarm, pages, type Report, runAlarm } from "../../harness/alarmModel";
@@ -443,6 +444,17 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
             }
         }
         assert.deepEqual(blocked, [], "probes the standby's own security group drops: only the active's private IP is ever probed");
+    });
+
+    it("frees each site's Elastic IP before its release (the beforeDelete hook), and no other resource carries a delete hook", () => {
+        for (const ev of [ha, prod]) {
+            const hooked = ev.resources.filter((r) => r.options.beforeDeleteHooks.length > 0);
+            assert.deepEqual(
+                hooked.map((r) => `${r.name} ${r.options.beforeDeleteHooks.join(",")}`).sort(),
+                SITES.map((s) => `hubspoke-${s}-eip ${SITE_ADDRESS_HOOK}`).sort(),
+            );
+            assert.deepEqual(Object.keys(ev.hooks), [SITE_ADDRESS_HOOK], "registered once, whatever the sites");
+        }
     });
 
     it("alarms once per tunnel end (not twice for a pair), once per site without a ready standby, and graphs StandbyReady and Failovers", () => {
