@@ -6,7 +6,7 @@
 #   conntrack   - the lab's fake EC2 forgets a moved Elastic IP's NAT flows, as AWS's stateless NAT does
 #   libnss3-tools - certutil, for each lab gateway's NSS database
 #   nftables    - `nft`: the gateways' TCP MSS clamp, applied in the lab as on the instance
-#   shellcheck  - `npm run lint` checks every shell script (scripts/lint-shell.sh)
+#   the linter shellcheck - `npm run lint` runs it on every shell script (scripts/lint-shell.sh)
 #   awscli, jq  - the AWS CLI v2 (as on Amazon Linux 2023) and jq: the gateway agent's real calls, against the lab's local endpoint
 #   qemu-system-x86, linux-image-amd64 (Ubuntu: linux-image-generic), initramfs-tools, kmod - the lab's
 #     --vm mode: a full distribution kernel (with ESP) booted over this machine's root filesystem
