@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { PROJECT } from "./validate";
+import { PROJECT, STRING_KEYS } from "./validate";
 
 /** Raw values of this project's config keys, keyed without the `hubspoke-vpn:` prefix. */
 export type RawConfig = Record<string, unknown>;
@@ -32,7 +32,8 @@ export function stackConfigPath(stack: string): string {
 
 /**
  * Reads this project's keys from the Pulumi runtime's config (`pulumi.runtime.allConfig()`, keyed
- * `project:key`). Structured values arrive as JSON text and are parsed; plain strings stay strings.
+ * `project:key`, every value as text). Text keys (STRING_KEYS) stay as given; the others' values
+ * (lists, maps, numbers, booleans) arrive as JSON text and are parsed, or stay text if they are not JSON.
  */
 export function readRuntimeConfig(all: Readonly<Record<string, string>>): RawConfig {
     const raw: RawConfig = {};
@@ -40,10 +41,15 @@ export function readRuntimeConfig(all: Readonly<Record<string, string>>): RawCon
         if (!k.startsWith(`${PROJECT}:`)) {
             continue;
         }
+        const name = k.slice(PROJECT.length + 1);
+        if (STRING_KEYS.includes(name)) {
+            raw[name] = text;
+            continue;
+        }
         try {
-            raw[k.slice(PROJECT.length + 1)] = JSON.parse(text);
+            raw[name] = JSON.parse(text);
         } catch {
-            raw[k.slice(PROJECT.length + 1)] = text;
+            raw[name] = text;
         }
     }
     return raw;

@@ -42,6 +42,19 @@ export const TOP_KEYS = [
 ];
 
 /**
+ * The keys whose values are text (`type: string` in Pulumi.yaml): read as given, never as JSON, so
+ * that a kernel flavour `6.10` stays `6.10` instead of becoming the number 6.1.
+ */
+export const STRING_KEYS: readonly string[] = [
+    "gatewayInstanceType",
+    "gatewayAmiRelease",
+    "gatewayAmiKernel",
+    "alarmEmail",
+    "ikeProposals",
+    "espProposals",
+];
+
+/**
  * The Amazon Linux 2023 release gateways run unless the stack names another. Updated on purpose, in a
  * commit of its own: a new release replaces every gateway (see README, Day two).
  */
@@ -179,7 +192,10 @@ function parseSettings(raw: Readonly<Record<string, unknown>>, fail: Fail) {
                 typeof v === "string" && (AL2023_KERNELS as readonly string[]).includes(v)
                     ? { value: v }
                     : {
-                          refused: `is not a kernel flavour Amazon Linux 2023 publishes images for (expected one of ${AL2023_KERNELS.join(", ")})`,
+                          refused:
+                              typeof v === "number"
+                                  ? `is a number; write the kernel flavour as a string, e.g. "6.12" (YAML reads 6.10 as 6.1)`
+                                  : `is not a kernel flavour Amazon Linux 2023 publishes images for (expected one of ${AL2023_KERNELS.join(", ")})`,
                       },
             fail,
         ),

@@ -1,4 +1,8 @@
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { readRuntimeConfig } from "../../config/load";
 import { siteIpOf } from "../../config/types";
 import { ConfigError, parseStackConfig } from "../../config/validate";
 import { evaluateOffline } from "../../harness/evaluate";
@@ -118,6 +122,36 @@ describe("stack config", () => {
             spec.peers.virginia.map((p) => p.peer.name),
             ["sydney", "frankfurt", "virginia2"],
         );
+    });
+
+    describe("as `pulumi up` hands it over (pulumi.runtime.allConfig(): every value as text)", () => {
+        // What the CLI passes for a stack that sets only its regions: Pulumi.yaml's defaults, as text.
+        const declared = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")).config as Record<string, any>;
+        const runtime = (overrides: Record<string, string> = {}) =>
+            readRuntimeConfig({
+                ...Object.fromEntries(Object.entries(declared).map(([k, d]) => [k, String(d.default)])),
+                "hubspoke-vpn:regions": JSON.stringify((prodConfig() as any).regions),
+                "aws:region": "us-east-1",
+                ...overrides,
+            });
+
+        it("every Pulumi.yaml default, read as text, validates to the same settings as the stack file", () => {
+            assert.deepEqual(parseStackConfig(runtime()).spec, parseStackConfig({ regions: (prodConfig() as any).regions }).spec);
+        });
+
+        it("text keys stay text: a kernel flavour 6.10 is refused as 6.10, not read as the number 6.1", () => {
+            refused(
+                runtime({ "hubspoke-vpn:gatewayAmiKernel": "6.10" }),
+                "hubspoke-vpn:gatewayAmiKernel",
+                /^"6.10" is not a kernel flavour/,
+            );
+            assert.equal(parseStackConfig(runtime({ "hubspoke-vpn:gatewayAmiKernel": "6.12" })).spec.gatewayAmiKernel, "6.12");
+            assert.equal(parseStackConfig(runtime({ "hubspoke-vpn:pskRotation": "3" })).spec.pskRotation, 3);
+            assert.equal(
+                parseStackConfig(runtime({ "hubspoke-vpn:gatewayTerminationProtection": "true" })).spec.gatewayTerminationProtection,
+                true,
+            );
+        });
     });
 
     describe("refuses, naming the key and the value", () => {
@@ -260,7 +294,11 @@ describe("stack config", () => {
                 "hubspoke-vpn:gatewayAmiKernel",
                 /"6.10" is not a kernel flavour Amazon Linux 2023 publishes images for \(expected one of 6.1, 6.12, 6.18\)/,
             );
-            refused({ ...prodConfig(), gatewayAmiKernel: 6.1 }, "hubspoke-vpn:gatewayAmiKernel", /^6.1 is not a kernel flavour/);
+            refused(
+                { ...prodConfig(), gatewayAmiKernel: 6.1 },
+                "hubspoke-vpn:gatewayAmiKernel",
+                /^6.1 is a number; write the kernel flavour as a string/,
+            );
             assert.equal(parseStackConfig(prodConfig()).spec.gatewayAmiKernel, "6.1");
             assert.equal(parseStackConfig({ ...prodConfig(), gatewayAmiKernel: "6.18" }).spec.gatewayAmiKernel, "6.18");
         });

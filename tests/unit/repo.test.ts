@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { parseStackConfig, TOP_KEYS } from "../../config/validate";
+import { parseStackConfig, STRING_KEYS, TOP_KEYS } from "../../config/validate";
 import { prodConfig } from "./fixtures";
 
 const REPO = path.join(__dirname, "..", "..");
@@ -108,6 +108,13 @@ describe("Pulumi.yaml and the validator", () => {
         }
         // Every key the validator accepts is declared (besides `regions`, which Pulumi.yaml cannot type).
         assert.deepEqual([...TOP_KEYS].sort(), ["regions", ...Object.keys(defaults)].sort());
+        // The runtime reads exactly the string-typed keys as text (config/load.ts).
+        assert.deepEqual(
+            [...STRING_KEYS].map((k) => `hubspoke-vpn:${k}`).sort(),
+            Object.keys(declared)
+                .filter((k) => declared[k].type === "string")
+                .sort(),
+        );
     });
 });
 
