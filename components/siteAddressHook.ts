@@ -39,8 +39,17 @@ export interface DisassociateOptions {
 export async function disassociateUntilFree(ec2: AddressApi, allocationId: string, options: DisassociateOptions = {}): Promise<number> {
     const { settleMs = 5000, attempts = 5, log = () => {} } = options;
     for (let removed = 0; ; removed++) {
-        const { Addresses = [] } = await ec2.send(new DescribeAddressesCommand({ AllocationIds: [allocationId] }));
-        const associationId = Addresses[0]?.AssociationId;
+        let addresses: { AssociationId?: string; PublicIp?: string }[];
+        try {
+            addresses = (await ec2.send(new DescribeAddressesCommand({ AllocationIds: [allocationId] }))).Addresses ?? [];
+        } catch (e) {
+            // Already released (outside Pulumi): nothing to free, and the provider's delete treats it as done.
+            if (errorCode(e) === "InvalidAllocationID.NotFound") {
+                return removed;
+            }
+            throw e;
+        }
+        const associationId = addresses[0]?.AssociationId;
         if (!associationId) {
             return removed;
         }
@@ -51,10 +60,22 @@ export async function disassociateUntilFree(ec2: AddressApi, allocationId: strin
                     "gateways, or detach the failover policy from their roles, then run the same pulumi command again.",
             );
         }
-        log(`${allocationId} (${Addresses[0]?.PublicIp}): disassociating ${associationId} before its release`);
-        await ec2.send(new DisassociateAddressCommand({ AssociationId: associationId }));
+        log(`${allocationId} (${addresses[0]?.PublicIp}): disassociating ${associationId} before its release`);
+        try {
+            await ec2.send(new DisassociateAddressCommand({ AssociationId: associationId }));
+        } catch (e) {
+            // Gone meanwhile: its network interface deleted, or the address moved (a new association id).
+            if (errorCode(e) !== "InvalidAssociationID.NotFound") {
+                throw e;
+            }
+        }
         await new Promise((r) => setTimeout(r, settleMs));
     }
+}
+
+/** The AWS error code of an SDK v3 error (its `name`), if it is one. */
+function errorCode(e: unknown): string | undefined {
+    return typeof e === "object" && e !== null && "name" in e ? String((e as { name: unknown }).name) : undefined;
 }
 
 /**

@@ -10,8 +10,8 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AssociateAddressCommand, EC2Client, ReleaseAddressCommand } from "@aws-sdk/client-ec2";
-import { disassociateUntilFree, SITE_ADDRESS_HOOK } from "../../components/siteAddressHook";
+import { AssociateAddressCommand, DisassociateAddressCommand, EC2Client, ReleaseAddressCommand } from "@aws-sdk/client-ec2";
+import { type AddressApi, disassociateUntilFree, SITE_ADDRESS_HOOK } from "../../components/siteAddressHook";
 import { evaluateOffline } from "../../harness/evaluate";
 import { type Ec2State, type FakeAws, readEc2State, startFakeAws, writeEc2State } from "../../lab/fakeAws";
 import { stackConfig } from "../unit/fixtures";
@@ -50,8 +50,8 @@ describe("a site's Elastic IP, released after the failover script associated it 
     let ec2: EC2Client;
     const saved = { ...process.env };
 
-    const start = async (associated: boolean) => {
-        writeEc2State(stateFile, state(associated));
+    const start = async (associated: boolean, writeState = true) => {
+        if (writeState) writeEc2State(stateFile, state(associated));
         fake = await startFakeAws(path.join(dir, "store"), { ec2State: stateFile, ec2LatencyMs: 20, log });
         // The SDK's own way to another endpoint, as the hook's EC2Client will see it.
         Object.assign(process.env, {
@@ -113,33 +113,56 @@ describe("a site's Elastic IP, released after the failover script associated it 
         );
     });
 
-    it("an address associated again right after (a gateway's last takeover) is disassociated again; one never freed stops with what to do", async () => {
+    /**
+     * The SDK client, with what a gateway does meanwhile: `after` runs right after each
+     * DisassociateAddress has answered (or right before, with `before`), deterministically.
+     */
+    const withGateway = (hooks: { before?: () => Promise<unknown>; after?: () => Promise<unknown> }): AddressApi => ({
+        send: (async (command: any) => {
+            const disassociate = command instanceof DisassociateAddressCommand;
+            if (disassociate && hooks.before) await hooks.before();
+            const answer = await ec2.send(command);
+            if (disassociate && hooks.after) await hooks.after();
+            return answer;
+        }) as AddressApi["send"],
+    });
+    const takeBack = () =>
+        ec2.send(new AssociateAddressCommand({ AllocationId: SITE_EIP, NetworkInterfaceId: PRIMARY, PrivateIpAddress: "10.11.4.6" }));
+
+    it("an address taken back right after (a gateway's last takeover) is disassociated again; one always taken back stops with what to do", async () => {
         await start(true);
-        // A gateway that still holds permission: it re-associates once, shortly after each disassociation.
-        let reassociations = 0;
-        const gateway = setInterval(async () => {
-            const address = readEc2State(stateFile).addresses[0];
-            if (!address.associationId && reassociations < 1) {
-                reassociations++;
-                await ec2.send(
-                    new AssociateAddressCommand({ AllocationId: SITE_EIP, NetworkInterfaceId: PRIMARY, PrivateIpAddress: "10.11.4.6" }),
-                );
-            }
-        }, 50);
-        try {
-            assert.equal(await disassociateUntilFree(ec2, SITE_EIP, { settleMs: 400 }), 2);
-            assert.equal(readEc2State(stateFile).addresses[0].associationId, null);
-            reassociations = -100; // now it keeps taking the address back
-            while (!readEc2State(stateFile).addresses[0].associationId) await new Promise((r) => setTimeout(r, 50));
-            await assert.rejects(disassociateUntilFree(ec2, SITE_EIP, { settleMs: 400, attempts: 2 }), (e: Error) => {
-                assert.ok(readEc2State(stateFile).addresses[0].associationId, "the address was taken back");
-                assert.match(e.message, /eipalloc-0site0000000000001 was associated again after each of 2 disassociations/);
-                assert.match(e.message, /Stop the site's gateways, or detach the failover policy from their roles/);
-                return true;
-            });
-        } finally {
-            clearInterval(gateway);
-        }
+        let times = 1;
+        const once = withGateway({ after: async () => (times-- > 0 ? takeBack() : undefined) });
+        assert.equal(await disassociateUntilFree(once, SITE_EIP, { settleMs: 10 }), 2);
+        assert.equal(readEc2State(stateFile).addresses[0].associationId, null);
+
+        await takeBack();
+        const always = withGateway({ after: takeBack });
+        await assert.rejects(disassociateUntilFree(always, SITE_EIP, { settleMs: 10, attempts: 2 }), (e: Error) => {
+            assert.ok(readEc2State(stateFile).addresses[0].associationId, "the address was taken back");
+            assert.match(e.message, /eipalloc-0site0000000000001 was associated again after each of 2 disassociations/);
+            assert.match(e.message, /Stop the site's gateways, or detach the failover policy from their roles/);
+            return true;
+        });
+    });
+
+    it("an association gone between the check and the call (its interface deleted) is no failure: checked again, free", async () => {
+        await start(true);
+        const gone = withGateway({
+            before: async () => {
+                const [a] = readEc2State(stateFile).addresses;
+                await ec2.send(new DisassociateAddressCommand({ AssociationId: a.associationId! }));
+            },
+        });
+        assert.equal(await disassociateUntilFree(gone, SITE_EIP, { settleMs: 10 }), 1);
+        assert.ok(ops().includes("DisassociateAddress eipassoc-0failover000000001"));
+    });
+
+    it("an address already released outside Pulumi is no failure (the provider's delete treats it as done)", async () => {
+        writeEc2State(stateFile, { ...state(false), addresses: [] });
+        await start(false, false);
+        assert.equal(await disassociateUntilFree(ec2, SITE_EIP), 0);
+        assert.deepEqual(ops(), [`DescribeAddresses ${SITE_EIP}`]);
     });
 
     it("an unassociated address (a site without a standby) costs one call and changes nothing", async () => {
