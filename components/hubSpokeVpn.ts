@@ -56,7 +56,7 @@ export interface RegionOutputs {
         readonly sessionCommand: pulumi.Output<string>;
         /** ALARM: the standby reports that it could not take over. */
         readonly redundancyAlarmName: pulumi.Output<string>;
-        /** ALARM: no standby has reported for STANDBY_SILENT_MINUTES. */
+        /** INSUFFICIENT_DATA (its page; it never enters ALARM): no standby has reported for STANDBY_SILENT_MINUTES. */
         readonly standbySilentAlarmName: pulumi.Output<string>;
     };
 }

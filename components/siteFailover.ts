@@ -39,7 +39,7 @@ export class SiteFailover extends pulumi.ComponentResource {
     public readonly policies: aws.iam.RolePolicy[];
     /** ALARM when the site's standby reported not ready for 3 minutes. */
     public readonly redundancyAlarm: aws.cloudwatch.MetricAlarm;
-    /** ALARM when no standby of the site reported at all for STANDBY_SILENT_MINUTES. */
+    /** Pages on INSUFFICIENT_DATA (it never enters ALARM) when no standby of the site reported for STANDBY_SILENT_MINUTES. */
     public readonly standbySilentAlarm: aws.cloudwatch.MetricAlarm;
 
     constructor(name: string, args: SiteFailoverArgs, opts?: pulumi.ComponentResourceOptions) {

@@ -6,9 +6,12 @@
  *   - each period it looks at the last `evaluationPeriods` datapoints; ALARM when at least
  *     `datapointsToAlarm` of them breach;
  *   - missing datapoints count as breaching (`breaching`) or not (`notBreaching`); with `missing`,
- *     INSUFFICIENT_DATA when every one is missing, and otherwise only the present ones count.
- * Where the docs leave the outcome open (`missing`, some present but too few to decide), the model
- * keeps the state. Periods before the alarm existed count as missing.
+ *     INSUFFICIENT_DATA when every one is missing; with `ignore`, the state is kept then; otherwise
+ *     only the present ones count.
+ * Where the docs leave the outcome open (some present but too few to decide), the model keeps the
+ * state. The model looks back exactly `evaluationPeriods`; CloudWatch's evaluation range can reach
+ * further back, so a change the model makes at period t comes at t or later on AWS. Periods before
+ * the first report count as missing (a new metric).
  */
 
 /** What one gateway reported in one period, if anything. */
@@ -63,7 +66,7 @@ function datapoint(statistic: string, r: Report): number | undefined {
 /** Runs an alarm over one report (or none) per period, from the period it was created in. */
 export function runAlarm(alarm: ModelledAlarm, reports: readonly Report[]): AlarmRun {
     const breaches = COMPARE[alarm.comparisonOperator];
-    if (!breaches || !["breaching", "notBreaching", "missing"].includes(alarm.treatMissingData)) {
+    if (!breaches || !["breaching", "notBreaching", "missing", "ignore"].includes(alarm.treatMissingData)) {
         throw new Error(`alarm model: ${alarm.comparisonOperator} / ${alarm.treatMissingData} is not modelled`);
     }
     const n = alarm.evaluationPeriods;
@@ -88,7 +91,7 @@ export function runAlarm(alarm: ModelledAlarm, reports: readonly Report[]): Alar
         } else if (alarm.treatMissingData === "notBreaching") {
             next = breaching >= m ? "ALARM" : "OK";
         } else if (present.length === 0) {
-            next = "INSUFFICIENT_DATA";
+            next = alarm.treatMissingData === "missing" ? "INSUFFICIENT_DATA" : state;
         } else if (breaching >= m) {
             next = "ALARM";
         } else if (present.length - breaching > n - m) {

@@ -186,8 +186,8 @@ export const STANDBY_SILENT_MINUTES = 15;
 /**
  * A site's "redundancy lost" alarm: its standby reports StandbyReady every minute, 1 while it could
  * take over. ALARM when it reported 0 for 3 minutes in a row: a standby that runs but could not take
- * over. Silence is not judged here (missing data is missing; no action on INSUFFICIENT_DATA), so a
- * standby that boots or is being replaced pages nothing; `standbySilentAlarm` judges silence.
+ * over. Silence is not judged here: missing data keeps the state (`ignore`), so a standby that boots,
+ * reboots or is being replaced neither pages nor sends an OK; `standbySilentAlarm` judges silence.
  */
 export function redundancyAlarm<T>(stack: string, regionName: string, topic: T) {
     return {
@@ -201,7 +201,7 @@ export function redundancyAlarm<T>(stack: string, regionName: string, topic: T) 
         datapointsToAlarm: 3,
         threshold: 1,
         comparisonOperator: "LessThanThreshold",
-        treatMissingData: "missing",
+        treatMissingData: "ignore",
         alarmActions: [topic],
         okActions: [topic],
     };
