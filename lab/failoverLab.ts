@@ -423,11 +423,11 @@ export class FailoverLab {
      * When (ms since the epoch) the lab's EC2 answered, after `sinceMs`, the first AssociateAddress of
      * the site's Elastic IP to `gateway`, and the last ReplaceRoute to it (from its request log).
      */
-    ec2Answers(site: string, gateway: string, sinceMs: number): { associated?: number; routed?: number } {
+    ec2Answers(site: string, gateway: string, sinceMs: number): { associated?: number; firstRouted?: number; routed?: number } {
         const file = path.join(this.workDir, "aws-requests.log");
         const s = this.site(site);
         const eni = this.gateway(gateway).networkInterfaceId;
-        const out: { associated?: number; routed?: number } = {};
+        const out: { associated?: number; firstRouted?: number; routed?: number } = {};
         for (const line of (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "").split("\n")) {
             const [at, , op, subject, status] = line.split(" ");
             const t = Date.parse(at);
@@ -437,6 +437,7 @@ export class FailoverLab {
             if (op === "AssociateAddress" && subject.startsWith(`${s.plan.failover!.allocationId}->`)) {
                 out.associated ??= t;
             } else if (op === "ReplaceRoute") {
+                out.firstRouted ??= t;
                 out.routed = t;
             }
         }
@@ -450,6 +451,25 @@ export class FailoverLab {
         return readEc2State(this.ec2StateFile)
             .routeTables.filter((t) => ids.has(t.routeTableId))
             .flatMap((t) => t.routes.map((r) => s.gateways.find((g) => g.networkInterfaceId === r.networkInterfaceId)?.name ?? "?"));
+    }
+
+    /** Whether the gateway's failover script holds the site (its `active` file), as it believes. */
+    believesActive(name: string): boolean {
+        return fs.existsSync(this.dir(this.gateway(name), "run", "active"));
+    }
+
+    /**
+     * Whether the site is whole: the Elastic IP, every route and the failover scripts' own belief all
+     * on one gateway (the other does not think it is active).
+     */
+    siteConsistent(site: string): { owner?: string; routes: string[]; believers: string[]; consistent: boolean } {
+        const owner = this.owner(site);
+        const routes = this.routeTargets(site);
+        const believers = this.site(site)
+            .gateways.filter((g) => this.believesActive(g.name))
+            .map((g) => g.name);
+        const consistent = owner !== undefined && routes.every((r) => r === owner) && believers.length === 1 && believers[0] === owner;
+        return { owner, routes, believers, consistent };
     }
 
     /** Failovers and StandbyReady values the gateways put to the lab's CloudWatch. */

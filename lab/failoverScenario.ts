@@ -27,6 +27,8 @@ export const MAX_FAILOVER_GAP_SECONDS = 10;
 export const PEER_DPD_AFTERMATH_SECONDS = DPD.delaySeconds + DPD.retransmitTimeoutSeconds + 0.5 + 5;
 /** How often a standby's failover script does its slow round (its StandbyReady metric, ending its own negotiations). */
 const STANDBY_ROUND_SECONDS = FAILOVER.metricIntervalSeconds;
+/** A blip: the link between the hub's gateways down for two probe intervals fewer than a takeover needs. */
+export const BLIP_SECONDS = FAILOVER.probeIntervalSeconds * (FAILOVER.confirmProbes - 2);
 /** How long the cut between two healthy gateways is held: many times the standby's confirmation window. */
 export const CUT_HOLD_SECONDS = 12;
 
@@ -40,6 +42,19 @@ export interface FailoverMeasure {
     readonly tunnelsBackSeconds?: number;
     /** With ESP: the ping run across the kill; its longest gap is the traffic gap. */
     readonly ping?: PingRun;
+    /** At the step's end, every route of the site targets the new active. */
+    readonly routesFollowed?: boolean;
+    /** The endpoint's log: the new active's first ReplaceRoute came after EC2 had answered its association. */
+    readonly routedAfterAssociation?: boolean;
+}
+
+/** A site after a step: its Elastic IP, its routes and the failover scripts' own belief on one gateway. */
+export interface SiteWhole {
+    readonly owner?: string;
+    readonly routes: readonly string[];
+    /** The gateways whose failover script holds the site (its `active` file). */
+    readonly believers: readonly string[];
+    readonly consistent: boolean;
 }
 
 export interface FailoverReport {
@@ -56,6 +71,12 @@ export interface FailoverReport {
         readonly failoversAfter: number;
         readonly ping?: PingRun;
         readonly tunnelsKept: boolean;
+        readonly whole: SiteWhole;
+    };
+    /** The link between the hub's two gateways down for BLIP_SECONDS: nothing may move. */
+    readonly blip?: {
+        readonly moves: number;
+        readonly whole: SiteWhole;
     };
     /** Only the link between the hub's two gateways cut, both healthy. */
     readonly cut?: {
@@ -64,6 +85,8 @@ export interface FailoverReport {
         readonly moves: number;
         readonly ping?: PingRun;
         readonly tunnelsKept: boolean;
+        /** After the cut, the gateway that lost the site (if it moved) has stepped down. */
+        readonly whole: SiteWhole;
     };
     /**
      * A negotiation started on an untouched site's standby (as its agent does when it adds or re-keys a
@@ -126,9 +149,22 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
             failoversAfter: lab.metrics("Failovers", hub.name).length - failoversBefore,
             ping: await ping?.stop(),
             tunnelsKept: sameSerials(serials, ikeSerials(lab, active, tunnelsOf(hub.name))),
+            whole: lab.siteConsistent(hub.name),
         };
         log(
-            `lab: ${hub.gateways[0].name} returned: site on ${report.returned.owner}, failovers since ${report.returned.failoversAfter}${pingText(report.returned.ping)}`,
+            `lab: ${hub.gateways[0].name} returned: site on ${report.returned.owner}, failovers since ${report.returned.failoversAfter}${pingText(report.returned.ping)}; ${wholeText(report.returned.whole)}`,
+        );
+
+        // A blip on the link between the hub's gateways, shorter than a takeover's confirmation: nothing moves.
+        const failoversAtBlip = lab.metrics("Failovers", hub.name).length;
+        lab.cut(hub.name, true);
+        await sleep(BLIP_SECONDS * 1000);
+        lab.cut(hub.name, false);
+        // Longer than a takeover would take, had the blip started one.
+        await sleep(8000);
+        report.blip = { moves: lab.metrics("Failovers", hub.name).length - failoversAtBlip, whole: lab.siteConsistent(hub.name) };
+        log(
+            `lab: link between the hub's gateways down for ${BLIP_SECONDS} s: ${report.blip.moves} move(s); ${wholeText(report.blip.whole)}`,
         );
 
         // Only the link between the hub's two gateways is cut, both healthy: the standby still sees the
@@ -147,9 +183,10 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
             moves: lab.metrics("Failovers", hub.name).length - failoversAtCut,
             ping: await cutPing?.stop(),
             tunnelsKept: sameSerials(cutSerials, ikeSerials(lab, ownerBefore ?? active, tunnelsOf(hub.name))),
+            whole: await settledWhole(lab, hub.name),
         };
         log(
-            `lab: link between the hub's gateways cut for ${CUT_HOLD_SECONDS} s: site ${report.cut.ownerBefore} -> ${report.cut.ownerAfter}, ${report.cut.moves} move(s)${pingText(report.cut.ping)}`,
+            `lab: link between the hub's gateways cut for ${CUT_HOLD_SECONDS} s: site ${report.cut.ownerBefore} -> ${report.cut.ownerAfter}, ${report.cut.moves} move(s)${pingText(report.cut.ping)}; ${wholeText(report.cut.whole)}`,
         );
 
         // The agent initiates a tunnel it adds or re-keys on a standby too (it cannot tell): the standby's
@@ -231,15 +268,19 @@ async function failover(
     await lab.waitFor(() => lab.metrics("Failovers", site).length > failoversBefore, 60, 500);
     const ec2 = lab.ec2Answers(site, standby, killedAt);
     const after = (t?: number) => (t === undefined ? "-" : `${((t - killedAt) / 1000).toFixed(1)} s`);
+    // The dead gateway still has its `active` file (nothing ran on it to remove it): routes only here.
+    const routes = lab.routeTargets(site);
     const m: FailoverMeasure = {
         killed: victim,
         tookOver: lab.owner(site),
         ownerMovedSeconds: moved === undefined ? undefined : Math.round(moved * 10) / 10,
         tunnelsBackSeconds: tunnelsBackSeconds === undefined ? undefined : Math.round(tunnelsBackSeconds * 10) / 10,
         ping: run,
+        routesFollowed: routes.length > 0 && routes.every((r) => r === standby),
+        routedAfterAssociation: ec2.associated !== undefined && ec2.firstRouted !== undefined && ec2.firstRouted >= ec2.associated,
     };
     log(
-        `lab: ${victim} killed: site ${site} on ${m.tookOver} after ${m.ownerMovedSeconds ?? "-"} s, tunnels up on it after ${m.tunnelsBackSeconds ?? "-"} s${pingText(run)}`,
+        `lab: ${victim} killed: site ${site} on ${m.tookOver} after ${m.ownerMovedSeconds ?? "-"} s, tunnels up on it after ${m.tunnelsBackSeconds ?? "-"} s${pingText(run)}; routes on ${[...new Set(routes)].join(",")}`,
     );
     // Where the time went, from the events themselves: the EC2 answers (the data plane had moved by then).
     log(
@@ -272,6 +313,21 @@ async function failover(
     return m;
 }
 
+/**
+ * The site once the failover scripts have had their say: a gateway that lost the Elastic IP steps
+ * down at its next owner check, so wait up to one round for the site to be whole.
+ */
+async function settledWhole(lab: FailoverLab, site: string): Promise<SiteWhole> {
+    await lab.waitFor(() => lab.siteConsistent(site).consistent, STANDBY_ROUND_SECONDS + 15, 1000);
+    return lab.siteConsistent(site);
+}
+
+function wholeText(w: SiteWhole): string {
+    return w.consistent
+        ? `Elastic IP, routes and belief on ${w.owner}`
+        : `NOT whole: Elastic IP on ${w.owner ?? "none"}, routes on ${[...new Set(w.routes)].join(",")}, active per its script: ${w.believers.join(",") || "none"}`;
+}
+
 /** Pings lost apart from the longest gap: a second, shorter outage (the peers' dead-peer detection restarting, say). */
 export function lostOutsideGap(p: PingRun): number {
     return p.lost - Math.round(p.longestGapSeconds / p.intervalSeconds);
@@ -297,6 +353,8 @@ export function failoverPassed(r: FailoverReport): boolean {
         m.tookOver !== m.killed &&
         m.ownerMovedSeconds !== undefined &&
         m.tunnelsBackSeconds !== undefined &&
+        m.routesFollowed === true &&
+        m.routedAfterAssociation === true &&
         (r.kernelHasEsp
             ? m.ping !== undefined && m.ping.sent > 0 && m.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS
             : m.tunnelsBackSeconds <= MAX_FAILOVER_GAP_SECONDS);
@@ -308,15 +366,19 @@ export function failoverPassed(r: FailoverReport): boolean {
         r.returned.owner === r.hub?.tookOver &&
         r.returned.failoversAfter === 0 &&
         r.returned.tunnelsKept &&
+        r.returned.whole.consistent &&
+        r.blip?.moves === 0 &&
+        r.blip.whole.consistent &&
         (!r.kernelHasEsp || (r.returned.ping !== undefined && r.returned.ping.sent > 0 && r.returned.ping.lost === 0)) &&
         r.cut !== undefined &&
         r.cut.moves <= 1 &&
+        r.cut.whole.consistent &&
         (!r.kernelHasEsp || (r.cut.ping !== undefined && r.cut.ping.sent > 0 && r.cut.ping.longestGapSeconds <= 1)) &&
         r.standbyNegotiation?.started === true &&
         r.standbyNegotiation.endedSeconds !== undefined &&
         r.standbyNegotiation.tunnelsKept &&
         r.metrics !== undefined &&
-        // The hub's failover, plus the cut's move if there was one: every move counted once.
+        // The hub's failover, plus the cut's move if there was one: every move counted once (the blip's: none).
         r.metrics[r.hub!.killed.replace(/-standby$/, "")]?.failovers === 1 + r.cut.moves
     );
 }
@@ -324,7 +386,8 @@ export function failoverPassed(r: FailoverReport): boolean {
 export function formatFailover(r: FailoverReport): string {
     const m = (label: string, x?: FailoverMeasure) =>
         x
-            ? `  ${label}: ${x.killed} killed -> ${x.tookOver} active; Elastic IP moved after ${x.ownerMovedSeconds ?? "-"} s, tunnels up after ${x.tunnelsBackSeconds ?? "-"} s` +
+            ? `  ${label}: ${x.killed} killed -> ${x.tookOver} active; Elastic IP moved after ${x.ownerMovedSeconds ?? "-"} s, tunnels up after ${x.tunnelsBackSeconds ?? "-"} s; ` +
+              `routes followed: ${x.routesFollowed}, first route after the association: ${x.routedAfterAssociation}` +
               (x.ping
                   ? `; traffic gap ${x.ping.longestGapSeconds} s (${x.ping.lost} of ${x.ping.sent} pings lost, ${lostOutsideGap(x.ping)} of them outside it, one every ${x.ping.intervalSeconds} s; ` +
                     `goal ${MAX_FAILOVER_GAP_SECONDS} s ${x.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS ? "met" : "NOT met"})`
@@ -335,10 +398,13 @@ export function formatFailover(r: FailoverReport): string {
         m("hub failover", r.hub),
         m("spoke failover", r.spoke),
         r.returned
-            ? `  return: site on ${r.returned.owner}, ${r.returned.failoversAfter} further failover(s), active's IKE SAs kept: ${r.returned.tunnelsKept}${r.returned.ping ? `, ${r.returned.ping.lost} of ${r.returned.ping.sent} pings lost` : ""}`
+            ? `  return: site on ${r.returned.owner}, ${r.returned.failoversAfter} further failover(s), active's IKE SAs kept: ${r.returned.tunnelsKept}${r.returned.ping ? `, ${r.returned.ping.lost} of ${r.returned.ping.sent} pings lost` : ""}; ${wholeText(r.returned.whole)}`
             : "  return: not reached",
+        r.blip
+            ? `  blip between the hub's gateways (${BLIP_SECONDS} s): ${r.blip.moves} move(s); ${wholeText(r.blip.whole)}`
+            : "  blip: not reached",
         r.cut
-            ? `  cut between the hub's gateways (${CUT_HOLD_SECONDS} s): ${r.cut.moves} move(s), site ${r.cut.ownerBefore} -> ${r.cut.ownerAfter}, IKE SAs kept: ${r.cut.tunnelsKept}${r.cut.ping ? `, longest gap ${r.cut.ping.longestGapSeconds} s` : ""}`
+            ? `  cut between the hub's gateways (${CUT_HOLD_SECONDS} s): ${r.cut.moves} move(s), site ${r.cut.ownerBefore} -> ${r.cut.ownerAfter}, IKE SAs kept: ${r.cut.tunnelsKept}${r.cut.ping ? `, longest gap ${r.cut.ping.longestGapSeconds} s` : ""}; ${wholeText(r.cut.whole)}`
             : "  cut: not reached",
         r.standbyNegotiation
             ? `  negotiation on a standby (${r.standbyNegotiation.tunnel} on ${r.standbyNegotiation.gateway}): ${r.standbyNegotiation.started ? `ended after ${r.standbyNegotiation.endedSeconds ?? "-"} s` : "did not start"}, the actives' IKE SAs kept: ${r.standbyNegotiation.tunnelsKept}`

@@ -16,6 +16,7 @@ import * as path from "node:path";
 import { snapshotStack, writeSnapshot } from "../../harness/snapshot";
 import { FailoverLab } from "../../lab/failoverLab";
 import {
+    BLIP_SECONDS,
     CUT_HOLD_SECONDS,
     type FailoverReport,
     failoverPassed,
@@ -39,15 +40,24 @@ function assertTakeover(r: FailoverReport): void {
         assert.equal(m.tookOver, `${m.killed}-standby`, `${label}: the site is on ${m.tookOver} after ${m.killed} died`);
         assert.ok(m.ownerMovedSeconds !== undefined, `${label}: the standby never took the site's Elastic IP`);
         assert.ok(m.tunnelsBackSeconds !== undefined, `${label}: the tunnels never came up on the standby`);
+        assert.ok(m.routesFollowed, `${label}: not every route of the site targets ${m.tookOver} after the takeover`);
+        assert.ok(m.routedAfterAssociation, `${label}: a route moved before EC2 had answered the Elastic IP's association`);
     }
     // The failed gateway returns as the standby: nothing moves again, the active's IKE SAs stay.
     assert.ok(r.returned, "the return did not run");
     assert.equal(r.returned.owner, r.hub?.tookOver, "the returned gateway took the site back");
     assert.equal(r.returned.failoversAfter, 0);
     assert.ok(r.returned.tunnelsKept, "the active's IKE SAs changed when the failed gateway returned");
+    assert.ok(r.returned.whole.consistent, `after the return the site is not whole: ${JSON.stringify(r.returned.whole)}`);
+    // A blip shorter than the takeover's confirmation (BLIP_SECONDS): nothing moves.
+    assert.ok(r.blip, "the blip did not run");
+    assert.equal(r.blip.moves, 0, `a ${BLIP_SECONDS} s blip moved the site`);
+    assert.ok(r.blip.whole.consistent, `after the blip the site is not whole: ${JSON.stringify(r.blip.whole)}`);
     // The cut between two healthy gateways: bounded, at most one move.
     assert.ok(r.cut, "the cut did not run");
     assert.ok(r.cut.moves <= 1, `the site moved ${r.cut.moves} times during a ${CUT_HOLD_SECONDS} s cut`);
+    // Whoever lost the Elastic IP stepped down: address, routes and the scripts' belief on one gateway.
+    assert.ok(r.cut.whole.consistent, `after the cut the site is not whole: ${JSON.stringify(r.cut.whole)}`);
     // A negotiation started on a standby (as its agent does when it adds or re-keys a tunnel): the
     // standby ends it within its once-a-minute round, and no active's IKE SA changes.
     const n = r.standbyNegotiation;

@@ -186,11 +186,22 @@ describe("stack config", () => {
             );
         });
 
-        it("overlapping VPC ranges", () => {
+        it("overlapping VPC ranges, the same or one inside the other", () => {
             refused(
                 prodWith((c) => (c.regions[2].vpcCidr = "12.11.0.0/16")),
                 `${R}[2].vpcCidr`,
                 /"12\.11\.0\.0\/16" overlaps hubspoke-vpn:regions\[1\]\.vpcCidr \(12\.11\.0\.0\/16, region sydney\)/,
+            );
+            // A partial overlap: a check of identical ranges alone would let it through.
+            refused(
+                prodWith((c) => {
+                    c.regions[2].vpcCidr = "12.11.128.0/17";
+                    c.regions[2].vpnSubnet = "12.11.132.0/24";
+                    c.regions[2].gatewayPrivateIp = "12.11.132.5";
+                    c.regions[2].workloadSubnets = { fns: { a: "12.11.136.0/24" } };
+                }),
+                `${R}[2].vpcCidr`,
+                /"12\.11\.128\.0\/17" overlaps hubspoke-vpn:regions\[1\]\.vpcCidr \(12\.11\.0\.0\/16, region sydney\)/,
             );
         });
 
