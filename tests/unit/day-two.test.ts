@@ -10,10 +10,11 @@ import * as path from "node:path";
 import { DEFAULT_GATEWAY_AMI_RELEASE } from "../../config/validate";
 import { diffEvaluations, type StackDiff } from "../../harness/diff";
 import { AMI_NOT_FOUND, al2023DeprecationTime, type Evaluation, evaluateOffline, mockInvoke, plain } from "../../harness/evaluate";
+import { fingerprint, fingerprintDiff } from "../../harness/fingerprint";
 import { snapshotStack } from "../../harness/snapshot";
 import { ADDED_SPOKE } from "../../lab/dayTwo";
 import { USER_DATA_MAX_BYTES } from "../../render/bootstrap";
-import { prodConfig, prodEvaluation, prodWith } from "./fixtures";
+import { prodConfig, prodEvaluation, prodWith, stackConfig } from "./fixtures";
 
 /** Fixed Elastic IPs, so that removing a region does not renumber the others' documentation addresses. */
 const EIPS = { virginia: "192.0.2.11", sydney: "192.0.2.12", frankfurt: "192.0.2.13", tokyo: "192.0.2.14" };
@@ -251,6 +252,24 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
             ],
         );
         assert.ok(gone.every((u) => u.includes("aws:ssm/parameter:Parameter")));
+    });
+
+    /**
+     * fixtures/graph-7b318a8.json: harness/fingerprint.ts run over prod and prod-ha at commit 7b318a8
+     * (the version before this one: @pulumi/pulumi 3.248, Node.js 20). When a change alters the graph
+     * on purpose, list it here; at a release, regenerate the fixture from the released commit.
+     */
+    it("upgrading a stack deployed with 7b318a8 changes only what this version meant to: prod nothing, prod-ha its redundancy alarms", async () => {
+        const before = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures/graph-7b318a8.json"), "utf8"));
+        const ha = await evaluateOffline(stackConfig("prod-ha"), { stack: "prod-ha" });
+        assert.deepEqual(fingerprintDiff(before.prod, fingerprint(await prodEvaluation())), { changed: [], added: [], removed: [] });
+        const sites = ["frankfurt", "sydney", "virginia"];
+        assert.deepEqual(fingerprintDiff(before["prod-ha"], fingerprint(ha)), {
+            // In place (an alarm's settings): missing data no longer pages at birth or during a replacement.
+            changed: sites.map((s) => `aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-${s}-failover-redundancy`),
+            added: sites.map((s) => `aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-${s}-failover-standby-silent`),
+            removed: [],
+        });
     });
 
     it("evaluates and renders 50 spokes, several per AWS region, each gateway's user data far under EC2's 16 KB", async function () {
