@@ -5,12 +5,11 @@
  * (`InvalidIPAddress.InUse`, EC2 API reference, ReleaseAddress). Without this, removing such a site,
  * or `pulumi destroy`, stopped halfway.
  *
- * Ordering (Pulumi docs, "Resource hooks" and the `hooks` resource option): a `beforeDelete` hook
- * runs right before the provider's Delete of its resource, and the engine deletes a resource only
- * after every resource that depends on it. The site's failover policies and layout depend on the
- * address (they name its allocation id). So by the time this runs, the gateways have lost their
- * permission to associate it again. IAM is eventually consistent, so the hook checks again after
- * a pause.
+ * Ordering (engine source cited in docs/lifecycle.md): a `beforeDelete` hook runs right before the
+ * provider's Delete of its resource, and the engine deletes a resource only after every resource that
+ * depends on it. Both gateways' instances (through their tunnel parameters) and the site's failover
+ * policies depend on the address, so by the time this runs no gateway can associate it again. The
+ * checks after a pause are a safety net (IAM's eventual consistency, a script outside Pulumi).
  */
 import { DescribeAddressesCommand, DisassociateAddressCommand, EC2Client } from "@aws-sdk/client-ec2";
 import * as pulumi from "@pulumi/pulumi";

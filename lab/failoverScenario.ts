@@ -325,10 +325,10 @@ async function failover(
 
 /**
  * The site once the failover scripts have had their say: a gateway that lost the Elastic IP steps
- * down at its next owner check, so wait up to one round for the site to be whole.
+ * down at its next owner check (every `ownerCheckSeconds`), so wait up to one of those.
  */
 async function settledWhole(lab: FailoverLab, site: string): Promise<SiteWhole> {
-    await lab.waitFor(() => lab.siteConsistent(site).consistent, STANDBY_ROUND_SECONDS + 15, 1000);
+    await lab.waitFor(() => lab.siteConsistent(site).consistent, FAILOVER.ownerCheckSeconds + 15, 1000);
     return lab.siteConsistent(site);
 }
 
