@@ -60,6 +60,11 @@ export interface FakeAwsOptions {
     ec2State?: string;
     /** How long every EC2 call takes (the change applied first); default 1000, as about on AWS. */
     ec2LatencyMs?: number;
+    /**
+     * The principals file (lab/iam.ts writePrincipals): with it, every call is authorized with its
+     * caller's policies as IAM would; without it, every call is allowed.
+     */
+    iam?: string;
 }
 
 /** An Elastic IP in the EC2 state. */
@@ -173,6 +178,7 @@ export function startFakeAws(store: string, opts: FakeAwsOptions = {}): Promise<
     if (opts.log !== undefined) args.push("--log", path.resolve(opts.log));
     if (opts.ec2State !== undefined) args.push("--ec2-state", path.resolve(opts.ec2State));
     if (opts.ec2LatencyMs !== undefined) args.push("--ec2-latency-ms", String(opts.ec2LatencyMs));
+    if (opts.iam !== undefined) args.push("--iam", path.resolve(opts.iam));
     args.push("--exit-with-parent");
     // `ip netns exec` execs the command in place, so the child's pid is the server's own.
     const argv = opts.netns ? ["ip", "netns", "exec", opts.netns, process.execPath, ...args] : [process.execPath, ...args];

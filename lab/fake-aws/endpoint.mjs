@@ -10,7 +10,7 @@
  *   - CloudWatch PutMetricData: the Query protocol, each datum appended to <store>/.metrics.jsonl.
  *
  *   node lab/fake-aws/endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE]
- *        [--ec2-state FILE] [--ec2-latency-ms N] [--exit-with-parent]
+ *        [--ec2-state FILE] [--ec2-latency-ms N] [--iam FILE] [--exit-with-parent]
  *
  * It prints `listening http://HOST:PORT` once it listens (PORT 0 picks a free port) and, with
  * --ec2-state, once it has applied that whole state to every namespace it names; it logs one line per
@@ -47,7 +47,14 @@
  * namespace's routing table `table`, each route via its interface's `nextHop`. Entries without
  * `netns` are control plane only.
  *
- * Everything is re-read on every request: nothing is cached but the version counters.
+ * IAM (--iam FILE; without it every call is allowed): each request's access key names a principal, whose
+ * identity policies an IAM policy simulator evaluates for the request's action and resources, as
+ * AWS would (lab/fake-aws/iam.mjs); a denial is answered in each service's words, a key the file does
+ * not name as each service refuses unknown credentials. An EC2 request with DryRun=true is answered
+ * DryRunOperation (412) when it would be allowed, as EC2 does, after the same checks.
+ *
+ * Everything is re-read on every request: nothing is cached but the version counters (and the IAM
+ * file, until it changes).
  *
  * Node built-ins only, so that it starts fast, also inside the lab's QEMU VM.
  */
@@ -56,6 +63,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
+import { Authorizer, accessKeyOf, denialOf, requestAuthorization, unknownKeyOf } from "./iam.mjs";
 
 const ACCOUNT = "123456789012";
 const PAGE_MAX = 10; // GetParametersByPath's hard limit per page
@@ -78,7 +86,7 @@ const notFound = (name) => new AwsError(400, "ParameterNotFound", `Parameter ${n
 const invalid = (message) => new AwsError(400, "ValidationException", message);
 
 function parseArgs(argv) {
-    const opts = { store: "", listen: "", latencyMs: 0, log: "", ec2State: "", ec2LatencyMs: 1000, exitWithParent: false };
+    const opts = { store: "", listen: "", latencyMs: 0, log: "", ec2State: "", ec2LatencyMs: 1000, iam: "", exitWithParent: false };
     for (let i = 0; i < argv.length; i++) {
         if (argv[i] === "--exit-with-parent") {
             opts.exitWithParent = true;
@@ -103,6 +111,9 @@ function parseArgs(argv) {
             case "--ec2-state":
                 opts.ec2State = path.resolve(value);
                 break;
+            case "--iam":
+                opts.iam = path.resolve(value);
+                break;
             case "--ec2-latency-ms":
                 opts.ec2LatencyMs = Number(value);
                 if (!Number.isFinite(opts.ec2LatencyMs) || opts.ec2LatencyMs < 0) usage(`bad --ec2-latency-ms ${value}`);
@@ -122,7 +133,7 @@ function parseArgs(argv) {
 
 function usage(why) {
     process.stderr.write(
-        `fake-aws: ${why}\nusage: endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE] [--ec2-state FILE] [--ec2-latency-ms N] [--exit-with-parent]\n`,
+        `fake-aws: ${why}\nusage: endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE] [--ec2-state FILE] [--ec2-latency-ms N] [--iam FILE] [--exit-with-parent]\n`,
     );
     process.exit(2);
 }
@@ -920,6 +931,25 @@ async function main() {
     fs.mkdirSync(opts.store, { recursive: true });
     const store = new Store(opts.store);
     const faultsFile = path.join(opts.store, ".faults.json");
+    const authorizer = opts.iam ? new Authorizer(opts.iam, opts.store) : undefined;
+    /** IAM's verdict on the request (nothing without --iam): throws the service's own refusal. */
+    const authorize = async (req, entry, input) => {
+        if (!authorizer) return;
+        const principal = authorizer.principal(accessKeyOf(req.headers.authorization));
+        if (!principal) throw new AwsError(...unknownKeyOf(entry.service));
+        const lookup = {
+            allocationOfAssociation: (id) =>
+                (opts.ec2State ? loadEc2State(opts.ec2State).addresses : []).find((a) => a.associationId === id)?.allocationId,
+        };
+        const request = requestAuthorization({ ...entry, account: ACCOUNT, ...input, lookup });
+        const dryRun = input.params?.get("DryRun") === "true";
+        const denied = await authorizer.decide(principal, request, { dryRun, account: ACCOUNT });
+        if (denied) {
+            const error = new AwsError(...denialOf(entry.service, principal, request, denied));
+            error.summary = `${principal.name}: ${request.action} on ${denied.resource}`;
+            throw error;
+        }
+    };
     const log = (line) => {
         // Synchronous and before the answer, so that the log is complete when the client has its answer.
         if (opts.log) fs.appendFileSync(opts.log, `${new Date().toISOString()} ${line}\n`);
@@ -966,6 +996,7 @@ async function main() {
         if (latency > 0) await sleep(latency);
         if (failure === "unreachable") return "unreachable";
         if (failure) throw injectedError("ssm", failure);
+        await authorize(req, entry, { body });
 
         const { result, summary } = operations[entry.op](store, entry.region, body, faults);
         return { status: 200, text: JSON.stringify(result), summary: `ok ${summary}` };
@@ -1000,6 +1031,7 @@ async function main() {
         if (entry.service === "monitoring") {
             let outcome;
             try {
+                await authorize(req, entry, { params });
                 outcome = { summary: putMetricData(opts.store, entry.region, params) };
             } catch (e) {
                 outcome = { error: e };
@@ -1025,6 +1057,10 @@ async function main() {
                     `You are not authorized to perform this operation. User: arn:aws:sts::${ACCOUNT}:assumed-role/fake/session is not authorized to perform: ec2:${entry.op} because no identity-based policy allows the ec2:${entry.op} action (injected)`,
                     403,
                 );
+            }
+            await authorize(req, entry, { params });
+            if (params.get("DryRun") === "true") {
+                throw ec2Error("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412);
             }
             if (!opts.ec2State) {
                 throw ec2Error("UnsupportedOperation", "fake-aws: no EC2 state was given (start the endpoint with --ec2-state FILE)");

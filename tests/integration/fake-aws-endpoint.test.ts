@@ -28,6 +28,7 @@ import {
     startFakeAws,
     writeEc2State,
 } from "../../lab/fakeAws";
+import { LAB_ACCOUNT, labAccessKey, readAuthz, writePrincipals } from "../../lab/iam";
 import { ciMustRun } from "../unit/fixtures";
 
 interface Run {
@@ -904,6 +905,112 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
         const [a, b, c] = readMetrics(path.join(tmp.dir, "store2")).map(({ time: _t, ...rest }) => rest);
         assert.deepEqual(a, b);
         assert.deepEqual(a, c);
+    });
+
+    it("with IAM enforced, the three print the same refusals (EC2 UnauthorizedOperation, CloudWatch AccessDenied, SSM AccessDeniedException, an unknown key) and the same DryRunOperation", async function () {
+        requireAwsCli(this);
+        const stateFile = path.join(tmp.dir, "iam-ec2.json");
+        writeEc2State(stateFile, ec2Fixture());
+        const store = path.join(tmp.dir, "iam-store");
+        fs.mkdirSync(path.join(store, EAST, "allowed"), { recursive: true });
+        fs.mkdirSync(path.join(store, EAST, "denied"), { recursive: true });
+        fs.writeFileSync(path.join(store, EAST, "denied", "x"), "secret-ish");
+        const iam = path.join(tmp.dir, "iam.json");
+        // One gateway whose policy allows moving the Elastic IP to the standby's interface only, reading
+        // /allowed/*, and metrics in one namespace.
+        writePrincipals(iam, [
+            {
+                name: "gw",
+                policies: [
+                    {
+                        name: "p",
+                        document: {
+                            Version: "2012-10-17",
+                            Statement: [
+                                {
+                                    Effect: "Allow",
+                                    Action: "ec2:AssociateAddress",
+                                    Resource: [
+                                        `arn:aws:ec2:${EAST}:${LAB_ACCOUNT}:elastic-ip/${EIP}`,
+                                        `arn:aws:ec2:${EAST}:${LAB_ACCOUNT}:network-interface/${STANDBY}`,
+                                    ],
+                                },
+                                { Effect: "Allow", Action: "ec2:DescribeAddresses", Resource: "*" },
+                                {
+                                    Effect: "Allow",
+                                    Action: "ssm:GetParameter",
+                                    Resource: `arn:aws:ssm:${EAST}:${LAB_ACCOUNT}:parameter/allowed/*`,
+                                },
+                                {
+                                    Effect: "Allow",
+                                    Action: "cloudwatch:PutMetricData",
+                                    Resource: "*",
+                                    Condition: { StringEquals: { "cloudwatch:namespace": "HubspokeVpn" } },
+                                },
+                            ],
+                        },
+                    },
+                ],
+            },
+        ]);
+        const fake = await startFakeAws(store, { ec2State: stateFile, ec2LatencyMs: 50, iam });
+        stopped.push(fake);
+        const associate = (eni: string) => [
+            "ec2",
+            "associate-address",
+            "--allocation-id",
+            EIP,
+            "--network-interface-id",
+            eni,
+            "--allow-reassociation",
+        ];
+        const metric = (ns: string) => [
+            "cloudwatch",
+            "put-metric-data",
+            "--namespace",
+            ns,
+            "--metric-data",
+            '[{"MetricName":"X","Value":1}]',
+        ];
+        const calls: [string, string[], string, Record<string, string>][] = [
+            ["dry run allowed", [...associate(STANDBY), "--dry-run", "--output", "json"], "DryRunOperation", {}],
+            ["dry run denied", [...associate(ACTIVE), "--dry-run", "--output", "json"], "UnauthorizedOperation", {}],
+            ["associate denied", [...associate(ACTIVE), "--output", "json"], "UnauthorizedOperation", {}],
+            ["replace-route denied", [...REPLACE_ROUTE, "--dry-run"], "UnauthorizedOperation", {}],
+            ["metric in another namespace", metric("Elsewhere"), "AccessDenied", {}],
+            [
+                "parameter outside its path",
+                ["ssm", "get-parameter", "--name", "/denied/x", "--output", "json"],
+                "AccessDeniedException",
+                {},
+            ],
+            [
+                "a key IAM does not know",
+                ["ec2", "describe-addresses", "--output", "json"],
+                "AuthFailure",
+                { AWS_ACCESS_KEY_ID: "AKIAUNKNOWNUNKNOWN01" },
+            ],
+        ];
+        const key = { AWS_ACCESS_KEY_ID: labAccessKey("gw") };
+        for (const [what, args, code, env] of calls) {
+            const [real, lite, lab] = await Promise.all(
+                [AWS_CLI, AWS_LITE, AWS_LAB].map((cli) => runAws(cli, fake, EAST, args, { ...key, ...env })),
+            );
+            assert.equal(real.status, 254, `${what}: the real CLI exited ${real.status}: ${real.stderr}`);
+            assert.match(real.stderr, new RegExp(`An error occurred \\(${code}\\) when calling the`), `${what}: ${real.stderr}`);
+            for (const [name, mine] of [
+                ["aws-lite", lite],
+                ["aws-lab", lab],
+            ] as const) {
+                assert.equal(mine.status, real.status, `${what} (${name}): ${mine.stderr}`);
+                assert.equal(mine.stderr.trim(), real.stderr.trim(), `${what} (${name})`);
+            }
+        }
+        // Nothing moved, and every decision was journalled: dry runs and refusals alike.
+        assert.equal(readEc2State(stateFile).addresses[0].networkInterfaceId, ACTIVE);
+        const decisions = readAuthz(store);
+        assert.equal(decisions.filter((d) => d.decision === "allowed").length, 3, JSON.stringify(decisions));
+        assert.ok(decisions.every((d) => d.principal === "gw"));
     });
 
     it("the three fail alike when the endpoint is down, answers too late, or closes or resets the connection unanswered (exit 255, the CLI's words)", async function () {

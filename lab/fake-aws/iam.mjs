@@ -1,0 +1,182 @@
+/**
+ * The lab endpoint's IAM: who is calling (the access key id of the SigV4 credential scope), and whether
+ * that principal's identity policies allow the call, decided by an IAM policy simulator
+ * (@cloud-copilot/iam-simulate, which carries AWS's Service Authorization Reference: actions, resource
+ * types, condition keys), never by logic of our own. Only what the lab needs from IAM is modelled:
+ * identity policies of one account; no resource policies, SCPs, boundaries or sessions.
+ *
+ * Principals file (--iam FILE), re-read when it changes so that a test can edit a policy mid-run:
+ *   {"principals": {"<access key id>": {"name": "virginia", "arn": "arn:aws:sts::...:assumed-role/R/i-...",
+ *                                       "policies": [{"name": "...", "document": {...}}]}}}
+ * Every decision is appended to <store>/.authz.jsonl:
+ *   {"time", "principal", "action", "resources": [arn, ...], "context": {...}, "dryRun", "decision": "allowed" | "denied"}
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+/**
+ * What IAM is asked for a request: the action, every resource ARN it is authorized on (all must be
+ * allowed), and the request's condition keys. `lookup` finds EC2 state the ARN needs (an association's
+ * allocation). Only the operations this endpoint serves.
+ *
+ * Per the Service Authorization Reference: AssociateAddress is authorized on the elastic-ip and the
+ * network-interface (also on the instance when one is named; the lab associates with interfaces only,
+ * and whether EC2 checks the interface's instance too is undocumented); ReplaceRoute on the
+ * route-table; EC2's Describe* and CloudWatch's PutMetricData have no resource types ("*"), the
+ * latter's namespace is the condition key cloudwatch:namespace; SSM's parameter actions on
+ * `parameter/<name without its leading slash>`, GetParametersByPath on the path itself.
+ */
+export function requestAuthorization({ service, op, region, account, params, body, lookup }) {
+    const arn = (svc, resource) => `arn:aws:${svc}:${region}:${account}:${resource}`;
+    const parameter = (name) => arn("ssm", `parameter/${String(name ?? "").replace(/^\//, "")}`);
+    if (service === "ssm") {
+        switch (op) {
+            case "GetParameter":
+            case "PutParameter":
+            case "DeleteParameter":
+                return { action: `ssm:${op}`, resources: [parameter(body.Name)], context: {} };
+            case "GetParameters":
+                return { action: "ssm:GetParameters", resources: (body.Names ?? []).map(parameter), context: {} };
+            case "GetParametersByPath":
+                return {
+                    action: "ssm:GetParametersByPath",
+                    resources: [parameter(String(body.Path ?? "").replace(/\/$/, ""))],
+                    context: {},
+                };
+            default:
+                return { action: `ssm:${op}`, resources: ["*"], context: {} };
+        }
+    }
+    if (service === "monitoring") {
+        return { action: `cloudwatch:${op}`, resources: ["*"], context: { "cloudwatch:namespace": params.get("Namespace") ?? "" } };
+    }
+    const ec2 = (type, id) => arn("ec2", `${type}/${id ?? "-"}`);
+    switch (op) {
+        case "AssociateAddress":
+            return {
+                action: "ec2:AssociateAddress",
+                resources: [ec2("elastic-ip", params.get("AllocationId")), ec2("network-interface", params.get("NetworkInterfaceId"))],
+                context: {},
+            };
+        case "DisassociateAddress":
+            return {
+                action: "ec2:DisassociateAddress",
+                resources: [ec2("elastic-ip", lookup.allocationOfAssociation(params.get("AssociationId")))],
+                context: {},
+            };
+        case "ReleaseAddress":
+            return { action: "ec2:ReleaseAddress", resources: [ec2("elastic-ip", params.get("AllocationId"))], context: {} };
+        case "ReplaceRoute":
+            return { action: "ec2:ReplaceRoute", resources: [ec2("route-table", params.get("RouteTableId"))], context: {} };
+        default:
+            return { action: `ec2:${op}`, resources: ["*"], context: {} };
+    }
+}
+
+/** The access key id of a SigV4 Authorization header, or undefined. */
+export function accessKeyOf(authorization) {
+    return /Credential=([^/,\s]+)\//.exec(authorization ?? "")?.[1];
+}
+
+export class Authorizer {
+    constructor(file, storeDir) {
+        this.file = file;
+        this.journal = path.join(storeDir, ".authz.jsonl");
+        this.loaded = { mtimeMs: -1, principals: {} };
+        this.simulate = undefined;
+    }
+
+    principals() {
+        const { mtimeMs } = fs.statSync(this.file);
+        if (mtimeMs !== this.loaded.mtimeMs) {
+            this.loaded = { mtimeMs, principals: JSON.parse(fs.readFileSync(this.file, "utf8")).principals ?? {} };
+        }
+        return this.loaded.principals;
+    }
+
+    /**
+     * The principal of `accessKeyId`, or undefined for a key the lab never handed out (AWS then refuses
+     * the credentials before any policy is read).
+     */
+    principal(accessKeyId) {
+        return this.principals()[accessKeyId];
+    }
+
+    /**
+     * Whether `principal`'s policies allow `request` on every one of its resources; the first resource
+     * denied otherwise. Appends the decision to the journal.
+     */
+    async decide(principal, request, { dryRun = false, account }) {
+        this.simulate ??= (await import("@cloud-copilot/iam-simulate")).runSimulation;
+        let denied;
+        for (const resource of request.resources) {
+            const result = await this.simulate(
+                {
+                    identityPolicies: principal.policies.map((p) => ({ name: p.name, policy: p.document })),
+                    serviceControlPolicies: [],
+                    resourceControlPolicies: [],
+                    request: {
+                        principal: principal.arn,
+                        action: request.action,
+                        resource: { resource, accountId: account },
+                        contextVariables: request.context,
+                    },
+                },
+                {},
+            );
+            if (result.errors) {
+                throw new Error(`the IAM simulator refused the request ${request.action} on ${resource}: ${JSON.stringify(result.errors)}`);
+            }
+            if (result.overallResult !== "Allowed") {
+                denied = { resource, result: result.overallResult };
+                break;
+            }
+        }
+        fs.appendFileSync(
+            this.journal,
+            `${JSON.stringify({
+                time: Date.now() / 1000,
+                principal: principal.name,
+                action: request.action,
+                resources: request.resources,
+                context: request.context,
+                dryRun,
+                decision: denied ? "denied" : "allowed",
+            })}\n`,
+        );
+        return denied;
+    }
+}
+
+/**
+ * A denial in the words of the service that answers it: EC2's UnauthorizedOperation (403, with an
+ * encoded authorization message), SSM's AccessDeniedException (400, AWS JSON), CloudWatch's
+ * AccessDenied (403; the Query protocol, which the CLI in this lab speaks to CloudWatch).
+ */
+export function denialOf(service, principal, request, denied) {
+    const explicit = denied.result === "ExplicitlyDenied";
+    const why = explicit
+        ? "with an explicit deny in an identity-based policy"
+        : `because no identity-based policy allows the ${request.action} action`;
+    const on = denied.resource === "*" ? "" : ` on resource: ${denied.resource}`;
+    const text = `User: ${principal.arn} is not authorized to perform: ${request.action}${on} ${why}`;
+    if (service === "ec2") {
+        const encoded = Buffer.from(
+            JSON.stringify({ allowed: false, explicitDeny: explicit, action: request.action, resource: denied.resource }),
+        ).toString("base64url");
+        return [
+            403,
+            "UnauthorizedOperation",
+            `You are not authorized to perform this operation. ${text}. Encoded authorization failure message: ${encoded}`,
+        ];
+    }
+    if (service === "ssm") return [400, "AccessDeniedException", text];
+    return [403, "AccessDenied", text];
+}
+
+/** An access key the lab never handed out, refused as each service refuses unknown credentials. */
+export function unknownKeyOf(service) {
+    if (service === "ec2") return [401, "AuthFailure", "AWS was not able to validate the provided access credentials"];
+    if (service === "ssm") return [400, "UnrecognizedClientException", "The security token included in the request is invalid."];
+    return [403, "InvalidClientTokenId", "The security token included in the request is invalid."];
+}
