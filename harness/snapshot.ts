@@ -48,6 +48,8 @@ export interface PlanGateway {
     readonly parameterPath: string;
     /** Bytes of its user data as EC2 receives it, gzip-compressed (EC2 accepts 16,384). */
     readonly userDataBytes: number;
+    /** The inline policies of its instance role, as the program renders them (the mocks' account and partition). */
+    readonly iamPolicies: readonly PlanPolicy[];
     /** Sites with a standby only: both gateways and what moves between them. */
     readonly failover?: PlanFailover;
 }
@@ -76,6 +78,14 @@ export interface PlanPairGateway {
     readonly networkInterfaceId: string;
     readonly parameterPath: string;
     readonly userDataBytes: number;
+    readonly iamPolicies: readonly PlanPolicy[];
+}
+
+/** An inline policy of a gateway's role: what the lab's AWS endpoint authorizes that gateway's calls with. */
+export interface PlanPolicy {
+    /** The RolePolicy's logical name, e.g. `virginia-policy`. */
+    readonly name: string;
+    readonly document: { readonly Version: string; readonly Statement: readonly Record<string, unknown>[] };
 }
 
 export interface PlanTunnel {
@@ -135,6 +145,7 @@ export async function snapshotStack(raw: RawConfig, options: SnapshotOptions): P
                 networkInterfaceId: await resolve(g.networkInterfaceId),
                 parameterPath: g.parameterPath,
                 userDataBytes: [primary, second][i].userDataBytes,
+                iamPolicies: [primary, second][i].iamPolicies,
             })),
         );
         gateways.push({
@@ -189,7 +200,17 @@ async function snapshotGateway(ev: Evaluation, region: RegionSpec, gateway: Open
         routesToGateway: await routesTo(ev, gateway.networkInterfaceId),
         parameterPath: gateway.parameterPath,
         userDataBytes: Buffer.from(sent, "base64").length,
+        iamPolicies: await rolePolicies(ev, gateway),
     };
+}
+
+/** Every inline policy attached to the gateway's role (its own, and a pair's failover policy), by name. */
+async function rolePolicies(ev: Evaluation, gateway: OpenSwanGateway): Promise<PlanPolicy[]> {
+    const role = await resolve(gateway.role.name);
+    return ev.resources
+        .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy" && r.inputs.role === role)
+        .map((r) => ({ name: r.name, document: JSON.parse(plain(r.inputs.policy)) }))
+        .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** The allocation id of a region's site Elastic IP (the mocks' stand-in for `eipalloc-...`). */

@@ -118,6 +118,9 @@ export function formatReport(r: ScenarioReport): string {
         );
     }
     const s2s = r.spokeToSpoke;
+    if (r.iam) {
+        lines.push(`IAM: ${r.iam.allowed} calls authorized, ${r.iam.denied} denied (each gateway's rendered policies)`);
+    }
     lines.push(
         `spoke to spoke: ${s2s.foreignConnsOnSpokes.length === 0 && s2s.attemptsInLogs.length === 0 ? "no SA, no attempt" : "FOUND " + JSON.stringify(s2s)}` +
             (Object.keys(s2s.pings).length ? `; pings ${Object.values(s2s.pings).some(Boolean) ? "PASSED (wrong)" : "refused"}` : ""),

@@ -17,6 +17,17 @@ import { formatIp, parseCidr } from "../config/cidr";
 import { GATEWAY_PATHS } from "../gateway/contract";
 import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
 import { AWS_LAB, awsCliEnv, type FakeAws, readEc2State, readMetrics, startFakeAws } from "./fakeAws";
+import {
+    type AuthzRecord,
+    authzCounts,
+    type CallerView,
+    editPrincipal,
+    type IamGateway,
+    labAccessKey,
+    readAuthz,
+    symbolicCalls,
+    writePrincipals,
+} from "./iam";
 import { type PingRun, pingRun, prepareGatewayFiles, sh, sleep, whackAt } from "./lab";
 import { allEstablishedAt } from "./pluto-log";
 import { LAB_MTU } from "./topology";
@@ -54,6 +65,8 @@ export class FailoverLab {
     private readonly plan: Plan;
     private aws?: FakeAws;
     private readonly daemons = new Map<string, ChildProcess>();
+    /** Each gateway's rendered role policies: the lab's AWS endpoint authorizes its calls with them. */
+    private readonly iamGateways: IamGateway[];
 
     constructor(
         readonly renderDir: string,
@@ -96,6 +109,16 @@ export class FailoverLab {
                 gateways,
             };
         });
+        this.iamGateways = this.sites.flatMap((s) =>
+            s.gateways.map((g) => {
+                if (!g.iamPolicies) {
+                    throw new Error(
+                        `lab: ${renderDir}/plan.json has no iamPolicies for ${g.name} (rendered by an older version): render again`,
+                    );
+                }
+                return { name: g.name, policies: g.iamPolicies };
+            }),
+        );
     }
 
     site(name: string): LabSite {
@@ -126,6 +149,47 @@ export class FailoverLab {
         return path.join(this.workDir, "ssm");
     }
 
+    private get iamFile(): string {
+        return path.join(this.workDir, "iam.json");
+    }
+
+    /**
+     * Removes the statement `sid` from `gateway`'s role policies (as a narrowed policy would), or puts
+     * its rendered policies back without `sid`. The endpoint applies it from its next request on.
+     */
+    narrowPolicy(gateway: string, sid?: string): void {
+        editPrincipal(this.iamFile, this.iamGateways, gateway, sid);
+        this.log(sid ? `lab: ${gateway}'s policies lost statement ${sid}` : `lab: ${gateway}'s policies rendered again`);
+    }
+
+    /** Every authorization decision the lab's AWS endpoint made, oldest first. */
+    authz(): AuthzRecord[] {
+        return readAuthz(this.ssmDir);
+    }
+
+    /** "N calls authorized, M denied (IAM: the rendered policies)". */
+    authzSummary(): string {
+        const c = authzCounts(this.authz());
+        return `${c.allowed} calls authorized, ${c.denied} denied (IAM: each gateway's rendered policies)`;
+    }
+
+    /** The distinct calls the gateways made, named relative to each caller (tests/unit/fixtures/gateway-calls.json). */
+    calls() {
+        const views: CallerView[] = this.sites.flatMap((s) =>
+            s.gateways.map((g, i) => ({
+                name: g.name,
+                kind: "pair" as const,
+                parameterPath: g.parameterPath,
+                networkInterfaceId: g.networkInterfaceId,
+                partnerNetworkInterfaceId: s.gateways[1 - i].networkInterfaceId,
+                allocationId: s.plan.failover!.allocationId,
+                routeTableIds: s.plan.failover!.routeTables.map((t) => t.id),
+                layoutParameter: s.plan.failover!.layoutParameter,
+            })),
+        );
+        return symbolicCalls(this.authz(), views);
+    }
+
     /** Namespaces, links, router tables and NAT chains, the AWS stand-in, then every gateway's boot and failover script. */
     async up(): Promise<void> {
         this.down();
@@ -135,7 +199,9 @@ export class FailoverLab {
             fs.rmSync(this.ssmDir, { recursive: true, force: true });
             fs.cpSync(path.join(this.renderDir, "ssm"), this.ssmDir, { recursive: true });
             fs.writeFileSync(this.ec2StateFile, JSON.stringify(this.initialEc2State(), null, 2));
+            writePrincipals(this.iamFile, this.iamGateways);
             this.aws = await startFakeAws(this.ssmDir, {
+                iam: this.iamFile,
                 netns: this.inetNs,
                 host: this.api.ip,
                 port: this.api.port,
@@ -346,6 +412,7 @@ export class FailoverLab {
     private env(g: LabPairGateway): Record<string, string> {
         return {
             ...awsCliEnv(this.aws!.url),
+            AWS_ACCESS_KEY_ID: labAccessKey(g.name),
             PATH: `${this.dir(g, "bin")}:${process.env.PATH}`,
             HUBSPOKE_ENV: this.dir(g, GATEWAY_PATHS.env),
         };

@@ -9,6 +9,7 @@
 import { FAILOVER } from "../gateway/contract";
 import { DPD } from "../render/libreswan";
 import type { FailoverLab } from "./failoverLab";
+import { authzCounts, type SymbolicCall } from "./iam";
 import type { PingRun } from "./lab";
 import { kernelHasEsp, sleep } from "./lab";
 
@@ -100,6 +101,8 @@ export interface FailoverReport {
         readonly endedSeconds?: number;
         readonly tunnelsKept: boolean;
     };
+    /** What the lab's AWS endpoint decided on the gateways' calls, and which calls they made (named relative to each caller). */
+    readonly iam?: { readonly allowed: number; readonly denied: number; readonly calls: readonly SymbolicCall[] };
     /** Failovers each site's gateways reported to CloudWatch, and whether a standby reported StandbyReady 1. */
     readonly metrics?: Record<string, { readonly failovers: number; readonly standbyReady: boolean }>;
 }
@@ -234,6 +237,7 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
         );
         return report;
     } finally {
+        report.iam = { ...authzCounts(lab.authz()), calls: lab.calls() };
         lab.down();
     }
 }
@@ -424,6 +428,7 @@ export function formatFailover(r: FailoverReport): string {
                   .map(([s, v]) => `${s} Failovers ${v.failovers}, StandbyReady ${v.standbyReady ? 1 : "-"}`)
                   .join("; ")}`
             : "",
+        r.iam ? `  IAM: ${r.iam.allowed} calls authorized, ${r.iam.denied} denied (each gateway's rendered policies)` : "",
         `  ${failoverPassed(r) ? "PASSED" : "FAILED"}`,
     ].join("\n");
 }

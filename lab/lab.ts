@@ -10,6 +10,16 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { GATEWAY_PATHS, tunnelParameterNames } from "../gateway/contract";
 import { AWS_CLI, AWS_LITE, awsCliEnv, type FakeAws, startFakeAws } from "./fakeAws";
+import {
+    type AuthzRecord,
+    authzCounts,
+    type CallerView,
+    type IamGateway,
+    labAccessKey,
+    readAuthz,
+    symbolicCalls,
+    writePrincipals,
+} from "./iam";
 import { type LabPlan, type LabRegion, type LabTopology, labTopology, setupPlan } from "./topology";
 
 /** What libreswan reports of one tunnel on one gateway. */
@@ -289,6 +299,8 @@ export class Lab {
     /** Transfers run so far: each uses a port of its own. */
     private transfers = 0;
     private isUp = false;
+    /** Each gateway's rendered role policies: the lab's AWS endpoint authorizes its calls with them. */
+    private readonly iamGateways: IamGateway[];
 
     /**
      * @param renderDir output of `npm run render -- --reveal-secrets` (plan.json and per-region files)
@@ -308,6 +320,14 @@ export class Lab {
             throw new Error(`lab: ${renderDir} was rendered with keys redacted; render with --reveal-secrets`);
         }
         this.topology = labTopology(plan, id);
+        this.iamGateways = plan.gateways.map((g) => {
+            if (!g.iamPolicies) {
+                throw new Error(
+                    `lab: ${renderDir}/plan.json has no iamPolicies for ${g.region} (rendered by an older version): render again`,
+                );
+            }
+            return { name: g.region, policies: g.iamPolicies };
+        });
     }
 
     region(name: string): LabRegion {
@@ -341,11 +361,13 @@ export class Lab {
                 sh(["ip", "netns", "exec", ns, "iptables-restore"], { input: rules });
             }
             const api = this.topology.api;
+            writePrincipals(this.iamFile, this.iamGateways);
             this.aws = await startFakeAws(this.ssmDir, {
                 netns: this.topology.inetNs,
                 host: api.ip,
                 port: api.port,
                 log: path.join(this.workDir, "ssm-requests.log"),
+                iam: this.iamFile,
             });
             await Promise.all(this.topology.regions.map((r) => this.prepareGateway(r)));
         } catch (e) {
@@ -367,6 +389,27 @@ export class Lab {
     /** The lab's SSM Parameter Store: a copy of a render's ssm/ tree, served by lab/fake-aws/endpoint.mjs. */
     private get ssmDir(): string {
         return path.join(this.workDir, "ssm");
+    }
+
+    private get iamFile(): string {
+        return path.join(this.workDir, "iam.json");
+    }
+
+    /** Every authorization decision the lab's AWS endpoint made, oldest first. */
+    authz(): AuthzRecord[] {
+        return readAuthz(this.ssmDir);
+    }
+
+    /** "N calls authorized, M denied (IAM: the rendered policies)". */
+    authzSummary(): string {
+        const c = authzCounts(this.authz());
+        return `${c.allowed} calls authorized, ${c.denied} denied (IAM: each gateway's rendered policies)`;
+    }
+
+    /** The distinct calls the gateways made, named relative to each caller (tests/unit/fixtures/gateway-calls.json). */
+    calls() {
+        const views: CallerView[] = this.topology.regions.map((r) => ({ name: r.region, kind: "single", parameterPath: r.parameterPath }));
+        return symbolicCalls(this.authz(), views);
     }
 
     /**
@@ -481,22 +524,10 @@ export class Lab {
      */
     async runAgent(region: string, options: { boot?: boolean; allowFail?: boolean } = {}): Promise<string> {
         const r = this.region(region);
-        const bin = this.dir(r, "bin");
-        if (!fs.existsSync(path.join(bin, "aws"))) {
-            fs.mkdirSync(bin, { recursive: true });
-            fs.symlinkSync(this.awsCli === "lite" ? AWS_LITE : AWS_CLI, path.join(bin, "aws"));
-        }
         const child = spawn(
             "ip",
             ["netns", "exec", r.ns.gw, "bash", this.dir(r, GATEWAY_PATHS.agentScript), ...(options.boot ? ["--boot"] : [])],
-            {
-                env: {
-                    ...awsCliEnv(this.aws!.url),
-                    PATH: `${bin}:${process.env.PATH}`,
-                    HUBSPOKE_ENV: this.dir(r, GATEWAY_PATHS.env),
-                },
-                stdio: ["ignore", "pipe", "pipe"],
-            },
+            { env: this.gatewayEnv(r), stdio: ["ignore", "pipe", "pipe"] },
         );
         let out = "";
         child.stdout.on("data", (d) => (out += d));
@@ -506,6 +537,30 @@ export class Lab {
             throw new Error(`lab: hubspoke-agent${options.boot ? " --boot" : ""} on ${region} failed (${status}): ${out}`);
         }
         return out.trim();
+    }
+
+    /**
+     * A gateway's scripts' environment: the lab's `aws` first on the PATH, talking to the lab's
+     * endpoint only, with this gateway's own access key (its role, as the endpoint authorizes it).
+     */
+    private gatewayEnv(r: LabRegion): Record<string, string> {
+        const bin = this.dir(r, "bin");
+        if (!fs.existsSync(path.join(bin, "aws"))) {
+            fs.mkdirSync(bin, { recursive: true });
+            fs.symlinkSync(this.awsCli === "lite" ? AWS_LITE : AWS_CLI, path.join(bin, "aws"));
+        }
+        return {
+            ...awsCliEnv(this.aws!.url),
+            AWS_ACCESS_KEY_ID: labAccessKey(r.region),
+            PATH: `${bin}:${process.env.PATH}`,
+            HUBSPOKE_ENV: this.dir(r, GATEWAY_PATHS.env),
+        };
+    }
+
+    /** Runs the gateway's rendered `hubspoke-health` as its timer does: TunnelUp sent to the lab's CloudWatch. */
+    sendHealth(region: string): void {
+        const r = this.region(region);
+        sh(["ip", "netns", "exec", r.ns.gw, "bash", this.dir(r, GATEWAY_PATHS.healthScript)], { env: this.gatewayEnv(r) });
     }
 
     /**

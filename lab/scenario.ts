@@ -5,7 +5,9 @@
  * SA or traffic, recovery after a gateway's pluto is killed and restarted, and a wrong key rejected.
  * Returns a report; the tests assert on it. Each tunnel's report says which layer was proven.
  */
+
 import * as crypto from "node:crypto";
+import { authzCounts, type SymbolicCall } from "./iam";
 import { LAB_REAUTH_DELAY_SECONDS, Lab, type Layer, type TransferResult } from "./lab";
 import { findLivenessFailure } from "./pluto-log";
 import type { LabRegion } from "./topology";
@@ -138,6 +140,8 @@ export interface ScenarioReport {
         otherTunnelsUp: boolean;
     };
     logs: Record<string, string>;
+    /** What the lab's AWS endpoint decided on the gateways' calls, and which calls they made (named relative to each caller). */
+    iam?: { allowed: number; denied: number; calls: SymbolicCall[] };
 }
 
 export interface ScenarioOptions {
@@ -189,6 +193,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         for (const r of topology.regions) {
             report.logs[r.region] = lab.logTail(r.region, 40);
         }
+        report.iam = { ...authzCounts(lab.authz()), calls: lab.calls() };
         lab.down();
     }
     return report;
@@ -239,6 +244,13 @@ async function bringUp(ctx: Step): Promise<void> {
             );
         }),
     );
+    // Each gateway's health timer, once: its TunnelUp reaches the lab's CloudWatch under its own role
+    // (on this machine's kernel only: in the VM each run of the CLI stand-in costs seconds of Python start).
+    if (!ctx.kernelHasEsp) {
+        for (const r of topology.regions) {
+            lab.sendHealth(r.region);
+        }
+    }
 }
 
 /** Traffic between workload hosts, through the tunnels; the layer each tunnel proved. */
