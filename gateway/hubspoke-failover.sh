@@ -68,19 +68,23 @@ load_layout() {
   local l=$state/failover.json
   allocation=$(jq -r '.allocationId' "$l")
   read -r my_eni my_ip my_site <<<"$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[] | select(.name == $g) | "\(.networkInterfaceId) \(.privateIp) \(.siteIp)"' "$l")"
-  read -r other_name other_eni other_ip <<<"$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[] | select(.name != $g) | "\(.name) \(.networkInterfaceId) \(.privateIp)"' "$l")"
+  me=$my_eni/$my_site
+  read -r other_name other_ip <<<"$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[] | select(.name != $g) | "\(.name) \(.privateIp)"' "$l")"
   preferred=$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[0].name == $g' "$l")
   route_tables=$(jq -r '.routeTables | join(" ")' "$l")
   peer_cidrs=$(jq -r '.peerCidrs | join(" ")' "$l")
   probe_targets=$(jq -r '.probeTargets | join(" ")' "$l")
 }
 
-# The network interface that holds the site's Elastic IP, "none", or "" when EC2 did not answer.
+# Where the site's Elastic IP is: "<network interface>/<private IP>" (this gateway's own is $me),
+# "none", or "" when EC2 did not answer. The private IP counts: while a standby is being added to a
+# running site, the address still sits on the primary IP of the first gateway's interface, where the
+# tunnels (left= the site address) do not work.
 owner() {
   local raw
   raw=$(awscli ec2 describe-addresses --allocation-ids "$allocation" --output json 2>"$run/owner.err") \
     || { log "describe-addresses failed: $(tr '\n' ' ' <"$run/owner.err")"; echo ""; return; }
-  jq -r '.Addresses[0].NetworkInterfaceId // "none"' <<<"$raw"
+  jq -r '.Addresses[0] | if .NetworkInterfaceId then "\(.NetworkInterfaceId)/\(.PrivateIpAddress)" else "none" end' <<<"$raw"
 }
 
 # 2. This host's side: the site address on the interface (AWS assigns it to the network interface;
@@ -210,7 +214,7 @@ drop_standby_states() {
   states=$(whack --showstates 2>/dev/null) || return 0
   while [[ $states =~ \"([^\"]+)\" ]]; do
     names[${BASH_REMATCH[1]}]=1
-    states=${states#*\"${BASH_REMATCH[1]}\"}
+    states=${states#*\""${BASH_REMATCH[1]}"\"}
   done
   for name in "${!names[@]}"; do
     whack --name "$name" --terminate >/dev/null 2>&1
@@ -231,7 +235,7 @@ orient() {
 # restarts warm: its SAs gone, its conns loaded, none initiated.
 deactivate() {
   log "stepping down: $1"
-  rm -f "$run/active"
+  rm -f "$run/active" "$run/unready"
   $HUBSPOKE_IPSEC_STOP || log "stopping ipsec failed"
   $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
   # No flapping: a gateway that stepped down while alive takes the site back only from an active it
@@ -241,6 +245,37 @@ deactivate() {
   : >"$run/owner"
   role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_STEP_DOWN_HOLD)) waiting_logged=no
   start_probes
+}
+
+# Whether this standby could take the site over now, reported as StandbyReady (1 or 0; the reason
+# logged when it changes): its tunnel files are there (its agent ran), EC2 answers it, and EC2 would
+# let it move the Elastic IP and every route table's routes. The last two are asked with --dry-run:
+# EC2 answers DryRunOperation when the call would succeed, UnauthorizedOperation when IAM denies it.
+standby_check() {
+  local why="" out rt before=""
+  [ -s "$state/$HUBSPOKE_STATE_TUNNELS" ] || why="no tunnel files (its agent has not run)"
+  [ -n "$why" ] || [ -n "${current:-}" ] || why="EC2 has not answered describe-addresses"
+  if [ -z "$why" ]; then
+    out=$(awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
+      --private-ip-address "$my_site" --allow-reassociation --dry-run 2>&1)
+    [[ $out == *"(DryRunOperation)"* ]] || why="associate-address --dry-run: ${out//$'\n'/ }"
+  fi
+  for rt in $route_tables; do
+    [ -z "$why" ] || break
+    out=$(awscli ec2 replace-route --route-table-id "$rt" --destination-cidr-block "${peer_cidrs%% *}" \
+      --network-interface-id "$my_eni" --dry-run 2>&1)
+    [[ $out == *"(DryRunOperation)"* ]] || why="replace-route --dry-run in $rt: ${out//$'\n'/ }"
+  done
+  read -r before 2>/dev/null <"$run/unready"
+  if [ -n "$why" ]; then
+    [ "$why" = "$before" ] || log "standby: could not take over: $why"
+    printf '%s\n' "$why" >"$run/unready"
+    metric "$HUBSPOKE_METRIC_STANDBY_READY" 0
+  else
+    [ -z "$before" ] || log "standby: ready to take over again"
+    rm -f "$run/unready"
+    metric "$HUBSPOKE_METRIC_STANDBY_READY" 1
+  fi
 }
 
 # 4. The standby's view of the active: anything answering, directly or through a tunnel. One ping per
@@ -316,10 +351,13 @@ retry_at=0 backoff=2
 # A standby that has never seen the active answer (its own start, or an active already dead) waits
 # $HUBSPOKE_FIRST_SIGHT_GRACE s first: a slow start of its own probes must not look like a dead active.
 role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_FIRST_SIGHT_GRACE)) next_metric=0 next_layout=$((t + 300)) silent_logged=no waiting_logged=no
-# At start: resume ownership if the Elastic IP is already here (a restart), else start as standby.
+# At start: resume ownership if the Elastic IP is already here (a restart) or on this interface's
+# other address (a standby was just added to this site), else start as standby.
 until current=$(owner) && [ -n "$current" ]; do pause "$HUBSPOKE_PROBE_INTERVAL"; done
-if [ "$current" = "$my_eni" ]; then
+if [ "$current" = "$me" ]; then
   activate "the site's Elastic IP is already on this gateway" no || start_probes
+elif [ "${current%/*}" = "$my_eni" ]; then
+  activate "the site's Elastic IP is on this gateway's ${current#*/}, not its site address $my_site" no || start_probes
 elif [ "$current" = none ] && [ "$preferred" = true ]; then
   activate "the site's Elastic IP is on no gateway, and this is the site's first gateway" no || start_probes
 else
@@ -352,7 +390,9 @@ while true; do
       if [ "$current" = none ]; then
         # Disassociated by hand or by a change: nobody else holds it, so this gateway claims it back.
         activate "the site's Elastic IP is on no gateway" no
-      elif [ -n "$current" ] && [ "$current" != "$my_eni" ]; then
+      elif [ -n "$current" ] && [ "$current" != "$me" ] && [ "${current%/*}" = "$my_eni" ]; then
+        activate "the site's Elastic IP is on this gateway's ${current#*/}, not its site address $my_site" no
+      elif [ -n "$current" ] && [ "$current" != "$me" ]; then
         deactivate "the site's Elastic IP is now on $current"
       elif [ -z "$current" ]; then
         next_route_check=$((next_route_check > t ? next_route_check : t + HUBSPOKE_OWNER_CHECK)) # EC2 did not answer: no repair blind
@@ -390,8 +430,8 @@ while true; do
   if [ -s "$run/owner" ]; then
     read -r current <"$run/owner"
     : >"$run/owner"
-    if [ "$current" = "$my_eni" ]; then
-      activate "the site's Elastic IP is on this gateway" no
+    if [ "${current%/*}" = "$my_eni" ]; then
+      activate "the site's Elastic IP is on this gateway ($current)" no
       continue
     elif [ "$current" = none ]; then
       unowned_since=${unowned_since:-$t}
@@ -407,10 +447,7 @@ while true; do
     next_metric=$((t + HUBSPOKE_METRIC_INTERVAL))
     orient # a pluto that restarted meanwhile: oriented now, not on a takeover's critical path
     drop_standby_states
-    # Ready: this gateway has its tunnel files (its agent ran) and EC2 answers it.
-    ready=0
-    [ -s "$state/$HUBSPOKE_STATE_TUNNELS" ] && [ -n "${current:-}" ] && ready=1
-    metric "$HUBSPOKE_METRIC_STANDBY_READY" "$ready" &
+    standby_check &
   fi
   pause "$HUBSPOKE_PROBE_INTERVAL"
 done

@@ -259,14 +259,22 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
      * (the version before this one: @pulumi/pulumi 3.248, Node.js 20). When a change alters the graph
      * on purpose, list it here; at a release, regenerate the fixture from the released commit.
      */
-    it("upgrading a stack deployed with 7b318a8 changes only what this version meant to: prod nothing, prod-ha its redundancy alarms", async () => {
+    it("upgrading a stack deployed with 7b318a8 changes only what this version meant to: prod nothing, prod-ha its alarms and its gateways' failover script", async () => {
         const before = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures/graph-7b318a8.json"), "utf8"));
         const ha = await evaluateOffline(stackConfig("prod-ha"), { stack: "prod-ha" });
         assert.deepEqual(fingerprintDiff(before.prod, fingerprint(await prodEvaluation())), { changed: [], added: [], removed: [] });
         const sites = ["frankfurt", "sydney", "virginia"];
         assert.deepEqual(fingerprintDiff(before["prod-ha"], fingerprint(ha)), {
-            // In place (an alarm's settings): missing data no longer pages at birth or during a replacement.
-            changed: sites.map((s) => `aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-${s}-failover-redundancy`),
+            changed: [
+                // In place (an alarm's settings): missing data no longer pages at birth or during a replacement.
+                ...sites.map((s) => `aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-${s}-failover-redundancy`),
+                // Replaced (user data): hubspoke-failover's owner check compares the private IP, and the standby
+                // proves with dry runs that it could take over. README "Upgrading" says to replace one at a time.
+                ...sites.flatMap((s) => [
+                    `aws:ec2/instance:Instance::hubspoke-${s}-gw-instance`,
+                    `aws:ec2/instance:Instance::hubspoke-${s}-standby-gw-instance`,
+                ]),
+            ],
             added: sites.map((s) => `aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-${s}-failover-standby-silent`),
             removed: [],
         });
