@@ -48,3 +48,26 @@ export function ciMustRun(context: Context, why: string): void {
     console.log(`      skipped: ${why}`);
     context.skip();
 }
+
+/** AWS regions the generated stacks spread their sites over. */
+const SPREAD_REGIONS = ["us-east-1", "eu-central-1", "ap-southeast-2", "us-west-2", "eu-west-1", "ap-northeast-1"];
+
+/**
+ * A stack of `sites` sites (the hub `site0`, spokes `site1`...), every second one with a standby
+ * (`site0` too), each in its own /16 of 10.0.0.0/8, spread over several AWS regions: the scale tests'
+ * stack. Based on prod's settings.
+ */
+export function manySitesConfig(sites: number): RawConfig {
+    const base = prodConfig() as Record<string, unknown>;
+    const regions = Array.from({ length: sites }, (_, i) => ({
+        name: `site${i}`,
+        awsRegion: SPREAD_REGIONS[i % SPREAD_REGIONS.length],
+        role: i === 0 ? "hub" : "spoke",
+        vpcCidr: `10.${100 + i}.0.0/16`,
+        vpnSubnet: `10.${100 + i}.4.0/24`,
+        vpnZone: "a",
+        gatewayPrivateIp: `10.${100 + i}.4.5`,
+        ...(i % 2 === 0 ? { standby: { vpnSubnet: `10.${100 + i}.5.0/24`, vpnZone: "b", gatewayPrivateIp: `10.${100 + i}.5.5` } } : {}),
+    }));
+    return { ...base, regions } as RawConfig;
+}
