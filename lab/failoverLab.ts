@@ -32,6 +32,13 @@ import { type PingRun, pingRun, prepareGatewayFiles, sh, sleep, whackAt } from "
 import { allEstablishedAt } from "./pluto-log";
 import { LAB_MTU } from "./topology";
 
+/**
+ * The standbys' slow round in the lab (StandbyReady with its dry runs, ending stray negotiations):
+ * half of an instance's minute (FAILOVER.metricIntervalSeconds), so that the scenario's wait for a
+ * round is shorter; not shorter still, as each round's metric costs a Python start in the VM.
+ */
+export const LAB_STANDBY_ROUND_SECONDS = 30;
+
 /** One gateway of a pair, placed in the lab. */
 export interface LabPairGateway extends PlanPairGateway {
     readonly site: string;
@@ -397,6 +404,7 @@ export class FailoverLab {
                 `HUBSPOKE_PLUTO_PID='${this.dir(g, "run", "pluto.pid")}'`,
                 `HUBSPOKE_IPSEC_START='${this.dir(g, "ipsec-start")}'`,
                 `HUBSPOKE_IPSEC_STOP='${this.dir(g, "ipsec-stop")}'`,
+                `HUBSPOKE_METRIC_INTERVAL='${LAB_STANDBY_ROUND_SECONDS}'`,
             ],
         });
         // The lab's `aws`: aws-lab (a takeover's two calls without a Python start), aws-lite for the rest.

@@ -8,7 +8,7 @@
 
 import { FAILOVER } from "../gateway/contract";
 import { DPD } from "../render/libreswan";
-import type { FailoverLab } from "./failoverLab";
+import { type FailoverLab, LAB_STANDBY_ROUND_SECONDS } from "./failoverLab";
 import { authzCounts, type SymbolicCall } from "./iam";
 import type { PingRun } from "./lab";
 import { kernelHasEsp, sleep } from "./lab";
@@ -26,8 +26,8 @@ export const MAX_FAILOVER_GAP_SECONDS = 10;
  * that what this costs counts in that failover, and the next step starts after it; 5 s of margin.
  */
 export const PEER_DPD_AFTERMATH_SECONDS = DPD.delaySeconds + DPD.retransmitTimeoutSeconds + 0.5 + 5;
-/** How often a standby's failover script does its slow round (its StandbyReady metric, ending its own negotiations). */
-const STANDBY_ROUND_SECONDS = FAILOVER.metricIntervalSeconds;
+/** How often a standby's failover script does its slow round in the lab (its StandbyReady check, ending its own negotiations). */
+const STANDBY_ROUND_SECONDS = LAB_STANDBY_ROUND_SECONDS;
 /** A blip: the link between the hub's gateways down for two probe intervals fewer than a takeover needs. */
 export const BLIP_SECONDS = FAILOVER.probeIntervalSeconds * (FAILOVER.confirmProbes - 2);
 /** How long the cut between two healthy gateways is held: many times the standby's confirmation window. */
