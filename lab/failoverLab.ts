@@ -17,18 +17,8 @@ import { formatIp, parseCidr } from "../config/cidr";
 import { GATEWAY_PATHS } from "../gateway/contract";
 import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
 import { AWS_LAB, awsCliEnv, type FakeAws, readEc2State, readMetrics, startFakeAws } from "./fakeAws";
-import {
-    type AuthzRecord,
-    authzCounts,
-    type CallerView,
-    editPrincipal,
-    type IamGateway,
-    labAccessKey,
-    readAuthz,
-    symbolicCalls,
-    writePrincipals,
-} from "./iam";
-import { type PingRun, pingRun, prepareGatewayFiles, sh, sleep, whackAt } from "./lab";
+import { type CallerView, LabIam, labAccessKey } from "./iam";
+import { type PingRun, pingOnce, pingUntilStopped, prepareGatewayFiles, removeNamespaces, sh, sleep, whackAt } from "./lab";
 import { allEstablishedAt } from "./pluto-log";
 import { LAB_MTU } from "./topology";
 
@@ -73,7 +63,7 @@ export class FailoverLab {
     private aws?: FakeAws;
     private readonly daemons = new Map<string, ChildProcess>();
     /** Each gateway's rendered role policies: the lab's AWS endpoint authorizes its calls with them. */
-    private readonly iamGateways: IamGateway[];
+    readonly iam: LabIam;
 
     constructor(
         readonly renderDir: string,
@@ -116,15 +106,28 @@ export class FailoverLab {
                 gateways,
             };
         });
-        this.iamGateways = this.sites.flatMap((s) =>
-            s.gateways.map((g) => {
-                if (!g.iamPolicies) {
-                    throw new Error(
-                        `lab: ${renderDir}/plan.json has no iamPolicies for ${g.name} (rendered by an older version): render again`,
-                    );
-                }
-                return { name: g.name, policies: g.iamPolicies };
-            }),
+        this.iam = new LabIam(
+            workDir,
+            this.sites.flatMap((s) =>
+                s.gateways.map((g, i) => {
+                    if (!g.iamPolicies) {
+                        throw new Error(
+                            `lab: ${renderDir}/plan.json has no iamPolicies for ${g.name} (rendered by an older version): render again`,
+                        );
+                    }
+                    const view: CallerView = {
+                        name: g.name,
+                        kind: "pair",
+                        parameterPath: g.parameterPath,
+                        networkInterfaceId: g.networkInterfaceId,
+                        partnerNetworkInterfaceId: s.gateways[1 - i].networkInterfaceId,
+                        allocationId: s.plan.failover!.allocationId,
+                        routeTableIds: s.plan.failover!.routeTables.map((t) => t.id),
+                        layoutParameter: s.plan.failover!.layoutParameter,
+                    };
+                    return { name: g.name, policies: g.iamPolicies, view };
+                }),
+            ),
         );
     }
 
@@ -156,47 +159,6 @@ export class FailoverLab {
         return path.join(this.workDir, "ssm");
     }
 
-    private get iamFile(): string {
-        return path.join(this.workDir, "iam.json");
-    }
-
-    /**
-     * Removes the statement `sid` from `gateway`'s role policies (as a narrowed policy would), or puts
-     * its rendered policies back without `sid`. The endpoint applies it from its next request on.
-     */
-    narrowPolicy(gateway: string, sid?: string): void {
-        editPrincipal(this.iamFile, this.iamGateways, gateway, sid);
-        this.log(sid ? `lab: ${gateway}'s policies lost statement ${sid}` : `lab: ${gateway}'s policies rendered again`);
-    }
-
-    /** Every authorization decision the lab's AWS endpoint made, oldest first. */
-    authz(): AuthzRecord[] {
-        return readAuthz(this.ssmDir);
-    }
-
-    /** "N calls authorized, M denied (IAM: the rendered policies)". */
-    authzSummary(): string {
-        const c = authzCounts(this.authz());
-        return `${c.allowed} calls authorized, ${c.denied} denied (IAM: each gateway's rendered policies)`;
-    }
-
-    /** The distinct calls the gateways made, named relative to each caller (tests/unit/fixtures/gateway-calls.json). */
-    calls() {
-        const views: CallerView[] = this.sites.flatMap((s) =>
-            s.gateways.map((g, i) => ({
-                name: g.name,
-                kind: "pair" as const,
-                parameterPath: g.parameterPath,
-                networkInterfaceId: g.networkInterfaceId,
-                partnerNetworkInterfaceId: s.gateways[1 - i].networkInterfaceId,
-                allocationId: s.plan.failover!.allocationId,
-                routeTableIds: s.plan.failover!.routeTables.map((t) => t.id),
-                layoutParameter: s.plan.failover!.layoutParameter,
-            })),
-        );
-        return symbolicCalls(this.authz(), views);
-    }
-
     /** Namespaces, links, router tables and NAT chains, the AWS stand-in, then every gateway's boot and failover script. */
     async up(): Promise<void> {
         this.down();
@@ -206,9 +168,9 @@ export class FailoverLab {
             fs.rmSync(this.ssmDir, { recursive: true, force: true });
             fs.cpSync(path.join(this.renderDir, "ssm"), this.ssmDir, { recursive: true });
             fs.writeFileSync(this.ec2StateFile, JSON.stringify(this.initialEc2State(), null, 2));
-            writePrincipals(this.iamFile, this.iamGateways);
+            this.iam.write();
             this.aws = await startFakeAws(this.ssmDir, {
-                iam: this.iamFile,
+                iam: this.iam.file,
                 netns: this.inetNs,
                 host: this.api.ip,
                 port: this.api.port,
@@ -240,76 +202,9 @@ export class FailoverLab {
             ],
         };
         const iptables: Record<string, string> = {};
-        const jumbo = LAB_MTU.vpc;
-        this.sites.forEach((s, i) => {
-            const [a, b] = s.gateways;
-            for (const ns of [s.ns.vpc, s.ns.host, a.ns, b.ns]) {
-                root.push(`netns add ${ns}`);
-                ip[ns] = ["link set lo up"];
-            }
-            const vpc = ip[s.ns.vpc];
-            root.push(`link add wan netns ${s.ns.vpc} type veth peer name r${i} netns ${this.inetNs}`);
-            ip[this.inetNs].push(`link set r${i} mtu ${LAB_MTU.internet} master inet up`);
-            vpc.push(`link set wan mtu ${LAB_MTU.internet} up`);
-            for (const address of [s.plan.elasticIp, a.managementIp, b.managementIp]) {
-                vpc.push(`addr add ${address}/24 dev wan`);
-            }
-            for (const [g, bridge] of [
-                [a, "vpn"],
-                [b, "vpn2"],
-            ] as const) {
-                vpc.push(
-                    `link add ${bridge} mtu ${jumbo} type bridge`,
-                    `addr add ${g.router}/${g.prefix} dev ${bridge}`,
-                    `link set ${bridge} up`,
-                );
-                root.push(`link add eth0 netns ${g.ns} type veth peer name ${g.routerPort} netns ${s.ns.vpc}`);
-                vpc.push(`link set ${g.routerPort} mtu ${jumbo} master ${bridge} up`);
-                ip[g.ns].push(
-                    `addr add ${g.privateIp}/${g.prefix} dev eth0`,
-                    `link set eth0 mtu ${jumbo} up`,
-                    `route add default via ${g.router}`,
-                );
-            }
-            if (!s.host.onVpnSubnet) {
-                vpc.push(`link add wl mtu ${jumbo} type bridge`, `addr add ${s.host.router}/${s.host.prefix} dev wl`, "link set wl up");
-            }
-            root.push(`link add eth0 netns ${s.ns.host} type veth peer name host netns ${s.ns.vpc}`);
-            vpc.push(`link set host mtu ${jumbo} master ${s.host.onVpnSubnet ? "vpn" : "wl"} up`);
-            ip[s.ns.host].push(
-                `addr add ${s.host.ip}/${s.host.prefix} dev eth0`,
-                `link set eth0 mtu ${jumbo} up`,
-                `route add default via ${s.host.router}`,
-            );
-            // AWS's subnet associations: a packet from a subnet is routed by its table (kernel table 101+k);
-            // what a table has no route for falls through to the VPC's local routes.
-            s.plan.failover!.routeTables.forEach((t, k) => {
-                for (const subnet of t.subnets) {
-                    vpc.push(`rule add from ${subnet} lookup ${101 + k} priority ${100 + k}`);
-                }
-            });
-            const gatewayAddresses = [a.privateIp, a.siteIp, b.privateIp, b.siteIp];
-            iptables[s.ns.vpc] = [
-                "*nat",
-                ":HUBSPOKE-EIP-PRE - [0:0]",
-                ":HUBSPOKE-EIP-POST - [0:0]",
-                "-A PREROUTING -j HUBSPOKE-EIP-PRE",
-                "-A POSTROUTING -j HUBSPOKE-EIP-POST",
-                "COMMIT",
-                "*filter",
-                // Where the lab cuts the link between a site's two gateways.
-                ":HUBSPOKE-CUT - [0:0]",
-                "-A FORWARD -j HUBSPOKE-CUT",
-                // As on AWS, a packet that left a VPC from an address without an Elastic IP gets no further.
-                `-A FORWARD -i wan ! -s ${this.api.ip.replace(/\.254$/, ".0")}/24 -j DROP`,
-                ...gatewayAddresses.flatMap((g) => [
-                    `-A OUTPUT -d ${g} -p icmp --icmp-type fragmentation-needed -j DROP`,
-                    `-A FORWARD -d ${g} -p icmp --icmp-type fragmentation-needed -j DROP`,
-                ]),
-                "COMMIT",
-                "",
-            ].join("\n");
-        });
+        for (const [i, s] of this.sites.entries()) {
+            this.siteNetwork(s, i, root, ip, iptables);
+        }
         sh(["ip", "-batch", "-"], { input: root.join("\n") + "\n" });
         for (const [ns, lines] of Object.entries(ip)) {
             sh(["ip", "-n", ns, "-batch", "-"], { input: lines.join("\n") + "\n" });
@@ -322,6 +217,91 @@ export class FailoverLab {
             sh(["ip", "netns", "exec", s.ns.vpc, "sh", "-c", "for f in /proc/sys/net/ipv4/conf/*/send_redirects; do echo 0 >$f; done"]);
             sh(["ip", "netns", "exec", s.ns.vpc, "iptables-restore"], { input: iptables[s.ns.vpc] });
         }
+    }
+
+    /**
+     * One site's part of the network: its namespaces, links and addresses (`root`, `ip`), the VPC's
+     * route tables selected by source subnet, and the VPC router's NAT chains and filters (`iptables`).
+     */
+    private siteNetwork(s: LabSite, i: number, root: string[], ip: Record<string, string[]>, iptables: Record<string, string>): void {
+        const jumbo = LAB_MTU.vpc;
+        const [a, b] = s.gateways;
+        for (const ns of [s.ns.vpc, s.ns.host, a.ns, b.ns]) {
+            root.push(`netns add ${ns}`);
+            ip[ns] = ["link set lo up"];
+        }
+        const vpc = ip[s.ns.vpc];
+        root.push(`link add wan netns ${s.ns.vpc} type veth peer name r${i} netns ${this.inetNs}`);
+        ip[this.inetNs].push(`link set r${i} mtu ${LAB_MTU.internet} master inet up`);
+        vpc.push(`link set wan mtu ${LAB_MTU.internet} up`);
+        for (const address of [s.plan.elasticIp, a.managementIp, b.managementIp]) {
+            vpc.push(`addr add ${address}/24 dev wan`);
+        }
+        for (const [g, bridge] of [
+            [a, "vpn"],
+            [b, "vpn2"],
+        ] as const) {
+            vpc.push(
+                `link add ${bridge} mtu ${jumbo} type bridge`,
+                `addr add ${g.router}/${g.prefix} dev ${bridge}`,
+                `link set ${bridge} up`,
+            );
+            root.push(`link add eth0 netns ${g.ns} type veth peer name ${g.routerPort} netns ${s.ns.vpc}`);
+            vpc.push(`link set ${g.routerPort} mtu ${jumbo} master ${bridge} up`);
+            ip[g.ns].push(
+                `addr add ${g.privateIp}/${g.prefix} dev eth0`,
+                `link set eth0 mtu ${jumbo} up`,
+                `route add default via ${g.router}`,
+            );
+        }
+        if (!s.host.onVpnSubnet) {
+            vpc.push(`link add wl mtu ${jumbo} type bridge`, `addr add ${s.host.router}/${s.host.prefix} dev wl`, "link set wl up");
+        }
+        root.push(`link add eth0 netns ${s.ns.host} type veth peer name host netns ${s.ns.vpc}`);
+        vpc.push(`link set host mtu ${jumbo} master ${s.host.onVpnSubnet ? "vpn" : "wl"} up`);
+        ip[s.ns.host].push(
+            `addr add ${s.host.ip}/${s.host.prefix} dev eth0`,
+            `link set eth0 mtu ${jumbo} up`,
+            `route add default via ${s.host.router}`,
+        );
+        // AWS's subnet associations: a packet from a subnet is routed by its table (kernel table 101+k);
+        // what a table has no route for falls through to the VPC's local routes.
+        s.plan.failover!.routeTables.forEach((t, k) => {
+            for (const subnet of t.subnets) {
+                vpc.push(`rule add from ${subnet} lookup ${101 + k} priority ${100 + k}`);
+            }
+        });
+        iptables[s.ns.vpc] = this.routerFilters(s);
+    }
+
+    /**
+     * A site's VPC router: the Elastic IPs' NAT chains (filled by the fake EC2), the chain where the lab
+     * cuts the link between the two gateways, AWS's refusal of traffic from an address without an
+     * Elastic IP, and the security groups' drop of ICMP "fragmentation needed" to the gateways.
+     */
+    private routerFilters(s: LabSite): string {
+        const [a, b] = s.gateways;
+        const gatewayAddresses = [a.privateIp, a.siteIp, b.privateIp, b.siteIp];
+        return [
+            "*nat",
+            ":HUBSPOKE-EIP-PRE - [0:0]",
+            ":HUBSPOKE-EIP-POST - [0:0]",
+            "-A PREROUTING -j HUBSPOKE-EIP-PRE",
+            "-A POSTROUTING -j HUBSPOKE-EIP-POST",
+            "COMMIT",
+            "*filter",
+            // Where the lab cuts the link between a site's two gateways.
+            ":HUBSPOKE-CUT - [0:0]",
+            "-A FORWARD -j HUBSPOKE-CUT",
+            // As on AWS, a packet that left a VPC from an address without an Elastic IP gets no further.
+            `-A FORWARD -i wan ! -s ${this.api.ip.replace(/\.254$/, ".0")}/24 -j DROP`,
+            ...gatewayAddresses.flatMap((g) => [
+                `-A OUTPUT -d ${g} -p icmp --icmp-type fragmentation-needed -j DROP`,
+                `-A FORWARD -d ${g} -p icmp --icmp-type fragmentation-needed -j DROP`,
+            ]),
+            "COMMIT",
+            "",
+        ].join("\n");
     }
 
     /** As after `pulumi up`: each gateway's own Elastic IP on its private IP; the site's on no gateway yet; routes to the primary. */
@@ -641,53 +621,13 @@ export class FailoverLab {
         return undefined;
     }
 
-    /**
-     * Pings the host of `to` from the host of `from` every `intervalSeconds` until stopped. `-O` makes
-     * ping report each echo still unanswered when it sends the next, so an outage that lasts until the
-     * end still counts: the run covers every echo sent, answered or not.
-     */
+    /** Pings the host of `to` from the host of `from` every `intervalSeconds` until stopped (lab.ts pingUntilStopped). */
     startPing(from: string, to: string, intervalSeconds = 0.2): { stop(): Promise<PingRun> } {
-        const child = spawn(
-            "ip",
-            ["netns", "exec", this.site(from).ns.host, "ping", "-n", "-O", "-i", String(intervalSeconds), "-W", "1", this.site(to).host.ip],
-            { stdio: ["ignore", "pipe", "ignore"] },
-        );
-        let out = "";
-        child.stdout.on("data", (d) => (out += d));
-        return {
-            stop: async () => {
-                child.kill("SIGINT");
-                await new Promise((done) => child.on("close", done));
-                const answered = [...out.matchAll(/^\d+ bytes from .*icmp_seq=(\d+) /gm)].map((m) => Number(m[1]));
-                const unanswered = [...out.matchAll(/^no answer yet for icmp_seq=(\d+)$/gm)].map((m) => Number(m[1]));
-                return pingRun(answered, intervalSeconds, Math.max(0, ...answered, ...unanswered));
-            },
-        };
+        return pingUntilStopped(this.site(from).ns.host, this.site(to).host.ip, intervalSeconds);
     }
 
     ping(from: string, to: string, count = 2): boolean {
-        return sh(
-            [
-                "ip",
-                "netns",
-                "exec",
-                this.site(from).ns.host,
-                "ping",
-                "-n",
-                "-q",
-                "-c",
-                String(count),
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                this.site(to).host.ip,
-            ],
-            {
-                allowFail: true,
-                timeoutMs: 15_000,
-            },
-        ).ok;
+        return pingOnce(this.site(from).ns.host, this.site(to).host.ip, count);
     }
 
     /** The gateway dies as a host dies: its link goes down, and pluto and hubspoke-failover are gone at once. */
@@ -756,21 +696,6 @@ export class FailoverLab {
         this.daemons.clear();
         this.aws?.stop?.();
         this.aws = undefined;
-        const prefix = `${this.id}-`;
-        const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
-        for (const ns of list
-            .split("\n")
-            .map((l) => l.split(" ")[0])
-            .filter((n) => n.startsWith(prefix))) {
-            const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
-            for (const pid of pids.split("\n").filter(Boolean)) {
-                try {
-                    process.kill(Number(pid), "SIGKILL");
-                } catch {
-                    // already gone
-                }
-            }
-            spawnSync("ip", ["netns", "del", ns]);
-        }
+        removeNamespaces(`${this.id}-`);
     }
 }

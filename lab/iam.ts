@@ -129,7 +129,7 @@ export interface SymbolicCall {
 
 /**
  * The ARN's name relative to the caller: `own-parameter-path`, `own-parameter-path/*`,
- * `site-layout-parameter`, `site-elastic-ip`, `own-network-interface`, `partner-network-interface`,
+ * `own-software/*`, `site-layout-parameter`, `site-elastic-ip`, `own-network-interface`, `partner-network-interface`,
  * `site-route-table`, `*`; or `other:<ARN>` for anything else (a call the fixture should never hold).
  */
 export function symbolicResource(arn: string, v: CallerView): string {
@@ -139,12 +139,18 @@ export function symbolicResource(arn: string, v: CallerView): string {
     const own = `parameter${v.parameterPath}`;
     if (rest === own) return "own-parameter-path";
     if (rest.startsWith(`${own}/`)) return "own-parameter-path/*";
+    if (rest.startsWith(`${softwareRootOf(v)}/`)) return "own-software/*";
     if (v.layoutParameter !== undefined && rest === `parameter${v.layoutParameter}`) return "site-layout-parameter";
     if (rest === `elastic-ip/${v.allocationId}`) return "site-elastic-ip";
     if (rest === `network-interface/${v.networkInterfaceId}`) return "own-network-interface";
     if (rest === `network-interface/${v.partnerNetworkInterfaceId}`) return "partner-network-interface";
     if (v.routeTableIds?.some((t) => rest === `route-table/${t}`)) return "site-route-table";
     return `other:${arn}`;
+}
+
+/** `parameter<prefix>/<gateway>/software`: where a gateway's software lives, beside its desired state (gateway/contract.ts). */
+function softwareRootOf(v: CallerView): string {
+    return `parameter${v.parameterPath.replace(/\/tunnels$/, "/software")}`;
 }
 
 /** The symbolic resource as an ARN of the caller's region (the inverse of symbolicResource). */
@@ -163,6 +169,8 @@ export function concreteResource(symbol: string, v: CallerView, awsRegion: strin
             return ssm(v.parameterPath);
         case "own-parameter-path/*":
             return ssm(`${v.parameterPath}/tunnel-x/conf`);
+        case "own-software/*":
+            return ssm(`${softwareRootOf(v).replace(/^parameter/, "")}/0123456789abcdef`);
         case "site-layout-parameter":
             return ssm(v.layoutParameter ?? "");
         case "site-elastic-ip":
@@ -194,4 +202,44 @@ export function symbolicCalls(records: readonly AuthzRecord[], views: readonly C
         seen.set(JSON.stringify(call), call);
     }
     return [...seen.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, c]) => c);
+}
+
+/** A gateway of a lab: its rendered policies, and what its ARNs are relative to it. */
+export interface LabIamGateway extends IamGateway {
+    readonly view: CallerView;
+}
+
+/** Both labs' IAM: the principals file in `workDir`, the endpoint's journal in `<workDir>/ssm`. */
+export class LabIam {
+    constructor(
+        private readonly workDir: string,
+        private readonly gateways: readonly LabIamGateway[],
+    ) {}
+
+    /** The endpoint's principals file (its --iam). */
+    get file(): string {
+        return path.join(this.workDir, "iam.json");
+    }
+
+    /** Every gateway's key and rendered policies, as the endpoint starts with them. */
+    write(): void {
+        writePrincipals(this.file, this.gateways);
+    }
+
+    /** `gateway`'s policies without statement `sid` (as a narrowed policy would), or as rendered when `sid` is undefined. */
+    narrow(gateway: string, sid?: string): void {
+        editPrincipal(this.file, this.gateways, gateway, sid);
+    }
+
+    /** What the endpoint decided so far, and the distinct calls, named relative to each caller. */
+    report(): { allowed: number; denied: number; calls: SymbolicCall[] } {
+        const records = readAuthz(path.join(this.workDir, "ssm"));
+        return {
+            ...authzCounts(records),
+            calls: symbolicCalls(
+                records,
+                this.gateways.map((g) => g.view),
+            ),
+        };
+    }
 }

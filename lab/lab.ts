@@ -10,16 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { GATEWAY_PATHS, tunnelParameterNames } from "../gateway/contract";
 import { AWS_CLI, AWS_LITE, awsCliEnv, type FakeAws, startFakeAws } from "./fakeAws";
-import {
-    type AuthzRecord,
-    authzCounts,
-    type CallerView,
-    type IamGateway,
-    labAccessKey,
-    readAuthz,
-    symbolicCalls,
-    writePrincipals,
-} from "./iam";
+import { LabIam, labAccessKey } from "./iam";
 import { type LabPlan, type LabRegion, type LabTopology, labTopology, setupPlan } from "./topology";
 
 /** What libreswan reports of one tunnel on one gateway. */
@@ -156,6 +147,53 @@ export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
  * poll pluto often, and in the VM every process start costs.
  */
 const WHACK = fs.existsSync("/usr/libexec/ipsec/whack") ? "/usr/libexec/ipsec/whack" : "whack";
+
+/** Removes every network namespace named `prefix*`, killing what still runs inside (a pluto whose parent died, say). */
+export function removeNamespaces(prefix: string): void {
+    const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
+    for (const ns of list
+        .split("\n")
+        .map((l) => l.split(" ")[0])
+        .filter((n) => n.startsWith(prefix))) {
+        const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
+        for (const pid of pids.split("\n").filter(Boolean)) {
+            try {
+                process.kill(Number(pid), "SIGKILL");
+            } catch {
+                // already gone
+            }
+        }
+        execFileSync("ip", ["netns", "del", ns]);
+    }
+}
+
+/**
+ * Pings `ip` from `netns` every `intervalSeconds` until stopped. `-O` makes ping report each echo
+ * still unanswered when it sends the next, so an outage that lasts until the end still counts: the
+ * run covers every echo sent, answered or not.
+ */
+export function pingUntilStopped(netns: string, ip: string, intervalSeconds: number): { stop(): Promise<PingRun> } {
+    const child = spawn("ip", ["netns", "exec", netns, "ping", "-n", "-O", "-i", String(intervalSeconds), "-W", "1", ip], {
+        stdio: ["ignore", "pipe", "ignore"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    return {
+        stop: async () => {
+            child.kill("SIGINT");
+            await new Promise((done) => child.on("close", done));
+            const answered = [...out.matchAll(/^\d+ bytes from .*icmp_seq=(\d+) /gm)].map((m) => Number(m[1]));
+            const unanswered = [...out.matchAll(/^no answer yet for icmp_seq=(\d+)$/gm)].map((m) => Number(m[1]));
+            return pingRun(answered, intervalSeconds, Math.max(0, ...answered, ...unanswered));
+        },
+    };
+}
+
+/** `count` pings from `netns` to `ip`, 0.2 s apart, each waiting 1 s: true when replies came back. */
+export function pingOnce(netns: string, ip: string, count: number): boolean {
+    const argv = ["ip", "netns", "exec", netns, "ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", ip];
+    return sh(argv, { allowFail: true, timeoutMs: 15_000 }).ok;
+}
 
 /** What pluto behind `ctl`, in `netns`, answers to whack `args`; "" when it is not running. */
 export function whackAt(netns: string, ctl: string, ...args: string[]): string {
@@ -300,7 +338,7 @@ export class Lab {
     private transfers = 0;
     private isUp = false;
     /** Each gateway's rendered role policies: the lab's AWS endpoint authorizes its calls with them. */
-    private readonly iamGateways: IamGateway[];
+    readonly iam: LabIam;
 
     /**
      * @param renderDir output of `npm run render -- --reveal-secrets` (plan.json and per-region files)
@@ -320,14 +358,21 @@ export class Lab {
             throw new Error(`lab: ${renderDir} was rendered with keys redacted; render with --reveal-secrets`);
         }
         this.topology = labTopology(plan, id);
-        this.iamGateways = plan.gateways.map((g) => {
-            if (!g.iamPolicies) {
-                throw new Error(
-                    `lab: ${renderDir}/plan.json has no iamPolicies for ${g.region} (rendered by an older version): render again`,
-                );
-            }
-            return { name: g.region, policies: g.iamPolicies };
-        });
+        this.iam = new LabIam(
+            workDir,
+            plan.gateways.map((g) => {
+                if (!g.iamPolicies) {
+                    throw new Error(
+                        `lab: ${renderDir}/plan.json has no iamPolicies for ${g.region} (rendered by an older version): render again`,
+                    );
+                }
+                return {
+                    name: g.region,
+                    policies: g.iamPolicies,
+                    view: { name: g.region, kind: "single", parameterPath: g.parameterPath },
+                };
+            }),
+        );
     }
 
     region(name: string): LabRegion {
@@ -361,13 +406,13 @@ export class Lab {
                 sh(["ip", "netns", "exec", ns, "iptables-restore"], { input: rules });
             }
             const api = this.topology.api;
-            writePrincipals(this.iamFile, this.iamGateways);
+            this.iam.write();
             this.aws = await startFakeAws(this.ssmDir, {
                 netns: this.topology.inetNs,
                 host: api.ip,
                 port: api.port,
                 log: path.join(this.workDir, "ssm-requests.log"),
-                iam: this.iamFile,
+                iam: this.iam.file,
             });
             await Promise.all(this.topology.regions.map((r) => this.prepareGateway(r)));
         } catch (e) {
@@ -389,27 +434,6 @@ export class Lab {
     /** The lab's SSM Parameter Store: a copy of a render's ssm/ tree, served by lab/fake-aws/endpoint.mjs. */
     private get ssmDir(): string {
         return path.join(this.workDir, "ssm");
-    }
-
-    private get iamFile(): string {
-        return path.join(this.workDir, "iam.json");
-    }
-
-    /** Every authorization decision the lab's AWS endpoint made, oldest first. */
-    authz(): AuthzRecord[] {
-        return readAuthz(this.ssmDir);
-    }
-
-    /** "N calls authorized, M denied (IAM: the rendered policies)". */
-    authzSummary(): string {
-        const c = authzCounts(this.authz());
-        return `${c.allowed} calls authorized, ${c.denied} denied (IAM: each gateway's rendered policies)`;
-    }
-
-    /** The distinct calls the gateways made, named relative to each caller (tests/unit/fixtures/gateway-calls.json). */
-    calls() {
-        const views: CallerView[] = this.topology.regions.map((r) => ({ name: r.region, kind: "single", parameterPath: r.parameterPath }));
-        return symbolicCalls(this.authz(), views);
     }
 
     /**
@@ -831,28 +855,7 @@ export class Lab {
 
     /** Pings the workload host of `to` from the workload host of `from`. True when replies came back. */
     ping(from: string, to: string, count = 3): boolean {
-        return sh(
-            [
-                "ip",
-                "netns",
-                "exec",
-                this.region(from).ns.host,
-                "ping",
-                "-n",
-                "-q",
-                "-c",
-                String(count),
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                this.region(to).host.ip,
-            ],
-            {
-                allowFail: true,
-                timeoutMs: 15_000,
-            },
-        ).ok;
+        return pingOnce(this.region(from).ns.host, this.region(to).host.ip, count);
     }
 
     /**
@@ -869,25 +872,7 @@ export class Lab {
      * until stopped: a way to see whether traffic across a tunnel ever paused.
      */
     startPing(from: string, to: string, intervalSeconds = 0.2): { stop(): Promise<PingRun> } {
-        const child = spawn(
-            "ip",
-            ["netns", "exec", this.region(from).ns.host, "ping", "-n", "-i", String(intervalSeconds), "-W", "1", this.region(to).host.ip],
-            {
-                stdio: ["ignore", "pipe", "ignore"],
-            },
-        );
-        let out = "";
-        child.stdout.on("data", (d) => (out += d));
-        return {
-            stop: async () => {
-                child.kill("SIGINT");
-                await new Promise((done) => child.on("close", done));
-                return pingRun(
-                    [...out.matchAll(/^\d+ bytes from .*icmp_seq=(\d+) /gm)].map((m) => Number(m[1])),
-                    intervalSeconds,
-                );
-            },
-        };
+        return pingUntilStopped(this.region(from).ns.host, this.region(to).host.ip, intervalSeconds);
     }
 
     /** pluto's log of a gateway. */
@@ -926,23 +911,7 @@ export class Lab {
             }
         }
         this.plutos.clear();
-        const prefix = `${this.topology.id}-`;
-        const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
-        for (const ns of list
-            .split("\n")
-            .map((l) => l.split(" ")[0])
-            .filter((n) => n.startsWith(prefix))) {
-            // Anything still running inside (a pluto whose parent died) goes with it.
-            const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
-            for (const pid of pids.split("\n").filter(Boolean)) {
-                try {
-                    process.kill(Number(pid), "SIGKILL");
-                } catch {
-                    // already gone
-                }
-            }
-            execFileSync("ip", ["netns", "del", ns]);
-        }
+        removeNamespaces(`${this.topology.id}-`);
         if (this.isUp) {
             this.log(`lab ${this.topology.id}: torn down`);
         }

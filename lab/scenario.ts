@@ -7,7 +7,7 @@
  */
 
 import * as crypto from "node:crypto";
-import { authzCounts, type SymbolicCall } from "./iam";
+import type { SymbolicCall } from "./iam";
 import { LAB_REAUTH_DELAY_SECONDS, Lab, type Layer, type TransferResult } from "./lab";
 import { findLivenessFailure } from "./pluto-log";
 import type { LabRegion } from "./topology";
@@ -193,7 +193,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         for (const r of topology.regions) {
             report.logs[r.region] = lab.logTail(r.region, 40);
         }
-        report.iam = { ...authzCounts(lab.authz()), calls: lab.calls() };
+        report.iam = lab.iam.report();
         lab.down();
     }
     return report;

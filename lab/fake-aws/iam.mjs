@@ -83,13 +83,19 @@ export class Authorizer {
         this.file = file;
         this.journal = path.join(storeDir, ".authz.jsonl");
         this.loaded = { mtimeMs: -1, principals: {} };
-        this.simulate = undefined;
+        // Loaded at once, not at the first call: under the lab VM's emulation it takes a while.
+        this.simulator = import("@cloud-copilot/iam-simulate").then((m) => m.runSimulation);
+        this.simulator.catch(() => undefined); // a failed load is reported by the first call that needs it
+        // Verdicts by principal and request, until the principals file changes: the gateways repeat the
+        // same few calls, and each simulation costs tens of milliseconds under emulation.
+        this.verdicts = new Map();
     }
 
     principals() {
         const { mtimeMs } = fs.statSync(this.file);
         if (mtimeMs !== this.loaded.mtimeMs) {
             this.loaded = { mtimeMs, principals: JSON.parse(fs.readFileSync(this.file, "utf8")).principals ?? {} };
+            this.verdicts.clear();
         }
         return this.loaded.principals;
     }
@@ -107,10 +113,29 @@ export class Authorizer {
      * denied otherwise. Appends the decision to the journal.
      */
     async decide(principal, request, { dryRun = false, account }) {
-        this.simulate ??= (await import("@cloud-copilot/iam-simulate")).runSimulation;
-        let denied;
+        const key = JSON.stringify([principal.arn, request.action, request.resources, request.context]);
+        if (!this.verdicts.has(key)) this.verdicts.set(key, await this.simulateAll(principal, request, account));
+        const denied = this.verdicts.get(key);
+        fs.appendFileSync(
+            this.journal,
+            `${JSON.stringify({
+                time: Date.now() / 1000,
+                principal: principal.name,
+                action: request.action,
+                resources: request.resources,
+                context: request.context,
+                dryRun,
+                decision: denied ? "denied" : "allowed",
+            })}\n`,
+        );
+        return denied;
+    }
+
+    /** The first resource the simulator does not allow, with its verdict; undefined when it allows them all. */
+    async simulateAll(principal, request, account) {
+        const simulate = await this.simulator;
         for (const resource of request.resources) {
-            const result = await this.simulate(
+            const result = await simulate(
                 {
                     identityPolicies: principal.policies.map((p) => ({ name: p.name, policy: p.document })),
                     serviceControlPolicies: [],
@@ -128,23 +153,10 @@ export class Authorizer {
                 throw new Error(`the IAM simulator refused the request ${request.action} on ${resource}: ${JSON.stringify(result.errors)}`);
             }
             if (result.overallResult !== "Allowed") {
-                denied = { resource, result: result.overallResult };
-                break;
+                return { resource, result: result.overallResult };
             }
         }
-        fs.appendFileSync(
-            this.journal,
-            `${JSON.stringify({
-                time: Date.now() / 1000,
-                principal: principal.name,
-                action: request.action,
-                resources: request.resources,
-                context: request.context,
-                dryRun,
-                decision: denied ? "denied" : "allowed",
-            })}\n`,
-        );
-        return denied;
+        return undefined;
     }
 }
 

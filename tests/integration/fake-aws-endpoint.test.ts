@@ -374,6 +374,17 @@ function runAws(
     });
 }
 
+/** aws-lite and aws-lab failed as the real CLI did: the same exit status and the same words. */
+function sameFailure(what: string, real: Run, lite: Run, lab: Run): void {
+    for (const [name, mine] of [
+        ["aws-lite", lite],
+        ["aws-lab", lab],
+    ] as const) {
+        assert.equal(mine.status, real.status, `${what} (${name}): ${mine.stderr}`);
+        assert.equal(mine.stderr.trim(), real.stderr.trim(), `${what} (${name})`);
+    }
+}
+
 const EAST = "us-east-1";
 const LATENCY = 300;
 
@@ -998,13 +1009,7 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
             );
             assert.equal(real.status, 254, `${what}: the real CLI exited ${real.status}: ${real.stderr}`);
             assert.match(real.stderr, new RegExp(`An error occurred \\(${code}\\) when calling the`), `${what}: ${real.stderr}`);
-            for (const [name, mine] of [
-                ["aws-lite", lite],
-                ["aws-lab", lab],
-            ] as const) {
-                assert.equal(mine.status, real.status, `${what} (${name}): ${mine.stderr}`);
-                assert.equal(mine.stderr.trim(), real.stderr.trim(), `${what} (${name})`);
-            }
+            sameFailure(what, real, lite, lab);
         }
         // Nothing moved, and every decision was journalled: dry runs and refusals alike.
         assert.equal(readEc2State(stateFile).addresses[0].networkInterfaceId, ACTIVE);
@@ -1041,12 +1046,11 @@ describe("fake EC2 endpoint: the defaults, and the real CLI printing what aws-li
             const [real, lite, lab] = runs;
             assert.equal(real.status, 255, `${what}: the real CLI (${real.stderr})`);
             assert.match(real.stderr, words, what);
+            sameFailure(what, real, lite, lab);
             for (const [name, mine] of [
                 ["aws-lite", lite],
                 ["aws-lab", lab],
             ] as const) {
-                assert.equal(mine.status, real.status, `${what} (${name}): ${mine.stderr}`);
-                assert.equal(mine.stderr.trim(), real.stderr.trim(), `${what} (${name})`);
                 assert.equal(mine.stdout, "", `${what} (${name})`);
             }
         }

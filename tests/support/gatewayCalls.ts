@@ -5,6 +5,7 @@
  * labs compare what they saw with it: a call the fixture lacks fails them, until the fixture is
  * refreshed with HUBSPOKE_UPDATE_FIXTURES=1 (and reviewed: a new call is a new permission).
  */
+import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { SymbolicCall } from "../../lab/iam";
@@ -34,4 +35,21 @@ export function callsMissingFromFixture(seen: readonly SymbolicCall[]): Symbolic
         return [];
     }
     return missing;
+}
+
+/**
+ * A lab run's IAM, as every host-kernel lab asserts it: calls were authorized (IAM was enforced),
+ * none denied (each gateway's own rendered policies allow what its scripts do), and every call is in
+ * the fixture the unit tests replay. Prints the counts.
+ */
+export function assertGatewayIam(iam: { allowed: number; denied: number; calls: readonly SymbolicCall[] } | undefined): void {
+    assert.ok(iam, "no IAM decisions recorded");
+    console.log(`      measured: IAM: ${iam.allowed} calls authorized, ${iam.denied} denied`);
+    assert.ok(iam.allowed > 0, "the lab's endpoint authorized no call: is IAM enforced?");
+    assert.equal(iam.denied, 0, "a gateway's call was denied by its own rendered policies");
+    assert.deepEqual(
+        callsMissingFromFixture(iam.calls),
+        [],
+        "calls not in tests/unit/fixtures/gateway-calls.json (refresh with HUBSPOKE_UPDATE_FIXTURES=1)",
+    );
 }
