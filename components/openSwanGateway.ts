@@ -2,10 +2,18 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { al2023AmiName, architectureOf } from "../config/ami";
 import type { RegionSpec, TunnelSettings } from "../config/types";
-import { GATEWAY_TAG, gatewayParameterPath, tunnelParameterNames } from "../gateway/contract";
-import { assumeRolePolicy, gatewayPolicy, recoveryAlarm, tunnelAlarm } from "../render/awsDocuments";
-import { bootstrapFiles, renderUserData, userDataPayload } from "../render/bootstrap";
+import {
+    GATEWAY_TAG,
+    type GatewayIdentity,
+    gatewayParameterPath,
+    type SoftwareRef,
+    softwareParameterRoot,
+    tunnelParameterNames,
+} from "../gateway/contract";
+import { assumeRolePolicy, bootstrapAlarm, gatewayPolicy, recoveryAlarm, tunnelAlarm } from "../render/awsDocuments";
+import { gatewayBootstrap, renderUserData, userDataPayload } from "../render/bootstrap";
 import { tunnelEndConf, tunnelEndSecrets } from "../render/libreswan";
+import { type PackedSoftware, softwarePartName } from "../render/software";
 
 /** Tag of everything that forwards traffic; the policy pack allows the source/destination check off only there. */
 const GATEWAY_ROLE_TAG = { [GATEWAY_TAG.key]: GATEWAY_TAG.value };
@@ -112,6 +120,8 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
     public readonly tunnelAlarms: aws.cloudwatch.MetricAlarm[];
     /** EC2 automatic recovery on a failed system status check. */
     public readonly recoveryAlarm: aws.cloudwatch.MetricAlarm;
+    /** Pages while the gateway's first boot is still retrying after 10 minutes. */
+    public readonly bootstrapAlarm: aws.cloudwatch.MetricAlarm;
     /** The full cloud-config (EC2 receives it gzip-compressed): no key, and nothing per tunnel. */
     public readonly userData: string;
     /** The instance's role (a site's failover policy is attached to it). */
@@ -136,21 +146,25 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         const parameters = this.publishDesiredState();
         const identity = this.createIdentity();
         this.role = identity.role;
-        this.userData = renderUserData(
-            this.gatewayId,
-            bootstrapFiles({
-                stack: args.stack,
-                regionName: region.name,
-                awsRegion: region.awsRegion,
-                parameterPath: this.parameterPath,
-                ...(failover ? { failover: { gateway: failover.gateway, parameter: failover.layoutParameter } } : {}),
-            }),
-        );
-        this.instance = this.createInstance(identity, parameters);
+        const id: GatewayIdentity = {
+            stack: args.stack,
+            regionName: region.name,
+            awsRegion: region.awsRegion,
+            parameterPath: this.parameterPath,
+            ...(failover ? { failover: { gateway: failover.gateway, parameter: failover.layoutParameter } } : {}),
+        };
+        const bootstrap = gatewayBootstrap(id, args.parameterPrefix, this.gatewayId);
+        this.userData = renderUserData(this.gatewayId, bootstrap.userDataFiles);
+        this.instance = this.createInstance(identity, [...parameters, ...this.publishSoftware(bootstrap.packed, bootstrap.ref)]);
         this.instanceId = this.instance.id;
         this.alarmTopic = this.createAlarmTopic();
         this.tunnelAlarms = (failover?.tunnelAlarms ?? true) ? args.tunnels.map((t) => this.createTunnelAlarm(t.tunnel)) : [];
         this.recoveryAlarm = this.createRecoveryAlarm();
+        this.bootstrapAlarm = new aws.cloudwatch.MetricAlarm(
+            `${this.gatewayName}-bootstrap`,
+            { ...bootstrapAlarm(args.stack, this.gatewayId, this.alarmTopic.arn), tags: this.tags("bootstrap") },
+            { parent: this },
+        );
 
         this.registerOutputs({
             instanceId: this.instanceId,
@@ -352,11 +366,15 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             `${this.gatewayName}-policy`,
             {
                 role: role.name,
-                policy: pulumi
-                    .all([partition, accountId])
-                    .apply(([p, a]) =>
-                        gatewayPolicy({ partition: p, accountId: a, awsRegion: region.awsRegion, parameterPath: this.parameterPath }),
-                    ),
+                policy: pulumi.all([partition, accountId]).apply(([p, a]) =>
+                    gatewayPolicy({
+                        partition: p,
+                        accountId: a,
+                        awsRegion: region.awsRegion,
+                        parameterPath: this.parameterPath,
+                        softwareRoot: softwareParameterRoot(this.args.parameterPrefix, this.gatewayId),
+                    }),
+                ),
             },
             parent,
         );
@@ -420,6 +438,29 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                 // The first boot finds its permissions and its desired state in place.
                 dependsOn: [identity.policy, ...parameters],
             },
+        );
+    }
+
+    /**
+     * The gateway's software in SSM, under a path named by its digest: a change to it is a new path
+     * and new user data (naming the new digest), so the instance is replaced, and the parameters of
+     * the old version are deleted once it is gone. Standard parameters (free), String: no secret in it.
+     */
+    private publishSoftware(packed: PackedSoftware, ref: SoftwareRef): aws.ssm.Parameter[] {
+        return packed.parts.map(
+            (value, i) =>
+                new aws.ssm.Parameter(
+                    `${this.gatewayName}-software-${i}`,
+                    {
+                        name: softwarePartName(ref.path, i),
+                        type: "String",
+                        tier: "Standard",
+                        insecureValue: value,
+                        description: `hubspoke-vpn: gateway ${this.gatewayId}'s software, part ${i + 1} of ${packed.parts.length} (sha256 ${packed.sha256})`,
+                        tags: this.tags(`software-${i}`),
+                    },
+                    { parent: this },
+                ),
         );
     }
 

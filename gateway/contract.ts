@@ -15,11 +15,17 @@ export const GATEWAY_PATHS = {
     ipsecConf: "/etc/ipsec.conf",
     /** The env file every gateway script sources. */
     env: "/etc/hubspoke-vpn/gateway.env",
+    /** hubspoke-bootstrap's settings, the one settings file the user data carries: where the software is. */
+    bootstrapEnv: "/etc/hubspoke-vpn/bootstrap.env",
     /** nftables rules that clamp the TCP MSS of forwarded traffic. */
     mssClamp: "/etc/hubspoke-vpn/mss-clamp.nft",
     /** The agent's state: versions applied, tunnels desired, tunnels left out, re-authentications due. */
     stateDir: "/var/lib/hubspoke-vpn",
     agentScript: "/usr/local/sbin/hubspoke-agent",
+    /** The one script the user data carries: installs the packages and the software, starts the units. */
+    bootstrapScript: "/usr/local/sbin/hubspoke-bootstrap",
+    /** The units hubspoke-bootstrap enables and starts, one line, space-separated (part of the software). */
+    unitsFile: "/etc/hubspoke-vpn/units",
     healthScript: "/usr/local/sbin/hubspoke-health",
     /** Only on gateways of a site with a standby: decides which of the two is active, and moves the site to it. */
     failoverScript: "/usr/local/sbin/hubspoke-failover",
@@ -121,7 +127,23 @@ export const GATEWAY_TAG = { key: "Role", value: "vpn-gateway" } as const;
  *   StandbyReady  per site with a standby, from the standby: 1 while it is ready to take over
  *   Failovers     per site with a standby, 1 each time a standby took over the site
  */
-export const METRIC = { namespace: "HubspokeVpn", tunnelUp: "TunnelUp", standbyReady: "StandbyReady", failovers: "Failovers" } as const;
+export const METRIC = {
+    namespace: "HubspokeVpn",
+    tunnelUp: "TunnelUp",
+    standbyReady: "StandbyReady",
+    failovers: "Failovers",
+    /** 1 while a gateway's first boot has not finished after `BOOTSTRAP.reportAfterSeconds`; 0 once it has. */
+    bootstrapPending: "GatewayBootstrapPending",
+} as const;
+
+/** A gateway's first boot (gateway/hubspoke-bootstrap.sh). */
+export const BOOTSTRAP = {
+    /**
+     * Seconds after which a first boot still retrying reports GatewayBootstrapPending 1. A normal
+     * first boot (packages, software, units) takes about a minute.
+     */
+    reportAfterSeconds: 600,
+} as const;
 
 /**
  * How a site's standby watches its active gateway and takes over (gateway/hubspoke-failover.sh).
@@ -195,6 +217,24 @@ export interface GatewayIdentity {
     readonly failover?: { readonly gateway: string; readonly parameter: string };
 }
 
+/** A gateway's software in SSM (render/software.ts): the gateway's name, the path of its parts, the sha256 of the gzip file they make. */
+export interface SoftwareRef {
+    /** `virginia`, `virginia-standby`. */
+    readonly gateway: string;
+    readonly path: string;
+    readonly sha256: string;
+}
+
+/** Where every version of a gateway's software lives: `<prefix>/<gateway>/software` (its role may read below it). */
+export function softwareParameterRoot(prefix: string, gateway: string): string {
+    return `${prefix}/${gateway}/software`;
+}
+
+/** SSM path of one version of a gateway's software: `<prefix>/<gateway>/software/<first 16 hex of its sha256>`. */
+export function softwareParameterPath(prefix: string, gateway: string, sha256: string): string {
+    return `${softwareParameterRoot(prefix, gateway)}/${sha256.slice(0, 16)}`;
+}
+
 /** SSM name of a site's failover layout (both gateways read it): `<prefix>/<region name>/failover`. */
 export function failoverParameterName(prefix: string, regionName: string): string {
     return `${prefix}/${regionName}/failover`;
@@ -240,6 +280,7 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
         HUBSPOKE_STATE_LEFT_OUT: AGENT_STATE_FILES.leftOut,
         HUBSPOKE_STATE_ADDED_AT: AGENT_STATE_FILES.addedAt,
         HUBSPOKE_STATE_UP_ONCE: AGENT_STATE_FILES.upOnce,
+
         // Only in a site with a standby, so that a single gateway's settings stay as they were.
         ...(id.failover
             ? {
@@ -266,6 +307,37 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
     };
     return (
         "# hubspoke-vpn gateway settings, read by hubspoke-agent and hubspoke-health (rendered by the program)\n" +
+        Object.entries(lines)
+            .map(([k, v]) => `${k}='${String(v)}'`)
+            .join("\n") +
+        "\n"
+    );
+}
+
+/**
+ * hubspoke-bootstrap's settings (`GATEWAY_PATHS.bootstrapEnv`), in the user data: just enough to find,
+ * check and install the software, which carries every other setting (`gateway.env` included).
+ */
+export function renderBootstrapEnv(
+    id: Pick<GatewayIdentity, "stack" | "awsRegion">,
+    software: SoftwareRef,
+    paths: Partial<Record<keyof typeof GATEWAY_PATHS, string>> = {},
+): string {
+    const p = { ...GATEWAY_PATHS, ...paths };
+    const lines: Record<string, string | number> = {
+        HUBSPOKE_STACK: id.stack,
+        HUBSPOKE_AWS_REGION: id.awsRegion,
+        HUBSPOKE_GATEWAY_NAME: software.gateway,
+        HUBSPOKE_SOFTWARE_PATH: software.path,
+        HUBSPOKE_SOFTWARE_SHA256: software.sha256,
+        HUBSPOKE_STATE_DIR: p.stateDir,
+        HUBSPOKE_UNITS_FILE: p.unitsFile,
+        HUBSPOKE_BOOTSTRAP_REPORT_AFTER: BOOTSTRAP.reportAfterSeconds,
+        HUBSPOKE_METRIC_NAMESPACE: METRIC.namespace,
+        HUBSPOKE_METRIC_BOOTSTRAP_PENDING: METRIC.bootstrapPending,
+    };
+    return (
+        "# hubspoke-vpn bootstrap settings, read by hubspoke-bootstrap (rendered by the program)\n" +
         Object.entries(lines)
             .map(([k, v]) => `${k}='${String(v)}'`)
             .join("\n") +

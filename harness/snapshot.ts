@@ -12,7 +12,8 @@ import type { OpenSwanGateway } from "../components/openSwanGateway";
 import type { RawConfig } from "../config/load";
 import { type RegionSpec, siteIpOf } from "../config/types";
 import { GATEWAY_PATHS } from "../gateway/contract";
-import { filesOfUserData, userDataOfPayload } from "../render/bootstrap";
+import { filesOfUserData, type GatewayFile, userDataOfPayload } from "../render/bootstrap";
+import { unpackSoftware } from "../render/software";
 import { type Evaluation, evaluateOffline, plain, type RecordedResource, resolve } from "./evaluate";
 
 /** Stands in for every generated key unless `revealSecrets` is set. */
@@ -179,7 +180,8 @@ async function snapshotGateway(ev: Evaluation, region: RegionSpec, gateway: Open
     const sent: string = plain(ev.recordOf(gateway.instance).inputs.userDataBase64);
     const userData = userDataOfPayload(sent);
     add(`${dir}/user-data`, 0o600, userData);
-    for (const f of filesOfUserData(userData)) {
+    const written = filesOfUserData(userData);
+    for (const f of [...written, ...softwareOf(ev, written)]) {
         add(`${dir}${f.path}`, parseInt(f.permissions, 8), f.content);
     }
     // What the agent writes from the desired state: each tunnel end's conn and secrets, verbatim.
@@ -211,6 +213,28 @@ async function rolePolicies(ev: Evaluation, gateway: OpenSwanGateway): Promise<P
         .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy" && r.inputs.role === role)
         .map((r) => ({ name: r.name, document: JSON.parse(plain(r.inputs.policy)) }))
         .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Every file a gateway gets: what its user data writes, then the software that names (from the program's SSM parameters). */
+export function filesOfGateway(ev: Evaluation, instance: RecordedResource): GatewayFile[] {
+    const written = filesOfUserData(userDataOfPayload(plain(instance.inputs.userDataBase64)));
+    return [...written, ...softwareOf(ev, written)];
+}
+
+/** The software the user data names (its settings give the path and digest), from the program's SSM parameters. */
+function softwareOf(ev: Evaluation, written: readonly GatewayFile[]): GatewayFile[] {
+    const env = written.find((f) => f.path === GATEWAY_PATHS.bootstrapEnv)?.content ?? "";
+    const setting = (key: string) => new RegExp(`^${key}='([^']*)'$`, "m").exec(env)?.[1];
+    const softwarePath = setting("HUBSPOKE_SOFTWARE_PATH");
+    const sha256 = setting("HUBSPOKE_SOFTWARE_SHA256");
+    if (!softwarePath || !sha256) {
+        throw new Error(`snapshot: the gateway's settings name no software:\n${env}`);
+    }
+    const parts = ev.resources
+        .filter((r) => r.type === "aws:ssm/parameter:Parameter" && String(r.inputs.name).startsWith(`${softwarePath}/`))
+        .sort((a, b) => String(a.inputs.name).localeCompare(String(b.inputs.name)))
+        .map(parameterValue);
+    return unpackSoftware(parts, sha256);
 }
 
 /** The allocation id of a region's site Elastic IP (the mocks' stand-in for `eipalloc-...`). */

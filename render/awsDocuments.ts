@@ -3,7 +3,7 @@
  * dashboard body. Plain values in, plain values (JSON) out, so that each is table-tested directly.
  */
 import type { StackSpec } from "../config/types";
-import { METRIC } from "../gateway/contract";
+import { BOOTSTRAP, METRIC } from "../gateway/contract";
 
 /**
  * What Session Manager needs on the instance, and nothing more (AmazonSSMManagedInstanceCore would
@@ -31,11 +31,13 @@ export interface GatewayPolicyArgs {
     readonly awsRegion: string;
     /** The gateway's desired-state path, e.g. `/hubspoke-vpn/prod/virginia/tunnels`. */
     readonly parameterPath: string;
+    /** Where the gateway's software versions live, e.g. `/hubspoke-vpn/prod/virginia/software`. */
+    readonly softwareRoot: string;
 }
 
 /**
  * A gateway's own permissions: Session Manager, reading exactly its own desired-state path (the list
- * and each parameter under it), and putting metrics in the tunnel namespace only.
+ * and each parameter under it) and its own software, and putting metrics in the tunnel namespace only.
  */
 export function gatewayPolicy(a: GatewayPolicyArgs): string {
     const pathArn = `arn:${a.partition}:ssm:${a.awsRegion}:${a.accountId}:parameter${a.parameterPath}`;
@@ -47,6 +49,13 @@ export function gatewayPolicy(a: GatewayPolicyArgs): string {
             // SecureStrings under the AWS-managed aws/ssm key need no kms:Decrypt grant here.
             { Sid: "OwnDesiredStateList", Effect: "Allow", Action: "ssm:GetParametersByPath", Resource: pathArn },
             { Sid: "OwnDesiredState", Effect: "Allow", Action: "ssm:GetParameter", Resource: `${pathArn}/*` },
+            // Its software, by version (`<root>/<digest>`): listed whole by hubspoke-bootstrap.
+            {
+                Sid: "OwnSoftware",
+                Effect: "Allow",
+                Action: "ssm:GetParametersByPath",
+                Resource: `arn:${a.partition}:ssm:${a.awsRegion}:${a.accountId}:parameter${a.softwareRoot}/*`,
+            },
             // PutMetricData has no resource ARN; the namespace condition is what limits it.
             {
                 Sid: "TunnelMetrics",
@@ -173,6 +182,30 @@ export function recoveryAlarm<T>(regionName: string, instanceId: T, recoverActio
         // AWS's advice for EC2 actions: act only in ALARM, let missing data be missing.
         treatMissingData: "missing",
         alarmActions: [recoverAction, topic],
+    };
+}
+
+/**
+ * A gateway whose first boot has not finished after BOOTSTRAP.reportAfterSeconds (packages, its
+ * software, its units: retried by hubspoke-bootstrap until they succeed) reports
+ * GatewayBootstrapPending 1 while it retries: ALARM at once; OK when it reports 0 on finishing. A
+ * healthy gateway never sends it: missing data is not breaching. A gateway that cannot reach
+ * CloudWatch at all cannot report this either; its tunnel alarms page instead.
+ */
+export function bootstrapAlarm<T>(stack: string, gateway: string, topic: T) {
+    return {
+        alarmDescription: `hubspoke-vpn: gateway ${gateway} has not finished its first boot after ${BOOTSTRAP.reportAfterSeconds / 60} minutes (journalctl -u hubspoke-bootstrap says why)`,
+        namespace: METRIC.namespace,
+        metricName: METRIC.bootstrapPending,
+        dimensions: { Stack: stack, Gateway: gateway },
+        statistic: "Maximum",
+        period: 300,
+        evaluationPeriods: 1,
+        threshold: 1,
+        comparisonOperator: "GreaterThanOrEqualToThreshold",
+        treatMissingData: "notBreaching",
+        alarmActions: [topic],
+        okActions: [topic],
     };
 }
 

@@ -153,3 +153,26 @@ export const ENABLED_UNITS = [
 
 /** Also enabled on a gateway of a site with a standby. */
 export const FAILOVER_ENABLED_UNITS = ["hubspoke-failover.service"];
+
+/**
+ * hubspoke-bootstrap's unit, the one the user data enables: it runs at every boot until the script
+ * has finished once for the software the user data names (the script checks its own marker).
+ */
+export function renderBootstrapUnit(): UnitFile {
+    return unit("hubspoke-bootstrap.service", [
+        "[Unit]",
+        "Description=hubspoke-vpn: install this gateway's packages and software, then start its units",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        // It retries each step itself, for as long as it takes.
+        "TimeoutStartSec=infinity",
+        `ExecStart=${GATEWAY_PATHS.bootstrapScript}`,
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ]);
+}

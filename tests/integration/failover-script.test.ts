@@ -43,6 +43,7 @@ function renderedPolicies(): IamGateway[] {
                         accountId: LAB_ACCOUNT,
                         awsRegion: REGION,
                         parameterPath: `/hubspoke-vpn/prod-ha/${g.name}/tunnels`,
+                        softwareRoot: `/hubspoke-vpn/prod-ha/${g.name}/software`,
                     }),
                 ),
             },

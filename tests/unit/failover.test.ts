@@ -7,7 +7,6 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ResourceValidationArgs } from "@pulumi/policy";
-import * as YAML from "yaml";
 import type { OpenSwanGateway } from "../../components/openSwanGateway";
 import { SITE_ADDRESS_HOOK } from "../../components/siteAddressHook";
 import { containsIp, parseCidr, parseIp } from "../../config/cidr";
@@ -15,10 +14,10 @@ import { siteIpOf } from "../../config/types";
 import { type ModelledAlarm, pages, type Report, runAlarm } from "../../harness/alarmModel";
 import { diffEvaluations, type StackDiff } from "../../harness/diff";
 import { type Evaluation, evaluateOffline, MOCK_ACCOUNT_ID, plain, type RecordedResource } from "../../harness/evaluate";
-import { parameterValue } from "../../harness/snapshot";
+import { filesOfGateway, parameterValue } from "../../harness/snapshot";
 import { policies } from "../../policy/policies";
 import { STANDBY_SILENT_MINUTES } from "../../render/awsDocuments";
-import { bootstrapFiles, filesOfUserData, userDataOfPayload } from "../../render/bootstrap";
+import { gatewayBootstrap, userDataOfPayload } from "../../render/bootstrap";
 import { prodEvaluation, stackConfig } from "./fixtures";
 
 const REGIONS = { virginia: "us-east-1", sydney: "ap-southeast-2", frankfurt: "eu-central-1" } as const;
@@ -60,6 +59,15 @@ function packViolations(ev: Evaluation): string[] {
         }
     }
     return found;
+}
+
+/** The names of a gateway's software parts (render/software.ts), in order. */
+const SOFTWARE_PART = /-gw-software-\d+$/;
+function softwareParts(ev: Evaluation, gateway: string): string[] {
+    return ev.resources
+        .filter((r) => r.type === "aws:ssm/parameter:Parameter" && r.name.startsWith(`hubspoke-${gateway}-gw-software-`))
+        .map((r) => r.name)
+        .sort();
 }
 
 describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
@@ -258,18 +266,19 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
             pair(site).forEach((g, i) => {
                 const gateway = i === 0 ? site : `${site}-standby`;
                 const text = userData(ha.recordOf(g.instance));
-                const files = filesOfUserData(text);
-                assert.deepEqual(
-                    files,
-                    bootstrapFiles({
+                const files = filesOfGateway(ha, ha.recordOf(g.instance));
+                const expected = gatewayBootstrap(
+                    {
                         stack: "prod-ha",
                         regionName: site,
                         awsRegion: REGIONS[site],
                         parameterPath: `${PREFIX}/${gateway}/tunnels`,
                         failover: { gateway, parameter: `${PREFIX}/${site}/failover` },
-                    }),
-                    `${gateway}: exactly its own identity's files`,
+                    },
+                    PREFIX,
+                    gateway,
                 );
+                assert.deepEqual(files, [...expected.userDataFiles, ...expected.software], `${gateway}: exactly its own identity's files`);
                 const paths = files.map((f) => f.path);
                 for (const p of [
                     "/usr/local/sbin/hubspoke-failover",
@@ -282,22 +291,19 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                 const env = files.find((f) => f.path === "/etc/hubspoke-vpn/gateway.env")!.content;
                 assert.match(env, new RegExp(`^HUBSPOKE_GATEWAY='${gateway}'$`, "m"));
                 assert.match(env, new RegExp(`^HUBSPOKE_FAILOVER_PARAMETER='${PREFIX}/${site}/failover'$`, "m"));
-                const runcmd: string[][] = YAML.parse(text).runcmd;
-                for (const verb of ["enable", "start"]) {
-                    const command = runcmd.find((c) => c[0] === "systemctl" && c[1] === verb);
-                    assert.ok(command?.includes("hubspoke-failover.service"), `${gateway} does not ${verb} hubspoke-failover`);
-                }
+                const units = files.find((f) => f.path === "/etc/hubspoke-vpn/units")!.content;
+                assert.ok(units.split(/\s+/).includes("hubspoke-failover.service"), `${gateway} does not enable hubspoke-failover`);
+                assert.ok(!text.includes("HUBSPOKE_GATEWAY="), `${gateway}: its settings travel in its software, not its user data`);
             });
         }
         for (const instance of ofType(prod, INSTANCE)) {
-            const text = userData(instance);
-            assert.ok(!text.includes("hubspoke-failover"), `${instance.name}: a single gateway runs no failover`);
-            assert.ok(!text.includes("HUBSPOKE_GATEWAY="), instance.name);
+            const files = filesOfGateway(prod, instance);
+            assert.ok(!files.some((f) => f.content.includes("hubspoke-failover")), `${instance.name}: a single gateway runs no failover`);
+            assert.ok(!files.some((f) => f.content.includes("HUBSPOKE_GATEWAY=")), instance.name);
             assert.ok(
-                !filesOfUserData(text).some((f) => f.path === "/etc/ipsec.d/00-hubspoke-pair.conf"),
+                !files.some((f) => f.path === "/etc/ipsec.d/00-hubspoke-pair.conf"),
                 `${instance.name}: a single gateway's conns keep libreswan's updown`,
             );
-            assert.ok(!YAML.parse(text).runcmd.flat().includes("hubspoke-failover.service"), instance.name);
         }
     });
 
@@ -342,13 +348,19 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
             gone.every((u) => /aws:ssm\/parameter:Parameter::hubspoke-\w+-virginia-to-\w+-psk$/.test(u)),
             gone.join("\n"),
         );
+        // Since: the tunnel ends' parameters, each gateway's software (its parts) and its first-boot alarm.
         const came = prod.resources.filter((r) => !fixture.includes(r.urn) && r.options.aliasNames.length === 0);
         assert.deepEqual(
             came.map((r) => r.name).sort(),
-            SITES.flatMap((s) =>
-                PEERS[s].flatMap((p) => [`hubspoke-${s}-gw-${tunnelOf(s, p)}-conf`, `hubspoke-${s}-gw-${tunnelOf(s, p)}-secrets`]),
-            ).sort(),
+            SITES.flatMap((s) => [
+                ...PEERS[s].flatMap((p) => [`hubspoke-${s}-gw-${tunnelOf(s, p)}-conf`, `hubspoke-${s}-gw-${tunnelOf(s, p)}-secrets`]),
+                ...softwareParts(prod, s),
+                `hubspoke-${s}-gw-bootstrap`,
+            ]).sort(),
         );
+        for (const s of SITES) {
+            assert.ok(softwareParts(prod, s).length >= 1, `${s} has no software parameter`);
+        }
         assert.equal(prod.resources.length, fixture.length - gone.length + came.length);
     });
 
@@ -411,7 +423,7 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                 const pathArn = `arn:aws:ssm:${REGIONS[site]}:${MOCK_ACCOUNT_ID}:parameter${PREFIX}/${gateway}/tunnels`;
                 assert.deepEqual(
                     statements.filter((s: any) => String(s.Action).startsWith("ssm:GetParameter")).map((s: any) => s.Resource),
-                    [pathArn, `${pathArn}/*`],
+                    [pathArn, `${pathArn}/*`, `arn:aws:ssm:${REGIONS[site]}:${MOCK_ACCOUNT_ID}:parameter${PREFIX}/${gateway}/software/*`],
                 );
             });
         }
@@ -594,20 +606,23 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                     ...["frankfurt", "sydney", "virginia"].map(
                         (s) => `update ${ENI}::hubspoke-${s}-gw-eni privateIpListEnabled,privateIpLists,privateIps`,
                     ),
-                    // The conn leaves from the site address now (left=), and loads warm (auto=add).
-                    ...[
-                        "hubspoke-frankfurt-gw-virginia-to-frankfurt-conf",
-                        "hubspoke-sydney-gw-virginia-to-sydney-conf",
-                        "hubspoke-virginia-gw-virginia-to-frankfurt-conf",
-                        "hubspoke-virginia-gw-virginia-to-sydney-conf",
-                    ].map((n) => `update aws:ssm/parameter:Parameter::${n} insecureValue`),
+                    // The conn leaves from the site address now (left=), and loads warm (auto=add); the
+                    // software gains hubspoke-failover: a new version, under a new path (its parts replaced).
+                    ...["frankfurt", "sydney", "virginia"].flatMap((s) => [
+                        ...softwareParts(prod, s).map((n) => `replace aws:ssm/parameter:Parameter::${n} description,insecureValue,name`),
+                        ...PEERS[s as RegionName]
+                            .map((p) => `hubspoke-${s}-gw-${tunnelOf(s as RegionName, p)}-conf`)
+                            .sort()
+                            .map((n) => `update aws:ssm/parameter:Parameter::${n} insecureValue`),
+                    ]),
                 ],
             );
             const was = (name: string) => prod.resources.find((r) => r.name === name)!;
             const now = (name: string) => converted.resources.find((r) => r.name === name)!;
             for (const s of SITES) {
-                const text = userDataOfPayload(plain(now(`hubspoke-${s}-gw-instance`).inputs.userDataBase64));
-                assert.ok(text.includes("/usr/local/sbin/hubspoke-failover"));
+                assert.ok(
+                    filesOfGateway(converted, now(`hubspoke-${s}-gw-instance`)).some((f) => f.path === "/usr/local/sbin/hubspoke-failover"),
+                );
                 assert.deepEqual(now(`hubspoke-${s}-gw-eni`).inputs.privateIpLists, [
                     ...was(`hubspoke-${s}-gw-eni`).inputs.privateIps,
                     siteIpOf(was(`hubspoke-${s}-gw-eni`).inputs.privateIps[0]),
@@ -655,7 +670,10 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                 "aws:iam/role:Role",
                 "aws:ec2/securityGroup:SecurityGroup",
             ];
-            const touched = [...d.removed, ...d.changed.filter((c) => c.action === "replace").map((c) => c.resource)];
+            // A gateway's software parts are replaced with every new version of it (a new path), by design.
+            const touched = [...d.removed, ...d.changed.filter((c) => c.action === "replace").map((c) => c.resource)].filter(
+                (k) => !SOFTWARE_PART.test(k),
+            );
             assert.deepEqual(
                 touched.filter((k) => kept.some((t) => k.startsWith(`${t}::`))),
                 [],
@@ -673,8 +691,9 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
             assert.deepEqual(converted.keys, prod.keys, "the keys stay");
             assert.deepEqual(converted.elasticIps, prod.elasticIps, "the peers' addresses stay");
             // What comes: the standbys and what makes each pair fail over; of a primary only its management
-            // address and the ICMP rules of the standby's probes (to and from each peer's range).
-            const primaryAdded = d.added.filter((k) => /hubspoke-\w+-gw-/.test(k) && !k.includes("standby"));
+            // address and the ICMP rules of the standby's probes (to and from each peer's range), and the
+            // parts its larger software needs beyond the ones it had.
+            const primaryAdded = d.added.filter((k) => /hubspoke-\w+-gw-/.test(k) && !k.includes("standby") && !SOFTWARE_PART.test(k));
             assert.deepEqual(
                 primaryAdded,
                 SITES.flatMap((s) => [

@@ -71,3 +71,18 @@ export function manySitesConfig(sites: number): RawConfig {
     }));
     return { ...base, regions } as RawConfig;
 }
+
+let manySites: Promise<StackSnapshot> | undefined;
+let prodHa: Promise<StackSnapshot> | undefined;
+
+/** The 50-site stack's snapshot (about 10 s under the mock runtime), shared by the tests that only read it. */
+export function manySitesSnapshot(): Promise<StackSnapshot> {
+    manySites ??= snapshotStack(manySitesConfig(50), { stack: "fifty" });
+    return manySites;
+}
+
+/** The prod-ha stack's snapshot with keys redacted, shared by the tests that only read it. */
+export function prodHaSnapshot(): Promise<StackSnapshot> {
+    prodHa ??= snapshotStack(stackConfig("prod-ha"), { stack: "prod-ha" });
+    return prodHa;
+}

@@ -11,10 +11,10 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
-import { type Plan, type PlanPolicy, snapshotStack } from "../../harness/snapshot";
+import type { Plan, PlanPolicy } from "../../harness/snapshot";
 import { type CallerView, concreteResource, LAB_ACCOUNT, labPrincipalArn } from "../../lab/iam";
 import { readGatewayCalls } from "../support/gatewayCalls";
-import { manySitesConfig, prodSnapshot, stackConfig } from "./fixtures";
+import { manySitesSnapshot, prodHaSnapshot, prodSnapshot } from "./fixtures";
 
 const GATEWAY_SCRIPTS = path.join(__dirname, "..", "..", "gateway");
 
@@ -89,8 +89,8 @@ describe("IAM: every gateway may make its scripts' calls and nothing of its neig
 
     before(async () => {
         plans.prod = (await prodSnapshot()).plan;
-        plans["prod-ha"] = (await snapshotStack(stackConfig("prod-ha"), { stack: "prod-ha" })).plan;
-        plans["50 sites"] = (await snapshotStack(manySitesConfig(50), { stack: "fifty" })).plan;
+        plans["prod-ha"] = (await prodHaSnapshot()).plan;
+        plans["50 sites"] = (await manySitesSnapshot()).plan;
     });
 
     it("the fixture holds every AWS call in the gateway scripts, for each kind of gateway that runs the script", () => {
@@ -109,6 +109,17 @@ describe("IAM: every gateway may make its scripts' calls and nothing of its neig
         }
         assert.ok(found >= 8, `found only ${found} calls in the scripts`);
         assert.deepEqual(unrecorded, [], "calls in gateway/*.sh that no lab recorded (run the host labs with HUBSPOKE_UPDATE_FIXTURES=1)");
+    });
+
+    it("every gateway may list its own software (hubspoke-bootstrap's call, run in tests/integration/bootstrap.test.ts, not in the labs)", async () => {
+        const refused: string[] = [];
+        for (const plan of Object.values(plans)) {
+            for (const c of callers(plan)) {
+                const verdict = await decide(c, "ssm:GetParametersByPath", [concreteResource("own-software/*", c.view, c.awsRegion)]);
+                if (verdict !== "Allowed") refused.push(`${c.view.name}: ${verdict}`);
+            }
+        }
+        assert.deepEqual(refused, []);
     });
 
     for (const stack of ["prod", "prod-ha", "50 sites"]) {
@@ -143,6 +154,14 @@ describe("IAM: every gateway may make its scripts' calls and nothing of its neig
                 const checks: [string, string[], Record<string, string>?][] = [
                     ["ssm:GetParameter", [ARN("ssm", r, `parameter${neighbour.view.parameterPath}/x/conf`)]],
                     ["ssm:GetParametersByPath", [ARN("ssm", r, `parameter${neighbour.view.parameterPath}`)]],
+                    [
+                        "ssm:GetParametersByPath",
+                        [ARN("ssm", r, `parameter${neighbour.view.parameterPath.replace(/\/tunnels$/, "/software")}/0123456789abcdef`)],
+                    ],
+                    [
+                        "ssm:PutParameter",
+                        [ARN("ssm", r, `parameter${c.view.parameterPath.replace(/\/tunnels$/, "/software")}/0123456789abcdef/00`)],
+                    ],
                     ["ssm:PutParameter", [ARN("ssm", r, `parameter${c.view.parameterPath}/x/conf`)]],
                     ["ssm:DeleteParameter", [ARN("ssm", r, `parameter${c.view.parameterPath}/x/conf`)]],
                     ["ssm:GetParameter", [ARN("ssm", r, "parameter/hubspoke-vpn/other-stack/x/conf")]],

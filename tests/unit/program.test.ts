@@ -10,8 +10,8 @@ import {
     type RecordedResource,
     resolve,
 } from "../../harness/evaluate";
-import { parameterValue } from "../../harness/snapshot";
-import { bootstrapFiles, filesOfUserData, userDataOfPayload } from "../../render/bootstrap";
+import { filesOfGateway, parameterValue } from "../../harness/snapshot";
+import { gatewayBootstrap, userDataOfPayload } from "../../render/bootstrap";
 import { prodConfig, prodEvaluation } from "./fixtures";
 
 const REGIONS = { virginia: "us-east-1", sydney: "ap-southeast-2", frankfurt: "eu-central-1" } as const;
@@ -215,6 +215,12 @@ describe("prod stack resource graph (mock runtime)", () => {
                 { Sid: "OwnDesiredStateList", Effect: "Allow", Action: "ssm:GetParametersByPath", Resource: pathArn },
                 { Sid: "OwnDesiredState", Effect: "Allow", Action: "ssm:GetParameter", Resource: `${pathArn}/*` },
                 {
+                    Sid: "OwnSoftware",
+                    Effect: "Allow",
+                    Action: "ssm:GetParametersByPath",
+                    Resource: pathArn.replace(/\/tunnels$/, "/software/*"),
+                },
+                {
                     Sid: "TunnelMetrics",
                     Effect: "Allow",
                     Action: "cloudwatch:PutMetricData",
@@ -234,16 +240,25 @@ describe("prod stack resource graph (mock runtime)", () => {
             secret: isSecretValue(p.inputs.value ?? p.inputs.insecureValue),
             value: parameterValue(p),
         }));
-        assert.deepEqual(params.map((p) => `${p.region} ${p.name} ${p.type} ${p.secret}`).sort(), [
-            "ap-southeast-2 /hubspoke-vpn/prod/sydney/tunnels/virginia-to-sydney/conf String false",
-            "ap-southeast-2 /hubspoke-vpn/prod/sydney/tunnels/virginia-to-sydney/secrets SecureString true",
-            "eu-central-1 /hubspoke-vpn/prod/frankfurt/tunnels/virginia-to-frankfurt/conf String false",
-            "eu-central-1 /hubspoke-vpn/prod/frankfurt/tunnels/virginia-to-frankfurt/secrets SecureString true",
-            "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-frankfurt/conf String false",
-            "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-frankfurt/secrets SecureString true",
-            "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-sydney/conf String false",
-            "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-sydney/secrets SecureString true",
-        ]);
+        // Besides the tunnel ends: each gateway's software, in parts, under its own path (tests/unit/render.test.ts).
+        const software = /^\/hubspoke-vpn\/prod\/(virginia|sydney|frankfurt)\/software\/[0-9a-f]{16}\/\d\d$/;
+        assert.ok(params.filter((p) => software.test(p.name)).every((p) => p.type === "String" && !p.secret));
+        assert.deepEqual(
+            params
+                .filter((p) => !software.test(p.name))
+                .map((p) => `${p.region} ${p.name} ${p.type} ${p.secret}`)
+                .sort(),
+            [
+                "ap-southeast-2 /hubspoke-vpn/prod/sydney/tunnels/virginia-to-sydney/conf String false",
+                "ap-southeast-2 /hubspoke-vpn/prod/sydney/tunnels/virginia-to-sydney/secrets SecureString true",
+                "eu-central-1 /hubspoke-vpn/prod/frankfurt/tunnels/virginia-to-frankfurt/conf String false",
+                "eu-central-1 /hubspoke-vpn/prod/frankfurt/tunnels/virginia-to-frankfurt/secrets SecureString true",
+                "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-frankfurt/conf String false",
+                "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-frankfurt/secrets SecureString true",
+                "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-sydney/conf String false",
+                "us-east-1 /hubspoke-vpn/prod/virginia/tunnels/virginia-to-sydney/secrets SecureString true",
+            ],
+        );
         const eip = ev.elasticIps;
         for (const p of params.filter((x) => x.type === "SecureString")) {
             const [, , , site, , tunnel] = p.name.split("/");
@@ -337,7 +352,7 @@ describe("prod stack resource graph (mock runtime)", () => {
         assert.notEqual(ev.keys["virginia-to-sydney"], ev.keys["virginia-to-frankfurt"]);
         for (const region of Object.keys(REGIONS) as RegionName[]) {
             const [instance] = inRegion("aws:ec2/instance:Instance", region);
-            const files = filesOfUserData(userDataOfPayload(instance.inputs.userDataBase64));
+            const files = filesOfGateway(ev, instance);
             // Exactly what the gateway's identity alone gives: nothing of its tunnels.
             const identity = {
                 stack: "prod",
@@ -345,7 +360,12 @@ describe("prod stack resource graph (mock runtime)", () => {
                 awsRegion: REGIONS[region],
                 parameterPath: `/hubspoke-vpn/prod/${region}/tunnels`,
             };
-            assert.deepEqual(files, bootstrapFiles(identity), `${region}'s user data must depend on the gateway alone`);
+            const expected = gatewayBootstrap(identity, "/hubspoke-vpn/prod", region);
+            assert.deepEqual(
+                files,
+                [...expected.userDataFiles, ...expected.software],
+                `${region}'s files must depend on the gateway alone`,
+            );
             assert.match(
                 files.find((f) => f.path === "/etc/hubspoke-vpn/gateway.env")!.content,
                 new RegExp(`HUBSPOKE_PARAMETER_PATH='/hubspoke-vpn/prod/${region}/tunnels'`),

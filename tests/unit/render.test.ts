@@ -8,18 +8,20 @@ import { DEFAULT_TUNNEL_SETTINGS } from "../../config/validate";
 import { GATEWAY_PATHS, isUsablePsk, PSK, TCP_MSS } from "../../gateway/contract";
 import { REDACTED, snapshotStack, writeSnapshot } from "../../harness/snapshot";
 import {
-    bootstrapFiles,
     filesOfUserData,
+    gatewayBootstrap,
+    gatewayScript,
     renderUserData,
-    USER_DATA_MAX_BYTES,
+    USER_DATA_BUDGET_BYTES,
     userDataOfPayload,
     userDataPayload,
 } from "../../render/bootstrap";
 import { assertPskSafe, renderConn, renderPairDefaults, renderSecrets, type TunnelEnd, tunnelEndConf } from "../../render/libreswan";
+import { SSM_STANDARD_VALUE_MAX, unpackSoftware } from "../../render/software";
 import { renderSysctl } from "../../render/sysctl";
 import { parseArgs } from "../../scripts/render";
 import { checkCloudInit, checkLibreswan, missingTool } from "../support/staticChecks";
-import { prodConfig, prodSnapshot, prodWith } from "./fixtures";
+import { manySitesSnapshot, prodConfig, prodHaSnapshot, prodSnapshot, prodWith } from "./fixtures";
 
 const END: TunnelEnd = {
     tunnel: "virginia-to-sydney",
@@ -95,17 +97,26 @@ describe("rendering", () => {
         }
     });
 
-    it("builds bootstrap user data from the gateway's identity alone: packages, the agent, its units, the clamp, sysctl", () => {
+    it("builds a gateway's software and its user data from the gateway's identity alone: the agent, its units, the clamp, sysctl", () => {
         const identity = {
             stack: "prod",
             regionName: "virginia",
             awsRegion: "us-east-1",
             parameterPath: "/hubspoke-vpn/prod/virginia/tunnels",
         };
-        const files = bootstrapFiles(identity);
-        const userData = renderUserData("virginia", files);
+        const b = gatewayBootstrap(identity, "/hubspoke-vpn/prod", "virginia");
+        const userData = renderUserData("virginia", b.userDataFiles);
         assert.match(userData, /^#cloud-config\n/);
-        assert.deepEqual(filesOfUserData(userData), files, "the files round-trip through the YAML");
+        assert.deepEqual(filesOfUserData(userData), b.userDataFiles, "the files round-trip through the YAML");
+        assert.deepEqual(
+            b.userDataFiles.map((f) => `${f.permissions} ${f.path}`),
+            [
+                "0644 /etc/hubspoke-vpn/bootstrap.env",
+                "0755 /usr/local/sbin/hubspoke-bootstrap",
+                "0644 /etc/systemd/system/hubspoke-bootstrap.service",
+            ],
+        );
+        const files = b.software;
         assert.deepEqual(
             files.map((f) => `${f.permissions} ${f.path}`),
             [
@@ -121,8 +132,22 @@ describe("rendering", () => {
                 "0644 /etc/systemd/system/hubspoke-health.timer",
                 "0644 /etc/sysctl.d/90-hubspoke-vpn.conf",
                 "0644 /etc/hubspoke-vpn/mss-clamp.nft",
+                "0644 /etc/hubspoke-vpn/units",
             ],
         );
+        // The software travels packed in SSM parameters that each fit the standard tier, and comes back whole.
+        assert.ok(b.packed.parts.every((p) => p.length <= SSM_STANDARD_VALUE_MAX));
+        assert.deepEqual(unpackSoftware(b.packed.parts, b.ref.sha256), files);
+        assert.throws(
+            () => unpackSoftware([b.packed.parts[0].replace(/^./, (c) => (c === "A" ? "B" : "A"))], b.ref.sha256),
+            /not [0-9a-f]{64}/,
+        );
+        assert.equal(b.ref.path, `/hubspoke-vpn/prod/virginia/software/${b.ref.sha256.slice(0, 16)}`);
+        const settings = b.userDataFiles[0].content;
+        assert.match(settings, new RegExp(`^HUBSPOKE_SOFTWARE_SHA256='${b.ref.sha256}'$`, "m"));
+        assert.match(settings, new RegExp(`^HUBSPOKE_SOFTWARE_PATH='${b.ref.path}'$`, "m"));
+        // The same identity gives the same bytes: no change, no replacement.
+        assert.deepEqual(gatewayBootstrap(identity, "/hubspoke-vpn/prod", "virginia").packed, b.packed);
         const file = (p: string) => files.find((f) => f.path === p)!.content;
         // ipsec waits for the first fetch and the clamp, but starts without them (from the last good files).
         assert.match(
@@ -146,19 +171,40 @@ describe("rendering", () => {
         assert.match(file("/etc/systemd/system/hubspoke-health.timer"), /OnUnitActiveSec=1min/);
         assert.match(file(GATEWAY_PATHS.env), /^HUBSPOKE_PARAMETER_PATH='\/hubspoke-vpn\/prod\/virginia\/tunnels'$/m);
         assert.match(file(GATEWAY_PATHS.mssClamp), new RegExp(`tcp option maxseg size set ${TCP_MSS}\n`));
-        assert.match(userData, /packages:\n {2}- libreswan\n {2}- awscli-2\n {2}- jq\n {2}- nftables\n/);
-        assert.match(
-            userData,
-            /- - systemctl\n {4}- enable\n {4}- hubspoke-mss.service\n {4}- hubspoke-agent-boot.service\n {4}- ipsec.service\n {4}- hubspoke-agent.timer\n {4}- hubspoke-health.timer/,
+        // cloud-init installs no package (it would not retry): hubspoke-bootstrap does, then enables these in this order.
+        assert.doesNotMatch(userData, /packages:/);
+        assert.match(gatewayScript("hubspoke-bootstrap.sh"), /dnf install -y libreswan awscli-2 jq nftables/);
+        assert.equal(
+            file(GATEWAY_PATHS.unitsFile),
+            "hubspoke-mss.service hubspoke-agent-boot.service ipsec.service hubspoke-agent.timer hubspoke-health.timer\n",
         );
+        assert.match(userData, /- - systemctl\n {4}- enable\n {4}- hubspoke-bootstrap.service\n/);
         // What EC2 receives: gzip, deterministic, far under the limit, and the same document back.
         const payload = userDataPayload("virginia", userData);
         assert.equal(payload.base64, userDataPayload("virginia", userData).base64);
-        assert.ok(payload.bytes < USER_DATA_MAX_BYTES / 2, `${payload.bytes} bytes`);
+        assert.ok(payload.bytes <= USER_DATA_BUDGET_BYTES * 0.75, `${payload.bytes} bytes`);
         assert.equal(userDataOfPayload(payload.base64), userData);
         assert.throws(
             () => userDataPayload("x", "#cloud-config\n" + require("node:crypto").randomBytes(20000).toString("hex")),
             /EC2 accepts at most 16384/,
+        );
+    });
+
+    it("keeps every gateway's user data within 75% of its 4 KB budget, in prod, prod-ha and a stack of 50 sites", async function () {
+        this.timeout(120_000);
+        const sizes: string[] = [];
+        for (const snapshot of [await prodSnapshot(), await prodHaSnapshot(), await manySitesSnapshot()]) {
+            for (const g of snapshot.plan.gateways) {
+                for (const x of g.failover?.gateways ?? [{ name: g.region, userDataBytes: g.userDataBytes }]) {
+                    sizes.push(`${snapshot.plan.stack} ${x.name} ${x.userDataBytes}`);
+                }
+            }
+        }
+        assert.equal(sizes.length, 3 + 6 + 75);
+        const over = sizes.filter((s) => Number(s.split(" ")[2]) > USER_DATA_BUDGET_BYTES * 0.75);
+        assert.deepEqual(over, [], `user data over ${USER_DATA_BUDGET_BYTES * 0.75} bytes (75% of ${USER_DATA_BUDGET_BYTES})`);
+        console.log(
+            `      measured: largest user data ${Math.max(...sizes.map((s) => Number(s.split(" ")[2])))} bytes (gzip) of ${sizes.length} gateways`,
         );
     });
 
