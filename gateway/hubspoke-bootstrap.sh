@@ -7,7 +7,7 @@
 # unpacks it, and enables and starts the gateway's units.
 #
 # hubspoke-bootstrap.service runs it at every boot until it has finished once for this digest: each
-# step is retried until it succeeds (5 s, doubling, at most 5 min apart), and a reboot midway starts
+# step is retried until it succeeds (5 s, doubling, at most 2 min apart), and a reboot midway starts
 # it over (every step is idempotent; files are replaced whole). While it has not finished after
 # $HUBSPOKE_BOOTSTRAP_REPORT_AFTER s, it reports GatewayBootstrapPending 1 (its alarm pages); 0 when done.
 #
@@ -37,14 +37,15 @@ pending() { # value
     || log "could not report $HUBSPOKE_METRIC_BOOTSTRAP_PENDING $1"
 }
 
-# Runs "$@" until it succeeds, 5 s apart at first, doubling up to 5 min.
+# Runs "$@" until it succeeds, 5 s apart at first, doubling up to 2 min (so that a pending gateway
+# reports at least every few minutes: its alarm must not see a silent period as OK).
 retry() {
   local delay=5
   until "$@"; do
     log "$1 failed; trying again in ${delay}s"
     [ $((SECONDS - started)) -ge "$HUBSPOKE_BOOTSTRAP_REPORT_AFTER" ] && pending 1
     sleep "$delay"
-    delay=$((delay * 2 > 300 ? 300 : delay * 2))
+    delay=$((delay * 2 > 120 ? 120 : delay * 2))
   done
 }
 
@@ -57,6 +58,10 @@ install_packages() {
 fetch_software() {
   awscli ssm get-parameters-by-path --path "$HUBSPOKE_SOFTWARE_PATH" --output json >"$work/parts.json" 2>"$work/fetch.err" \
     || { log "get-parameters-by-path $HUBSPOKE_SOFTWARE_PATH: $(tr '\n' ' ' <"$work/fetch.err")"; return 1; }
+  if [ "$(jq '.Parameters | length' "$work/parts.json")" = 0 ]; then
+    log "no parameter under $HUBSPOKE_SOFTWARE_PATH (not published yet, or deleted)"
+    return 1
+  fi
   # The parts in the order of their names (SSM does not promise one).
   jq -j '.Parameters | sort_by(.Name) | .[].Value' "$work/parts.json" | base64 -d >"$work/software.gz" 2>/dev/null
   if ! echo "$HUBSPOKE_SOFTWARE_SHA256  $work/software.gz" | sha256sum -c --status; then
@@ -82,9 +87,10 @@ unpack_software() {
 start_units() {
   local units
   read -r -a units <"$root$HUBSPOKE_UNITS_FILE" || return 1
-  # Apply /etc/sysctl.d now; at later boots systemd-sysctl applies it before networking.
-  sysctl --system >/dev/null && systemctl daemon-reload && systemctl enable "${units[@]}" \
-    && systemctl start --no-block "${units[@]}"
+  # Apply /etc/sysctl.d now; at later boots systemd-sysctl applies it before networking. A key some
+  # other file of the image sets that this kernel refuses must not stop the gateway: logged, not retried.
+  sysctl --system >/dev/null 2>"$work/sysctl.err" || log "sysctl --system: $(tr '\n' ' ' <"$work/sysctl.err")"
+  systemctl daemon-reload && systemctl enable "${units[@]}" && systemctl start --no-block "${units[@]}"
 }
 
 retry install_packages

@@ -252,7 +252,7 @@ deactivate() {
 # let it move the Elastic IP and every route table's routes. The last two are asked with --dry-run:
 # EC2 answers DryRunOperation when the call would succeed, UnauthorizedOperation when IAM denies it.
 standby_check() {
-  local why="" out rt before=""
+  local why="" out rt before="" key
   [ -s "$state/$HUBSPOKE_STATE_TUNNELS" ] || why="no tunnel files (its agent has not run)"
   [ -n "$why" ] || [ -n "${current:-}" ] || why="EC2 has not answered describe-addresses"
   if [ -z "$why" ]; then
@@ -268,8 +268,11 @@ standby_check() {
   done
   read -r before 2>/dev/null <"$run/unready"
   if [ -n "$why" ]; then
-    [ "$why" = "$before" ] || log "standby: could not take over: $why"
-    printf '%s\n' "$why" >"$run/unready"
+    # Logged when the step or the error code changes: EC2's message differs on every call (its encoded part).
+    key=${why%%:*}
+    [[ $why =~ \(([A-Za-z.]+)\) ]] && key+=" ${BASH_REMATCH[1]}"
+    [ "$key" = "$before" ] || log "standby: could not take over: $why"
+    printf '%s\n' "$key" >"$run/unready"
     metric "$HUBSPOKE_METRIC_STANDBY_READY" 0
   else
     [ -z "$before" ] || log "standby: ready to take over again"

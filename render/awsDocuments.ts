@@ -188,9 +188,11 @@ export function recoveryAlarm<T>(regionName: string, instanceId: T, recoverActio
 /**
  * A gateway whose first boot has not finished after BOOTSTRAP.reportAfterSeconds (packages, its
  * software, its units: retried by hubspoke-bootstrap until they succeed) reports
- * GatewayBootstrapPending 1 while it retries: ALARM at once; OK when it reports 0 on finishing. A
- * healthy gateway never sends it: missing data is not breaching. A gateway that cannot reach
- * CloudWatch at all cannot report this either; its tunnel alarms page instead.
+ * GatewayBootstrapPending 1 at each failed try, at least every few minutes (its retries are at most
+ * 2 min apart, plus the try): ALARM at the first; it stays in ALARM while any of the last three
+ * 5-minute periods had a 1, so a slow try does not flap it to OK; OK 15 minutes after the last 1
+ * (it reports 0 on finishing). A healthy gateway never sends it: missing data is not breaching. A
+ * gateway that cannot reach CloudWatch at all cannot report this either; its tunnel alarms page.
  */
 export function bootstrapAlarm<T>(stack: string, gateway: string, topic: T) {
     return {
@@ -200,7 +202,8 @@ export function bootstrapAlarm<T>(stack: string, gateway: string, topic: T) {
         dimensions: { Stack: stack, Gateway: gateway },
         statistic: "Maximum",
         period: 300,
-        evaluationPeriods: 1,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 1,
         threshold: 1,
         comparisonOperator: "GreaterThanOrEqualToThreshold",
         treatMissingData: "notBreaching",

@@ -82,7 +82,7 @@ export class Authorizer {
     constructor(file, storeDir) {
         this.file = file;
         this.journal = path.join(storeDir, ".authz.jsonl");
-        this.loaded = { mtimeMs: -1, principals: {} };
+        this.loaded = { version: "", principals: {} };
         // Loaded at once, not at the first call: under the lab VM's emulation it takes a while.
         this.simulator = import("@cloud-copilot/iam-simulate").then((m) => m.runSimulation);
         this.simulator.catch(() => undefined); // a failed load is reported by the first call that needs it
@@ -92,9 +92,11 @@ export class Authorizer {
     }
 
     principals() {
-        const { mtimeMs } = fs.statSync(this.file);
-        if (mtimeMs !== this.loaded.mtimeMs) {
-            this.loaded = { mtimeMs, principals: JSON.parse(fs.readFileSync(this.file, "utf8")).principals ?? {} };
+        // The lab rewrites the file by rename: a new inode each time, whatever the clock's resolution.
+        const { ino, mtimeMs, size } = fs.statSync(this.file);
+        const version = `${ino}:${mtimeMs}:${size}`;
+        if (version !== this.loaded.version) {
+            this.loaded = { version, principals: JSON.parse(fs.readFileSync(this.file, "utf8")).principals ?? {} };
             this.verdicts.clear();
         }
         return this.loaded.principals;

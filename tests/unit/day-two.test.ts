@@ -222,9 +222,9 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
                     .map((r) => [r.name, crypto.createHash("sha256").update(plain(r.inputs.userDataBase64)).digest("hex")]),
             );
         assert.deepEqual(sha(await prodEvaluation()), {
-            "hubspoke-virginia-gw-instance": "5cc99468c90ab19b85fe530843d0326aa65121e2a91ab6e3c09e6bf146f18f98",
-            "hubspoke-sydney-gw-instance": "c43c3a0d84054a53dbade08a7878872201333bf14be5abb4d4cab3ece5b481dc",
-            "hubspoke-frankfurt-gw-instance": "3ca000965d16ee14f2776e5083ad33fd1b920d8394c7d34d166370c101d58b5a",
+            "hubspoke-virginia-gw-instance": "692fc4352ce5acdf1025c7d633b24add9234237eb46e7ad9708db0e6d2d21e9e",
+            "hubspoke-sydney-gw-instance": "0091934bfa0fee6f33c78a550d38a077d176caa3a54a56f93253b492f81c7e0e",
+            "hubspoke-frankfurt-gw-instance": "d1160a987cedc85306c4636996b3e7056c1d2644f306d87f17418c4a634c7787",
         });
     });
 

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_GATEWAY_AMI_RELEASE } from "../../config/validate";
+import { type ModelledAlarm, pages, type Report, runAlarm } from "../../harness/alarmModel";
 import {
     type Evaluation,
     evaluateOffline,
@@ -552,5 +553,43 @@ describe("prod stack resource graph (mock runtime)", () => {
             "hubspoke-virginia-gw-virginia-to-frankfurt-down",
         ]);
         assert.equal(await resolve(ev.result.dashboardName), "hubspoke-vpn-prod");
+    });
+});
+
+describe("a gateway's first-boot alarm over time (CloudWatch's documented evaluation, harness/alarmModel.ts)", () => {
+    let alarm: ModelledAlarm;
+    before(async () => {
+        const ev = await prodEvaluation();
+        const r = ev.resources.find(
+            (x) => x.type === "aws:cloudwatch/metricAlarm:MetricAlarm" && x.name === "hubspoke-sydney-gw-bootstrap",
+        );
+        assert.ok(r, "no first-boot alarm for sydney");
+        alarm = plain(r.inputs) as ModelledAlarm;
+        assert.deepEqual(plain(r.inputs.dimensions), { Stack: "prod", Gateway: "sydney" });
+    });
+    // One 5-minute period per entry: GatewayBootstrapPending's maximum in it, or nothing.
+    const paged = (reports: Report[]) => pages(runAlarm(alarm, reports)).map((p) => `${p.state} at ${p.period}`);
+
+    it("a gateway that boots normally never reports, and never pages", () => {
+        assert.deepEqual(paged(Array(24).fill(undefined)), []);
+    });
+
+    it("a gateway stuck in its first boot pages once and stays in ALARM, even when a slow try leaves a period without a report", () => {
+        // Tries at most 2 min apart plus the try itself: a report at least every second period.
+        const stuck: Report[] = [undefined, undefined, 1, undefined, 1, 1, undefined, 1, undefined, 1, undefined, 1];
+        const run = runAlarm(alarm, stuck);
+        assert.deepEqual(paged(stuck), ["ALARM at 2"]);
+        assert.ok(
+            run.states.slice(2).every((s) => s === "ALARM"),
+            run.states.join(","),
+        );
+    });
+
+    it("a gateway that finishes after paging returns to OK three periods after its last pending report, and does not page again", () => {
+        const run = runAlarm(alarm, [1, 1, undefined, 0, undefined, undefined, undefined, undefined]);
+        assert.deepEqual(
+            run.notifications.map((n) => `${n.state} at ${n.period}`),
+            ["ALARM at 0", "OK at 4"],
+        );
     });
 });
