@@ -230,6 +230,14 @@ export function softwareParameterRoot(prefix: string, gateway: string): string {
     return `${prefix}/${gateway}/software`;
 }
 
+/** The software root of the gateway whose desired-state path is `parameterPath` (both under `<prefix>/<gateway>/`). */
+export function softwareRootOf(parameterPath: string): string {
+    if (!parameterPath.endsWith("/tunnels")) {
+        throw new Error(`${parameterPath} is not a gateway's desired-state path (<prefix>/<gateway>/tunnels)`);
+    }
+    return `${parameterPath.slice(0, -"/tunnels".length)}/software`;
+}
+
 /** SSM path of one version of a gateway's software: `<prefix>/<gateway>/software/<first 16 hex of its sha256>`. */
 export function softwareParameterPath(prefix: string, gateway: string, sha256: string): string {
     return `${softwareParameterRoot(prefix, gateway)}/${sha256.slice(0, 16)}`;
@@ -280,7 +288,6 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
         HUBSPOKE_STATE_LEFT_OUT: AGENT_STATE_FILES.leftOut,
         HUBSPOKE_STATE_ADDED_AT: AGENT_STATE_FILES.addedAt,
         HUBSPOKE_STATE_UP_ONCE: AGENT_STATE_FILES.upOnce,
-
         // Only in a site with a standby, so that a single gateway's settings stay as they were.
         ...(id.failover
             ? {
@@ -305,13 +312,14 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
               }
             : {}),
     };
-    return (
-        "# hubspoke-vpn gateway settings, read by hubspoke-agent and hubspoke-health (rendered by the program)\n" +
-        Object.entries(lines)
-            .map(([k, v]) => `${k}='${String(v)}'`)
-            .join("\n") +
-        "\n"
-    );
+    return renderEnvFile("# hubspoke-vpn gateway settings, read by hubspoke-agent and hubspoke-health (rendered by the program)", lines);
+}
+
+/** A settings file the scripts source: a comment line, then one `KEY='value'` a line. */
+function renderEnvFile(header: string, lines: Record<string, string | number>): string {
+    return `${header}\n${Object.entries(lines)
+        .map(([k, v]) => `${k}='${String(v)}'`)
+        .join("\n")}\n`;
 }
 
 /**
@@ -336,13 +344,7 @@ export function renderBootstrapEnv(
         HUBSPOKE_METRIC_NAMESPACE: METRIC.namespace,
         HUBSPOKE_METRIC_BOOTSTRAP_PENDING: METRIC.bootstrapPending,
     };
-    return (
-        "# hubspoke-vpn bootstrap settings, read by hubspoke-bootstrap (rendered by the program)\n" +
-        Object.entries(lines)
-            .map(([k, v]) => `${k}='${String(v)}'`)
-            .join("\n") +
-        "\n"
-    );
+    return renderEnvFile("# hubspoke-vpn bootstrap settings, read by hubspoke-bootstrap (rendered by the program)", lines);
 }
 
 /** The nftables rules that clamp forwarded TCP SYNs to `TCP_MSS` (loaded by hubspoke-mss.service, idempotently). */

@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { softwareRootOf } from "../gateway/contract";
 import type { PlanPolicy } from "../harness/snapshot";
 
 /** The account the mocks answer, and so the one in every rendered ARN. */
@@ -139,7 +140,7 @@ export function symbolicResource(arn: string, v: CallerView): string {
     const own = `parameter${v.parameterPath}`;
     if (rest === own) return "own-parameter-path";
     if (rest.startsWith(`${own}/`)) return "own-parameter-path/*";
-    if (rest.startsWith(`${softwareRootOf(v)}/`)) return "own-software/*";
+    if (rest.startsWith(`${softwareResource(v)}/`)) return "own-software/*";
     if (v.layoutParameter !== undefined && rest === `parameter${v.layoutParameter}`) return "site-layout-parameter";
     if (rest === `elastic-ip/${v.allocationId}`) return "site-elastic-ip";
     if (rest === `network-interface/${v.networkInterfaceId}`) return "own-network-interface";
@@ -148,9 +149,9 @@ export function symbolicResource(arn: string, v: CallerView): string {
     return `other:${arn}`;
 }
 
-/** `parameter<prefix>/<gateway>/software`: where a gateway's software lives, beside its desired state (gateway/contract.ts). */
-function softwareRootOf(v: CallerView): string {
-    return `parameter${v.parameterPath.replace(/\/tunnels$/, "/software")}`;
+/** `parameter<prefix>/<gateway>/software`, as an ARN's resource part. */
+function softwareResource(v: CallerView): string {
+    return `parameter${softwareRootOf(v.parameterPath)}`;
 }
 
 /** The symbolic resource as an ARN of the caller's region (the inverse of symbolicResource). */
@@ -170,7 +171,7 @@ export function concreteResource(symbol: string, v: CallerView, awsRegion: strin
         case "own-parameter-path/*":
             return ssm(`${v.parameterPath}/tunnel-x/conf`);
         case "own-software/*":
-            return ssm(`${softwareRootOf(v).replace(/^parameter/, "")}/0123456789abcdef`);
+            return ssm(`${softwareRootOf(v.parameterPath)}/0123456789abcdef`);
         case "site-layout-parameter":
             return ssm(v.layoutParameter ?? "");
         case "site-elastic-ip":

@@ -7,10 +7,8 @@
  */
 import { createHash } from "node:crypto";
 import * as pako from "pako";
+import { SSM_STANDARD_MAX_BYTES } from "../gateway/contract";
 import type { GatewayFile } from "./bootstrap";
-
-/** A standard-tier SSM parameter's value holds at most 4 KB (advanced ones 8 KB, at a monthly price). */
-export const SSM_STANDARD_VALUE_MAX = 4096;
 
 export interface PackedSoftware {
     /** The base64 of the gzip file, in order: part i is parameter `<path>/<i, two digits>`. */
@@ -26,8 +24,9 @@ export function packSoftware(files: readonly GatewayFile[]): PackedSoftware {
     const gz = Buffer.from(pako.gzip(Buffer.from(json), { level: 9 }));
     const base64 = gz.toString("base64");
     const parts: string[] = [];
-    for (let i = 0; i < base64.length; i += SSM_STANDARD_VALUE_MAX) {
-        parts.push(base64.slice(i, i + SSM_STANDARD_VALUE_MAX));
+    // Standard-tier parameters (free; advanced ones hold 8 KB at a monthly price). base64 is ASCII: a byte a character.
+    for (let i = 0; i < base64.length; i += SSM_STANDARD_MAX_BYTES) {
+        parts.push(base64.slice(i, i + SSM_STANDARD_MAX_BYTES));
     }
     if (parts.length > 99) {
         throw new Error(`gateway software: ${gz.length} bytes compressed need ${parts.length} parameters; at most 99 are named`);

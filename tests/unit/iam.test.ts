@@ -11,6 +11,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
+import { softwareRootOf } from "../../gateway/contract";
 import type { Plan, PlanPolicy } from "../../harness/snapshot";
 import { type CallerView, concreteResource, LAB_ACCOUNT, labPrincipalArn } from "../../lab/iam";
 import { readGatewayCalls } from "../support/gatewayCalls";
@@ -156,12 +157,9 @@ describe("IAM: every gateway may make its scripts' calls and nothing of its neig
                     ["ssm:GetParametersByPath", [ARN("ssm", r, `parameter${neighbour.view.parameterPath}`)]],
                     [
                         "ssm:GetParametersByPath",
-                        [ARN("ssm", r, `parameter${neighbour.view.parameterPath.replace(/\/tunnels$/, "/software")}/0123456789abcdef`)],
+                        [ARN("ssm", r, `parameter${softwareRootOf(neighbour.view.parameterPath)}/0123456789abcdef`)],
                     ],
-                    [
-                        "ssm:PutParameter",
-                        [ARN("ssm", r, `parameter${c.view.parameterPath.replace(/\/tunnels$/, "/software")}/0123456789abcdef/00`)],
-                    ],
+                    ["ssm:PutParameter", [ARN("ssm", r, `parameter${softwareRootOf(c.view.parameterPath)}/0123456789abcdef/00`)]],
                     ["ssm:PutParameter", [ARN("ssm", r, `parameter${c.view.parameterPath}/x/conf`)]],
                     ["ssm:DeleteParameter", [ARN("ssm", r, `parameter${c.view.parameterPath}/x/conf`)]],
                     ["ssm:GetParameter", [ARN("ssm", r, "parameter/hubspoke-vpn/other-stack/x/conf")]],

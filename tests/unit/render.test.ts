@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { architectureOf } from "../../config/ami";
 import { DEFAULT_TUNNEL_SETTINGS } from "../../config/validate";
-import { GATEWAY_PATHS, isUsablePsk, PSK, TCP_MSS } from "../../gateway/contract";
+import { GATEWAY_PATHS, isUsablePsk, PSK, SSM_STANDARD_MAX_BYTES, TCP_MSS } from "../../gateway/contract";
 import { REDACTED, snapshotStack, writeSnapshot } from "../../harness/snapshot";
 import {
     filesOfUserData,
@@ -17,7 +17,7 @@ import {
     userDataPayload,
 } from "../../render/bootstrap";
 import { assertPskSafe, renderConn, renderPairDefaults, renderSecrets, type TunnelEnd, tunnelEndConf } from "../../render/libreswan";
-import { SSM_STANDARD_VALUE_MAX, unpackSoftware } from "../../render/software";
+import { unpackSoftware } from "../../render/software";
 import { renderSysctl } from "../../render/sysctl";
 import { parseArgs } from "../../scripts/render";
 import { checkCloudInit, checkLibreswan, missingTool } from "../support/staticChecks";
@@ -136,7 +136,7 @@ describe("rendering", () => {
             ],
         );
         // The software travels packed in SSM parameters that each fit the standard tier, and comes back whole.
-        assert.ok(b.packed.parts.every((p) => p.length <= SSM_STANDARD_VALUE_MAX));
+        assert.ok(b.packed.parts.every((p) => p.length <= SSM_STANDARD_MAX_BYTES));
         assert.deepEqual(unpackSoftware(b.packed.parts, b.ref.sha256), files);
         assert.throws(
             () => unpackSoftware([b.packed.parts[0].replace(/^./, (c) => (c === "A" ? "B" : "A"))], b.ref.sha256),
