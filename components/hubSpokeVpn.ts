@@ -4,6 +4,7 @@ import * as random from "@pulumi/random";
 import { type RegionSpec, type StackSpec, siteIpOf } from "../config/types";
 import { failoverParameterName, PSK } from "../gateway/contract";
 import { dashboardBody } from "../render/awsDocuments";
+import { gatewayHooks, type PairGateway, pairGateway } from "./gatewayHandover";
 import { OpenSwanGateway } from "./openSwanGateway";
 import { RegionalVpc } from "./regionalVpc";
 import { siteAddressHook } from "./siteAddressHook";
@@ -79,6 +80,10 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
     public readonly dashboard: aws.cloudwatch.Dashboard;
     /** Per tunnel name, its pre-shared key: a Pulumi secret. */
     public readonly keys: Readonly<Record<string, pulumi.Output<string>>>;
+    /** Per instance resource name, each gateway of a site with a standby, as its hooks find it. */
+    public readonly pairGateways = new Map<string, PairGateway>();
+    /** Registered on every run, whatever the config: the engine calls them by name from the state. */
+    private readonly gatewayHooks = gatewayHooks(this.pairGateways);
 
     constructor(
         private readonly vpnName: string,
@@ -191,7 +196,7 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
             r,
             eips,
             vpc.standbyVpnSubnet!.id,
-            this.failoverArgs(name, r, standby.gatewayPrivateIp, false),
+            this.failoverArgs(name, r, standby.gatewayPrivateIp, primary),
         );
         const peers = this.args.spec.peers[r.name].map((p) => p.peer);
         const failover = new SiteFailover(
@@ -214,9 +219,11 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
         return { gateway, failover };
     }
 
-    private failoverArgs(name: string, r: RegionSpec, privateIp: string, primary: boolean) {
+    private failoverArgs(name: string, r: RegionSpec, privateIp: string, primary: OpenSwanGateway | true) {
+        const gateway = primary === true ? r.name : `${r.name}-standby`;
+        this.pairGateways.set(`${name}-instance`, pairGateway(this.args.stack, this.args.parameterPrefix, r, gateway));
         return {
-            gateway: primary ? r.name : `${r.name}-standby`,
+            gateway,
             privateIp,
             siteIp: siteIpOf(privateIp),
             managementElasticIp: new aws.ec2.Eip(
@@ -226,7 +233,10 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
             ),
             layoutParameter: failoverParameterName(this.args.parameterPrefix, r.name),
             // The tunnel metrics are per site (whichever gateway is active reports them): one set of alarms.
-            tunnelAlarms: primary,
+            tunnelAlarms: primary === true,
+            // Replaced one after the other, each replacement a planned handover (README, Day two).
+            hooks: { beforeDelete: [this.gatewayHooks.handover], afterCreate: [this.gatewayHooks.ready] },
+            ...(primary === true ? {} : { replaceAfter: primary.instance }),
         };
     }
 

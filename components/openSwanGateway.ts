@@ -80,6 +80,14 @@ export interface GatewayFailoverArgs {
     readonly layoutParameter: string;
     /** Whether this gateway raises the site's tunnel alarms: the metrics are per site, so one of the two does. */
     readonly tunnelAlarms: boolean;
+    /**
+     * The standby only: the primary's instance. Its own instance `dependsOn` it (and on nothing of it
+     * by property, which would cascade a replacement), so the engine replaces it only once the
+     * primary's replacement has passed its ready hook (docs/lifecycle.md).
+     */
+    readonly replaceAfter?: aws.ec2.Instance;
+    /** The instance's hooks: hand the site over before a delete, wait until ready after a create. */
+    readonly hooks?: pulumi.ResourceHookBinding;
 }
 
 /** The ports a gateway accepts from its peers: IKE, NAT-T, and ESP (IP protocol 50). */
@@ -436,7 +444,8 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                 // The network interface can be attached to one instance at a time.
                 deleteBeforeReplace: true,
                 // The first boot finds its permissions and its desired state in place.
-                dependsOn: [identity.policy, ...parameters],
+                dependsOn: [identity.policy, ...parameters, ...(this.args.failover?.replaceAfter ? [this.args.failover.replaceAfter] : [])],
+                ...(this.args.failover?.hooks ? { hooks: this.args.failover.hooks } : {}),
             },
         );
     }

@@ -54,6 +54,8 @@ export const AGENT_STATE_FILES = {
     tunnels: "tunnels",
     /** `<tunnel> <reason>` per tunnel left out because its desired state is missing or invalid. */
     leftOut: "left-out",
+    /** Exists while the gateway's drain parameter says `drained` (only in a site with a standby). */
+    drained: "drained",
 } as const;
 
 /**
@@ -183,7 +185,30 @@ export const FAILOVER = {
     unownedGraceSeconds: 60,
     /** The standby reports StandbyReady this often. */
     metricIntervalSeconds: 60,
+    /**
+     * A planned handover: the active gateway that is drained or shutting down answers its standby's
+     * probes with this IP TTL (its kernel's default TTL, set for the handover only). The standby reads
+     * it from its ping's own output and, if it is ready, takes over at once instead of after
+     * `confirmProbes` missed echoes. No other host sends 177: Linux and AL2023 send 64, Windows 128.
+     */
+    handoverTtl: 177,
+    /** The active waits this long for the standby to take the site; then it keeps it, and says so. */
+    handoverWaitSeconds: 20,
+    /** A drained active that could not hand over tries again this often. */
+    handoverRetrySeconds: 60,
 } as const;
+
+/** What the drain parameter holds while its gateway is drained (README, Day two). */
+export const DRAINED = "drained";
+
+/**
+ * SSM name of a gateway's drain parameter, under its desired-state path so that its agent reads it
+ * with the tunnels (no other permission). Written by an operator (`npm run site -- drain`) or by the
+ * program's handover hook, never by the program's resources: `pulumi up` leaves it alone.
+ */
+export function drainParameterName(parameterPath: string): string {
+    return `${parameterPath}/drain`;
+}
 
 /**
  * TCP MSS the gateways clamp forwarded SYNs to. The path between gateways crosses internet
@@ -309,6 +334,12 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
                   HUBSPOKE_METRIC_INTERVAL: FAILOVER.metricIntervalSeconds,
                   HUBSPOKE_METRIC_STANDBY_READY: METRIC.standbyReady,
                   HUBSPOKE_METRIC_FAILOVERS: METRIC.failovers,
+                  HUBSPOKE_DRAIN_PARAMETER: drainParameterName(id.parameterPath),
+                  HUBSPOKE_DRAINED: DRAINED,
+                  HUBSPOKE_STATE_DRAINED: AGENT_STATE_FILES.drained,
+                  HUBSPOKE_HANDOVER_TTL: FAILOVER.handoverTtl,
+                  HUBSPOKE_HANDOVER_WAIT: FAILOVER.handoverWaitSeconds,
+                  HUBSPOKE_HANDOVER_RETRY: FAILOVER.handoverRetrySeconds,
               }
             : {}),
     };

@@ -100,7 +100,10 @@ for ((i = 1; ; i++)); do
 done
 
 declare -A version=() value=() previous=() desired=() left_out=() was_left_out=()
+drain=""
 while read -r name ver encoded; do
+  # In a site with a standby: an operator's (or the program's handover hook's) drain request.
+  [ "$name" = "${HUBSPOKE_DRAIN_PARAMETER:-}" ] && { drain=$(base64 -d <<<"$encoded"); continue; }
   [[ $name =~ ^$path/($HUBSPOKE_TUNNEL_NAME)/(conf|secrets)$ ]] || continue
   version[$name]=$ver
   value[$name]=$encoded
@@ -179,6 +182,19 @@ for name in "${!previous[@]}"; do
 done | sort | write_file "$state/$HUBSPOKE_STATE_VERSIONS" 644
 printf '%s\n' "${!desired[@]}" | sort | write_file "$state/$HUBSPOKE_STATE_TUNNELS" 644
 for t in "${!left_out[@]}"; do echo "$t ${left_out[$t]}"; done | sort | write_file "$state/$HUBSPOKE_STATE_LEFT_OUT" 644
+
+# The drain request, for the failover script (which hands the site over, and then never takes it).
+if [ -n "${HUBSPOKE_DRAIN_PARAMETER:-}" ]; then
+  drained_file=$state/$HUBSPOKE_STATE_DRAINED was=no now=no
+  [ -f "$drained_file" ] && was=yes
+  [ "$drain" = "$HUBSPOKE_DRAINED" ] && now=yes
+  [ -z "$drain" ] || [ "$now" = yes ] || log "$HUBSPOKE_DRAIN_PARAMETER holds '$drain', not '$HUBSPOKE_DRAINED': not drained"
+  if [ "$now" != "$was" ]; then
+    if [ "$now" = yes ]; then : >"$drained_file"; log "drained ($HUBSPOKE_DRAIN_PARAMETER)"; else rm -f "$drained_file"; log "no longer drained"; fi
+    # Wake the failover script (it sleeps on this FIFO); opened read-write, so this never blocks.
+    [ -p "$HUBSPOKE_RUN_DIR/tick" ] && { exec 6<>"$HUBSPOKE_RUN_DIR/tick" && echo >&6; exec 6>&-; }
+  fi
+fi
 
 # 4. pluto: only the tunnels that changed. At boot pluto is not running yet and loads the files itself.
 running=no

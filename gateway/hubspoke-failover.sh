@@ -18,6 +18,14 @@
 # own (checked every $HUBSPOKE_OWNER_CHECK s). So at any moment at most one gateway owns the Elastic
 # IP (AWS moves it atomically), and a gateway that returns after a failure becomes the standby.
 #
+# A planned handover: an active that is drained (its agent mirrors the drain parameter into
+# $HUBSPOKE_STATE_DIR/$HUBSPOKE_STATE_DRAINED) or shutting down (`hubspoke-failover handover`, the
+# ExecStop of hubspoke-handover.service) answers the standby's probes with IP TTL
+# $HUBSPOKE_HANDOVER_TTL. A ready standby takes over at once (no missed echoes to wait for); the active
+# keeps forwarding until the Elastic IP has moved, then steps down. If the standby does not take it
+# within $HUBSPOKE_HANDOVER_WAIT s, the active keeps the site and says so. A drained gateway never
+# takes the site (it reports StandbyReady 0 while drained).
+#
 # The site's layout (allocation id, both gateways' interfaces and addresses, the route tables, the
 # peer ranges, the probe targets) is published by the program in $HUBSPOKE_FAILOVER_PARAMETER; the
 # last good copy is kept in $HUBSPOKE_STATE_DIR so that an SSM outage does not stop a failover.
@@ -34,6 +42,29 @@ umask 022
 . "${HUBSPOKE_ENV:-/etc/hubspoke-vpn/gateway.env}" || { echo "hubspoke-failover: cannot read its settings" >&2; exit 1; }
 state=$HUBSPOKE_STATE_DIR run=$HUBSPOKE_RUN_DIR
 mkdir -p "$state" "$run"
+
+# `hubspoke-failover handover`: ask the running script to hand the site over now (at shutdown), and
+# wait for its answer. Exit status 0 when the site is on the partner (or was not on this gateway).
+if [ "${1:-}" = handover ]; then
+  rm -f "$run/handover-result"
+  : >"$run/handover-request"
+  [ -p "$run/tick" ] && { exec 6<>"$run/tick" && echo >&6; exec 6>&-; }
+  for ((i = 0; i < (HUBSPOKE_HANDOVER_WAIT + 10) * 5; i++)); do
+    if [ -s "$run/handover-result" ]; then
+      read -r result <"$run/handover-result"
+      echo "hubspoke-failover handover: $result"
+      [[ $result != refused* ]]
+      exit
+    fi
+    sleep 0.2
+  done
+  echo "hubspoke-failover handover: the running hubspoke-failover did not answer within $((HUBSPOKE_HANDOVER_WAIT + 10))s" >&2
+  exit 1
+elif [ -n "${1:-}" ]; then
+  echo "usage: hubspoke-failover [handover]" >&2
+  exit 2
+fi
+
 exec 8>"$run/failover.lock"
 flock -n 8 || { echo "hubspoke-failover: already running ($run/failover.lock)" >&2; exit 1; }
 
@@ -52,6 +83,12 @@ tick() { printf -v t '%(%s)T' -1; }
 [ -p "$run/tick" ] || { rm -f "$run/tick"; mkfifo -m 600 "$run/tick"; }
 exec 7<>"$run/tick"
 pause() { read -r -t "$1" -u 7 _ || true; }
+# The handover's signal: this host's default IP TTL (builtins only; the tests point it at a file).
+ttl_file=${HUBSPOKE_TTL_SYSCTL:-/proc/sys/net/ipv4/ip_default_ttl}
+normal_ttl=64
+read -r ttl 2>/dev/null <"$ttl_file" && [ "$ttl" != "$HUBSPOKE_HANDOVER_TTL" ] && normal_ttl=$ttl
+signal_handover() { echo "$1" 2>/dev/null >"$ttl_file"; }
+drained() { [ -e "$state/$HUBSPOKE_STATE_DRAINED" ]; }
 
 # 1. The layout. Without one (first boot, before the program published it) nothing can be decided.
 load_layout() {
@@ -155,6 +192,7 @@ activate() {
   fi
   backoff=2
   log "the site's Elastic IP is on this gateway ($my_eni, $my_site)"
+  rm -f "$run/ready" "$run/handover-asked"
   : >"$run/active"
   : >"$run/owner"
   claim_routes &
@@ -243,8 +281,31 @@ deactivate() {
   # moves the site at most once per hold-down).
   tick
   : >"$run/owner"
-  role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_STEP_DOWN_HOLD)) waiting_logged=no
+  role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_STEP_DOWN_HOLD)) waiting_logged=no refusal_logged=no
   start_probes
+}
+
+# A planned handover ($1: why): signal the standby, keep forwarding until EC2 has the Elastic IP
+# elsewhere, then step down. Returns non-zero, keeping the site, if the standby did not take it.
+handover() {
+  local current deadline
+  log "handing the site to $other_name: $1"
+  signal_handover "$HUBSPOKE_HANDOVER_TTL" || { log "cannot signal $other_name (writing $ttl_file failed): keeping the site"; return 1; }
+  tick
+  deadline=$((t + HUBSPOKE_HANDOVER_WAIT))
+  while [ "$t" -lt "$deadline" ]; do
+    pause 0.5
+    current=$(owner)
+    if [ -n "$current" ] && [ "$current" != none ] && [ "${current%/*}" != "$my_eni" ]; then
+      signal_handover "$normal_ttl"
+      deactivate "handed the site to $other_name (the Elastic IP is on $current)"
+      return 0
+    fi
+    tick
+  done
+  signal_handover "$normal_ttl"
+  log "$other_name did not take the site within ${HUBSPOKE_HANDOVER_WAIT}s (its log says why; it reports StandbyReady 0 when it cannot): keeping it"
+  return 1
 }
 
 # Whether this standby could take the site over now, reported as StandbyReady (1 or 0; the reason
@@ -253,7 +314,9 @@ deactivate() {
 # EC2 answers DryRunOperation when the call would succeed, UnauthorizedOperation when IAM denies it.
 standby_check() {
   local why="" out rt before="" key
-  [ -s "$state/$HUBSPOKE_STATE_TUNNELS" ] || why="no tunnel files (its agent has not run)"
+  drained && why="drained ($HUBSPOKE_DRAIN_PARAMETER)"
+  [ -n "$why" ] || [ -s "$state/$HUBSPOKE_STATE_TUNNELS" ] || why="no tunnel files (its agent has not run)"
+  [ -n "$why" ] || [ "$misses" -lt "$HUBSPOKE_CONFIRM_PROBES" ] || why="the active answers none of its probes ($misses missed in a row)"
   [ -n "$why" ] || [ -n "${current:-}" ] || why="EC2 has not answered describe-addresses"
   if [ -z "$why" ]; then
     out=$(awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
@@ -273,10 +336,12 @@ standby_check() {
     [[ $why =~ \(([A-Za-z.]+)\) ]] && key+=" ${BASH_REMATCH[1]}"
     [ "$key" = "$before" ] || log "standby: could not take over: $why"
     printf '%s\n' "$key" >"$run/unready"
+    rm -f "$run/ready"
     metric "$HUBSPOKE_METRIC_STANDBY_READY" 0
   else
     [ -z "$before" ] || log "standby: ready to take over again"
     rm -f "$run/unready"
+    [ -e "$run/active" ] || : >"$run/ready"
     metric "$HUBSPOKE_METRIC_STANDBY_READY" 1
   fi
 }
@@ -293,6 +358,11 @@ prober() {
   while true; do
     ping -n -O -i "$HUBSPOKE_PROBE_INTERVAL" -W "$HUBSPOKE_PROBE_TIMEOUT" "$1" 2>/dev/null | while read -r line; do
       case $line in
+        *" bytes from "*" ttl=$HUBSPOKE_HANDOVER_TTL "*)
+          misses=0
+          # The active asks this gateway to take the site (only the partner's own answers count).
+          [ "$2" = 0 ] && { : >"$run/handover-asked"; echo >"$run/tick"; }
+          ;;
         *" bytes from "*) misses=0 ;;
         "no answer yet"*) misses=$((misses + 1)) ;;
         *) continue ;;
@@ -348,12 +418,16 @@ until add_site_address; do pause 5; done
 listened="" pluto_pid=""
 orient
 rm -f "$run/active"
-trap 'stop_probes' EXIT
+# A handover cut short (a crash, a kill) must not leave the signal on.
+signal_handover "$normal_ttl"
+trap 'stop_probes; signal_handover "$normal_ttl"' EXIT
 tick
 retry_at=0 backoff=2
 # A standby that has never seen the active answer (its own start, or an active already dead) waits
 # $HUBSPOKE_FIRST_SIGHT_GRACE s first: a slow start of its own probes must not look like a dead active.
 role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_FIRST_SIGHT_GRACE)) next_metric=0 next_layout=$((t + 300)) silent_logged=no waiting_logged=no
+next_handover=0 refusal_logged=no drained_logged=no
+rm -f "$run/handover-asked" "$run/handover-request" "$run/ready"
 # At start: resume ownership if the Elastic IP is already here (a restart) or on this interface's
 # other address (a standby was just added to this site), else start as standby.
 until current=$(owner) && [ -n "$current" ]; do pause "$HUBSPOKE_PROBE_INTERVAL"; done
@@ -375,6 +449,23 @@ while true; do
   if [ "$t" -ge "$next_layout" ]; then
     load_layout
     next_layout=$((t + 300))
+  fi
+  # Shutdown (hubspoke-handover.service's ExecStop): hand over now, and answer `hubspoke-failover handover`.
+  if [ -e "$run/handover-request" ]; then
+    rm -f "$run/handover-request"
+    if [ "$role" != active ]; then
+      result="not active: nothing to hand over"
+    elif handover "this gateway is shutting down"; then
+      result="handed the site to $other_name"
+    else
+      result="refused: $other_name did not take the site within ${HUBSPOKE_HANDOVER_WAIT}s; this gateway keeps it while it runs"
+    fi
+    echo "$result" >"$run/handover-result.tmp" && mv -f "$run/handover-result.tmp" "$run/handover-result"
+    continue
+  fi
+  if [ "$role" = active ] && drained && [ "$t" -ge "$next_handover" ]; then
+    handover "this gateway is drained ($HUBSPOKE_DRAIN_PARAMETER)" || next_handover=$((t + HUBSPOKE_HANDOVER_RETRY))
+    continue
   fi
   if [ "$role" = active ]; then
     # pluto restarted (systemd brings it back after a crash): its conns loaded without starting.
@@ -418,7 +509,23 @@ while true; do
     log "the active did not answer $misses echo(es) (across the VPC: $other_ip; through the tunnels: $probe_targets)"
     silent_logged=yes
   fi
-  if [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ] && [ "$seen_alive" = no ] && [ "$t" -lt "$not_before" ]; then
+  # The active hands the site over: taken at once if this gateway is ready (its last check passed).
+  if [ -e "$run/handover-asked" ]; then
+    rm -f "$run/handover-asked"
+    if ! drained && [ -e "$run/ready" ]; then
+      activate "$other_name hands the site over" no
+      continue
+    fi
+    [ "$refusal_logged" = yes ] || log "$other_name asks to hand the site over; refused: $(drained && echo "drained" || cat "$run/unready" 2>/dev/null || echo "not checked yet")"
+    refusal_logged=yes
+  fi
+  if drained; then
+    # Drained: never takes the site, whatever the active does (the Elastic IP found here still counts, below).
+    if [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ] && [ "$drained_logged" = no ]; then
+      log "the active does not answer, but this gateway is drained: not taking over"
+      drained_logged=yes
+    fi
+  elif [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ] && [ "$seen_alive" = no ] && [ "$t" -lt "$not_before" ]; then
     [ "$waiting_logged" = yes ] || log "not taking over for $((not_before - t))s more: the active has not answered once since this gateway became the standby"
     waiting_logged=yes
   elif [ "$misses" -ge "$HUBSPOKE_CONFIRM_PROBES" ] && [ "$t" -ge "$retry_at" ]; then
@@ -436,7 +543,7 @@ while true; do
     if [ "${current%/*}" = "$my_eni" ]; then
       activate "the site's Elastic IP is on this gateway ($current)" no
       continue
-    elif [ "$current" = none ]; then
+    elif [ "$current" = none ] && ! drained; then
       unowned_since=${unowned_since:-$t}
       if [ $((t - unowned_since)) -ge "$HUBSPOKE_UNOWNED_GRACE" ]; then
         activate "the site's Elastic IP has been on no gateway for $((t - unowned_since))s" yes

@@ -27,6 +27,8 @@ export interface RecordedOptions {
     readonly aliasNames: string[];
     /** Names of its `beforeDelete` resource hooks. */
     readonly beforeDeleteHooks: string[];
+    /** Names of its `afterCreate` resource hooks. */
+    readonly afterCreateHooks: string[];
 }
 
 /** A resource as the program registered it. `inputs` keep secrets wrapped (see `isSecretValue`). */
@@ -142,6 +144,7 @@ function recordOptions(opts: pulumi.CustomResourceOptions & pulumi.ComponentReso
             protect: opts.protect ?? false,
             aliasNames: (opts.aliases ?? []).map((a) => (typeof a === "object" && "name" in a ? String(a.name) : String(a))),
             beforeDeleteHooks: (opts.hooks?.beforeDelete ?? []).map((h) => h.name),
+            afterCreateHooks: (opts.hooks?.afterCreate ?? []).map((h) => h.name),
         },
         dependsOn: dependsOn as pulumi.Resource[],
     };
@@ -253,6 +256,7 @@ async function joinRecords(registered: Registration[], seen: Seen[]) {
         protect: false,
         aliasNames: [],
         beforeDeleteHooks: [],
+        afterCreateHooks: [],
     };
     const byUrn = new Map<string, RecordedResource>();
     const resources = registered.map((r) => {

@@ -40,9 +40,27 @@ export function labPrincipalArn(gateway: string): string {
     return `arn:aws:sts::${LAB_ACCOUNT}:assumed-role/${gateway}-gateway/i-${createHash("sha256").update(gateway).digest("hex").slice(0, 17)}`;
 }
 
-/** Writes the endpoint's principals file: every gateway's key, session and rendered policies. */
+/**
+ * The lab's operator: the user running `npm run site` or `pulumi up` (the program's hooks) with their
+ * own credentials, allowed everything, as an administrator is. Not a gateway: its calls are counted
+ * apart and never enter the gateways' call fixture.
+ */
+export const LAB_OPERATOR = "operator";
+
+/** Writes the endpoint's principals file: every gateway's key, session and rendered policies, and the operator. */
 export function writePrincipals(file: string, gateways: readonly IamGateway[]): void {
-    const principals: Record<string, Principal> = {};
+    const principals: Record<string, Principal> = {
+        [labAccessKey(LAB_OPERATOR)]: {
+            name: LAB_OPERATOR,
+            arn: `arn:aws:iam::${LAB_ACCOUNT}:user/${LAB_OPERATOR}`,
+            policies: [
+                {
+                    name: "AdministratorAccess",
+                    document: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "*", Resource: "*" }] },
+                },
+            ],
+        },
+    };
     for (const g of gateways) {
         principals[labAccessKey(g.name)] = { name: g.name, arn: labPrincipalArn(g.name), policies: g.policies };
     }
@@ -234,7 +252,7 @@ export class LabIam {
 
     /** What the endpoint decided so far, and the distinct calls, named relative to each caller. */
     report(): { allowed: number; denied: number; calls: SymbolicCall[] } {
-        const records = readAuthz(path.join(this.workDir, "ssm"));
+        const records = readAuthz(path.join(this.workDir, "ssm")).filter((r) => r.principal !== LAB_OPERATOR);
         return {
             ...authzCounts(records),
             calls: symbolicCalls(

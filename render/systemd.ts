@@ -3,7 +3,7 @@
  * timer, and the health reporter. Everything here runs at every boot: nothing depends on cloud-init's
  * first boot having run again.
  */
-import { GATEWAY_PATHS } from "../gateway/contract";
+import { FAILOVER, GATEWAY_PATHS } from "../gateway/contract";
 
 /** How often the agent converges (plus up to `AGENT_JITTER_SECONDS`): at most every 60 s. */
 export const AGENT_INTERVAL_SECONDS = 44;
@@ -135,6 +135,25 @@ export function renderFailoverUnits(): UnitFile[] {
             "[Install]",
             "WantedBy=multi-user.target",
         ]),
+        // Stopped only at shutdown (an instance stop or termination is an orderly shutdown: AWS docs,
+        // "Stop and start Amazon EC2 instances"), and, being ordered after hubspoke-failover, ipsec and
+        // the network, stopped before them: the active hands the site over while it still forwards.
+        unit("hubspoke-handover.service", [
+            "[Unit]",
+            "Description=hubspoke-vpn: at shutdown, hand the site to the partner before this gateway stops forwarding",
+            "Wants=network-online.target",
+            "After=network-online.target ipsec.service hubspoke-failover.service",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+            "ExecStart=/bin/true",
+            `ExecStop=${GATEWAY_PATHS.failoverScript} handover`,
+            `TimeoutStopSec=${FAILOVER.handoverWaitSeconds + 15}`,
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ]),
         unit("hubspoke-health.service.d/20-hubspoke-failover.conf", [
             "[Service]",
             `ExecCondition=/usr/bin/test -f ${GATEWAY_PATHS.runDir}/active`,
@@ -152,7 +171,7 @@ export const ENABLED_UNITS = [
 ];
 
 /** Also enabled on a gateway of a site with a standby. */
-export const FAILOVER_ENABLED_UNITS = ["hubspoke-failover.service"];
+export const FAILOVER_ENABLED_UNITS = ["hubspoke-failover.service", "hubspoke-handover.service"];
 
 /**
  * hubspoke-bootstrap's unit, the one the user data enables: it runs at every boot until the script

@@ -8,6 +8,7 @@
  *     protocol and XML, over a JSON state file, applied to the lab's VPC-router namespaces (Elastic IP
  *     1:1 NAT with iptables, routes with iproute2) before each answer, as a completed API call;
  *   - CloudWatch PutMetricData: the Query protocol, each datum appended to <store>/.metrics.jsonl.
+ *   - CloudWatch GetMetricStatistics: AWS JSON 1.0 (as the SDK for JavaScript v3 asks), over the same file.
  *
  *   node lab/fake-aws/endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE]
  *        [--ec2-state FILE] [--ec2-latency-ms N] [--iam FILE] [--exit-with-parent]
@@ -826,6 +827,53 @@ const ec2Actions = {
     },
 };
 
+const CLOUDWATCH_TARGET = "GraniteServiceVersion20100801.";
+const STATISTICS = new Set(["SampleCount", "Average", "Sum", "Minimum", "Maximum"]);
+
+/**
+ * CloudWatch GetMetricStatistics over <store>/.metrics.jsonl: the datapoints of exactly these
+ * dimensions (as CloudWatch matches them), one per period that has data, its Timestamp the period's
+ * start, in epoch seconds (AWS JSON 1.0).
+ */
+function getMetricStatistics(storeDir, region, body) {
+    for (const key of ["Namespace", "MetricName", "StartTime", "EndTime", "Period"]) {
+        if (body[key] === undefined) throw new AwsError(400, "MissingParameter", `The parameter ${key} is required.`);
+    }
+    const statistics = body.Statistics ?? [];
+    if (statistics.length === 0 || statistics.some((s) => !STATISTICS.has(s))) {
+        throw new AwsError(400, "InvalidParameterCombination", "Must specify either Statistics or ExtendedStatistics, but not both.");
+    }
+    const period = Number(body.Period);
+    const wanted = Object.fromEntries((body.Dimensions ?? []).map((d) => [d.Name, d.Value]));
+    const sameDimensions = (d) =>
+        Object.keys(d).length === Object.keys(wanted).length && Object.entries(wanted).every(([k, v]) => d[k] === v);
+    const file = path.join(storeDir, ".metrics.jsonl");
+    const lines = fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+    const buckets = new Map();
+    for (const line of lines) {
+        const m = JSON.parse(line);
+        if (m.awsRegion !== region || m.namespace !== body.Namespace || m.metricName !== body.MetricName || !sameDimensions(m.dimensions))
+            continue;
+        if (m.time < Number(body.StartTime) || m.time >= Number(body.EndTime)) continue;
+        const start = Math.floor(m.time / period) * period;
+        if (!buckets.has(start)) buckets.set(start, { values: [], unit: m.unit });
+        buckets.get(start).values.push(m.value);
+    }
+    const Datapoints = [...buckets.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([start, { values, unit }]) => {
+            const all = {
+                SampleCount: values.length,
+                Sum: values.reduce((a, b) => a + b, 0),
+                Minimum: Math.min(...values),
+                Maximum: Math.max(...values),
+            };
+            all.Average = all.Sum / values.length;
+            return { Timestamp: start, Unit: unit, ...Object.fromEntries(statistics.map((s) => [s, all[s]])) };
+        });
+    return { Label: body.MetricName, Datapoints };
+}
+
 /** CloudWatch PutMetricData: each datum as one line of <store>/.metrics.jsonl. */
 function putMetricData(storeDir, region, params) {
     const namespace = params.get("Namespace");
@@ -1002,6 +1050,26 @@ async function main() {
         return { status: 200, text: JSON.stringify(result), summary: `ok ${summary}` };
     };
 
+    /** CloudWatch reads, in AWS JSON 1.0 (X-Amz-Target GraniteServiceVersion20100801.<op>), as the SDK v3 sends them. */
+    const serveCloudWatchJson = async (req, raw, entry) => {
+        entry.service = "monitoring";
+        entry.op = String(req.headers["x-amz-target"]).slice(CLOUDWATCH_TARGET.length);
+        let body;
+        try {
+            body = raw === "" ? {} : JSON.parse(raw);
+        } catch {
+            throw new AwsError(400, "SerializationException", "The request body is not JSON.");
+        }
+        entry.subject = `${body.Namespace ?? "-"}/${body.MetricName ?? "-"}`;
+        entry.region = regionOf(req);
+        if (req.method !== "POST" || entry.op !== "GetMetricStatistics") {
+            throw new AwsError(400, "InvalidAction", `The action ${entry.op} is not valid for this web service.`);
+        }
+        await authorize(req, entry, { body });
+        const result = getMetricStatistics(opts.store, entry.region, body);
+        return { status: 200, text: JSON.stringify(result), summary: `ok ${result.Datapoints.length} datapoints` };
+    };
+
     /** EC2 and CloudWatch: the Query protocol (form-encoded Action=...), answered in XML. */
     const serveQuery = async (req, raw, entry) => {
         const params = new URLSearchParams(raw);
@@ -1124,7 +1192,13 @@ async function main() {
             const raw = await readBody(req);
             const form = /^application\/x-www-form-urlencoded\b/i.test(String(req.headers["content-type"] ?? ""));
             if (form && req.headers["x-amz-target"] === undefined) entry.protocol = "query";
-            const answer = entry.protocol === "query" ? await serveQuery(req, raw, entry) : await serveSsm(req, raw, entry);
+            const cloudWatchJson = String(req.headers["x-amz-target"] ?? "").startsWith(CLOUDWATCH_TARGET);
+            const answer =
+                entry.protocol === "query"
+                    ? await serveQuery(req, raw, entry)
+                    : cloudWatchJson
+                      ? await serveCloudWatchJson(req, raw, entry)
+                      : await serveSsm(req, raw, entry);
             if (answer === "unreachable") {
                 log(`${entry.region} ${entry.op} ${entry.subject} - connection destroyed (injected)`);
                 req.socket.destroy();

@@ -48,7 +48,13 @@ export function requestAuthorization({ service, op, region, account, params, bod
         }
     }
     if (service === "monitoring") {
-        return { action: `cloudwatch:${op}`, resources: ["*"], context: { "cloudwatch:namespace": params.get("Namespace") ?? "" } };
+        // PutMetricData in the Query protocol (the CLI); reads in AWS JSON 1.0 (the SDK for JavaScript v3).
+        const namespace = params ? (params.get("Namespace") ?? "") : String(body?.Namespace ?? "");
+        return {
+            action: `cloudwatch:${op}`,
+            resources: ["*"],
+            context: op === "PutMetricData" ? { "cloudwatch:namespace": namespace } : {},
+        };
     }
     const ec2 = (type, id) => arn("ec2", `${type}/${id ?? "-"}`);
     switch (op) {

@@ -361,4 +361,54 @@ describe("gateway converge agent (hubspoke-agent) with the real AWS CLI and a lo
             .filter((l) => l.includes("GetParametersByPath"));
         assert.equal(listings.length, 2, listings.join("\n"));
     });
+    it("mirrors the drain parameter of a pair gateway into its state, wakes the failover script, and ignores it on a single gateway", () => {
+        const drain = `${PATH}/drain`;
+        const drainedFile = path.join(state(), "drained");
+        // A single gateway: no drain setting, so the parameter is just another name it does not read.
+        aws.put(REGION, drain, "drained", "String");
+        let r = run();
+        assert.equal(r.status, 0, r.log);
+        assert.ok(!fs.existsSync(drainedFile), "a single gateway was drained");
+        // The same gateway as one of a pair.
+        const run_ = path.join(dir, "run");
+        fs.mkdirSync(run_);
+        spawnSync("mkfifo", [path.join(run_, "tick")]);
+        fs.appendFileSync(
+            path.join(dir, "gateway.env"),
+            `HUBSPOKE_DRAIN_PARAMETER='${drain}'\nHUBSPOKE_DRAINED='drained'\nHUBSPOKE_STATE_DRAINED='drained'\nHUBSPOKE_RUN_DIR='${run_}'\n`,
+        );
+        // The failover script's end of the FIFO: what the agent writes wakes it.
+        const reader = fs.openSync(path.join(run_, "tick"), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+        const woken = () => {
+            try {
+                return fs.readSync(reader, Buffer.alloc(64)) > 0;
+            } catch {
+                return false;
+            }
+        };
+        r = run();
+        assert.equal(r.status, 0, r.log);
+        assert.ok(fs.existsSync(drainedFile), r.log);
+        assert.match(r.log, new RegExp(`drained \\(${drain}\\)`));
+        assert.ok(woken(), "the failover script was not woken");
+        r = run();
+        assert.equal(r.log, "", "nothing changed, nothing logged");
+        assert.ok(fs.existsSync(drainedFile));
+        aws.put(REGION, drain, "yes", "String");
+        r = run();
+        assert.ok(!fs.existsSync(drainedFile), "a value other than 'drained' drains");
+        assert.match(r.log, new RegExp(`${drain} holds 'yes', not 'drained': not drained`));
+        aws.put(REGION, drain, "drained", "String");
+        run();
+        aws.remove(REGION, drain);
+        r = run();
+        assert.ok(!fs.existsSync(drainedFile), r.log);
+        assert.match(r.log, /no longer drained/);
+        fs.closeSync(reader);
+        // The tunnels were never touched by any of it.
+        assert.deepEqual(
+            calls().filter((c) => !/^whack --status|^whack --rereadsecrets/.test(c)),
+            [],
+        );
+    });
 });

@@ -7,13 +7,14 @@
  * (EC2 and IAM); the tunnels are the failover lab's (tests/e2e/failover.test.ts).
  */
 import { strict as assert } from "node:assert";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { drain, handoverClients, pairGateway, undrain, waitReady } from "../../components/gatewayHandover";
 import { renderGatewayEnv } from "../../gateway/contract";
 import { AWS_LAB, awsCliEnv, type Ec2State, type FakeAws, readEc2State, readMetrics, startFakeAws, writeEc2State } from "../../lab/fakeAws";
-import { editPrincipal, type IamGateway, LAB_ACCOUNT, labAccessKey, readAuthz, writePrincipals } from "../../lab/iam";
+import { editPrincipal, type IamGateway, LAB_ACCOUNT, LAB_OPERATOR, labAccessKey, readAuthz, writePrincipals } from "../../lab/iam";
 import { sleep } from "../../lab/lab";
 import { failoverPolicy, gatewayPolicy } from "../../render/awsDocuments";
 import { renderFailoverLayout } from "../../render/failover";
@@ -133,9 +134,23 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
         );
         fs.writeFileSync(path.join(bin, "ipsec"), `#!/bin/sh\necho ${bin}\n`, { mode: 0o755 });
         fs.writeFileSync(path.join(bin, "whack"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+        // The partner's answers carry its kernel's default TTL (its file here): a handover's signal.
+        const partner = GATEWAYS.find((x) => x.name !== g.name)!;
+        fs.writeFileSync(at(g.name, "ttl"), "64\n");
         fs.writeFileSync(
             path.join(bin, "ping"),
-            `#!/bin/bash\nfor ((i = 1; ; i++)); do if [ -e ${at("alive")} ]; then echo "64 bytes from \${!#}: icmp_seq=$i ttl=64 time=0.1 ms"; else echo "no answer yet for icmp_seq=$i"; fi; sleep 0.5; done\n`,
+            [
+                "#!/bin/bash",
+                `target=\${!#}`, // the last argument: the target
+                "for ((i = 1; ; i++)); do",
+                `  if [ -e ${at("alive")} ]; then`,
+                `    ttl=64; [ "$target" = ${partner.privateIp} ] && read -r ttl <${at(partner.name, "ttl")}`,
+                '    echo "64 bytes from $target: icmp_seq=$i ttl=$ttl time=0.1 ms"',
+                '  else echo "no answer yet for icmp_seq=$i"; fi',
+                "  sleep 0.5",
+                "done",
+                "",
+            ].join("\n"),
             { mode: 0o755 },
         );
         fs.symlinkSync(AWS_LAB, path.join(bin, "aws"));
@@ -162,7 +177,8 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
             at(g.name, "gateway.env"),
             `${env}HUBSPOKE_AWS_ARGS='--endpoint-url ${fake!.url}'\nHUBSPOKE_IPSEC_START=true\nHUBSPOKE_IPSEC_STOP=true\n` +
                 // Rounds of seconds, not minutes: the decisions are the same, the test is short.
-                "HUBSPOKE_METRIC_INTERVAL='1'\nHUBSPOKE_FIRST_SIGHT_GRACE='0'\nHUBSPOKE_OWNER_CHECK='2'\n",
+                "HUBSPOKE_METRIC_INTERVAL='1'\nHUBSPOKE_FIRST_SIGHT_GRACE='0'\nHUBSPOKE_OWNER_CHECK='2'\n" +
+                `HUBSPOKE_HANDOVER_WAIT='5'\nHUBSPOKE_HANDOVER_RETRY='3'\nHUBSPOKE_TTL_SYSCTL='${at(g.name, "ttl")}'\n`,
         );
     }
 
@@ -294,5 +310,189 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
         const associated = lines.findIndex((l) => / AssociateAddress \S+ 200 /.test(l));
         const routed = lines.findIndex((l) => / ReplaceRoute \S+ 200 /.test(l));
         assert.ok(associated >= 0 && routed > associated, `the first ReplaceRoute did not follow the association:\n${lines.join("\n")}`);
+    });
+    /** What the drain parameter's agent does on the gateway: the drained file, and a wake-up. */
+    const setDrained = (g: Name, on: boolean) => {
+        if (on) fs.writeFileSync(at(g, "state", "drained"), "");
+        else fs.rmSync(at(g, "state", "drained"), { force: true });
+        fs.writeFileSync(at(g, "run", "tick"), "\n");
+    };
+    const holder = () =>
+        GATEWAYS.find((g) => g.networkInterfaceId === site().networkInterfaceId && g.siteIp === site().privateIpAddress)?.name;
+
+    it("a drained active hands the site to its ready standby at once (no missed echo), steps down, and the drained gateway never takes it back", async () => {
+        await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
+        fs.writeFileSync(at("alive"), "");
+        start(GATEWAYS[0]);
+        start(GATEWAYS[1]);
+        await waitFor("a first StandbyReady 1", () => standbyReady().includes(1), 15);
+        const drainedAt = Date.now();
+        setDrained("virginia", true);
+        await waitFor("the site on the standby", () => holder() === "virginia-standby", 10);
+        const seconds = (Date.now() - drainedAt) / 1000;
+        console.log(`      control plane: drained -> Elastic IP on the standby in ${seconds.toFixed(1)} s (stand-in ping every 0.5 s)`);
+        assert.match(logOf("virginia-standby"), /taking over the site: virginia hands the site over\n/);
+        assert.doesNotMatch(logOf("virginia-standby"), /answered none of/, "a takeover on missed echoes, not the handover");
+        await waitFor("the primary's step-down", () => /stepping down: handed the site to virginia-standby/.test(logOf("virginia")), 10);
+        await waitFor(
+            "the routes",
+            () => readEc2State(at("ec2.json")).routeTables[0].routes[0].networkInterfaceId === GATEWAYS[1].networkInterfaceId,
+            10,
+        );
+        assert.equal(fs.readFileSync(at("virginia", "ttl"), "utf8").trim(), "64", "the handover's TTL stayed on");
+        // The new active dies: the drained gateway sees it and stays out.
+        fs.rmSync(at("alive"));
+        await waitFor(
+            "the drained gateway's refusal",
+            () => /the active does not answer, but this gateway is drained: not taking over/.test(logOf("virginia")),
+            10,
+        );
+        await sleep(2000);
+        assert.equal(holder(), "virginia-standby", "a drained gateway took the site");
+        assert.ok(!fs.existsSync(at("virginia", "run", "active")));
+    });
+
+    it("refuses the handover when the standby is not ready: the active keeps the site, both say why, and it goes once the standby is ready", async () => {
+        await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
+        editPrincipal(iamFile(), renderedPolicies(), "virginia-standby", "MoveSiteElasticIp");
+        fs.writeFileSync(at("alive"), "");
+        start(GATEWAYS[0]);
+        start(GATEWAYS[1]);
+        await waitFor("StandbyReady 0", () => standbyReady().includes(0), 15);
+        setDrained("virginia", true);
+        await waitFor("the refusal", () => /virginia-standby did not take the site within 5s .*: keeping it/.test(logOf("virginia")), 15);
+        assert.match(
+            logOf("virginia-standby"),
+            /virginia asks to hand the site over; refused: associate-address --dry-run UnauthorizedOperation/,
+        );
+        assert.equal(holder(), "virginia");
+        assert.equal(fs.readFileSync(at("virginia", "ttl"), "utf8").trim(), "64");
+        // Ready again: the drained active tries again (every HUBSPOKE_HANDOVER_RETRY s) and hands over.
+        editPrincipal(iamFile(), renderedPolicies(), "virginia-standby");
+        await waitFor("the handover once ready", () => holder() === "virginia-standby", 25);
+        assert.match(logOf("virginia-standby"), /taking over the site: virginia hands the site over/);
+    });
+
+    it("`hubspoke-failover handover` (at shutdown) hands the site over and says so; on the standby it has nothing to do", async () => {
+        await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
+        fs.writeFileSync(at("alive"), "");
+        start(GATEWAYS[0]);
+        start(GATEWAYS[1]);
+        await waitFor("a first StandbyReady 1", () => standbyReady().includes(1), 15);
+        const run = (g: (typeof GATEWAYS)[number]) =>
+            spawnSync("bash", [SCRIPT, "handover"], {
+                encoding: "utf8",
+                env: { ...process.env, HUBSPOKE_ENV: at(g.name, "gateway.env"), PATH: `${at(g.name, "bin")}:${process.env.PATH}` },
+            });
+        const standby = run(GATEWAYS[1]);
+        assert.equal(standby.status, 0, standby.stderr);
+        assert.equal(standby.stdout, "hubspoke-failover handover: not active: nothing to hand over\n");
+        const active = run(GATEWAYS[0]);
+        assert.equal(active.status, 0, active.stderr);
+        assert.equal(active.stdout, "hubspoke-failover handover: handed the site to virginia-standby\n");
+        assert.equal(holder(), "virginia-standby");
+        assert.match(logOf("virginia"), /handing the site to virginia-standby: this gateway is shutting down\n/);
+        assert.match(logOf("virginia"), /stepping down: handed the site to virginia-standby/);
+    });
+    describe("the program's handover and ready hooks, with the AWS SDK and the operator's key", () => {
+        const saved = { ...process.env };
+        const primary = pairGateway("prod-ha", "/hubspoke-vpn/prod-ha", { name: "virginia", awsRegion: REGION }, "virginia");
+        const standby = pairGateway("prod-ha", "/hubspoke-vpn/prod-ha", { name: "virginia", awsRegion: REGION }, "virginia-standby");
+        let clients: ReturnType<typeof handoverClients> | undefined;
+        let mirror: NodeJS.Timeout | undefined;
+        const sdk = () => {
+            Object.assign(process.env, {
+                AWS_ENDPOINT_URL: fake!.url,
+                AWS_ACCESS_KEY_ID: labAccessKey(LAB_OPERATOR),
+                AWS_SECRET_ACCESS_KEY: "lab",
+                AWS_MAX_ATTEMPTS: "1",
+            });
+            clients = handoverClients(REGION);
+            return clients;
+        };
+        /** Stand-in for each gateway's agent (its mirroring is agent.test.ts's): the drain parameter to the drained file, every 200 ms. */
+        const mirrorDrains = () => {
+            mirror = setInterval(() => {
+                for (const g of [primary, standby]) {
+                    const published = fs.existsSync(at("ssm", `${REGION}${g.drainParameter}`));
+                    if (published !== fs.existsSync(at(g.gateway, "state", "drained"))) setDrained(g.gateway as Name, published);
+                }
+            }, 200);
+        };
+        afterEach(() => {
+            clearInterval(mirror);
+            clients?.destroy();
+            process.env = { ...saved };
+        });
+
+        it("drain with liftAfter (the beforeDelete hook) hands the site over and lifts the drain; drain and undrain (npm run site) move it back", async () => {
+            await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
+            fs.writeFileSync(at("alive"), "");
+            start(GATEWAYS[0]);
+            start(GATEWAYS[1]);
+            mirrorDrains();
+            await waitFor("a first StandbyReady 1", () => standbyReady().includes(1), 15);
+            const c = sdk();
+            const hook = await drain(c, primary, { liftAfter: true, pollMs: 200 });
+            assert.deepEqual({ ...hook, seconds: undefined }, { kind: "handed-over", to: "virginia-standby", seconds: undefined });
+            assert.ok(!fs.existsSync(at("ssm", `${REGION}${primary.drainParameter}`)), "the drain outlived the replacement's hook");
+            await waitFor("virginia no longer drained", () => !fs.existsSync(at("virginia", "state", "drained")), 5);
+            // The operator's drain of the new active: it moves back once virginia is a ready standby again.
+            await waitFor(
+                "virginia ready as the standby",
+                () => /stepping down/.test(logOf("virginia")) && standbyReady().slice(-1)[0] === 1,
+                15,
+            );
+            const back = await drain(c, standby, { pollMs: 200 });
+            assert.equal(back.kind === "handed-over" && back.to, "virginia");
+            assert.ok(fs.existsSync(at("ssm", `${REGION}${standby.drainParameter}`)), "an operator's drain stays until undrain");
+            assert.equal((await drain(c, standby, { pollMs: 200 })).kind, "not-holding", "draining a standby moves nothing");
+            assert.equal(await undrain(c, standby), true);
+            assert.equal(await undrain(c, standby), false, "undrain of an undrained gateway");
+            // The operator's calls are the operator's: the gateways' IAM record holds none of them.
+            assert.ok(readAuthz(at("ssm")).some((r) => r.principal === LAB_OPERATOR && r.action === "ssm:PutParameter"));
+        });
+
+        it("drain refuses at once, writing nothing, when the partner last reported StandbyReady 0", async () => {
+            await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
+            editPrincipal(iamFile(), renderedPolicies(), "virginia-standby", "MoveSiteElasticIp");
+            fs.writeFileSync(at("alive"), "");
+            start(GATEWAYS[0]);
+            start(GATEWAYS[1]);
+            await waitFor("StandbyReady 0", () => standbyReady().includes(0), 15);
+            await assert.rejects(
+                drain(sdk(), primary, { liftAfter: true }),
+                /gateway virginia keeps site virginia: its partner virginia-standby reported StandbyReady 0 at .*journalctl -u hubspoke-failover on virginia-standby/,
+            );
+            assert.ok(!fs.existsSync(at("ssm", `${REGION}${primary.drainParameter}`)));
+            assert.equal(holder(), "virginia");
+        });
+
+        it("waitReady (the afterCreate hook) counts only a StandbyReady 1 from a minute that starts after the create", async () => {
+            await rig(ec2State({ networkInterfaceId: GATEWAYS[1].networkInterfaceId, privateIp: GATEWAYS[1].siteIp }));
+            const since = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 5 * 60_000 + 30_000); // half a minute into a minute, 5 minutes ago
+            const record = (secondsAfterSince: number, value: number) =>
+                fs.appendFileSync(
+                    at("ssm", ".metrics.jsonl"),
+                    `${JSON.stringify({ time: since.getTime() / 1000 + secondsAfterSince, awsRegion: REGION, namespace: "HubspokeVpn", metricName: "StandbyReady", dimensions: { Stack: "prod-ha", Region: "virginia" }, value, unit: "Count" })}\n`,
+                );
+            record(-20, 1); // the old standby, before the handover: a minute that started before the create
+            record(10, 1); // the same minute as the create: could be either gateway's
+            await assert.rejects(
+                waitReady(sdk(), primary, since, { timeoutMs: 300, pollMs: 100 }),
+                /gateway virginia's new instance was not ready within 0 min \(site virginia on virginia-standby; StandbyReady since it was created: none\)\. Its partner was not replaced/,
+            );
+            record(95, 0);
+            await assert.rejects(
+                waitReady(clients!, primary, since, { timeoutMs: 300, pollMs: 100 }),
+                /StandbyReady since it was created: 0 at /,
+            );
+            record(155, 1);
+            assert.match(
+                await waitReady(clients!, primary, since, { pollMs: 100 }),
+                /^virginia reported StandbyReady 1 at .*; virginia-standby holds the site$/,
+            );
+            assert.equal(await waitReady(clients!, standby, since, { pollMs: 100 }), "virginia-standby holds site virginia");
+        });
     });
 });

@@ -222,9 +222,9 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
                     .map((r) => [r.name, crypto.createHash("sha256").update(plain(r.inputs.userDataBase64)).digest("hex")]),
             );
         assert.deepEqual(sha(await prodEvaluation()), {
-            "hubspoke-virginia-gw-instance": "692fc4352ce5acdf1025c7d633b24add9234237eb46e7ad9708db0e6d2d21e9e",
-            "hubspoke-sydney-gw-instance": "0091934bfa0fee6f33c78a550d38a077d176caa3a54a56f93253b492f81c7e0e",
-            "hubspoke-frankfurt-gw-instance": "d1160a987cedc85306c4636996b3e7056c1d2644f306d87f17418c4a634c7787",
+            "hubspoke-virginia-gw-instance": "48df9ac2b4a2abfd58ee6fce138f8b90a30d07b7817404ec319cf12b74bb8bf8",
+            "hubspoke-sydney-gw-instance": "64b3505bbcb3b08d3144d18c626fda66955aaf368552384d8c1c80c89254e1b1",
+            "hubspoke-frankfurt-gw-instance": "c22032ee1216209f79605bff9f6ca38ca199b8155f90a30c157b398f87c0be25",
         });
     });
 

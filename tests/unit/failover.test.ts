@@ -7,6 +7,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ResourceValidationArgs } from "@pulumi/policy";
+import { HANDOVER_HOOK, READY_HOOK } from "../../components/gatewayHandover";
 import type { OpenSwanGateway } from "../../components/openSwanGateway";
 import { SITE_ADDRESS_HOOK } from "../../components/siteAddressHook";
 import { containsIp, parseCidr, parseIp } from "../../config/cidr";
@@ -458,15 +459,85 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
         assert.deepEqual(blocked, [], "probes the standby's own security group drops: only the active's private IP is ever probed");
     });
 
-    it("frees each site's Elastic IP before its release (the beforeDelete hook), and no other resource carries a delete hook", () => {
-        for (const ev of [ha, prod]) {
+    it("frees each site's Elastic IP before its release, and hands a pair gateway's site over before its instance goes (the beforeDelete hooks)", () => {
+        for (const [ev, pairs] of [
+            [ha, true],
+            [prod, false],
+        ] as const) {
             const hooked = ev.resources.filter((r) => r.options.beforeDeleteHooks.length > 0);
             assert.deepEqual(
                 hooked.map((r) => `${r.name} ${r.options.beforeDeleteHooks.join(",")}`).sort(),
-                SITES.map((s) => `hubspoke-${s}-eip ${SITE_ADDRESS_HOOK}`).sort(),
+                [
+                    ...SITES.map((s) => `hubspoke-${s}-eip ${SITE_ADDRESS_HOOK}`),
+                    ...(pairs
+                        ? SITES.flatMap((s) => [`hubspoke-${s}-gw-instance`, `hubspoke-${s}-standby-gw-instance`]).map(
+                              (n) => `${n} ${HANDOVER_HOOK}`,
+                          )
+                        : []),
+                ].sort(),
             );
-            assert.deepEqual(Object.keys(ev.hooks), [SITE_ADDRESS_HOOK], "registered once, whatever the sites");
+            // Registered on every run, whatever the sites: the engine calls a name kept in state.
+            assert.deepEqual(Object.keys(ev.hooks).sort(), [HANDOVER_HOOK, READY_HOOK, SITE_ADDRESS_HOOK].sort());
         }
+    });
+
+    it("replaces a pair one gateway after the other: the standby's instance waits for the primary's, ready, and only through dependsOn", () => {
+        for (const site of SITES) {
+            const [primary, standby] = [`hubspoke-${site}-gw-instance`, `hubspoke-${site}-standby-gw-instance`].map(
+                (n) => ha.resources.find((r) => r.type === INSTANCE && r.name === n)!,
+            );
+            for (const r of [primary, standby]) {
+                assert.deepEqual(
+                    r.options.afterCreateHooks,
+                    [READY_HOOK],
+                    `${r.name}: its replacement is ready before the engine answers its registration`,
+                );
+                assert.equal(r.options.deleteBeforeReplace, true, `${r.name}: one network interface, one instance at a time`);
+            }
+            assert.ok(standby.options.dependsOn.includes(primary.urn), `${site}: the standby's instance must wait for the primary's`);
+            assert.ok(!primary.options.dependsOn.includes(standby.urn), `${site}: not the other way round`);
+            // A property of the primary in the standby's inputs would make a deleteBeforeReplace replacement of
+            // the primary replace the standby at the same time (the engine's calculateDependentReplacements).
+            assert.ok(!JSON.stringify(standby.inputs).includes(primary.id), `${site}: the standby's inputs name the primary's instance`);
+        }
+        for (const r of ofType(prod, INSTANCE)) {
+            assert.deepEqual(
+                [r.options.afterCreateHooks, r.options.beforeDeleteHooks],
+                [[], []],
+                `${r.name}: a single gateway has no partner`,
+            );
+        }
+    });
+
+    it("each pair gateway's hooks find it: the drain parameter they write is the one its agent reads", () => {
+        for (const site of SITES) {
+            for (const [i, gateway] of [site, `${site}-standby`].entries()) {
+                const instance = pair(site)[i].instance;
+                const env = filesOfGateway(ha, ha.recordOf(instance)).find((f) => f.path === "/etc/hubspoke-vpn/gateway.env")!.content;
+                const drainParameter = /^HUBSPOKE_DRAIN_PARAMETER='([^']+)'$/m.exec(env)?.[1];
+                assert.equal(drainParameter, `${PREFIX}/${gateway}/tunnels/drain`);
+                assert.deepEqual(ha.result.vpn.pairGateways.get(ha.recordOf(instance).name), {
+                    stack: "prod-ha",
+                    site,
+                    awsRegion: REGIONS[site],
+                    gateway,
+                    drainParameter,
+                    layoutParameter: `${PREFIX}/${site}/failover`,
+                });
+            }
+        }
+    });
+
+    it("an image release replaces every gateway of prod-ha, and nothing else (the hooks make it rolling)", async () => {
+        const later = await evaluateOffline({ ...stackConfig("prod-ha"), gatewayAmiRelease: "2023.9.20260101.0" }, { stack: "prod-ha" });
+        const d = diffEvaluations(ha, later);
+        assert.deepEqual(
+            d.changed.map((c) => `${c.action} ${c.resource} ${c.inputs}`).sort(),
+            SITES.flatMap((s) => [`hubspoke-${s}-gw-instance`, `hubspoke-${s}-standby-gw-instance`])
+                .map((n) => `replace aws:ec2/instance:Instance::${n} ami`)
+                .sort(),
+        );
+        assert.deepEqual([d.added, d.removed], [[], []]);
     });
 
     it("alarms once per tunnel end (not twice for a pair), once per site without a ready standby, and graphs StandbyReady and Failovers", () => {
