@@ -8,6 +8,7 @@ import { HubSpokeVpn, type RegionOutputs } from "./components/hubSpokeVpn";
 import type { RawConfig } from "./config/load";
 import type { StackSpec } from "./config/types";
 import { parseStackConfig } from "./config/validate";
+import { stackParameterPrefix } from "./gateway/contract";
 
 export interface ProgramResult {
     readonly spec: StackSpec;
@@ -54,7 +55,7 @@ export function hubSpokeProgram(raw: RawConfig, stack: string, options: ProgramO
     );
     const vpn = new HubSpokeVpn(
         "hubspoke",
-        { spec, providers, parameterPrefix: `/hubspoke-vpn/${stack}`, stack },
+        { spec, providers, parameterPrefix: stackParameterPrefix(stack), stack },
         { transformations: options.transformations },
     );
     return { spec, vpn, regions: vpn.regionOutputs, tunnels: spec.tunnels.map((t) => t.name), dashboardName: vpn.dashboard.dashboardName };

@@ -273,6 +273,11 @@ export function failoverParameterName(prefix: string, regionName: string): strin
     return `${prefix}/${regionName}/failover`;
 }
 
+/** The stack's SSM path prefix: every parameter of the stack is under it. */
+export function stackParameterPrefix(stack: string): string {
+    return `/hubspoke-vpn/${stack}`;
+}
+
 /** SSM path of one gateway's tunnel ends: `<prefix>/<region name>/tunnels`. */
 export function gatewayParameterPath(prefix: string, regionName: string): string {
     return `${prefix}/${regionName}/tunnels`;

@@ -20,6 +20,7 @@ import { failoverPolicy, gatewayPolicy } from "../../render/awsDocuments";
 import { renderFailoverLayout } from "../../render/failover";
 
 const SCRIPT = path.join(__dirname, "..", "..", "gateway", "hubspoke-failover.sh");
+const SITE_SCRIPT = path.join(__dirname, "..", "..", "scripts", "site.ts");
 const REGION = "us-east-1";
 const ALLOCATION = "eipalloc-0site0000000000001";
 const ROUTE_TABLE = "rtb-0site00000000000001";
@@ -466,6 +467,34 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
             );
             assert.ok(!fs.existsSync(at("ssm", `${REGION}${primary.drainParameter}`)));
             assert.equal(holder(), "virginia");
+        });
+
+        it("npm run site drains and undrains with the operator's credentials, and without credentials says so (exit 1)", async () => {
+            await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
+            const site = (env: Record<string, string | undefined>, ...args: string[]) =>
+                spawnSync(
+                    process.execPath,
+                    [require.resolve("ts-node/dist/bin"), "--transpile-only", SITE_SCRIPT, "--stack", "prod-ha", ...args],
+                    {
+                        encoding: "utf8",
+                        env: { PATH: process.env.PATH, HOME: dir, AWS_EC2_METADATA_DISABLED: "true", ...env },
+                    },
+                );
+            const operator = { AWS_ENDPOINT_URL: fake!.url, AWS_ACCESS_KEY_ID: labAccessKey(LAB_OPERATOR), AWS_SECRET_ACCESS_KEY: "lab" };
+            let r = site(operator, "drain", "virginia-standby");
+            assert.equal(r.status, 0, r.stderr);
+            assert.match(
+                r.stdout,
+                /^virginia-standby: drained; it did not hold site virginia \(virginia does\)\nundo with: npm run site -- --stack prod-ha undrain virginia-standby\n$/m,
+            );
+            assert.ok(fs.existsSync(at("ssm", `${REGION}${standby.drainParameter}`)));
+            r = site(operator, "undrain", "virginia-standby");
+            assert.equal(r.status, 0, r.stderr);
+            assert.match(r.stdout, /virginia-standby: undrained; within a minute it is an ordinary standby again/);
+            assert.ok(!fs.existsSync(at("ssm", `${REGION}${standby.drainParameter}`)));
+            r = site({}, "drain", "virginia");
+            assert.equal(r.status, 1);
+            assert.match(r.stderr, /^site: no AWS credentials for us-east-1 .*; set AWS_PROFILE or run aws sso login\n$/);
         });
 
         it("waitReady (the afterCreate hook) counts only a StandbyReady 1 from a minute that starts after the create", async () => {
