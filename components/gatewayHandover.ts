@@ -15,6 +15,8 @@
  * active signals its standby, which takes the site at once if it is ready.
  */
 
+import * as http from "node:http";
+import * as net from "node:net";
 import { CloudWatchClient, GetMetricStatisticsCommand } from "@aws-sdk/client-cloudwatch";
 import { DescribeAddressesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
@@ -64,11 +66,25 @@ export interface HandoverClients {
     readonly cloudwatch: CloudWatchClient;
 }
 
-export function handoverClients(awsRegion: string): HandoverClients & { destroy(): void } {
+/**
+ * The SDK clients in `awsRegion`, with the default credential chain; `lab` points them at the lab's
+ * endpoint with a key of its own instead.
+ */
+export function handoverClients(
+    awsRegion: string,
+    lab?: { endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string }; socketPath?: string },
+): HandoverClients & { destroy(): void } {
+    // The lab's endpoint may listen in a network namespace: then it is reached through its unix socket.
+    const agent = lab?.socketPath ? Object.assign(new http.Agent(), { createConnection: () => net.connect(lab.socketPath!) }) : undefined;
+    const config = {
+        region: awsRegion,
+        ...(lab ? { endpoint: lab.endpoint, credentials: lab.credentials, maxAttempts: 1 } : {}),
+        ...(agent ? { requestHandler: { httpAgent: agent } } : {}),
+    };
     const clients = {
-        ec2: new EC2Client({ region: awsRegion }),
-        ssm: new SSMClient({ region: awsRegion }),
-        cloudwatch: new CloudWatchClient({ region: awsRegion }),
+        ec2: new EC2Client(config),
+        ssm: new SSMClient(config),
+        cloudwatch: new CloudWatchClient(config),
     };
     return {
         ...clients,

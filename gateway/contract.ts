@@ -189,7 +189,8 @@ export const FAILOVER = {
      * A planned handover: the active gateway that is drained or shutting down answers its standby's
      * probes with this IP TTL (its kernel's default TTL, set for the handover only). The standby reads
      * it from its ping's own output and, if it is ready, takes over at once instead of after
-     * `confirmProbes` missed echoes. No other host sends 177: Linux and AL2023 send 64, Windows 128.
+     * `confirmProbes` missed echoes. It accepts up to 7 less (a router between the two subnets takes
+     * one off a hop). No other host sends 170-177: Linux and AL2023 send 64, Windows 128, others 255.
      */
     handoverTtl: 177,
     /** The active waits this long for the standby to take the site; then it keeps it, and says so. */

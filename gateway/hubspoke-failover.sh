@@ -358,12 +358,13 @@ prober() {
   while true; do
     ping -n -O -i "$HUBSPOKE_PROBE_INTERVAL" -W "$HUBSPOKE_PROBE_TIMEOUT" "$1" 2>/dev/null | while read -r line; do
       case $line in
-        *" bytes from "*" ttl=$HUBSPOKE_HANDOVER_TTL "*)
+        *" bytes from "*)
           misses=0
-          # The active asks this gateway to take the site (only the partner's own answers count).
-          [ "$2" = 0 ] && { : >"$run/handover-asked"; echo >"$run/tick"; }
+          # The active asks this gateway to take the site (only the partner's own answers count). A
+          # router between the two subnets may have taken a few off the TTL it sent.
+          [ "$2" = 0 ] && [[ $line =~ \ ttl=([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -le "$HUBSPOKE_HANDOVER_TTL" ] \
+            && [ "${BASH_REMATCH[1]}" -gt $((HUBSPOKE_HANDOVER_TTL - 8)) ] && { : >"$run/handover-asked"; echo >"$run/tick"; }
           ;;
-        *" bytes from "*) misses=0 ;;
         "no answer yet"*) misses=$((misses + 1)) ;;
         *) continue ;;
       esac
@@ -426,7 +427,7 @@ retry_at=0 backoff=2
 # A standby that has never seen the active answer (its own start, or an active already dead) waits
 # $HUBSPOKE_FIRST_SIGHT_GRACE s first: a slow start of its own probes must not look like a dead active.
 role=standby unowned_since="" seen_alive=no not_before=$((t + HUBSPOKE_FIRST_SIGHT_GRACE)) next_metric=0 next_layout=$((t + 300)) silent_logged=no waiting_logged=no
-next_handover=0 refusal_logged=no drained_logged=no
+next_handover=0 refusal_logged=no drained_logged=no was_drained=no
 rm -f "$run/handover-asked" "$run/handover-request" "$run/ready"
 # At start: resume ownership if the Elastic IP is already here (a restart) or on this interface's
 # other address (a standby was just added to this site), else start as standby.
@@ -553,6 +554,10 @@ while true; do
       unowned_since=""
     fi
   fi
+  # Drained or undrained just now (its agent woke this loop): checked and reported at once, not next round.
+  now_drained=no
+  drained && now_drained=yes
+  [ "$now_drained" = "$was_drained" ] || { was_drained=$now_drained next_metric=$t; }
   if [ "$t" -ge "$next_metric" ]; then
     next_metric=$((t + HUBSPOKE_METRIC_INTERVAL))
     orient # a pluto that restarted meanwhile: oriented now, not on a takeover's critical path

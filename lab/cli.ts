@@ -274,7 +274,9 @@ async function runFailoverHere(args: Args, renderDir: string): Promise<number> {
     const lab = new FailoverLab(renderDir, workDir, `hf${process.pid % 100000}`, say);
     process.on("exit", () => {
         lab.down();
-        fs.rmSync(workDir, { recursive: true, force: true });
+        // HUBSPOKE_LAB_KEEP=1 keeps each gateway's logs (failover.log, pluto.log) for a look afterwards.
+        if (process.env.HUBSPOKE_LAB_KEEP) say(`lab: work directory kept: ${workDir}`);
+        else fs.rmSync(workDir, { recursive: true, force: true });
     });
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
         process.on(signal, () => process.exit(130));

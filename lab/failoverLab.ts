@@ -13,11 +13,12 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { type HandoverClients, handoverClients, type PairGateway } from "../components/gatewayHandover";
 import { formatIp, parseCidr } from "../config/cidr";
-import { GATEWAY_PATHS } from "../gateway/contract";
+import { drainParameterName, GATEWAY_PATHS } from "../gateway/contract";
 import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
 import { AWS_LAB, awsCliEnv, type FakeAws, readEc2State, readMetrics, startFakeAws } from "./fakeAws";
-import { type CallerView, LabIam, labAccessKey } from "./iam";
+import { type CallerView, LAB_OPERATOR, LabIam, labAccessKey } from "./iam";
 import { type PingRun, pingOnce, pingUntilStopped, prepareGatewayFiles, removeNamespaces, sh, sleep, whackAt } from "./lab";
 import { allEstablishedAt } from "./pluto-log";
 import { LAB_MTU } from "./topology";
@@ -155,6 +156,11 @@ export class FailoverLab {
         return path.join(this.workDir, "ec2.json");
     }
 
+    /** The endpoint's unix socket, for the operator's calls from outside the lab's namespaces. */
+    private get apiSocket(): string {
+        return path.join(this.workDir, "aws.sock");
+    }
+
     private get ssmDir(): string {
         return path.join(this.workDir, "ssm");
     }
@@ -176,6 +182,7 @@ export class FailoverLab {
                 port: this.api.port,
                 log: path.join(this.workDir, "aws-requests.log"),
                 ec2State: this.ec2StateFile,
+                unixSocket: this.apiSocket,
             });
             const all = this.sites.flatMap((s) => s.gateways);
             await Promise.all(all.map((g) => this.prepareGateway(g)));
@@ -431,6 +438,59 @@ export class FailoverLab {
         });
         fs.closeSync(log);
         this.daemons.set(g.name, child);
+    }
+
+    /** A gateway as the program's hooks and `npm run site` know it. */
+    pairGateway(name: string): PairGateway {
+        const g = this.gateway(name);
+        const s = this.site(g.site);
+        return {
+            stack: this.plan.stack,
+            site: s.name,
+            awsRegion: s.plan.awsRegion,
+            gateway: g.name,
+            drainParameter: drainParameterName(g.parameterPath),
+            layoutParameter: s.plan.failover!.layoutParameter,
+        };
+    }
+
+    /** The operator's SDK clients (the user's machine: `npm run site`, the program's hooks) against the lab's endpoint. */
+    operatorClients(site: string): HandoverClients & { destroy(): void } {
+        return handoverClients(this.site(site).plan.awsRegion, {
+            endpoint: this.aws!.url,
+            credentials: { accessKeyId: labAccessKey(LAB_OPERATOR), secretAccessKey: "lab" },
+            socketPath: this.apiSocket,
+        });
+    }
+
+    /** One run of the gateway's agent, as its timer starts it about every minute. */
+    async runAgent(name: string): Promise<void> {
+        const g = this.gateway(name);
+        const out = await this.runInGateway(g, [this.dir(g, GATEWAY_PATHS.agentScript)]);
+        if (out.status !== 0) {
+            throw new Error(`lab: hubspoke-agent on ${name} failed (${out.status}): ${out.text}`);
+        }
+    }
+
+    /** `hubspoke-failover handover`, as hubspoke-handover.service's ExecStop runs it when the instance shuts down. */
+    handoverOnShutdown(name: string): Promise<{ status: number | null; text: string }> {
+        const g = this.gateway(name);
+        return this.runInGateway(g, [this.dir(g, GATEWAY_PATHS.failoverScript), "handover"]);
+    }
+
+    /** The parameter is in the lab's Parameter Store (in the site's AWS region). */
+    parameterExists(site: string, name: string): boolean {
+        return fs.existsSync(path.join(this.ssmDir, this.site(site).plan.awsRegion + name));
+    }
+
+    /** The gateway's failover script runs (it was not killed, or it was revived). */
+    isRunning(name: string): boolean {
+        return this.daemons.has(name);
+    }
+
+    /** The gateway's failover script holds it ready to take the site (its last standby check passed). */
+    isReady(name: string): boolean {
+        return fs.existsSync(this.dir(this.gateway(name), "run", "ready"));
     }
 
     /** pluto's pid on the gateway, or "" when it has none. */

@@ -6,6 +6,7 @@
  * traffic gap itself, from the ping sequence.
  */
 
+import { drain, undrain } from "../components/gatewayHandover";
 import { FAILOVER } from "../gateway/contract";
 import { DPD } from "../render/libreswan";
 import { type FailoverLab, LAB_STANDBY_ROUND_SECONDS, type LabSite } from "./failoverLab";
@@ -101,10 +102,38 @@ export interface FailoverReport {
         readonly endedSeconds?: number;
         readonly tunnelsKept: boolean;
     };
+    /** Planned handovers: the hub's active drained and undrained by the operator, then the spoke's active replaced. */
+    readonly handovers?: readonly HandoverMeasure[];
     /** What the lab's AWS endpoint decided on the gateways' calls, and which calls they made (named relative to each caller). */
     readonly iam?: { readonly allowed: number; readonly denied: number; readonly calls: readonly SymbolicCall[] };
     /** Failovers each site's gateways reported to CloudWatch, and whether a standby reported StandbyReady 1. */
     readonly metrics?: Record<string, { readonly failovers: number; readonly standbyReady: boolean }>;
+}
+
+/** A planned handover's goal: the longest traffic gap, with a ping every HANDOVER_PING_SECONDS (issue 18). */
+export const MAX_HANDOVER_GAP_SECONDS = 1;
+export const HANDOVER_PING_SECONDS = 0.1;
+
+/** A planned move of a site: an operator's drain or undrain, or the replacement of its active gateway. */
+export interface HandoverMeasure {
+    readonly kind: "drain" | "undrain" | "replacement";
+    readonly site: string;
+    /** The gateway drained, undrained or replaced. */
+    readonly gateway: string;
+    /** Where the site's Elastic IP was before and after. */
+    readonly ownerBefore?: string;
+    readonly ownerAfter?: string;
+    /** Seconds from the request (the drain parameter read by the agent; the shutdown's handover) until EC2 had the Elastic IP elsewhere. */
+    readonly movedSeconds?: number;
+    /** With ESP: the ping run across it, one every HANDOVER_PING_SECONDS. */
+    readonly ping?: PingRun;
+    /** Replacement only: when the old instance went, its partner held the site and was running (never both down). */
+    readonly partnerHeldAtStop?: boolean;
+    /** Both gateways ready at the end: the one holding the site active, the other a ready standby (undrained ones only). */
+    readonly bothReady: boolean;
+    readonly whole: SiteWhole;
+    /** What `hubspoke-failover handover` answered (replacement). */
+    readonly answer?: string;
 }
 
 /** What every step of the scenario works with. */
@@ -134,6 +163,7 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
         report.hub = await failover(lab, hub.gateways[0].name, hub.gateways[1].name, hub.name, spoke.name, esp, log);
         report.spoke = await failover(lab, spoke.gateways[0].name, spoke.gateways[1].name, spoke.name, spoke.name, esp, log);
         report.returned = await failedGatewayReturns(ctx);
+        report.handovers = [...(await drainAndUndrain(ctx)), await plannedReplacement(ctx)];
         // Control-plane steps, proven on this machine's kernel: under the VM's emulation they only add minutes.
         report.blip = esp ? undefined : await blip(ctx);
         report.cut = await cut(ctx);
@@ -198,6 +228,109 @@ async function failedGatewayReturns({ lab, log, esp, hub, spoke, tunnelsOf }: Ct
         `lab: ${hub.gateways[0].name} returned: site on ${returned.owner}, failovers since ${returned.failoversAfter}${pingText(returned.ping)}; ${wholeText(returned.whole)}`,
     );
     return returned;
+}
+
+/**
+ * The operator drains the hub's active (`npm run site -- drain`, the same function as the program's
+ * handover hook): its agent reads the drain parameter (run here at once; its timer does within a
+ * minute) and the site moves to the ready partner. Then the undrain: the drained gateway becomes a
+ * ready standby again, and nothing moves.
+ */
+async function drainAndUndrain({ lab, log, esp, hub, spoke }: Ctx): Promise<HandoverMeasure[]> {
+    const site = hub.name;
+    const active = lab.owner(site)!;
+    const partner = hub.gateways.find((g) => g.name !== active)!.name;
+    await lab.waitFor(() => lab.isReady(partner), 60, 500);
+    const c = lab.operatorClients(site);
+    try {
+        const ping = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
+        await sleep(1000);
+        const g = lab.pairGateway(active);
+        const draining = drain(c, g, { timeoutMs: 60_000, pollMs: 200 }).catch((e: Error) => e);
+        await lab.waitFor(() => lab.parameterExists(site, g.drainParameter), 10, 100);
+        const requested = Date.now();
+        await lab.runAgent(active);
+        const outcome = await draining;
+        const moved = lab.owner(site) === partner ? (Date.now() - requested) / 1000 : undefined;
+        if (esp) await lab.waitFor(() => lab.ping(spoke.name, hub.name, 1), 20, 500);
+        await sleep(3000);
+        const drained: HandoverMeasure = {
+            kind: "drain",
+            site,
+            gateway: active,
+            ownerBefore: active,
+            ownerAfter: lab.owner(site),
+            movedSeconds: outcome instanceof Error || moved === undefined ? undefined : Math.round(moved * 10) / 10,
+            ping: await ping?.stop(),
+            bothReady: lab.believesActive(partner),
+            whole: await settledWhole(lab, site),
+        };
+        log(
+            `lab: ${active} drained: site on ${drained.ownerAfter} after ${drained.movedSeconds ?? "-"} s${pingText(drained.ping)}${outcome instanceof Error ? `; ${outcome.message}` : ""}; ${wholeText(drained.whole)}`,
+        );
+        const ping2 = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
+        await undrain(c, g);
+        await lab.runAgent(active);
+        const ready = await lab.waitFor(() => lab.isReady(active), LAB_STANDBY_ROUND_SECONDS + 10, 500);
+        const undrained: HandoverMeasure = {
+            kind: "undrain",
+            site,
+            gateway: active,
+            ownerBefore: drained.ownerAfter,
+            ownerAfter: lab.owner(site),
+            ping: await ping2?.stop(),
+            bothReady: ready !== undefined && lab.believesActive(partner),
+            whole: await settledWhole(lab, site),
+        };
+        log(
+            `lab: ${active} undrained: ready as the standby ${ready === undefined ? "NOT" : `after ${ready.toFixed(1)} s`}, site on ${undrained.ownerAfter}${pingText(undrained.ping)}`,
+        );
+        return [drained, undrained];
+    } finally {
+        c.destroy();
+    }
+}
+
+/**
+ * The spoke's active is replaced, as a rolling `pulumi up` replaces it: it hands the site over as its
+ * instance shuts down (hubspoke-handover.service), the instance goes, and the new one boots and
+ * becomes the ready standby. The spoke's primary, killed in its failover, first comes back.
+ */
+async function plannedReplacement({ lab, log, esp, hub, spoke }: Ctx): Promise<HandoverMeasure> {
+    const site = spoke.name;
+    if (!lab.isRunning(spoke.gateways[0].name)) await lab.revive(spoke.gateways[0].name);
+    const active = lab.owner(site)!;
+    const partner = spoke.gateways.find((g) => g.name !== active)!.name;
+    await lab.waitFor(() => lab.isReady(partner), 60, 500);
+    const ping = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
+    await sleep(1000);
+    const requested = Date.now();
+    const answer = await lab.handoverOnShutdown(active);
+    const moved = lab.owner(site) === partner ? (Date.now() - requested) / 1000 : undefined;
+    // The instance goes: both down at once only if its partner did not hold the site by now.
+    const partnerHeldAtStop = lab.owner(site) === partner && lab.isRunning(partner) && lab.believesActive(partner);
+    lab.kill(active);
+    if (esp) await lab.waitFor(() => lab.ping(spoke.name, hub.name, 1), 20, 500);
+    await sleep(3000);
+    await lab.revive(active);
+    const ready = await lab.waitFor(() => lab.isReady(active), 60, 500);
+    const m: HandoverMeasure = {
+        kind: "replacement",
+        site,
+        gateway: active,
+        ownerBefore: active,
+        ownerAfter: lab.owner(site),
+        movedSeconds: moved === undefined ? undefined : Math.round(moved * 10) / 10,
+        ping: await ping?.stop(),
+        partnerHeldAtStop,
+        bothReady: ready !== undefined && lab.believesActive(partner),
+        whole: await settledWhole(lab, site),
+        answer: answer.text.trim(),
+    };
+    log(
+        `lab: ${active} replaced: "${m.answer}", site on ${m.ownerAfter} after ${m.movedSeconds ?? "-"} s, partner held it when the instance went: ${partnerHeldAtStop}${pingText(m.ping)}; new instance ready: ${ready !== undefined}; ${wholeText(m.whole)}`,
+    );
+    return m;
 }
 
 /** A blip on the link between the hub's gateways, shorter than a takeover's confirmation: nothing moves. */
@@ -441,10 +574,35 @@ export function failoverPassed(r: FailoverReport): boolean {
             (r.standbyNegotiation?.started === true &&
                 r.standbyNegotiation.endedSeconds !== undefined &&
                 r.standbyNegotiation.tunnelsKept)) &&
+        handoversPassed(r) &&
         r.metrics !== undefined &&
         // The hub's failover, plus the cut's move if there was one: every move counted once (the blip's: none).
         r.metrics[r.hub!.killed.replace(/-standby$/, "")]?.failovers === 1 + r.cut.moves
     );
+}
+
+/** Each planned handover moved the site where it should, within the goal (with ESP), never leaving the site without a gateway. */
+export function handoverPassed(h: HandoverMeasure, esp: boolean): boolean {
+    const moves = h.kind !== "undrain";
+    return (
+        (moves ? h.ownerAfter !== h.gateway && h.movedSeconds !== undefined : h.ownerAfter === h.ownerBefore) &&
+        (h.kind !== "replacement" || h.partnerHeldAtStop === true) &&
+        h.bothReady &&
+        h.whole.consistent &&
+        (!esp || (h.ping !== undefined && h.ping.sent > 0 && h.ping.longestGapSeconds <= (moves ? MAX_HANDOVER_GAP_SECONDS : 0)))
+    );
+}
+
+function handoversPassed(r: FailoverReport): boolean {
+    return r.handovers?.length === 3 && r.handovers.every((h) => handoverPassed(h, r.kernelHasEsp));
+}
+
+function handoverText(h: HandoverMeasure, esp: boolean): string {
+    const gap = h.ping
+        ? `; traffic gap ${h.ping.longestGapSeconds} s (${h.ping.lost} of ${h.ping.sent} pings lost, one every ${h.ping.intervalSeconds} s; goal ${h.kind === "undrain" ? 0 : MAX_HANDOVER_GAP_SECONDS} s ${handoverPassed(h, esp) ? "met" : "NOT met"})`
+        : "";
+    const stop = h.kind === "replacement" ? `, partner held the site when the instance went: ${h.partnerHeldAtStop}` : "";
+    return `  ${h.kind} of ${h.gateway}: site ${h.ownerBefore} -> ${h.ownerAfter}${h.movedSeconds !== undefined ? ` after ${h.movedSeconds} s` : ""}${stop}, both ready: ${h.bothReady}${gap}; ${wholeText(h.whole)}`;
 }
 
 export function formatFailover(r: FailoverReport): string {
@@ -464,6 +622,7 @@ export function formatFailover(r: FailoverReport): string {
         r.returned
             ? `  return: site on ${r.returned.owner}, ${r.returned.failoversAfter} further failover(s), active's IKE SAs kept: ${r.returned.tunnelsKept}${r.returned.ping ? `, ${r.returned.ping.lost} of ${r.returned.ping.sent} pings lost` : ""}; ${wholeText(r.returned.whole)}`
             : "  return: not reached",
+        ...(r.handovers ? r.handovers.map((h) => handoverText(h, r.kernelHasEsp)) : ["  planned handovers: not reached"]),
         r.blip
             ? `  blip between the hub's gateways (${BLIP_SECONDS} s): ${r.blip.moves} move(s); ${wholeText(r.blip.whole)}`
             : r.kernelHasEsp

@@ -65,6 +65,8 @@ export interface FakeAwsOptions {
      * caller's policies as IAM would; without it, every call is allowed.
      */
     iam?: string;
+    /** Also serve on this unix socket: how a process outside `netns` (the lab's operator) reaches it. */
+    unixSocket?: string;
 }
 
 /** An Elastic IP in the EC2 state. */
@@ -179,6 +181,7 @@ export function startFakeAws(store: string, opts: FakeAwsOptions = {}): Promise<
     if (opts.ec2State !== undefined) args.push("--ec2-state", path.resolve(opts.ec2State));
     if (opts.ec2LatencyMs !== undefined) args.push("--ec2-latency-ms", String(opts.ec2LatencyMs));
     if (opts.iam !== undefined) args.push("--iam", path.resolve(opts.iam));
+    if (opts.unixSocket !== undefined) args.push("--unix-socket", path.resolve(opts.unixSocket));
     args.push("--exit-with-parent");
     // `ip netns exec` execs the command in place, so the child's pid is the server's own.
     const argv = opts.netns ? ["ip", "netns", "exec", opts.netns, process.execPath, ...args] : [process.execPath, ...args];

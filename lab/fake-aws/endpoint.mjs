@@ -10,7 +10,7 @@
  *   - CloudWatch PutMetricData: the Query protocol, each datum appended to <store>/.metrics.jsonl.
  *   - CloudWatch GetMetricStatistics: AWS JSON 1.0 (as the SDK for JavaScript v3 asks), over the same file.
  *
- *   node lab/fake-aws/endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE]
+ *   node lab/fake-aws/endpoint.mjs --store DIR --listen HOST:PORT [--unix-socket PATH] [--latency-ms N] [--log FILE]
  *        [--ec2-state FILE] [--ec2-latency-ms N] [--iam FILE] [--exit-with-parent]
  *
  * It prints `listening http://HOST:PORT` once it listens (PORT 0 picks a free port) and, with
@@ -87,7 +87,17 @@ const notFound = (name) => new AwsError(400, "ParameterNotFound", `Parameter ${n
 const invalid = (message) => new AwsError(400, "ValidationException", message);
 
 function parseArgs(argv) {
-    const opts = { store: "", listen: "", latencyMs: 0, log: "", ec2State: "", ec2LatencyMs: 1000, iam: "", exitWithParent: false };
+    const opts = {
+        store: "",
+        listen: "",
+        unix: "",
+        latencyMs: 0,
+        log: "",
+        ec2State: "",
+        ec2LatencyMs: 1000,
+        iam: "",
+        exitWithParent: false,
+    };
     for (let i = 0; i < argv.length; i++) {
         if (argv[i] === "--exit-with-parent") {
             opts.exitWithParent = true;
@@ -101,6 +111,9 @@ function parseArgs(argv) {
                 break;
             case "--listen":
                 opts.listen = value;
+                break;
+            case "--unix-socket":
+                opts.unix = path.resolve(value);
                 break;
             case "--latency-ms":
                 opts.latencyMs = Number(value);
@@ -134,7 +147,7 @@ function parseArgs(argv) {
 
 function usage(why) {
     process.stderr.write(
-        `fake-aws: ${why}\nusage: endpoint.mjs --store DIR --listen HOST:PORT [--latency-ms N] [--log FILE] [--ec2-state FILE] [--ec2-latency-ms N] [--iam FILE] [--exit-with-parent]\n`,
+        `fake-aws: ${why}\nusage: endpoint.mjs --store DIR --listen HOST:PORT [--unix-socket PATH] [--latency-ms N] [--log FILE] [--ec2-state FILE] [--ec2-latency-ms N] [--iam FILE] [--exit-with-parent]\n`,
     );
     process.exit(2);
 }
@@ -1225,13 +1238,21 @@ async function main() {
         process.stderr.write(`fake-aws: cannot listen on ${opts.listen}: ${e.message}\n`);
         process.exit(1);
     });
+    // The same service on a unix socket too: the lab's operator (the user's machine) reaches an endpoint
+    // that listens inside a network namespace through the file system.
+    const unixServer = opts.unix ? http.createServer((req, res) => server.emit("request", req, res)) : undefined;
     server.listen(opts.port, opts.host, () => {
         const { port } = server.address();
         const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
-        process.stdout.write(`listening http://${host}:${port}\n`);
+        const announce = () => process.stdout.write(`listening http://${host}:${port}\n`);
+        if (!unixServer) return announce();
+        fs.rmSync(opts.unix, { force: true });
+        unixServer.listen(opts.unix, announce);
     });
 
     const stop = () => {
+        unixServer?.close();
+        unixServer?.closeAllConnections();
         server.close(() => process.exit(0));
         // The CLI keeps connections alive; they must not hold the exit up.
         server.closeAllConnections();

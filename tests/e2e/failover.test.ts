@@ -23,6 +23,7 @@ import {
     formatFailover,
     lostOutsideGap,
     MAX_FAILOVER_GAP_SECONDS,
+    MAX_HANDOVER_GAP_SECONDS,
     runFailoverScenario,
 } from "../../lab/failoverScenario";
 import { labUnavailable } from "../../lab/lab";
@@ -80,8 +81,29 @@ function assertTakeover(r: FailoverReport): void {
     assert.ok(failoverPassed(r));
 }
 
+/** The planned handovers: a drain moves the site to the ready partner, an undrain moves nothing, a replaced active hands over before it goes. */
+function assertHandovers(r: FailoverReport): void {
+    assert.equal(r.handovers?.length, 3, "the planned handovers did not all run");
+    const [drained, undrained, replaced] = r.handovers!;
+    for (const h of r.handovers!) {
+        console.log(
+            `      measured:${formatFailover({ ...r, handovers: [h] })
+                .split("\n")
+                .find((l) => l.startsWith(`  ${h.kind} of`))}`,
+        );
+        assert.ok(h.whole.consistent, `${h.kind} of ${h.gateway}: the site is not whole: ${JSON.stringify(h.whole)}`);
+        assert.ok(h.bothReady, `${h.kind} of ${h.gateway}: not both gateways ready at the end`);
+    }
+    assert.equal(drained.kind, "drain");
+    assert.notEqual(drained.ownerAfter, drained.gateway, "the drained gateway kept the site");
+    assert.ok(drained.movedSeconds !== undefined, "the drain did not move the site");
+    assert.equal(undrained.ownerAfter, undrained.ownerBefore, "the undrain moved the site");
+    assert.equal(replaced.answer, `hubspoke-failover handover: handed the site to ${replaced.ownerAfter}`);
+    assert.ok(replaced.partnerHeldAtStop, "the replaced gateway's instance went before its partner held the site");
+}
+
 describe("failover on this machine's kernel (prod-ha: takeover and IKE)", function () {
-    this.timeout(240_000);
+    this.timeout(300_000);
     let report: FailoverReport;
     let tmp: string;
 
@@ -118,6 +140,10 @@ describe("failover on this machine's kernel (prod-ha: takeover and IKE)", functi
                 "      note: no ESP here: the cut moves the site once (the tunnels carry no probes); traffic is proven by the VM run",
             );
         }
+    });
+
+    it("hands the site over for a drain and for the replacement of its active, and moves nothing on an undrain (control plane)", () => {
+        assertHandovers(report);
     });
 
     it("authorizes every call of every gateway with its own rendered policies, and makes no call the unit tests do not replay", () => {
@@ -178,6 +204,18 @@ describe("failover in the VM (prod-ha: the traffic gap, Debian's full kernel und
                     `Elastic IP on the standby after ${m.ownerMovedSeconds} s, Child SAs after ${m.tunnelsBackSeconds} s`,
             );
             assert.ok(m.ping.longestGapSeconds <= MAX_FAILOVER_GAP_SECONDS, `${label}: traffic gap ${m.ping.longestGapSeconds} s`);
+        }
+    });
+
+    it(`loses at most ${MAX_HANDOVER_GAP_SECONDS} s of traffic in a planned handover (a drain, the replacement of an active), and none in an undrain`, () => {
+        assertHandovers(report);
+        for (const h of report.handovers!) {
+            assert.ok(h.ping && h.ping.sent > 0, `${h.kind}: no ping ran across it`);
+            const goal = h.kind === "undrain" ? 0 : MAX_HANDOVER_GAP_SECONDS;
+            assert.ok(
+                h.ping.longestGapSeconds <= goal,
+                `${h.kind} of ${h.gateway}: traffic gap ${h.ping.longestGapSeconds} s, goal ${goal} s`,
+            );
         }
     });
 

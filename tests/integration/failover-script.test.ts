@@ -145,7 +145,8 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
                 `target=\${!#}`, // the last argument: the target
                 "for ((i = 1; ; i++)); do",
                 `  if [ -e ${at("alive")} ]; then`,
-                `    ttl=64; [ "$target" = ${partner.privateIp} ] && read -r ttl <${at(partner.name, "ttl")}`,
+                // One router between the two subnets: one less than the partner sent.
+                `    ttl=64; [ "$target" = ${partner.privateIp} ] && read -r ttl <${at(partner.name, "ttl")} && ttl=$((ttl - 1))`,
                 '    echo "64 bytes from $target: icmp_seq=$i ttl=$ttl time=0.1 ms"',
                 '  else echo "no answer yet for icmp_seq=$i"; fi',
                 "  sleep 0.5",
