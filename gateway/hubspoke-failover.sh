@@ -173,23 +173,31 @@ check_routes() {
   done <<<"$wrong"
 }
 
-# 3. Becoming active: the Elastic IP first, on its own (the peers' tunnels need it before anything
-# else, and IKE sent before it moved would be lost and only retransmitted later: pluto backs off 0.5,
-# 1, 2, 4 s...); then the routes, in the background (an API call each, in parallel: they carry the
-# return path), while the tunnels are initiated (pluto is warm: a few whack calls); the rest after.
+# 3. Becoming active: the Elastic IP and the tunnels at once. EC2 may move the address before it
+# answers (the lab's EC2 does, a second before its answer), so each tunnel's IKE_SA_INIT leaves while
+# the call is under way; one that left too early is lost (the site's address is not yet this
+# gateway's), and pluto would only retransmit it after 0.5 s: so when EC2 answers, every tunnel still
+# waiting for its first answer starts again. Never later than initiating after the answer, often a
+# second earlier. Then the routes, in the background (an API call each, in parallel: they carry the
+# return path), only once the Elastic IP has moved; the rest after.
 # $1: why; $2: count it as a failover.
-# Returns non-zero, and leaves this gateway as it was (routes untouched), when the Elastic IP did not
-# move: the next attempt waits a growing backoff (2 s, doubling, at most 60 s).
+# Returns non-zero, and leaves this gateway as it was (routes untouched, its negotiations ended), when
+# the Elastic IP did not move: the next attempt waits a growing backoff (2 s, doubling, at most 60 s).
 activate() {
   log "taking over the site: $1"
-  if ! awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
-    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err"; then
+  awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
+    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err" &
+  local associating=$!
+  initiate_tunnels
+  if ! wait "$associating"; then
+    drop_standby_states
     tick
     retry_at=$((t + backoff))
     log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err"); nothing else moved, next attempt in ${backoff}s"
     backoff=$((backoff * 2 > 60 ? 60 : backoff * 2))
     return 1
   fi
+  restart_unanswered
   backoff=2
   log "the site's Elastic IP is on this gateway ($my_eni, $my_site)"
   rm -f "$run/ready" "$run/handover-asked"
@@ -197,7 +205,6 @@ activate() {
   : >"$run/owner"
   claim_routes &
   local routes=$!
-  initiate_tunnels
   # What is not on the traffic's path waits until the routes have moved.
   local moved=yes
   wait "$routes" || moved=no
@@ -235,6 +242,18 @@ initiate_tunnels() {
   done <"$state/$HUBSPOKE_STATE_TUNNELS"
   read -r pluto_pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pluto_pid=""
   log "tunnels initiated: ${tunnels[*]} (pluto ${pluto_pid:-?})"
+}
+
+# Tunnels whose IKE_SA_INIT is still unanswered (sent before the Elastic IP had moved): started again.
+restart_unanswered() {
+  local states name
+  states=$(whack --showstates 2>/dev/null) || return 0
+  for name in "${tunnels[@]}"; do
+    [[ $states =~ \"$name\"[^\ ]*\ STATE_V2_PARENT_I1 ]] || continue
+    whack --name "$name" --terminate >/dev/null 2>&1
+    whack --name "$name" --initiate --asynchronous >/dev/null 2>&1
+    log "$name: its first IKE_SA_INIT left before the Elastic IP had moved: initiated again"
+  done
 }
 
 # The initiated tunnels routed, as auto=start would: the kernel's policy stays in place whatever SA

@@ -246,6 +246,7 @@ async function drainAndUndrain({ lab, log, esp, hub, spoke }: Ctx): Promise<Hand
         const ping = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
         await sleep(1000);
         const g = lab.pairGateway(active);
+        const logFrom = lab.plutoLogSize(partner);
         const draining = drain(c, g, { timeoutMs: 60_000, pollMs: 200 }).catch((e: Error) => e);
         await lab.waitFor(() => lab.parameterExists(site, g.drainParameter), 10, 100);
         const requested = Date.now();
@@ -268,6 +269,7 @@ async function drainAndUndrain({ lab, log, esp, hub, spoke }: Ctx): Promise<Hand
         log(
             `lab: ${active} drained: site on ${drained.ownerAfter} after ${drained.movedSeconds ?? "-"} s${pingText(drained.ping)}${outcome instanceof Error ? `; ${outcome.message}` : ""}; ${wholeText(drained.whole)}`,
         );
+        log(handoverTimes(lab, site, partner, requested, logFrom));
         const ping2 = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
         await undrain(c, g);
         await lab.runAgent(active);
@@ -304,6 +306,7 @@ async function plannedReplacement({ lab, log, esp, hub, spoke }: Ctx): Promise<H
     await lab.waitFor(() => lab.isReady(partner), 60, 500);
     const ping = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
     await sleep(1000);
+    const logFrom = lab.plutoLogSize(partner);
     const requested = Date.now();
     const answer = await lab.handoverOnShutdown(active);
     const moved = lab.owner(site) === partner ? (Date.now() - requested) / 1000 : undefined;
@@ -327,10 +330,20 @@ async function plannedReplacement({ lab, log, esp, hub, spoke }: Ctx): Promise<H
         whole: await settledWhole(lab, site),
         answer: answer.text.trim(),
     };
+    log(handoverTimes(lab, site, partner, requested, logFrom));
     log(
         `lab: ${active} replaced: "${m.answer}", site on ${m.ownerAfter} after ${m.movedSeconds ?? "-"} s, partner held it when the instance went: ${partnerHeldAtStop}${pingText(m.ping)}; new instance ready: ${ready !== undefined}; ${wholeText(m.whole)}`,
     );
     return m;
+}
+
+/** Where a handover's time went, from the events themselves: EC2's answers and pluto's log on the new active. */
+function handoverTimes(lab: FailoverLab, site: string, to: string, requested: number, logFrom: number): string {
+    const ec2 = lab.ec2Answers(site, to, requested);
+    const tunnels = lab.sites.find((s) => s.name === site)!.plan.tunnels;
+    const back = lab.establishedSince(to, tunnels, kernelHasEsp(lab.id) ? "Child SA" : "IKE", requested, logFrom);
+    const after = (t?: number) => (t === undefined ? "-" : `${((t - requested) / 1000).toFixed(1)} s`);
+    return `lab: handover to ${to}: EC2 answered associate-address after ${after(ec2.associated)}, every tunnel established on ${to} after ${after(back)}, the last replace-route answered after ${after(ec2.routed)} (from the request)`;
 }
 
 /** A blip on the link between the hub's gateways, shorter than a takeover's confirmation: nothing moves. */
