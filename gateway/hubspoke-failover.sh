@@ -173,31 +173,23 @@ check_routes() {
   done <<<"$wrong"
 }
 
-# 3. Becoming active: the Elastic IP and the tunnels at once. EC2 may move the address before it
-# answers (the lab's EC2 does, a second before its answer), so each tunnel's IKE_SA_INIT leaves while
-# the call is under way; one that left too early is lost (the site's address is not yet this
-# gateway's), and pluto would only retransmit it after 0.5 s: so when EC2 answers, every tunnel still
-# waiting for its first answer starts again. Never later than initiating after the answer, often a
-# second earlier. Then the routes, in the background (an API call each, in parallel: they carry the
-# return path), only once the Elastic IP has moved; the rest after.
+# 3. Becoming active: the Elastic IP first, on its own (the peers' tunnels need it before anything
+# else, and IKE sent before it moved would be lost and only retransmitted later: pluto backs off 0.5,
+# 1, 2, 4 s...); then the routes, in the background (an API call each, in parallel: they carry the
+# return path), while the tunnels are initiated (pluto is warm: a few whack calls); the rest after.
 # $1: why; $2: count it as a failover.
-# Returns non-zero, and leaves this gateway as it was (routes untouched, its negotiations ended), when
-# the Elastic IP did not move: the next attempt waits a growing backoff (2 s, doubling, at most 60 s).
+# Returns non-zero, and leaves this gateway as it was (routes untouched), when the Elastic IP did not
+# move: the next attempt waits a growing backoff (2 s, doubling, at most 60 s).
 activate() {
   log "taking over the site: $1"
-  awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
-    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err" &
-  local associating=$!
-  initiate_tunnels
-  if ! wait "$associating"; then
-    drop_standby_states
+  if ! awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
+    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err"; then
     tick
     retry_at=$((t + backoff))
     log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err"); nothing else moved, next attempt in ${backoff}s"
     backoff=$((backoff * 2 > 60 ? 60 : backoff * 2))
     return 1
   fi
-  restart_unanswered
   backoff=2
   log "the site's Elastic IP is on this gateway ($my_eni, $my_site)"
   rm -f "$run/ready" "$run/handover-asked"
@@ -205,6 +197,7 @@ activate() {
   : >"$run/owner"
   claim_routes &
   local routes=$!
+  initiate_tunnels
   # What is not on the traffic's path waits until the routes have moved.
   local moved=yes
   wait "$routes" || moved=no
@@ -242,18 +235,6 @@ initiate_tunnels() {
   done <"$state/$HUBSPOKE_STATE_TUNNELS"
   read -r pluto_pid 2>/dev/null <"$HUBSPOKE_PLUTO_PID" || pluto_pid=""
   log "tunnels initiated: ${tunnels[*]} (pluto ${pluto_pid:-?})"
-}
-
-# Tunnels whose IKE_SA_INIT is still unanswered (sent before the Elastic IP had moved): started again.
-restart_unanswered() {
-  local states name
-  states=$(whack --showstates 2>/dev/null) || return 0
-  for name in "${tunnels[@]}"; do
-    [[ $states =~ \"$name\"[^\ ]*\ STATE_V2_PARENT_I1 ]] || continue
-    whack --name "$name" --terminate >/dev/null 2>&1
-    whack --name "$name" --initiate --asynchronous >/dev/null 2>&1
-    log "$name: its first IKE_SA_INIT left before the Elastic IP had moved: initiated again"
-  done
 }
 
 # The initiated tunnels routed, as auto=start would: the kernel's policy stays in place whatever SA
@@ -304,27 +285,49 @@ deactivate() {
   start_probes
 }
 
-# A planned handover ($1: why): signal the standby, keep forwarding until EC2 has the Elastic IP
-# elsewhere, then step down. Returns non-zero, keeping the site, if the standby did not take it.
+# A planned handover ($1: why): signal the standby, and keep forwarding until EC2 has the Elastic IP
+# elsewhere and no route of the site targets this gateway any more (the new active moves them right
+# after the address). Returns 0 then ($handed_to: where the address is), for the caller to step down;
+# non-zero, keeping the site, if the standby did not take it.
 handover() {
-  local current deadline
+  local current="" deadline moved=no
   log "handing the site to $other_name: $1"
   signal_handover "$HUBSPOKE_HANDOVER_TTL" || { log "cannot signal $other_name (writing $ttl_file failed): keeping the site"; return 1; }
   tick
   deadline=$((t + HUBSPOKE_HANDOVER_WAIT))
   while [ "$t" -lt "$deadline" ]; do
     pause 0.5
-    current=$(owner)
-    if [ -n "$current" ] && [ "$current" != none ] && [ "${current%/*}" != "$my_eni" ]; then
-      signal_handover "$normal_ttl"
-      deactivate "handed the site to $other_name (the Elastic IP is on $current)"
+    if [ "$moved" = no ]; then
+      current=$(owner)
+      if [ -n "$current" ] && [ "$current" != none ] && [ "${current%/*}" != "$my_eni" ]; then
+        moved=yes
+        signal_handover "$normal_ttl"
+      fi
+    fi
+    if [ "$moved" = yes ] && routes_elsewhere; then
+      handed_to=$current
       return 0
     fi
     tick
   done
   signal_handover "$normal_ttl"
+  if [ "$moved" = yes ]; then
+    log "the Elastic IP is on $current, but a route still targets this gateway after ${HUBSPOKE_HANDOVER_WAIT}s (the new active repairs it)"
+    handed_to=$current
+    return 0
+  fi
   log "$other_name did not take the site within ${HUBSPOKE_HANDOVER_WAIT}s (its log says why; it reports StandbyReady 0 when it cannot): keeping it"
   return 1
+}
+
+# No route to a peer range, in any table, targets this interface (false when EC2 did not answer).
+routes_elsewhere() {
+  local raw
+  # shellcheck disable=SC2086 # a list of ids
+  raw=$(awscli ec2 describe-route-tables --route-table-ids $route_tables --output json 2>/dev/null) || return 1
+  jq -e --arg eni "$my_eni" --arg cidrs "$peer_cidrs" \
+    '[.RouteTables[].Routes[] | select((.DestinationCidrBlock as $d | $cidrs | split(" ") | index($d)) and .NetworkInterfaceId == $eni)] | length == 0' \
+    <<<"$raw" >/dev/null
 }
 
 # Whether this standby could take the site over now, reported as StandbyReady (1 or 0; the reason
@@ -473,18 +476,25 @@ while true; do
   # Shutdown (hubspoke-handover.service's ExecStop): hand over now, and answer `hubspoke-failover handover`.
   if [ -e "$run/handover-request" ]; then
     rm -f "$run/handover-request"
+    handed=no
     if [ "$role" != active ]; then
       result="not active: nothing to hand over"
     elif handover "this gateway is shutting down"; then
-      result="handed the site to $other_name"
+      result="handed the site to $other_name" handed=yes
     else
       result="refused: $other_name did not take the site within ${HUBSPOKE_HANDOVER_WAIT}s; this gateway keeps it while it runs"
     fi
+    # Answered before the step-down's pluto restart: the shutdown need not wait for it.
     echo "$result" >"$run/handover-result.tmp" && mv -f "$run/handover-result.tmp" "$run/handover-result"
+    [ "$handed" = yes ] && deactivate "handed the site to $other_name (the Elastic IP is on $handed_to)"
     continue
   fi
   if [ "$role" = active ] && drained && [ "$t" -ge "$next_handover" ]; then
-    handover "this gateway is drained ($HUBSPOKE_DRAIN_PARAMETER)" || next_handover=$((t + HUBSPOKE_HANDOVER_RETRY))
+    if handover "this gateway is drained ($HUBSPOKE_DRAIN_PARAMETER)"; then
+      deactivate "handed the site to $other_name (the Elastic IP is on $handed_to)"
+    else
+      next_handover=$((t + HUBSPOKE_HANDOVER_RETRY))
+    fi
     continue
   fi
   if [ "$role" = active ]; then
