@@ -27,6 +27,8 @@ import type { FailoverLayout } from "../render/failover";
 /** The hooks' names: the engine keeps them in each pair instance's state and calls them by name. */
 export const HANDOVER_HOOK = "hubspoke-gateway-handover";
 export const READY_HOOK = "hubspoke-gateway-ready";
+export const HANDOVER_BEFORE_STOP_HOOK = "hubspoke-gateway-handover-before-stop";
+export const READY_AFTER_START_HOOK = "hubspoke-gateway-ready-after-start";
 
 /** One gateway of a site with a standby, as the handover needs to know it. */
 export interface PairGateway {
@@ -104,7 +106,17 @@ export interface WaitOptions {
 
 /** Which gateway of the site holds its Elastic IP: a gateway name, "none", or another interface's id. */
 export async function siteHolder(c: HandoverClients, g: PairGateway): Promise<{ holder: string; layout: FailoverLayout }> {
-    const raw = await c.ssm.send(new GetParameterCommand({ Name: g.layoutParameter }));
+    let raw: { Parameter?: { Value?: string } };
+    try {
+        raw = await c.ssm.send(new GetParameterCommand({ Name: g.layoutParameter }));
+    } catch (e) {
+        if ((e as { name?: string }).name === "ParameterNotFound") {
+            throw new Error(
+                `site ${g.site}'s failover layout ${g.layoutParameter} is not in Parameter Store in ${g.awsRegion}: is stack ${g.stack} deployed there, with a standby in ${g.site}?`,
+            );
+        }
+        throw e;
+    }
     const layout = JSON.parse(raw.Parameter?.Value ?? "{}") as FailoverLayout;
     const address = (await c.ec2.send(new DescribeAddressesCommand({ AllocationIds: [layout.allocationId] }))).Addresses?.[0];
     if (!address?.NetworkInterfaceId) {
@@ -191,16 +203,19 @@ export async function drain(
         log(`${g.gateway} is drained: waiting until ${partner} holds site ${g.site} (its agent reads the drain within a minute)`);
         const started = Date.now();
         for (;;) {
-            const now = (await siteHolder(c, g)).holder;
-            if (now !== g.gateway && now !== "none") {
+            const now = await retrying(() => siteHolder(c, g).then((x) => x.holder), log);
+            if (now !== undefined && now !== g.gateway && now !== "none") {
                 return { kind: "handed-over", to: now, seconds: Math.round((Date.now() - started) / 100) / 10 };
             }
             if (Date.now() - started > timeoutMs) {
-                const ready = await latestStandbyReady(c, g, new Date(started - 180_000));
+                const ready = await retrying(() => latestStandbyReady(c, g, new Date(started - 180_000)), log);
                 throw new Error(
                     `gateway ${g.gateway} keeps site ${g.site}: ${partner} did not take it within ${timeoutMs / 1000} s ` +
                         `(its last StandbyReady: ${ready ? `${ready.value} at ${ready.at.toISOString()}` : "none in the last 3 minutes"}). ` +
-                        `The failover logs of both gateways say why (journalctl -u hubspoke-failover); fix that, then try again.`,
+                        "The failover logs of both gateways say why (journalctl -u hubspoke-failover); fix that, then try again." +
+                        (liftAfter
+                            ? ""
+                            : ` ${g.gateway} stays drained: it hands the site over as soon as ${partner} is ready (npm run site -- --stack ${g.stack} undrain ${g.gateway} cancels).`),
                 );
             }
             await sleep(pollMs);
@@ -231,21 +246,34 @@ export async function waitReady(c: HandoverClients, g: PairGateway, since: Date,
     const started = Date.now();
     let last: { at: Date; value: number } | undefined;
     log(`waiting until gateway ${g.gateway} is ready (it holds site ${g.site}, or reports StandbyReady 1)`);
+    let holder: string | undefined;
     for (;;) {
-        const { holder } = await siteHolder(c, g);
+        // A new stack's layout may not be there yet, and AWS may throttle: only the timeout ends the wait.
+        holder = (await retrying(() => siteHolder(c, g).then((x) => x.holder), log)) ?? holder;
         if (holder === g.gateway) return `${g.gateway} holds site ${g.site}`;
-        last = await latestStandbyReady(c, g, since);
-        if (last?.value === 1 && holder !== "none")
+        last = (await retrying(() => latestStandbyReady(c, g, since), log)) ?? last;
+        if (last?.value === 1 && holder !== undefined && holder !== "none") {
             return `${g.gateway} reported StandbyReady 1 at ${last.at.toISOString()}; ${holder} holds the site`;
+        }
         if (Date.now() - started > timeoutMs) {
             throw new Error(
                 `gateway ${g.gateway}'s new instance was not ready within ${Math.round(timeoutMs / 60_000)} min ` +
-                    `(site ${g.site} on ${holder}; StandbyReady since it was created: ${last ? `${last.value} at ${last.at.toISOString()}` : "none"}). ` +
-                    "Its partner was not replaced and keeps the site. Look at its first boot (the <gateway>-bootstrap alarm, " +
+                    `(site ${g.site} on ${holder ?? "unknown: AWS did not answer"}; StandbyReady since it was created: ${last ? `${last.value} at ${last.at.toISOString()}` : "none"}). ` +
+                    "Its partner was not replaced. Look at its first boot (the <gateway>-bootstrap alarm, " +
                     "journalctl -u hubspoke-bootstrap -u hubspoke-failover), fix it, then run `pulumi up` again.",
             );
         }
         await sleep(pollMs);
+    }
+}
+
+/** One try of `f`; an error is logged and answered with undefined, for a polling loop to try again. */
+async function retrying<T>(f: () => Promise<T>, log: (m: string) => void): Promise<T | undefined> {
+    try {
+        return await f();
+    } catch (e) {
+        log(`(will try again) ${(e as Error).message}`);
+        return undefined;
     }
 }
 
@@ -254,17 +282,30 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
- * The two named hooks of every pair gateway's instance. They find the gateway by the instance's
- * resource name in `gateways` (filled by the program for the current config). An instance not in it
- * (a single gateway, or a site removed from the config) is left to the engine as it is: there is no
- * partner to hand over to. Registered on every run, whatever the config, since the engine calls a
- * name kept in state. They run with the credentials of the process that runs `pulumi`, never in a preview.
+ * The named hooks of every pair gateway's instance. They find the gateway by the instance's resource
+ * name in `gateways` (filled by the program for the current config). An instance not in it (a single
+ * gateway, or a site removed from the config) is left to the engine as it is: there is no partner to
+ * hand over to. Registered on every run, whatever the config, since the engine calls a name kept in
+ * state. They run in the program's process, with the credentials of the process that runs `pulumi`,
+ * never in a preview.
+ *
+ *   - `handover` (beforeDelete): hand the site over before the instance goes. Not when its partner's
+ *     instance went earlier in the same update (`pulumi destroy`, both gateways going): there is no one
+ *     to hand over to.
+ *   - `ready` (afterCreate): wait until the new instance is ready.
+ *   - `handoverBeforeStop` / `readyAfterStart` (beforeUpdate / afterUpdate): the same around an update
+ *     that stops and starts the instance (another instance type of the same architecture); nothing for
+ *     an update that does not (tags).
  */
-export function gatewayHooks(gateways: ReadonlyMap<string, PairGateway>): { handover: pulumi.ResourceHook; ready: pulumi.ResourceHook } {
+export function gatewayHooks(
+    gateways: ReadonlyMap<string, PairGateway>,
+): Record<"handover" | "ready" | "handoverBeforeStop" | "readyAfterStart", pulumi.ResourceHook> {
     const log = (m: string) => pulumi.log.info(m);
-    const handover = new pulumi.ResourceHook(HANDOVER_HOOK, async (args) => {
-        const g = gateways.get(args.name);
-        if (!g) return;
+    const warn = (m: string) => pulumi.log.warn(m);
+    // The gateways whose instance this update has started to delete (this process runs the whole update).
+    const going = new Set<string>();
+    const stopsAndStarts = (args: pulumi.ResourceHookArgs) => args.oldInputs?.instanceType !== args.newInputs?.instanceType;
+    const handOver = async (g: PairGateway) => {
         const c = handoverClients(g.awsRegion);
         try {
             const outcome = await drain(c, g, { liftAfter: true, log });
@@ -276,16 +317,38 @@ export function gatewayHooks(gateways: ReadonlyMap<string, PairGateway>): { hand
         } finally {
             c.destroy();
         }
-    });
-    const ready = new pulumi.ResourceHook(READY_HOOK, async (args) => {
-        const g = gateways.get(args.name);
-        if (!g) return;
+    };
+    const awaitReady = async (g: PairGateway) => {
         const c = handoverClients(g.awsRegion);
         try {
             log(await waitReady(c, g, new Date(), { log }));
         } finally {
             c.destroy();
         }
-    });
-    return { handover, ready };
+    };
+    return {
+        handover: new pulumi.ResourceHook(HANDOVER_HOOK, async (args) => {
+            const g = gateways.get(args.name);
+            if (!g) return;
+            going.add(g.gateway);
+            const partner = g.gateway.endsWith("-standby") ? g.site : `${g.site}-standby`;
+            if (going.has(partner)) {
+                warn(`${g.gateway}: its partner ${partner} went earlier in this update: no handover (site ${g.site} has no gateway now)`);
+                return;
+            }
+            await handOver(g);
+        }),
+        ready: new pulumi.ResourceHook(READY_HOOK, async (args) => {
+            const g = gateways.get(args.name);
+            if (g) await awaitReady(g);
+        }),
+        handoverBeforeStop: new pulumi.ResourceHook(HANDOVER_BEFORE_STOP_HOOK, async (args) => {
+            const g = gateways.get(args.name);
+            if (g && stopsAndStarts(args)) await handOver(g);
+        }),
+        readyAfterStart: new pulumi.ResourceHook(READY_AFTER_START_HOOK, async (args) => {
+            const g = gateways.get(args.name);
+            if (g && stopsAndStarts(args)) await awaitReady(g);
+        }),
+    };
 }

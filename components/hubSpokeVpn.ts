@@ -235,7 +235,12 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
             // The tunnel metrics are per site (whichever gateway is active reports them): one set of alarms.
             tunnelAlarms: primary === true,
             // Replaced one after the other, each replacement a planned handover (README, Day two).
-            hooks: { beforeDelete: [this.gatewayHooks.handover], afterCreate: [this.gatewayHooks.ready] },
+            hooks: {
+                beforeDelete: [this.gatewayHooks.handover],
+                afterCreate: [this.gatewayHooks.ready],
+                beforeUpdate: [this.gatewayHooks.handoverBeforeStop],
+                afterUpdate: [this.gatewayHooks.readyAfterStart],
+            },
             ...(primary === true ? {} : { replaceAfter: primary.instance }),
         };
     }

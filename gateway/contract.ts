@@ -56,6 +56,8 @@ export const AGENT_STATE_FILES = {
     leftOut: "left-out",
     /** Exists while the gateway's drain parameter says `drained` (only in a site with a standby). */
     drained: "drained",
+    /** `<serial>@<add_time> <tunnel> <inBytes> <outBytes>` per Child SA at hubspoke-health's last report. */
+    traffic: "traffic",
 } as const;
 
 /**
@@ -132,6 +134,13 @@ export const GATEWAY_TAG = { key: "Role", value: "vpn-gateway" } as const;
 export const METRIC = {
     namespace: "HubspokeVpn",
     tunnelUp: "TunnelUp",
+    /**
+     * Bytes received (decrypted) and sent (before encryption) through a tunnel end in the period, from
+     * its Child SAs' counters: the inner packets, without ESP's own overhead. Named as AWS Site-to-Site
+     * VPN names its own, so that dashboards and queries carry over.
+     */
+    tunnelDataIn: "TunnelDataIn",
+    tunnelDataOut: "TunnelDataOut",
     standbyReady: "StandbyReady",
     failovers: "Failovers",
     /** 1 while a gateway's first boot has not finished after `BOOTSTRAP.reportAfterSeconds`; 0 once it has. */
@@ -311,6 +320,9 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
         HUBSPOKE_NEW_TUNNEL_GRACE: NEW_TUNNEL_GRACE_SECONDS,
         HUBSPOKE_METRIC_NAMESPACE: METRIC.namespace,
         HUBSPOKE_METRIC_NAME: METRIC.tunnelUp,
+        HUBSPOKE_METRIC_DATA_IN: METRIC.tunnelDataIn,
+        HUBSPOKE_METRIC_DATA_OUT: METRIC.tunnelDataOut,
+        HUBSPOKE_STATE_TRAFFIC: AGENT_STATE_FILES.traffic,
         HUBSPOKE_REAUTH_DELAY: REAUTH_DELAY_SECONDS,
         HUBSPOKE_BOOT_ATTEMPTS: BOOT_FETCH_ATTEMPTS,
         HUBSPOKE_MANAGED_MARKER: MANAGED_MARKER,

@@ -46,6 +46,11 @@ mkdir -p "$state" "$run"
 # `hubspoke-failover handover`: ask the running script to hand the site over now (at shutdown), and
 # wait for its answer. Exit status 0 when the site is on the partner (or was not on this gateway).
 if [ "${1:-}" = handover ]; then
+  # Nobody holds the lock: no hubspoke-failover runs here, so this gateway holds no site.
+  if { exec 8>"$run/failover.lock"; } 2>/dev/null && flock -n 8; then
+    echo "hubspoke-failover handover: not running: nothing to hand over"
+    exit 0
+  fi
   rm -f "$run/handover-result"
   : >"$run/handover-request"
   [ -p "$run/tick" ] && { exec 6<>"$run/tick" && echo >&6; exec 6>&-; }
@@ -273,7 +278,7 @@ orient() {
 # restarts warm: its SAs gone, its conns loaded, none initiated.
 deactivate() {
   log "stepping down: $1"
-  rm -f "$run/active" "$run/unready"
+  rm -f "$run/active" "$run/unready" "$run/ready"
   $HUBSPOKE_IPSEC_STOP || log "stopping ipsec failed"
   $HUBSPOKE_IPSEC_START || log "starting ipsec failed"
   # No flapping: a gateway that stepped down while alive takes the site back only from an active it
@@ -458,7 +463,7 @@ if [ "$current" = "$me" ]; then
   activate "the site's Elastic IP is already on this gateway" no || start_probes
 elif [ "${current%/*}" = "$my_eni" ]; then
   activate "the site's Elastic IP is on this gateway's ${current#*/}, not its site address $my_site" no || start_probes
-elif [ "$current" = none ] && [ "$preferred" = true ]; then
+elif [ "$current" = none ] && [ "$preferred" = true ] && ! drained; then
   activate "the site's Elastic IP is on no gateway, and this is the site's first gateway" no || start_probes
 else
   log "standby: the site is on ${current}"

@@ -2,6 +2,11 @@
 # hubspoke-health: reports each tunnel this gateway should terminate to CloudWatch as the metric
 # TunnelUp: 1 when libreswan has both an established IKE SA and an established Child SA for it, else 0,
 # and 0 for a tunnel the agent left out (its desired state is missing or invalid: it needs a person).
+# With it, TunnelDataIn and TunnelDataOut: the bytes through the tunnel since the last report, from
+# pluto's counters per Child SA (`whack --trafficstatus`). A Child SA is known by its serial and its
+# add_time (a pluto restart numbers its SAs from 1 again, never with the same add_time); one first seen
+# counts from 0, as a rekeyed SA starts at 0; one gone since the last report takes the bytes it carried
+# after that report with it (under a minute of a retiring SA). Never negative, never counted twice.
 # A tunnel the agent added that has never been up is not reported for its first
 # $HUBSPOKE_NEW_TUNNEL_GRACE seconds (its peer may still be booting): no data, so its alarm does not
 # page; still not up after that, it reports 0 and pages.
@@ -26,6 +31,27 @@ dry_run=no
 [ "${1:-}" = "--dry-run" ] && dry_run=yes
 
 states=$(ipsec whack ${HUBSPOKE_CTLSOCKET:+--ctlsocket "$HUBSPOKE_CTLSOCKET"} --showstates 2>/dev/null) || states=""
+traffic=$(ipsec whack ${HUBSPOKE_CTLSOCKET:+--ctlsocket "$HUBSPOKE_CTLSOCKET"} --trafficstatus 2>/dev/null) || traffic=""
+
+# Bytes per tunnel since the last report: `006 #4: "virginia-to-sydney", type=ESP, add_time=1764860000,
+# inBytes=168, outBytes=168, ...` per Child SA (libreswan 4 may add `[1] <peer>` after the name).
+counters=$state/$HUBSPOKE_STATE_TRAFFIC
+declare -A last=() bytes_in=() bytes_out=()
+if [ -f "$counters" ]; then
+  while read -r key _t tin tout; do last[$key]="$tin $tout"; done <"$counters"
+fi
+seen=""
+while IFS= read -r line; do
+  [[ $line =~ \#([0-9]+):\ \"([^\"]+)\".*add_time=([0-9]+),\ inBytes=([0-9]+),\ outBytes=([0-9]+) ]] || continue
+  key=${BASH_REMATCH[1]}@${BASH_REMATCH[3]} t=${BASH_REMATCH[2]} in=${BASH_REMATCH[4]} out=${BASH_REMATCH[5]}
+  read -r was_in was_out <<<"${last[$key]:-0 0}"
+  # A counter below its last value is not the same SA's: counted from 0.
+  [ "$in" -ge "$was_in" ] || was_in=0
+  [ "$out" -ge "$was_out" ] || was_out=0
+  bytes_in[$t]=$((${bytes_in[$t]:-0} + in - was_in))
+  bytes_out[$t]=$((${bytes_out[$t]:-0} + out - was_out))
+  seen+="$key $t $in $out"$'\n'
+done <<<"$traffic"
 
 metric_data=()
 while read -r tunnel _rest; do
@@ -44,13 +70,23 @@ while read -r tunnel _rest; do
     continue
   fi
   dims="Stack=$HUBSPOKE_STACK,Region=$HUBSPOKE_REGION_NAME,Tunnel=$tunnel"
+  dimensions="Dimensions=[{Name=Stack,Value=$HUBSPOKE_STACK},{Name=Region,Value=$HUBSPOKE_REGION_NAME},{Name=Tunnel,Value=$tunnel}]"
   if [ "$dry_run" = yes ]; then
     echo "$HUBSPOKE_METRIC_NAMESPACE $HUBSPOKE_METRIC_NAME $dims $value"
+    echo "$HUBSPOKE_METRIC_NAMESPACE $HUBSPOKE_METRIC_DATA_IN $dims ${bytes_in[$tunnel]:-0}"
+    echo "$HUBSPOKE_METRIC_NAMESPACE $HUBSPOKE_METRIC_DATA_OUT $dims ${bytes_out[$tunnel]:-0}"
   fi
-  metric_data+=("MetricName=$HUBSPOKE_METRIC_NAME,Dimensions=[{Name=Stack,Value=$HUBSPOKE_STACK},{Name=Region,Value=$HUBSPOKE_REGION_NAME},{Name=Tunnel,Value=$tunnel}],Value=$value,Unit=Count")
+  metric_data+=("MetricName=$HUBSPOKE_METRIC_NAME,$dimensions,Value=$value,Unit=Count"
+    "MetricName=$HUBSPOKE_METRIC_DATA_IN,$dimensions,Value=${bytes_in[$tunnel]:-0},Unit=Bytes"
+    "MetricName=$HUBSPOKE_METRIC_DATA_OUT,$dimensions,Value=${bytes_out[$tunnel]:-0},Unit=Bytes")
 done < <(cat "$tunnels_file" 2>/dev/null)
 
+# The counters move on only once a report has been sent: a dry run, or a report CloudWatch did not
+# take, leaves them, and the next report carries those bytes.
 [ "$dry_run" = yes ] && exit 0
-[ ${#metric_data[@]} -gt 0 ] || exit 0
-# shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
-aws cloudwatch put-metric-data --region "$HUBSPOKE_AWS_REGION" ${HUBSPOKE_AWS_ARGS:-} --namespace "$HUBSPOKE_METRIC_NAMESPACE" --metric-data "${metric_data[@]}"
+if [ ${#metric_data[@]} -gt 0 ]; then
+  # shellcheck disable=SC2086 # HUBSPOKE_AWS_ARGS is a list of arguments
+  aws cloudwatch put-metric-data --region "$HUBSPOKE_AWS_REGION" ${HUBSPOKE_AWS_ARGS:-} --namespace "$HUBSPOKE_METRIC_NAMESPACE" --metric-data "${metric_data[@]}" \
+    || exit 1
+fi
+printf '%s' "$seen" >"$counters.tmp" && mv -f "$counters.tmp" "$counters"

@@ -29,6 +29,8 @@ export interface RecordedOptions {
     readonly beforeDeleteHooks: string[];
     /** Names of its `afterCreate` resource hooks. */
     readonly afterCreateHooks: string[];
+    /** Names of its `beforeUpdate`, then its `afterUpdate` resource hooks. */
+    readonly updateHooks: string[];
 }
 
 /** A resource as the program registered it. `inputs` keep secrets wrapped (see `isSecretValue`). */
@@ -145,6 +147,7 @@ function recordOptions(opts: pulumi.CustomResourceOptions & pulumi.ComponentReso
             aliasNames: (opts.aliases ?? []).map((a) => (typeof a === "object" && "name" in a ? String(a.name) : String(a))),
             beforeDeleteHooks: (opts.hooks?.beforeDelete ?? []).map((h) => h.name),
             afterCreateHooks: (opts.hooks?.afterCreate ?? []).map((h) => h.name),
+            updateHooks: [...(opts.hooks?.beforeUpdate ?? []), ...(opts.hooks?.afterUpdate ?? [])].map((h) => h.name),
         },
         dependsOn: dependsOn as pulumi.Resource[],
     };
@@ -257,6 +260,7 @@ async function joinRecords(registered: Registration[], seen: Seen[]) {
         aliasNames: [],
         beforeDeleteHooks: [],
         afterCreateHooks: [],
+        updateHooks: [],
     };
     const byUrn = new Map<string, RecordedResource>();
     const resources = registered.map((r) => {

@@ -9,7 +9,7 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GATEWAY_PATHS, tunnelParameterNames } from "../gateway/contract";
-import { AWS_CLI, AWS_LITE, awsCliEnv, type FakeAws, startFakeAws } from "./fakeAws";
+import { AWS_CLI, AWS_LITE, awsCliEnv, type FakeAws, readMetrics, startFakeAws } from "./fakeAws";
 import { LabIam, labAccessKey } from "./iam";
 import { type LabPlan, type LabRegion, type LabTopology, labTopology, setupPlan } from "./topology";
 
@@ -581,6 +581,14 @@ export class Lab {
         };
     }
 
+    /** The last value of `metric` that `region`'s gateway sent for `tunnel` to the lab's CloudWatch. */
+    lastMetric(region: string, tunnel: string, metric: string): number | undefined {
+        const sent = readMetrics(this.ssmDir).filter(
+            (m) => m.metricName === metric && m.dimensions.Region === region && m.dimensions.Tunnel === tunnel,
+        );
+        return sent[sent.length - 1]?.value;
+    }
+
     /** Runs the gateway's rendered `hubspoke-health` as its timer does: TunnelUp sent to the lab's CloudWatch. */
     sendHealth(region: string): void {
         const r = this.region(region);
@@ -599,7 +607,7 @@ export class Lab {
         const lines = out.split("\n").filter(Boolean);
         const values: Record<string, number> = {};
         for (const l of lines) {
-            const m = /Tunnel=(\S+) ([01])$/.exec(l);
+            const m = / TunnelUp \S*Tunnel=(\S+) ([01])$/.exec(l);
             if (m) {
                 values[m[1]] = Number(m[2]);
             }

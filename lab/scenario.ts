@@ -7,6 +7,7 @@
  */
 
 import * as crypto from "node:crypto";
+import { METRIC } from "../gateway/contract";
 import type { SymbolicCall } from "./iam";
 import { LAB_REAUTH_DELAY_SECONDS, Lab, type Layer, type TransferResult } from "./lab";
 import { findLivenessFailure } from "./pluto-log";
@@ -85,6 +86,11 @@ export interface ScenarioReport {
         /** The tunnel had settled (`Lab.waitSettled`) before the transfers. */
         settled: boolean;
         withClamp: TransferResult;
+        /**
+         * What each end's hubspoke-health reported for the transfer with the clamp (its report right
+         * before, then right after): the sender's TunnelDataOut, the receiver's TunnelDataIn, in bytes.
+         */
+        reported?: { readonly senderOut?: number; readonly receiverIn?: number };
         withoutClamp: TransferResult;
         /** The clamp was back on both gateways afterwards. */
         clampRestored: boolean;
@@ -531,7 +537,17 @@ async function measureMssClamp(
         }
     };
     fresh();
+    // Each end's health report right before and right after: the second one's bytes are the transfer's.
+    for (const r of gateways) lab.sendHealth(r);
     const withClamp = await lab.transfer(from, to, MTU_TRANSFER.bytes, MTU_TRANSFER.withClampDeadlineSeconds);
+    for (const r of gateways) lab.sendHealth(r);
+    const reported = {
+        senderOut: lab.lastMetric(from, tunnel, METRIC.tunnelDataOut),
+        receiverIn: lab.lastMetric(to, tunnel, METRIC.tunnelDataIn),
+    };
+    log(
+        `${tunnel}: hubspoke-health reported ${reported.senderOut ?? "-"} bytes out of ${from}, ${reported.receiverIn ?? "-"} bytes into ${to}`,
+    );
     log(
         `${mb} MB ${from}->${to} with MSS clamp ${clamp}: ${withClamp.completed ? `${withClamp.seconds} s` : `NOT completed (${withClamp.bytes} bytes in ${withClamp.seconds} s${withClamp.error ? `, ${withClamp.error}` : ""})`}`,
     );
@@ -557,6 +573,7 @@ async function measureMssClamp(
         to,
         settled: settledAfter !== undefined,
         withClamp,
+        reported,
         withoutClamp,
         clampRestored: gateways.every((r) => lab.mssClamp(r) === clamp),
     };

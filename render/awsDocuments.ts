@@ -301,6 +301,36 @@ export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub
                   siteGraph(0, "Standby ready (1 = the site survives its active gateway)", METRIC.standbyReady, "Maximum"),
                   siteGraph(12, "Failovers (standby took over the site)", METRIC.failovers, "Sum"),
               ];
+    // Below the tunnels' state and the sites' graphs: each tunnel's bytes, both ends, in and out.
+    const bytesRow = row + (redundancy.length ? 6 : 0);
+    const bytes = spec.tunnels.map((t, i) => ({
+        type: "metric",
+        x: (i % 2) * 12,
+        y: bytesRow + Math.floor(i / 2) * 6,
+        width: 12,
+        height: 6,
+        properties: {
+            title: `${t.name}: bytes a minute (in = received and decrypted, out = sent)`,
+            view: "timeSeries",
+            stat: "Sum",
+            period: 60,
+            region: spec.hub.awsRegion,
+            yAxis: { left: { min: 0 } },
+            metrics: [t.hub, t.spoke].flatMap((end) =>
+                [METRIC.tunnelDataIn, METRIC.tunnelDataOut].map((metric) => [
+                    METRIC.namespace,
+                    metric,
+                    "Stack",
+                    stack,
+                    "Region",
+                    end,
+                    "Tunnel",
+                    t.name,
+                    { region: awsRegionOf(end), label: `${end} ${metric === METRIC.tunnelDataIn ? "in" : "out"}` },
+                ]),
+            ),
+        },
+    }));
     return JSON.stringify({
         widgets: [
             ...spec.tunnels.map((t, i) => ({
@@ -330,6 +360,7 @@ export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub
                 },
             })),
             ...redundancy,
+            ...bytes,
         ],
     });
 }

@@ -207,6 +207,23 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         assert.equal(m.clamp, TCP_MSS, "the gateways did not clamp to the rendered MSS");
         assert.ok(m.withClamp.completed, `5 MB did not arrive with the MSS clamp: ${JSON.stringify(m.withClamp)}`);
         assert.equal(m.withClamp.bytes, m.withClamp.sent);
+        // What hubspoke-health reported for it (TunnelDataOut at the sender, TunnelDataIn at the receiver):
+        // the inner packets, so the payload plus its TCP/IP headers (40 bytes per segment of at most 1360).
+        const { senderOut, receiverIn } = m.reported ?? {};
+        console.log(
+            `      measured: TunnelDataOut at ${m.from} ${senderOut} bytes, TunnelDataIn at ${m.to} ${receiverIn} bytes, for ${m.withClamp.sent} bytes of payload ` +
+                `(+${(((senderOut ?? 0) / m.withClamp.sent - 1) * 100).toFixed(1)}%, +${(((receiverIn ?? 0) / m.withClamp.sent - 1) * 100).toFixed(1)}%)`,
+        );
+        for (const [what, v] of [
+            ["sender's TunnelDataOut", senderOut],
+            ["receiver's TunnelDataIn", receiverIn],
+        ] as const) {
+            assert.ok(v !== undefined, `no ${what} reported`);
+            assert.ok(
+                v >= m.withClamp.sent && v <= m.withClamp.sent * 1.05,
+                `${what}: ${v} bytes for ${m.withClamp.sent} sent (within 5% above)`,
+            );
+        }
         // Without the clamp: the connection opens (small SYNs pass), then full-size segments vanish.
         assert.ok(m.withoutClamp.connected, `the transfer without the clamp never connected: ${JSON.stringify(m.withoutClamp)}`);
         assert.ok(

@@ -222,9 +222,9 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
                     .map((r) => [r.name, crypto.createHash("sha256").update(plain(r.inputs.userDataBase64)).digest("hex")]),
             );
         assert.deepEqual(sha(await prodEvaluation()), {
-            "hubspoke-virginia-gw-instance": "48df9ac2b4a2abfd58ee6fce138f8b90a30d07b7817404ec319cf12b74bb8bf8",
-            "hubspoke-sydney-gw-instance": "64b3505bbcb3b08d3144d18c626fda66955aaf368552384d8c1c80c89254e1b1",
-            "hubspoke-frankfurt-gw-instance": "c22032ee1216209f79605bff9f6ca38ca199b8155f90a30c157b398f87c0be25",
+            "hubspoke-virginia-gw-instance": "52d6335b77917fe95e539db2823be10103ddbc7eebf2f076a55c7d50adf24c9f",
+            "hubspoke-sydney-gw-instance": "6286b69bb76fbca4e83570862e7af36e8e66617eb76c38228cc7f72132014316",
+            "hubspoke-frankfurt-gw-instance": "7a62faa2ff2d7f52efd1d1762c4a863233f343d2f9f31c566da4c3dd0feb96e0",
         });
     });
 
@@ -260,7 +260,7 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
      * (the version before this one: @pulumi/pulumi 3.248, Node.js 20). When a change alters the graph
      * on purpose, list it here; at a release, regenerate the fixture from the released commit.
      */
-    it("upgrading a stack deployed with 7b318a8 changes only what this version meant to: every gateway's bootstrap, its policy and alarms, prod-ha's redundancy alarms", async () => {
+    it("upgrading a stack deployed with 7b318a8 changes only what this version meant to: every gateway's bootstrap, its policy and alarms, the dashboard, prod-ha's redundancy alarms", async () => {
         const before = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures/graph-7b318a8.json"), "utf8"));
         const ha = await evaluateOffline(stackConfig("prod-ha"), { stack: "prod-ha" });
         const sites = ["frankfurt", "sydney", "virginia"];
@@ -288,8 +288,10 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
             );
         const prod = await prodEvaluation();
         const single = gatewayChanges(sites, partsOf(prod));
+        // In place: the dashboard gains each tunnel's bytes (TunnelDataIn/TunnelDataOut).
+        const dashboard = "aws:cloudwatch/dashboard:Dashboard::hubspoke-virginia-dashboard";
         assert.deepEqual(fingerprintDiff(before.prod, fingerprint(prod)), {
-            changed: single.changed.sort(),
+            changed: [...single.changed, dashboard].sort(),
             added: single.added.sort(),
             removed: [],
         });
@@ -302,6 +304,7 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
                 // In place (an alarm's settings): missing data no longer pages at birth or during a replacement.
                 ...sites.map((s) => `aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-${s}-failover-redundancy`),
                 ...pairs.changed,
+                dashboard,
             ].sort(),
             added: [
                 ...sites.map((s) => `aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-${s}-failover-standby-silent`),

@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ResourceValidationArgs } from "@pulumi/policy";
-import { HANDOVER_HOOK, READY_HOOK } from "../../components/gatewayHandover";
+import { HANDOVER_BEFORE_STOP_HOOK, HANDOVER_HOOK, READY_AFTER_START_HOOK, READY_HOOK } from "../../components/gatewayHandover";
 import type { OpenSwanGateway } from "../../components/openSwanGateway";
 import { SITE_ADDRESS_HOOK } from "../../components/siteAddressHook";
 import { containsIp, parseCidr, parseIp } from "../../config/cidr";
@@ -477,7 +477,10 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                 ].sort(),
             );
             // Registered on every run, whatever the sites: the engine calls a name kept in state.
-            assert.deepEqual(Object.keys(ev.hooks).sort(), [HANDOVER_HOOK, READY_HOOK, SITE_ADDRESS_HOOK].sort());
+            assert.deepEqual(
+                Object.keys(ev.hooks).sort(),
+                [HANDOVER_HOOK, READY_HOOK, HANDOVER_BEFORE_STOP_HOOK, READY_AFTER_START_HOOK, SITE_ADDRESS_HOOK].sort(),
+            );
         }
     });
 
@@ -492,6 +495,8 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                     [READY_HOOK],
                     `${r.name}: its replacement is ready before the engine answers its registration`,
                 );
+                // An in-place type change stops and starts it: the same handover and wait around it.
+                assert.deepEqual(r.options.updateHooks, [HANDOVER_BEFORE_STOP_HOOK, READY_AFTER_START_HOOK], r.name);
                 assert.equal(r.options.deleteBeforeReplace, true, `${r.name}: one network interface, one instance at a time`);
             }
             assert.ok(standby.options.dependsOn.includes(primary.urn), `${site}: the standby's instance must wait for the primary's`);
@@ -502,8 +507,8 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
         }
         for (const r of ofType(prod, INSTANCE)) {
             assert.deepEqual(
-                [r.options.afterCreateHooks, r.options.beforeDeleteHooks],
-                [[], []],
+                [r.options.afterCreateHooks, r.options.beforeDeleteHooks, r.options.updateHooks],
+                [[], [], []],
                 `${r.name}: a single gateway has no partner`,
             );
         }
@@ -579,9 +584,9 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
         for (const metric of ["StandbyReady", "Failovers"]) {
             assert.deepEqual(bySite(metric), [SITES.map((s) => `${metric} ${s}@${REGIONS[s]}`)], `one ${metric} graph with every site`);
         }
-        assert.equal(graphs(ha).length, 4, "two tunnel graphs, then the two site graphs");
+        assert.equal(graphs(ha).length, 6, "two tunnel graphs, the two site graphs, then the two tunnels' bytes");
         const prodMetrics = graphs(prod).flatMap((g: any) => g.metrics.map((m: any[]) => m[1]));
-        assert.deepEqual([...new Set(prodMetrics)], ["TunnelUp"]);
+        assert.deepEqual([...new Set(prodMetrics)], ["TunnelUp", "TunnelDataIn", "TunnelDataOut"]);
     });
 
     describe("the redundancy alarms over time (CloudWatch's documented evaluation, harness/alarmModel.ts)", () => {

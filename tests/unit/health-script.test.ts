@@ -34,8 +34,17 @@ describe("gateway health script (hubspoke-health)", () => {
     beforeEach(() => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-health-"));
         fs.mkdirSync(path.join(dir, "bin"));
-        fs.writeFileSync(path.join(dir, "bin/ipsec"), `#!/bin/sh\ncat ${path.join(dir, "states")}\n`, { mode: 0o755 });
-        fs.writeFileSync(path.join(dir, "bin/aws"), `#!/bin/sh\nprintf '%s\\n' "$@" >${path.join(dir, "aws.args")}\n`, { mode: 0o755 });
+        fs.writeFileSync(
+            path.join(dir, "bin/ipsec"),
+            `#!/bin/sh\ncase "$*" in *--trafficstatus*) cat ${path.join(dir, "traffic")} 2>/dev/null ;; *) cat ${path.join(dir, "states")} ;; esac\n`,
+            { mode: 0o755 },
+        );
+        // CloudWatch takes the report unless the file "refuse" exists.
+        fs.writeFileSync(
+            path.join(dir, "bin/aws"),
+            `#!/bin/sh\nprintf '%s\\n' "$@" >${path.join(dir, "aws.args")}\n[ ! -e ${path.join(dir, "refuse")} ]\n`,
+            { mode: 0o755 },
+        );
         fs.writeFileSync(
             path.join(dir, "gateway.env"),
             renderGatewayEnv(
@@ -52,9 +61,12 @@ describe("gateway health script (hubspoke-health)", () => {
         const r = run(UP, ["--dry-run"]);
         assert.equal(r.status, 0, r.stderr);
         assert.equal(
-            r.stdout,
+            r.stdout
+                .split("\n")
+                .filter((l) => / TunnelUp /.test(l))
+                .join("\n"),
             "HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-frankfurt 0\n" +
-                "HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 1\n",
+                "HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 1",
         );
         assert.ok(!fs.existsSync(path.join(dir, "aws.args")), "--dry-run sends nothing");
     });
@@ -116,7 +128,70 @@ describe("gateway health script (hubspoke-health)", () => {
             "HubspokeVpn",
             "--metric-data",
             "MetricName=TunnelUp,Dimensions=[{Name=Stack,Value=prod},{Name=Region,Value=virginia},{Name=Tunnel,Value=virginia-to-frankfurt}],Value=0,Unit=Count",
+            "MetricName=TunnelDataIn,Dimensions=[{Name=Stack,Value=prod},{Name=Region,Value=virginia},{Name=Tunnel,Value=virginia-to-frankfurt}],Value=0,Unit=Bytes",
+            "MetricName=TunnelDataOut,Dimensions=[{Name=Stack,Value=prod},{Name=Region,Value=virginia},{Name=Tunnel,Value=virginia-to-frankfurt}],Value=0,Unit=Bytes",
             "MetricName=TunnelUp,Dimensions=[{Name=Stack,Value=prod},{Name=Region,Value=virginia},{Name=Tunnel,Value=virginia-to-sydney}],Value=1,Unit=Count",
+            "MetricName=TunnelDataIn,Dimensions=[{Name=Stack,Value=prod},{Name=Region,Value=virginia},{Name=Tunnel,Value=virginia-to-sydney}],Value=0,Unit=Bytes",
+            "MetricName=TunnelDataOut,Dimensions=[{Name=Stack,Value=prod},{Name=Region,Value=virginia},{Name=Tunnel,Value=virginia-to-sydney}],Value=0,Unit=Bytes",
+        ]);
+    });
+
+    it("reports each tunnel's bytes since its last report from pluto's Child SA counters: a rekey's SA from 0, across a pluto restart, never negative or twice", () => {
+        // libreswan's --trafficstatus lines (testing/pluto/*/west.console.txt); libreswan 4 may add `[1] <peer>`.
+        const sa = (serial: number, tunnel: string, added: number, inBytes: number, outBytes: number) =>
+            `006 #${serial}: "${tunnel}"${serial === 9 ? "[1] 192.0.2.12" : ""}, type=ESP, add_time=${added}, inBytes=${inBytes}, outBytes=${outBytes}, maxBytes=2^63B, id='192.0.2.12'`;
+        const report = (traffic: string[]) => {
+            fs.writeFileSync(path.join(dir, "traffic"), `${traffic.join("\n")}\n`);
+            const r = run(UP);
+            assert.equal(r.status, fs.existsSync(path.join(dir, "refuse")) ? 1 : 0, r.stderr);
+            const sent = fs.readFileSync(path.join(dir, "aws.args"), "utf8");
+            const value = (metric: string, tunnel: string) =>
+                Number(
+                    new RegExp(`MetricName=${metric},Dimensions=\\[[^\\]]*Value=${tunnel}\\}\\],Value=(\\d+),Unit=Bytes`).exec(sent)![1],
+                );
+            return ["virginia-to-sydney", "virginia-to-frankfurt"].map((t) => [value("TunnelDataIn", t), value("TunnelDataOut", t)]);
+        };
+        // First report: every byte of a Child SA first seen.
+        assert.deepEqual(report([sa(4, "virginia-to-sydney", 1000, 1000, 2000), sa(9, "virginia-to-frankfurt", 1000, 7, 8)]), [
+            [1000, 2000],
+            [7, 8],
+        ]);
+        // A minute later, and the sydney tunnel rekeyed: its new SA #7 starts at 0 beside the old one.
+        assert.deepEqual(
+            report([
+                sa(4, "virginia-to-sydney", 1000, 1500, 2600),
+                sa(7, "virginia-to-sydney", 1060, 100, 50),
+                sa(9, "virginia-to-frankfurt", 1000, 7, 8),
+            ]),
+            [
+                [600, 650],
+                [0, 0],
+            ],
+        );
+        // The old SA is gone: only the new one's growth.
+        assert.deepEqual(report([sa(7, "virginia-to-sydney", 1060, 400, 300), sa(9, "virginia-to-frankfurt", 1000, 17, 18)]), [
+            [300, 250],
+            [10, 10],
+        ]);
+        // pluto restarted: serials from 1 again (#4 reused), new add_time: counted from 0, not against the old #4.
+        assert.deepEqual(report([sa(4, "virginia-to-sydney", 1300, 10, 20)]), [
+            [10, 20],
+            [0, 0],
+        ]);
+        // CloudWatch refused a report: the next one carries its bytes too.
+        fs.writeFileSync(path.join(dir, "refuse"), "");
+        report([sa(4, "virginia-to-sydney", 1300, 110, 220)]);
+        fs.rmSync(path.join(dir, "refuse"));
+        assert.deepEqual(report([sa(4, "virginia-to-sydney", 1300, 210, 420)]), [
+            [200, 400],
+            [0, 0],
+        ]);
+        // A dry run moves nothing on.
+        fs.writeFileSync(path.join(dir, "traffic"), `${sa(4, "virginia-to-sydney", 1300, 260, 520)}\n`);
+        assert.match(run(UP, ["--dry-run"]).stdout, /TunnelDataIn Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 50\n/);
+        assert.deepEqual(report([sa(4, "virginia-to-sydney", 1300, 260, 520)]), [
+            [50, 100],
+            [0, 0],
         ]);
     });
 });

@@ -513,11 +513,32 @@ describe("prod stack resource graph (mock runtime)", () => {
         assert.equal(dashboard.inputs.dashboardName, "hubspoke-vpn-prod");
         const widgets = JSON.parse(dashboard.inputs.dashboardBody).widgets;
         assert.deepEqual(
-            widgets.map((w: any) => w.properties.metrics.map((m: any[]) => `${m[5]}:${m[7]}@${m[8].region}`)),
+            widgets.map((w: any) => w.properties.metrics.map((m: any[]) => `${m[1]} ${m[5]}:${m[7]}@${m[8].region}`)),
             [
-                ["virginia:virginia-to-sydney@us-east-1", "sydney:virginia-to-sydney@ap-southeast-2"],
-                ["virginia:virginia-to-frankfurt@us-east-1", "frankfurt:virginia-to-frankfurt@eu-central-1"],
+                ["TunnelUp virginia:virginia-to-sydney@us-east-1", "TunnelUp sydney:virginia-to-sydney@ap-southeast-2"],
+                ["TunnelUp virginia:virginia-to-frankfurt@us-east-1", "TunnelUp frankfurt:virginia-to-frankfurt@eu-central-1"],
+                // Bytes, both ends, summed a minute (the Sum of the per-minute reports).
+                [
+                    "TunnelDataIn virginia:virginia-to-sydney@us-east-1",
+                    "TunnelDataOut virginia:virginia-to-sydney@us-east-1",
+                    "TunnelDataIn sydney:virginia-to-sydney@ap-southeast-2",
+                    "TunnelDataOut sydney:virginia-to-sydney@ap-southeast-2",
+                ],
+                [
+                    "TunnelDataIn virginia:virginia-to-frankfurt@us-east-1",
+                    "TunnelDataOut virginia:virginia-to-frankfurt@us-east-1",
+                    "TunnelDataIn frankfurt:virginia-to-frankfurt@eu-central-1",
+                    "TunnelDataOut frankfurt:virginia-to-frankfurt@eu-central-1",
+                ],
             ],
+        );
+        assert.deepEqual(
+            widgets.slice(2).map((w: any) => [w.properties.stat, w.y]),
+            [
+                ["Sum", 6],
+                ["Sum", 6],
+            ],
+            "below the state graphs",
         );
     });
 
