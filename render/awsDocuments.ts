@@ -277,6 +277,18 @@ export function standbySilentAlarm<T>(stack: string, regionName: string, topic: 
 export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub">, stack: string): string {
     const awsRegionOf = (regionName: string) => spec.regions.find((r) => r.name === regionName)!.awsRegion;
     const sites = spec.regions.filter((r) => r.standby);
+    // One tunnel end's metric, graphed from the hub's region with the end's own region.
+    const tunnelEndMetric = (metric: string, tunnel: string, end: string, label: string) => [
+        METRIC.namespace,
+        metric,
+        "Stack",
+        stack,
+        "Region",
+        end,
+        "Tunnel",
+        tunnel,
+        { region: awsRegionOf(end), label },
+    ];
     const row = Math.ceil(spec.tunnels.length / 2) * 6;
     const siteGraph = (x: number, title: string, metric: string, stat: string) => ({
         type: "metric",
@@ -317,17 +329,9 @@ export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub
             region: spec.hub.awsRegion,
             yAxis: { left: { min: 0 } },
             metrics: [t.hub, t.spoke].flatMap((end) =>
-                [METRIC.tunnelDataIn, METRIC.tunnelDataOut].map((metric) => [
-                    METRIC.namespace,
-                    metric,
-                    "Stack",
-                    stack,
-                    "Region",
-                    end,
-                    "Tunnel",
-                    t.name,
-                    { region: awsRegionOf(end), label: `${end} ${metric === METRIC.tunnelDataIn ? "in" : "out"}` },
-                ]),
+                [METRIC.tunnelDataIn, METRIC.tunnelDataOut].map((metric) =>
+                    tunnelEndMetric(metric, t.name, end, `${end} ${metric === METRIC.tunnelDataIn ? "in" : "out"}`),
+                ),
             ),
         },
     }));
@@ -346,17 +350,7 @@ export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub
                     period: 60,
                     region: spec.hub.awsRegion,
                     yAxis: { left: { min: 0, max: 1 } },
-                    metrics: [t.hub, t.spoke].map((end) => [
-                        METRIC.namespace,
-                        METRIC.tunnelUp,
-                        "Stack",
-                        stack,
-                        "Region",
-                        end,
-                        "Tunnel",
-                        t.name,
-                        { region: awsRegionOf(end), label: `seen from ${end}` },
-                    ]),
+                    metrics: [t.hub, t.spoke].map((end) => tunnelEndMetric(METRIC.tunnelUp, t.name, end, `seen from ${end}`)),
                 },
             })),
             ...redundancy,

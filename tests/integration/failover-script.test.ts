@@ -262,11 +262,7 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
     });
 
     it("reports StandbyReady 0 with the reason while its policy could not move the Elastic IP, and 1 again once it can (dry runs)", async () => {
-        await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
-        fs.writeFileSync(at("alive"), "");
-        start(GATEWAYS[0]);
-        start(GATEWAYS[1]);
-        await waitFor("a first StandbyReady 1", () => standbyReady().includes(1), 15);
+        await pairOnPrimary();
         editPrincipal(iamFile(), renderedPolicies(), "virginia-standby", "MoveSiteElasticIp");
         const before = standbyReady().length;
         await waitFor("StandbyReady 0", () => standbyReady().slice(before).includes(0), 15);
@@ -313,6 +309,20 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
         const routed = lines.findIndex((l) => / ReplaceRoute \S+ 200 /.test(l));
         assert.ok(associated >= 0 && routed > associated, `the first ReplaceRoute did not follow the association:\n${lines.join("\n")}`);
     });
+    /**
+     * Both gateways running, the site on the primary, and the standby's first verdict reported:
+     * StandbyReady 1, or 0 when its policy lacks the statement `narrowed`.
+     */
+    async function pairOnPrimary(narrowed?: string): Promise<void> {
+        await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
+        if (narrowed) editPrincipal(iamFile(), renderedPolicies(), "virginia-standby", narrowed);
+        fs.writeFileSync(at("alive"), "");
+        start(GATEWAYS[0]);
+        start(GATEWAYS[1]);
+        const verdict = narrowed ? 0 : 1;
+        await waitFor(`a first StandbyReady ${verdict}`, () => standbyReady().includes(verdict), 15);
+    }
+
     /** What the drain parameter's agent does on the gateway: the drained file, and a wake-up. */
     const setDrained = (g: Name, on: boolean) => {
         if (on) fs.writeFileSync(at(g, "state", "drained"), "");
@@ -323,11 +333,7 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
         GATEWAYS.find((g) => g.networkInterfaceId === site().networkInterfaceId && g.siteIp === site().privateIpAddress)?.name;
 
     it("a drained active hands the site to its ready standby at once (no missed echo), steps down, and the drained gateway never takes it back", async () => {
-        await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
-        fs.writeFileSync(at("alive"), "");
-        start(GATEWAYS[0]);
-        start(GATEWAYS[1]);
-        await waitFor("a first StandbyReady 1", () => standbyReady().includes(1), 15);
+        await pairOnPrimary();
         const drainedAt = Date.now();
         setDrained("virginia", true);
         await waitFor("the site on the standby", () => holder() === "virginia-standby", 10);
@@ -355,12 +361,7 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
     });
 
     it("refuses the handover when the standby is not ready: the active keeps the site, both say why, and it goes once the standby is ready", async () => {
-        await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
-        editPrincipal(iamFile(), renderedPolicies(), "virginia-standby", "MoveSiteElasticIp");
-        fs.writeFileSync(at("alive"), "");
-        start(GATEWAYS[0]);
-        start(GATEWAYS[1]);
-        await waitFor("StandbyReady 0", () => standbyReady().includes(0), 15);
+        await pairOnPrimary("MoveSiteElasticIp");
         setDrained("virginia", true);
         await waitFor("the refusal", () => /virginia-standby did not take the site within 5s .*: keeping it/.test(logOf("virginia")), 15);
         assert.match(
@@ -376,11 +377,7 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
     });
 
     it("`hubspoke-failover handover` (at shutdown) hands the site over and says so; on the standby it has nothing to do", async () => {
-        await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
-        fs.writeFileSync(at("alive"), "");
-        start(GATEWAYS[0]);
-        start(GATEWAYS[1]);
-        await waitFor("a first StandbyReady 1", () => standbyReady().includes(1), 15);
+        await pairOnPrimary();
         const run = (g: (typeof GATEWAYS)[number]) =>
             spawnSync("bash", [SCRIPT, "handover"], {
                 encoding: "utf8",
@@ -456,12 +453,7 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
         });
 
         it("drain refuses at once, writing nothing, when the partner last reported StandbyReady 0", async () => {
-            await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
-            editPrincipal(iamFile(), renderedPolicies(), "virginia-standby", "MoveSiteElasticIp");
-            fs.writeFileSync(at("alive"), "");
-            start(GATEWAYS[0]);
-            start(GATEWAYS[1]);
-            await waitFor("StandbyReady 0", () => standbyReady().includes(0), 15);
+            await pairOnPrimary("MoveSiteElasticIp");
             await assert.rejects(
                 drain(sdk(), primary, { liftAfter: true }),
                 /gateway virginia keeps site virginia: its partner virginia-standby reported StandbyReady 0 at .*journalctl -u hubspoke-failover on virginia-standby/,
