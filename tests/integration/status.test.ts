@@ -21,7 +21,8 @@ describe("npm run status (AWS SDK, the lab's CloudWatch, EC2 and SSM)", function
     this.timeout(60_000);
     let dir: string;
     let fake: FakeAws;
-    const now = Date.now();
+    // Set when the test starts, not when mocha loads the file (minutes earlier in `npm test`).
+    let now = 0;
     // A report m minutes (and 10 s) before the test: one a minute, each in a minute of its own, the
     // newest well inside the last 5 minutes however long the test takes.
     const minute = (m: number) => now - m * 60_000 - 10_000;
@@ -35,6 +36,7 @@ describe("npm run status (AWS SDK, the lab's CloudWatch, EC2 and SSM)", function
     const spec = parseStackConfig(stackConfig("prod-ha")).spec;
 
     before(async () => {
+        now = Date.now();
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-status-"));
         fs.mkdirSync(path.join(dir, "store"));
         // virginia-to-sydney: up at both ends for the last 20 minutes, after a drop 21 minutes ago at sydney.
