@@ -267,6 +267,15 @@ export async function waitReady(c: HandoverClients, g: PairGateway, since: Date,
     }
 }
 
+/** What an operator's command says when AWS failed it: no credentials as such, else the SDK's error name and message. */
+export function awsFailureText(e: unknown, awsRegion?: string): string {
+    const err = e as Error & { name?: string };
+    if (err.name === "CredentialsProviderError") {
+        return `no AWS credentials${awsRegion ? ` for ${awsRegion}` : ""} (${err.message}); set AWS_PROFILE or run aws sso login`;
+    }
+    return `${err.name && err.name !== "Error" ? `${err.name}: ` : ""}${err.message}`;
+}
+
 /** One try of `f`; an error is logged and answered with undefined, for a polling loop to try again. */
 async function retrying<T>(f: () => Promise<T>, log: (m: string) => void): Promise<T | undefined> {
     try {

@@ -10,7 +10,7 @@
  * Exit status 0 when done, 1 when AWS refused or the partner did not take the site, 2 on bad usage or config.
  */
 import { parseArgs } from "node:util";
-import { drain, handoverClients, type PairGateway, pairGateway, undrain } from "../components/gatewayHandover";
+import { awsFailureText, drain, handoverClients, type PairGateway, pairGateway, undrain } from "../components/gatewayHandover";
 import { readStackConfigFile, stackConfigPath } from "../config/load";
 import { ConfigError, parseStackConfig } from "../config/validate";
 import { stackParameterPrefix } from "../gateway/contract";
@@ -87,12 +87,7 @@ async function main(): Promise<number> {
         console.log(`undo with: npm run site -- --stack ${g.stack} undrain ${g.gateway}`);
         return 0;
     } catch (e) {
-        const err = e as Error & { name?: string };
-        if (err.name === "CredentialsProviderError") {
-            console.error(`site: no AWS credentials for ${g.awsRegion} (${err.message}); set AWS_PROFILE or run aws sso login`);
-        } else {
-            console.error(`site: ${err.name && err.name !== "Error" ? `${err.name}: ` : ""}${err.message}`);
-        }
+        console.error(`site: ${awsFailureText(e, g.awsRegion)}`);
         return 1;
     } finally {
         c.destroy();

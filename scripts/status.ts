@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { GetMetricStatisticsCommand } from "@aws-sdk/client-cloudwatch";
-import { type HandoverClients, handoverClients, pairGateway, siteHolder } from "../components/gatewayHandover";
+import { awsFailureText, type HandoverClients, handoverClients, pairGateway, siteHolder } from "../components/gatewayHandover";
 import { readStackConfigFile, stackConfigPath } from "../config/load";
 import type { StackSpec } from "../config/types";
 import { ConfigError, parseStackConfig } from "../config/validate";
@@ -195,12 +195,7 @@ async function main(): Promise<number> {
         console.log(json ? JSON.stringify(status, null, 2) : formatStatus(status).join("\n"));
         return 0;
     } catch (e) {
-        const err = e as Error & { name?: string };
-        if (err.name === "CredentialsProviderError") {
-            console.error(`status: no AWS credentials (${err.message}); set AWS_PROFILE or run aws sso login`);
-        } else {
-            console.error(`status: ${err.name && err.name !== "Error" ? `${err.name}: ` : ""}${err.message}`);
-        }
+        console.error(`status: ${awsFailureText(e)}`);
         return 1;
     } finally {
         for (const c of clients.values()) c.destroy();
