@@ -1,9 +1,9 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { type RegionSpec, type StackSpec, siteIpOf } from "../config/types";
+import { type RegionSpec, type StackSpec, siteGatewayNames, siteIpOf } from "../config/types";
 import { failoverParameterName, PSK } from "../gateway/contract";
-import { dashboardBody } from "../render/awsDocuments";
+import { dashboardBody, tunnelDownQuery } from "../render/awsDocuments";
 import { gatewayHooks, type PairGateway, pairGateway } from "./gatewayHandover";
 import { OpenSwanGateway } from "./openSwanGateway";
 import { RegionalVpc } from "./regionalVpc";
@@ -112,12 +112,36 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                 this.standbys[r.name],
             );
         }
+        this.createTunnelQueries();
         this.dashboard = new aws.cloudwatch.Dashboard(
             `${vpnName}-${spec.hub.name}-dashboard`,
             { dashboardName: `hubspoke-vpn-${args.stack}`, dashboardBody: dashboardBody(spec, args.stack) },
             { parent: this, provider: this.providerOf(spec.hub) },
         );
         this.registerOutputs({ regions: this.regionOutputs, dashboardName: this.dashboard.dashboardName });
+    }
+
+    /**
+     * Per tunnel end, the saved Logs Insights query "why is it down", in the end's AWS region, over its
+     * site's event logs (both gateways of a pair): Logs Insights reads one region at a time.
+     */
+    private createTunnelQueries(): void {
+        const { spec, stack } = this.args;
+        for (const t of spec.tunnels) {
+            for (const end of [t.hub, t.spoke]) {
+                const r = spec.regions.find((x) => x.name === end)!;
+                const site = [this.gateways[end], ...(this.standbys[end] ? [this.standbys[end].gateway] : [])];
+                new aws.cloudwatch.QueryDefinition(
+                    `${this.vpnName}-${end}-${t.name}-events-query`,
+                    {
+                        name: `hubspoke-vpn/${stack}/why-is-${t.name}-down-at-${end}`,
+                        queryString: tunnelDownQuery(t.name),
+                        logGroupNames: site.map((g) => g.eventLogGroup.name),
+                    },
+                    { parent: this, provider: this.providerOf(r) },
+                );
+            }
+        }
     }
 
     private providerOf(r: RegionSpec): aws.Provider {
@@ -220,7 +244,7 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
     }
 
     private failoverArgs(name: string, r: RegionSpec, privateIp: string, primary: OpenSwanGateway | true) {
-        const gateway = primary === true ? r.name : `${r.name}-standby`;
+        const gateway = siteGatewayNames(r)[primary === true ? 0 : 1];
         this.pairGateways.set(`${name}-instance`, pairGateway(this.args.stack, this.args.parameterPrefix, r, gateway));
         return {
             gateway,
@@ -266,6 +290,7 @@ export class HubSpokeVpn extends pulumi.ComponentResource {
                 amiRelease: spec.gatewayAmiRelease,
                 amiKernel: spec.gatewayAmiKernel,
                 terminationProtection: spec.gatewayTerminationProtection,
+                eventLogRetentionDays: spec.eventLogRetentionDays,
                 stack: this.args.stack,
                 alarmEmail: spec.alarmEmail,
                 parameterPrefix: this.args.parameterPrefix,

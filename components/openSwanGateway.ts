@@ -3,6 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { al2023AmiName, architectureOf } from "../config/ami";
 import type { RegionSpec, TunnelSettings } from "../config/types";
 import {
+    eventLogGroupName,
+    eventLogStreamName,
     GATEWAY_TAG,
     type GatewayIdentity,
     gatewayParameterPath,
@@ -49,6 +51,8 @@ export interface OpenSwanGatewayArgs {
     readonly tunnelSettings: TunnelSettings;
     /** Path prefix of the stack's parameters, e.g. `/hubspoke-vpn/prod`. */
     readonly parameterPrefix: string;
+    /** Days CloudWatch Logs keeps the gateway's tunnel events. */
+    readonly eventLogRetentionDays: number;
     /** Refuse API termination of the instance outside Pulumi (for production stacks). */
     readonly terminationProtection?: boolean;
     /** The Pulumi stack: a dimension of the tunnel metrics. */
@@ -132,6 +136,9 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
     public readonly bootstrapAlarm: aws.cloudwatch.MetricAlarm;
     /** The full cloud-config (EC2 receives it gzip-compressed): no key, and nothing per tunnel. */
     public readonly userData: string;
+    /** Its tunnel events (gateway/hubspoke-events.sh writes to its own stream in it). */
+    public readonly eventLogGroup: aws.cloudwatch.LogGroup;
+    public readonly eventLogStream: aws.cloudwatch.LogStream;
     /** The instance's role (a site's failover policy is attached to it). */
     public readonly role: aws.iam.Role;
 
@@ -148,6 +155,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
         this.managementIp = (failover?.managementElasticIp ?? args.elasticIp).publicIp;
         this.parameterPath = gatewayParameterPath(args.parameterPrefix, this.gatewayId);
 
+        [this.eventLogGroup, this.eventLogStream] = this.createEventLog();
         this.securityGroup = this.createSecurityGroup();
         this.networkInterface = this.createNetworkInterface();
         this.networkInterfaceId = this.networkInterface.id;
@@ -181,6 +189,7 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
             managementIp: this.managementIp,
             privateIp: this.privateIp,
             parameterPath: this.parameterPath,
+            eventLogGroupName: this.eventLogGroup.name,
             alarmTopicArn: this.alarmTopic.arn,
             alarmNames: this.tunnelAlarms.map((a) => a.name),
         });
@@ -188,6 +197,29 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
 
     private tags(suffix: string): Record<string, string> {
         return { ...this.args.tags, Name: `${this.gatewayName}-${suffix}` };
+    }
+
+    /**
+     * The gateway's tunnel-event log, with the stack's retention: a group per gateway, so that IAM can
+     * limit the gateway to its own stream and a removed gateway takes its group with it.
+     */
+    private createEventLog(): [aws.cloudwatch.LogGroup, aws.cloudwatch.LogStream] {
+        const parent = { parent: this };
+        const group = new aws.cloudwatch.LogGroup(
+            `${this.gatewayName}-events`,
+            {
+                name: eventLogGroupName(this.args.stack, this.gatewayId),
+                retentionInDays: this.args.eventLogRetentionDays,
+                tags: this.tags("events"),
+            },
+            parent,
+        );
+        const stream = new aws.cloudwatch.LogStream(
+            `${this.gatewayName}-events-stream`,
+            { name: eventLogStreamName(this.gatewayId), logGroupName: group.name },
+            parent,
+        );
+        return [group, stream];
     }
 
     /** IKE, NAT-T and ESP with each peer's Elastic IP only; what the gateway forwards in its VPC; HTTPS out. */
@@ -381,6 +413,8 @@ export class OpenSwanGateway extends pulumi.ComponentResource {
                         awsRegion: region.awsRegion,
                         parameterPath: this.parameterPath,
                         softwareRoot: softwareParameterRoot(this.args.parameterPrefix, this.gatewayId),
+                        eventLogGroup: eventLogGroupName(this.args.stack, this.gatewayId),
+                        eventLogStream: eventLogStreamName(this.gatewayId),
                     }),
                 ),
             },

@@ -62,6 +62,11 @@ export function siteIpOf(gatewayPrivateIp: string): string {
     return formatIp(ip + 1);
 }
 
+/** The gateways of a site by their names: the region name, then `<region name>-standby` if it has a standby. */
+export function siteGatewayNames(r: Pick<RegionSpec, "name" | "standby">): string[] {
+    return r.standby ? [r.name, `${r.name}-standby`] : [r.name];
+}
+
 /** A hub-spoke tunnel. Both ends use the same name, `<hub>-to-<spoke>`. */
 export interface TunnelSpec {
     readonly name: string;
@@ -106,6 +111,8 @@ export interface StackSpec {
     readonly pskRotation: number;
     /** Days CloudWatch Logs keeps VPC flow logs. */
     readonly flowLogRetentionDays: number;
+    /** Days CloudWatch Logs keeps each gateway's tunnel events. */
+    readonly eventLogRetentionDays: number;
     /** Refuse API termination of gateway instances. */
     readonly gatewayTerminationProtection: boolean;
     /** Where tunnel alarms are e-mailed, if anywhere. */

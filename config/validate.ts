@@ -4,6 +4,7 @@
  */
 
 import { Region as AwsRegion } from "@pulumi/aws/types/enums";
+import { EVENTS } from "../gateway/contract";
 import { AL2023_KERNELS } from "./ami";
 import { awsReservedAddresses, type Cidr, containsCidr, containsIp, formatIp, isPrivate, overlaps, parseCidr, parseIp } from "./cidr";
 import {
@@ -35,6 +36,7 @@ export const TOP_KEYS = [
     "gatewayAmiKernel",
     "pskRotation",
     "flowLogRetentionDays",
+    "eventLogRetentionDays",
     "gatewayTerminationProtection",
     "alarmEmail",
     "ikeProposals",
@@ -217,6 +219,7 @@ function parseSettings(raw: Readonly<Record<string, unknown>>, fail: Fail) {
         },
         pskRotation: setting(raw, "pskRotation", 0, checkRotation, fail),
         flowLogRetentionDays: setting(raw, "flowLogRetentionDays", DEFAULT_FLOW_LOG_RETENTION_DAYS, checkRetention, fail),
+        eventLogRetentionDays: setting(raw, "eventLogRetentionDays", EVENTS.defaultRetentionDays, checkRetention, fail),
         gatewayTerminationProtection: setting(raw, "gatewayTerminationProtection", false, checkBoolean, fail),
         alarmEmail: raw.alarmEmail === "" ? undefined : setting<string | undefined>(raw, "alarmEmail", undefined, checkEmail, fail),
     };

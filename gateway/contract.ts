@@ -27,6 +27,8 @@ export const GATEWAY_PATHS = {
     /** The units hubspoke-bootstrap enables and starts, one line, space-separated (part of the software). */
     unitsFile: "/etc/hubspoke-vpn/units",
     healthScript: "/usr/local/sbin/hubspoke-health",
+    /** Ships the tunnel events to CloudWatch Logs (hubspoke-events.service runs it every few seconds). */
+    eventsScript: "/usr/local/sbin/hubspoke-events",
     /** Only on gateways of a site with a standby: decides which of the two is active, and moves the site to it. */
     failoverScript: "/usr/local/sbin/hubspoke-failover",
     /**
@@ -58,6 +60,8 @@ export const AGENT_STATE_FILES = {
     drained: "drained",
     /** `<serial>@<add_time> <tunnel> <inBytes> <outBytes>` per Child SA at hubspoke-health's last report. */
     traffic: "traffic",
+    /** hubspoke-events' files: `events.cursor` (the journal's), `events.spool` (not yet delivered), `events.memory`. */
+    events: "events",
 } as const;
 
 /**
@@ -209,6 +213,63 @@ export const FAILOVER = {
     handoverRetrySeconds: 60,
 } as const;
 
+/**
+ * The tunnel events a gateway ships to CloudWatch Logs (gateway/hubspoke-events.sh), by the name its
+ * events carry in `event`, with what each means. The script's catalogue and this list must agree
+ * (tests/unit/events.test.ts); docs/events.md quotes the lines each comes from.
+ */
+export const TUNNEL_EVENTS = {
+    established: "the Child SA (and its IKE SA) is established: the tunnel is up",
+    rekeyed: "an IKE or Child SA was replaced by a new one before it expired (routine)",
+    "deleted-by-peer": "the peer deleted the SA (its pluto stopped or took the tunnel down)",
+    "authentication-failed": "the pre-shared keys of the two ends differ",
+    "no-proposal-chosen": "the two ends share no IKE or ESP proposal",
+    "retransmits-exhausted": "the peer never answered: unreachable, or not running",
+    "dead-peer": "an established peer stopped answering liveness checks (dead-peer detection)",
+    "left-out": "hubspoke-agent left the tunnel out: its parameters are missing or refused",
+    "agent-changed": "hubspoke-agent added, changed, re-keyed or removed the tunnel",
+    takeover: "this gateway took its site over (hubspoke-failover)",
+    "step-down": "this gateway stopped being its site's active gateway",
+    handover: "a planned handover of the site: asked, refused, or not taken in time",
+} as const;
+
+export type TunnelEvent = keyof typeof TUNNEL_EVENTS;
+
+/**
+ * How a gateway ships its tunnel events (gateway/hubspoke-events.sh). Bounds: one event per kind and
+ * tunnel per `coalesceSeconds` (later ones within the window are counted in the next one's
+ * `repeats`), so a flapping tunnel sends at most `Object.keys(TUNNEL_EVENTS).length` events a minute.
+ */
+export const EVENTS = {
+    /** hubspoke-events runs this often: an event reaches CloudWatch Logs within this plus a call. */
+    intervalSeconds: 10,
+    coalesceSeconds: 60,
+    /** Events kept while CloudWatch Logs cannot be reached (a day of a flapping tunnel's worth is far more than 10 minutes). */
+    spoolMax: 20_000,
+    /** Events per PutLogEvents call (AWS allows 10,000 and 1 MB; ours are under 1 KB each). */
+    batch: 500,
+    /** The units whose journal lines hubspoke-events reads. */
+    units: [
+        "ipsec.service",
+        "hubspoke-agent.service",
+        "hubspoke-agent-boot.service",
+        "hubspoke-failover.service",
+        "hubspoke-handover.service",
+    ],
+    /** Days CloudWatch Logs keeps the events unless the stack sets `eventLogRetentionDays`. */
+    defaultRetentionDays: 90,
+} as const;
+
+/** The log group of a gateway's tunnel events, one per gateway (its stream: `eventLogStreamName`). */
+export function eventLogGroupName(stack: string, gateway: string): string {
+    return `/hubspoke-vpn/${stack}/tunnel-events/${gateway}`;
+}
+
+/** The log stream a gateway writes its events to, in its own group: the gateway's name. */
+export function eventLogStreamName(gateway: string): string {
+    return gateway;
+}
+
 /** What the drain parameter holds while its gateway is drained (README, Day two). */
 export const DRAINED = "drained";
 
@@ -302,6 +363,11 @@ export function tunnelParameterNames(parameterPath: string, tunnel: string): { c
 /** SSM standard parameters hold at most 4 KB. */
 export const SSM_STANDARD_MAX_BYTES = 4096;
 
+/** A gateway's name: its site's region name, or its name in the site's failover layout (`virginia-standby`). */
+export function gatewayNameOf(id: Pick<GatewayIdentity, "regionName" | "failover">): string {
+    return id.failover?.gateway ?? id.regionName;
+}
+
 /** The env file of one gateway, sourced by hubspoke-agent and hubspoke-health. */
 export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyof typeof GATEWAY_PATHS, string>> = {}): string {
     const p = { ...GATEWAY_PATHS, ...paths };
@@ -332,6 +398,13 @@ export function renderGatewayEnv(id: GatewayIdentity, paths: Partial<Record<keyo
         HUBSPOKE_STATE_LEFT_OUT: AGENT_STATE_FILES.leftOut,
         HUBSPOKE_STATE_ADDED_AT: AGENT_STATE_FILES.addedAt,
         HUBSPOKE_STATE_UP_ONCE: AGENT_STATE_FILES.upOnce,
+        HUBSPOKE_STATE_EVENTS: AGENT_STATE_FILES.events,
+        HUBSPOKE_EVENTS_LOG_GROUP: eventLogGroupName(id.stack, gatewayNameOf(id)),
+        HUBSPOKE_EVENTS_LOG_STREAM: eventLogStreamName(gatewayNameOf(id)),
+        HUBSPOKE_EVENTS_UNITS: EVENTS.units.join(" "),
+        HUBSPOKE_EVENTS_COALESCE: EVENTS.coalesceSeconds,
+        HUBSPOKE_EVENTS_SPOOL_MAX: EVENTS.spoolMax,
+        HUBSPOKE_EVENTS_BATCH: EVENTS.batch,
         // Only in a site with a standby, so that a single gateway's settings stay as they were.
         ...(id.failover
             ? {

@@ -154,6 +154,8 @@ export interface FakeAws {
     put(region: string, name: string, value: string, type?: "String" | "SecureString" | "StringList"): void;
     /** Delete a parameter, if it exists. */
     remove(region: string, name: string): void;
+    /** Create a log group (if missing) and a stream in it, as `pulumi up` would (the gateways' event logs). */
+    logStream(region: string, group: string, stream: string): void;
     /** Replace the injected faults; `faults({})` clears them. */
     faults(faults: FakeAwsFaults): void;
     /** SIGTERM, then SIGKILL after 5 s; resolves when the server has exited. */
@@ -238,6 +240,14 @@ function handle(child: ChildProcess, url: string, store: string, exited: Promise
             fs.rmSync(parameterFile(store, region, name), { force: true });
             updateTypes(store, (types) => delete types[region + name]);
         },
+        logStream(region, group, stream) {
+            const file = path.join(store, ".logs.json");
+            const logs = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : {};
+            logs[region] ??= {};
+            logs[region][group] ??= { streams: {} };
+            logs[region][group].streams[stream] ??= [];
+            writeAtomic(store, file, JSON.stringify(logs));
+        },
         faults(faults) {
             writeAtomic(store, path.join(store, ".faults.json"), JSON.stringify(faults) + "\n");
         },
@@ -293,6 +303,25 @@ export function readMetrics(storeDir: string): MetricRecord[] {
         .split("\n")
         .filter((line) => line.trim() !== "")
         .map((line) => JSON.parse(line) as MetricRecord);
+}
+
+/** One event the server's CloudWatch Logs holds (PutLogEvents), with when it took it. */
+export interface LogEventRecord {
+    readonly timestamp: number;
+    readonly message: string;
+    readonly ingestionTime: number;
+}
+
+/** The events of one log stream, oldest first; none if it has none or does not exist. */
+export function readLogEvents(storeDir: string, region: string, group: string, stream: string): LogEventRecord[] {
+    let text: string;
+    try {
+        text = fs.readFileSync(path.join(storeDir, ".logs.json"), "utf8");
+    } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+        throw e;
+    }
+    return JSON.parse(text)[region]?.[group]?.streams?.[stream] ?? [];
 }
 
 /** The EC2 state as the server last wrote it (or as it was given). */

@@ -37,6 +37,24 @@ function decodeUserData(text: string): string {
 
 const isGateway = (props: any) => props.tags?.[GATEWAY_TAG.key] === GATEWAY_TAG.value;
 
+/** An action pattern of a statement that covers logs:PutLogEvents (`*`, `logs:*`, `logs:Put*`, ...). */
+const coversPutLogEvents = (action: string) =>
+    new RegExp(`^${action.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`, "i").test("logs:PutLogEvents");
+
+/** A resource that names one log group, not a pattern: no wildcard but the `:*` of "its streams". */
+const namesOneLogGroup = (resource: string) => !resource.replace(/:\*$/, "").includes("*");
+
+/** The statements of an IAM policy document (JSON text); none when it is not one. */
+function statementsOf(document: unknown): any[] {
+    if (typeof document !== "string") return [];
+    try {
+        const parsed = JSON.parse(document);
+        return [parsed.Statement ?? []].flat();
+    } catch {
+        return [];
+    }
+}
+
 export const policies: ResourceValidationPolicy[] = [
     {
         name: "no-ingress-from-anywhere",
@@ -119,6 +137,32 @@ export const policies: ResourceValidationPolicy[] = [
                 }
             }
         }),
+    },
+    {
+        name: "event-logs-bounded-and-scoped",
+        description:
+            "Log groups keep their events for a set number of days, and a policy may let a role put log events only into named log groups (a gateway: its own stream), never into every group of the account.",
+        enforcementLevel: "mandatory",
+        validateResource: [
+            typed("aws:cloudwatch/logGroup:LogGroup", (p, args, report) => {
+                if (!(p.retentionInDays > 0)) {
+                    report(`${args.name} keeps its events forever (retentionInDays unset); set the days CloudWatch Logs keeps them`);
+                }
+            }),
+            typed(["aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy"], (p, args, report) => {
+                for (const s of statementsOf(p.policy)) {
+                    const actions = [s.Action ?? []].flat().map(String);
+                    if (s.Effect !== "Allow" || !actions.some(coversPutLogEvents)) continue;
+                    for (const resource of [s.Resource ?? "*"].flat().map(String)) {
+                        if (!namesOneLogGroup(resource)) {
+                            report(
+                                `${args.name} lets its role put log events into ${resource}; name one log group (arn:aws:logs:REGION:ACCOUNT:log-group:NAME:log-stream:STREAM)`,
+                            );
+                        }
+                    }
+                }
+            }),
+        ],
     },
     {
         name: "source-dest-check-only-on-gateways",

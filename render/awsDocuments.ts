@@ -2,8 +2,8 @@
  * The AWS documents the components hand to resources: IAM policies, alarm definitions, and the
  * dashboard body. Plain values in, plain values (JSON) out, so that each is table-tested directly.
  */
-import type { StackSpec } from "../config/types";
-import { BOOTSTRAP, METRIC } from "../gateway/contract";
+import { type RegionSpec, type StackSpec, siteGatewayNames } from "../config/types";
+import { BOOTSTRAP, eventLogGroupName, METRIC, TUNNEL_EVENTS, type TunnelEvent } from "../gateway/contract";
 
 /**
  * What Session Manager needs on the instance, and nothing more (AmazonSSMManagedInstanceCore would
@@ -33,11 +33,15 @@ export interface GatewayPolicyArgs {
     readonly parameterPath: string;
     /** Where the gateway's software versions live, e.g. `/hubspoke-vpn/prod/virginia/software`. */
     readonly softwareRoot: string;
+    /** The gateway's tunnel-event log group and its stream in it (gateway/contract.ts, eventLogGroupName). */
+    readonly eventLogGroup: string;
+    readonly eventLogStream: string;
 }
 
 /**
  * A gateway's own permissions: Session Manager, reading exactly its own desired-state path (the list
- * and each parameter under it) and its own software, and putting metrics in the tunnel namespace only.
+ * and each parameter under it) and its own software, putting metrics in the tunnel namespace only, and
+ * putting events in its own log stream only.
  */
 export function gatewayPolicy(a: GatewayPolicyArgs): string {
     const pathArn = `arn:${a.partition}:ssm:${a.awsRegion}:${a.accountId}:parameter${a.parameterPath}`;
@@ -64,8 +68,21 @@ export function gatewayPolicy(a: GatewayPolicyArgs): string {
                 Resource: "*",
                 Condition: { StringEquals: { "cloudwatch:namespace": METRIC.namespace } },
             },
+            // PutLogEvents is authorised on the stream (IAM's service authorization reference, CloudWatch
+            // Logs); the program creates it, so the gateway needs no CreateLogStream.
+            {
+                Sid: "OwnTunnelEvents",
+                Effect: "Allow",
+                Action: "logs:PutLogEvents",
+                Resource: eventLogStreamArn(a.partition, a.awsRegion, a.accountId, a.eventLogGroup, a.eventLogStream),
+            },
         ],
     });
+}
+
+/** The ARN of a log stream, as IAM names it for PutLogEvents. */
+export function eventLogStreamArn(partition: string, awsRegion: string, accountId: string, group: string, stream: string): string {
+    return `arn:${partition}:logs:${awsRegion}:${accountId}:log-group:${group}:log-stream:${stream}`;
 }
 
 export interface FailoverPolicyArgs {
@@ -270,6 +287,30 @@ export function standbySilentAlarm<T>(stack: string, regionName: string, topic: 
     };
 }
 
+/** The site-wide events (no tunnel): every tunnel of the site went with them. */
+const SITE_EVENTS: TunnelEvent[] = ["takeover", "step-down", "handover"];
+
+/**
+ * The saved Logs Insights query "why is tunnel X down", over the event logs of one end's site (both
+ * gateways of a pair): the tunnel's events and the site's takeovers and handovers, newest first.
+ */
+export function tunnelDownQuery(tunnel: string): string {
+    return [
+        "fields @timestamp, gateway, event, ikeState, childState, peer, repeats, detail",
+        `| filter tunnel = "${tunnel}" or event in [${SITE_EVENTS.map((e) => `"${e}"`).join(", ")}]`,
+        "| sort @timestamp desc",
+        "| limit 50",
+    ].join("\n");
+}
+
+/** The event log groups of the sites in `regions` (each site's gateways), for queries and widgets. */
+export function eventLogGroupsOf(stack: string, regions: readonly Pick<RegionSpec, "name" | "standby">[]): string[] {
+    return regions.flatMap((r) => siteGatewayNames(r).map((g) => eventLogGroupName(stack, g)));
+}
+
+/** Every event name the catalogue has (gateway/contract.ts): what a query may filter on. */
+export const EVENT_NAMES = Object.keys(TUNNEL_EVENTS) as TunnelEvent[];
+
 /**
  * One graph per tunnel with both ends' TunnelUp (each end reports in its own AWS region); then, if
  * any site has a standby, one graph of StandbyReady and one of Failovers across those sites.
@@ -315,6 +356,33 @@ export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub
               ];
     // Below the tunnels' state and the sites' graphs: each tunnel's bytes, both ends, in and out.
     const bytesRow = row + (redundancy.length ? 6 : 0);
+    // Last, the latest events per AWS region (a log widget reads the groups of one region).
+    const eventsRow = bytesRow + Math.ceil(spec.tunnels.length / 2) * 6;
+    const awsRegions = [...new Set(spec.regions.map((r) => r.awsRegion))];
+    const events = awsRegions.map((awsRegion, i) => ({
+        type: "log",
+        x: 0,
+        y: eventsRow + i * 6,
+        width: 24,
+        height: 6,
+        properties: {
+            title: `Tunnel events in ${awsRegion} (${spec.regions
+                .filter((r) => r.awsRegion === awsRegion)
+                .map((r) => r.name)
+                .join(", ")}), newest first`,
+            region: awsRegion,
+            view: "table",
+            query: [
+                ...eventLogGroupsOf(
+                    stack,
+                    spec.regions.filter((r) => r.awsRegion === awsRegion),
+                ).map((g) => `SOURCE '${g}'`),
+                "fields @timestamp, gateway, tunnel, event, ikeState, childState, repeats, detail",
+                "sort @timestamp desc",
+                "limit 50",
+            ].join(" | "),
+        },
+    }));
     const bytes = spec.tunnels.map((t, i) => ({
         type: "metric",
         x: (i % 2) * 12,
@@ -355,6 +423,7 @@ export function dashboardBody(spec: Pick<StackSpec, "tunnels" | "regions" | "hub
             })),
             ...redundancy,
             ...bytes,
+            ...events,
         ],
     });
 }

@@ -38,7 +38,9 @@ export const USER_DATA_MAX_BYTES = 16_384;
 export const USER_DATA_BUDGET_BYTES = 4096;
 
 /** A script of gateway/, kept as a real file in the repository and tested there. */
-export function gatewayScript(name: "hubspoke-agent.sh" | "hubspoke-health.sh" | "hubspoke-failover.sh" | "hubspoke-bootstrap.sh"): string {
+export function gatewayScript(
+    name: "hubspoke-agent.sh" | "hubspoke-health.sh" | "hubspoke-events.sh" | "hubspoke-failover.sh" | "hubspoke-bootstrap.sh",
+): string {
     return fs.readFileSync(repoFile(path.join("gateway", name)), "utf8");
 }
 
@@ -71,6 +73,7 @@ export function softwareFiles(id: GatewayIdentity): GatewayFile[] {
         { path: GATEWAY_PATHS.env, permissions: "0644", content: renderGatewayEnv(id) },
         { path: GATEWAY_PATHS.agentScript, permissions: "0755", content: gatewayScript("hubspoke-agent.sh") },
         { path: GATEWAY_PATHS.healthScript, permissions: "0755", content: gatewayScript("hubspoke-health.sh") },
+        { path: GATEWAY_PATHS.eventsScript, permissions: "0755", content: gatewayScript("hubspoke-events.sh") },
         ...renderUnits().map((u): GatewayFile => ({ path: u.path, permissions: "0644", content: u.content })),
         { path: GATEWAY_PATHS.sysctl, permissions: "0644", content: renderSysctl() },
         { path: GATEWAY_PATHS.mssClamp, permissions: "0644", content: renderMssClamp() },

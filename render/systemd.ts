@@ -3,7 +3,7 @@
  * timer, and the health reporter. Everything here runs at every boot: nothing depends on cloud-init's
  * first boot having run again.
  */
-import { FAILOVER, GATEWAY_PATHS } from "../gateway/contract";
+import { EVENTS, FAILOVER, GATEWAY_PATHS } from "../gateway/contract";
 
 /** How often the agent converges (plus up to `AGENT_JITTER_SECONDS`): at most every 60 s. */
 export const AGENT_INTERVAL_SECONDS = 44;
@@ -106,6 +106,22 @@ export function renderUnits(): UnitFile[] {
             "[Install]",
             "WantedBy=timers.target",
         ]),
+        // A loop, not a timer: a timer every few seconds would log two lines of its own each time.
+        unit("hubspoke-events.service", [
+            "[Unit]",
+            "Description=hubspoke-vpn: ship tunnel events to CloudWatch Logs (one JSON line each)",
+            "Wants=network-online.target",
+            "After=network-online.target",
+            "",
+            "[Service]",
+            "Type=simple",
+            `ExecStart=/bin/bash -c 'while :; do ${GATEWAY_PATHS.eventsScript}; sleep ${EVENTS.intervalSeconds}; done'`,
+            "Restart=always",
+            "RestartSec=5",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ]),
     ];
 }
 
@@ -168,6 +184,7 @@ export const ENABLED_UNITS = [
     "ipsec.service",
     "hubspoke-agent.timer",
     "hubspoke-health.timer",
+    "hubspoke-events.service",
 ];
 
 /** Also enabled on a gateway of a site with a standby. */

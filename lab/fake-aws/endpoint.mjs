@@ -932,6 +932,77 @@ function putMetricData(storeDir, region, params) {
     return data.map((d) => `${d.metricName}=${d.value}`).join(",");
 }
 
+const LOGS_TARGET = "Logs_20140328.";
+
+/**
+ * CloudWatch Logs (AWS JSON 1.1, X-Amz-Target Logs_20140328.<op>): groups and streams created by
+ * CreateLogGroup and CreateLogStream (the program's resources, in the lab the operator), events put by
+ * PutLogEvents and read back by GetLogEvents, kept in <store>/.logs.json. PutLogEvents checks what
+ * AWS checks and the gateways rely on: the group and the stream exist, the events are in
+ * chronological order, at most 10,000 of them and 1,048,576 bytes (each message plus 26).
+ */
+const logsOperations = {
+    CreateLogGroup(logs, region, body) {
+        logs[region] ??= {};
+        const groups = logs[region];
+        if (groups[body.logGroupName]) throw new AwsError(400, "ResourceAlreadyExistsException", "The specified log group already exists");
+        groups[body.logGroupName] = { streams: {} };
+        return { result: {}, summary: body.logGroupName };
+    },
+    CreateLogStream(logs, region, body) {
+        const group = logGroupOf(logs, region, body);
+        if (group.streams[body.logStreamName])
+            throw new AwsError(400, "ResourceAlreadyExistsException", "The specified log stream already exists");
+        group.streams[body.logStreamName] = [];
+        return { result: {}, summary: `${body.logGroupName}:${body.logStreamName}` };
+    },
+    PutLogEvents(logs, region, body) {
+        const stream = logStreamOf(logs, region, body);
+        const events = body.logEvents ?? [];
+        if (events.length === 0 || events.length > 10_000) {
+            throw invalid(
+                "1 validation error detected: Value at 'logEvents' failed to satisfy constraint: Member must have length between 1 and 10000",
+            );
+        }
+        if (events.reduce((n, e) => n + Buffer.byteLength(String(e.message)) + 26, 0) > 1_048_576) {
+            throw new AwsError(400, "InvalidParameterException", "Upload too large: the batch is over 1,048,576 bytes");
+        }
+        if (events.some((e, i) => i > 0 && e.timestamp < events[i - 1].timestamp)) {
+            throw new AwsError(
+                400,
+                "InvalidParameterException",
+                "Log events in a single PutLogEvents request must be in chronological order.",
+            );
+        }
+        const ingestionTime = Date.now();
+        stream.push(...events.map((e) => ({ timestamp: Number(e.timestamp), message: String(e.message), ingestionTime })));
+        return { result: { nextSequenceToken: String(stream.length).padStart(56, "0") }, summary: `${events.length} events` };
+    },
+    /** The newest `limit` events (startFromHead false, the default) or the oldest, in order. */
+    GetLogEvents(logs, region, body) {
+        const all = logStreamOf(logs, region, body).filter(
+            (e) =>
+                (body.startTime === undefined || e.timestamp >= body.startTime) &&
+                (body.endTime === undefined || e.timestamp < body.endTime),
+        );
+        const limit = Math.min(Number(body.limit ?? 10_000), 10_000);
+        const events = body.startFromHead ? all.slice(0, limit) : all.slice(-limit);
+        return { result: { events, nextForwardToken: "f/end", nextBackwardToken: "b/end" }, summary: `${events.length} events` };
+    },
+};
+
+function logGroupOf(logs, region, body) {
+    const group = logs[region]?.[body.logGroupName];
+    if (!group) throw new AwsError(400, "ResourceNotFoundException", "The specified log group does not exist.");
+    return group;
+}
+
+function logStreamOf(logs, region, body) {
+    const stream = logGroupOf(logs, region, body).streams[body.logStreamName];
+    if (!stream) throw new AwsError(400, "ResourceNotFoundException", "The specified log stream does not exist.");
+    return stream;
+}
+
 /** A failure taken from .faults.json, in the words of the service that answers it. */
 function injectedError(service, failure) {
     const table = {
@@ -942,6 +1013,10 @@ function injectedError(service, failure) {
         ec2: {
             ThrottlingException: [503, "RequestLimitExceeded", "Request limit exceeded. (injected)"],
             InternalServerError: [500, "InternalError", "An internal error has occurred. (injected)"],
+        },
+        logs: {
+            ThrottlingException: [400, "ThrottlingException", "Rate exceeded (injected)."],
+            InternalServerError: [500, "ServiceUnavailableException", "The service cannot complete the request (injected)."],
         },
         monitoring: {
             ThrottlingException: [400, "Throttling", "Rate exceeded (injected)."],
@@ -1083,6 +1158,35 @@ async function main() {
         return { status: 200, text: JSON.stringify(result), summary: `ok ${result.Datapoints.length} datapoints` };
     };
 
+    /** CloudWatch Logs: AWS JSON 1.1, the operation in X-Amz-Target; with the SSM faults (.faults.json). */
+    const serveLogs = async (req, raw, entry) => {
+        entry.service = "logs";
+        entry.op = String(req.headers["x-amz-target"]).slice(LOGS_TARGET.length);
+        let body;
+        try {
+            body = raw === "" ? {} : JSON.parse(raw);
+        } catch {
+            throw new AwsError(400, "SerializationException", "The request body is not JSON.");
+        }
+        entry.subject = `${body.logGroupName ?? "-"}:${body.logStreamName ?? "-"}`;
+        if (req.method !== "POST" || !Object.hasOwn(logsOperations, entry.op)) {
+            throw new AwsError(400, "UnknownOperationException", `The action ${entry.op} is not valid for this endpoint.`);
+        }
+        entry.region = regionOf(req);
+        const faults = readFaults();
+        const latency = Number(faults.latencyMs ?? opts.latencyMs);
+        const failure = takeFailure(faultsFile, faults);
+        if (latency > 0) await sleep(latency);
+        if (failure === "unreachable") return "unreachable";
+        if (failure) throw injectedError("logs", failure);
+        await authorize(req, entry, { body });
+        const file = path.join(opts.store, ".logs.json");
+        const logs = readJson(file, {});
+        const { result, summary } = logsOperations[entry.op](logs, entry.region, body);
+        if (entry.op !== "GetLogEvents") writeJsonAtomic(file, logs);
+        return { status: 200, text: JSON.stringify(result), summary: `ok ${summary}` };
+    };
+
     /** EC2 and CloudWatch: the Query protocol (form-encoded Action=...), answered in XML. */
     const serveQuery = async (req, raw, entry) => {
         const params = new URLSearchParams(raw);
@@ -1205,13 +1309,15 @@ async function main() {
             const raw = await readBody(req);
             const form = /^application\/x-www-form-urlencoded\b/i.test(String(req.headers["content-type"] ?? ""));
             if (form && req.headers["x-amz-target"] === undefined) entry.protocol = "query";
-            const cloudWatchJson = String(req.headers["x-amz-target"] ?? "").startsWith(CLOUDWATCH_TARGET);
+            const target = String(req.headers["x-amz-target"] ?? "");
             const answer =
                 entry.protocol === "query"
                     ? await serveQuery(req, raw, entry)
-                    : cloudWatchJson
+                    : target.startsWith(CLOUDWATCH_TARGET)
                       ? await serveCloudWatchJson(req, raw, entry)
-                      : await serveSsm(req, raw, entry);
+                      : target.startsWith(LOGS_TARGET)
+                        ? await serveLogs(req, raw, entry)
+                        : await serveSsm(req, raw, entry);
             if (answer === "unreachable") {
                 log(`${entry.region} ${entry.op} ${entry.subject} - connection destroyed (injected)`);
                 req.socket.destroy();

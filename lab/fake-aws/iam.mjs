@@ -56,6 +56,13 @@ export function requestAuthorization({ service, op, region, account, params, bod
             context: op === "PutMetricData" ? { "cloudwatch:namespace": namespace } : {},
         };
     }
+    if (service === "logs") {
+        // PutLogEvents is authorised on the stream; the rest of what the lab calls, on the group (`:*`),
+        // as IAM's service authorization reference for CloudWatch Logs lists them.
+        const group = `log-group:${body?.logGroupName ?? "-"}`;
+        const resource = op === "PutLogEvents" ? `${group}:log-stream:${body?.logStreamName ?? "-"}` : `${group}:*`;
+        return { action: `logs:${op}`, resources: [arn("logs", resource)], context: {} };
+    }
     const ec2 = (type, id) => arn("ec2", `${type}/${id ?? "-"}`);
     switch (op) {
         case "AssociateAddress":
@@ -190,13 +197,14 @@ export function denialOf(service, principal, request, denied) {
             `You are not authorized to perform this operation. ${text}. Encoded authorization failure message: ${encoded}`,
         ];
     }
-    if (service === "ssm") return [400, "AccessDeniedException", text];
+    if (service === "ssm" || service === "logs") return [400, "AccessDeniedException", text];
     return [403, "AccessDenied", text];
 }
 
 /** An access key the lab never handed out, refused as each service refuses unknown credentials. */
 export function unknownKeyOf(service) {
     if (service === "ec2") return [401, "AuthFailure", "AWS was not able to validate the provided access credentials"];
-    if (service === "ssm") return [400, "UnrecognizedClientException", "The security token included in the request is invalid."];
+    if (service === "ssm" || service === "logs")
+        return [400, "UnrecognizedClientException", "The security token included in the request is invalid."];
     return [403, "InvalidClientTokenId", "The security token included in the request is invalid."];
 }

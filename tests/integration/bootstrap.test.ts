@@ -11,7 +11,14 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { GATEWAY_PATHS, type GatewayIdentity, METRIC, softwareParameterRoot } from "../../gateway/contract";
+import {
+    eventLogGroupName,
+    eventLogStreamName,
+    GATEWAY_PATHS,
+    type GatewayIdentity,
+    METRIC,
+    softwareParameterRoot,
+} from "../../gateway/contract";
 import { AWS_CLI, awsCliEnv, type FakeAws, readMetrics, startFakeAws } from "../../lab/fakeAws";
 import { LAB_ACCOUNT, labAccessKey, writePrincipals } from "../../lab/iam";
 import { gatewayPolicy } from "../../render/awsDocuments";
@@ -58,6 +65,8 @@ describe("gateway bootstrap against the lab's SSM and IAM (hubspoke-bootstrap)",
             awsRegion: REGION,
             parameterPath: IDENTITY.parameterPath,
             softwareRoot: softwareParameterRoot(PREFIX, "virginia"),
+            eventLogGroup: eventLogGroupName("prod", "virginia"),
+            eventLogStream: eventLogStreamName("virginia"),
         });
         writePrincipals(at("iam.json"), [{ name: "virginia", policies: [{ name: "virginia-policy", document: JSON.parse(policy) }] }]);
         fake = await startFakeAws(at("ssm"), { iam: at("iam.json") });
@@ -122,7 +131,8 @@ describe("gateway bootstrap against the lab's SSM and IAM (hubspoke-bootstrap)",
         assert.equal(recorded("dnf").length, 3, "dnf: two failures, then the install");
         assert.deepEqual(recorded("sleep"), ["5", "10"]);
         assert.match(r.log, /install_packages failed; trying again in 5s/);
-        const units = "hubspoke-mss.service hubspoke-agent-boot.service ipsec.service hubspoke-agent.timer hubspoke-health.timer";
+        const units =
+            "hubspoke-mss.service hubspoke-agent-boot.service ipsec.service hubspoke-agent.timer hubspoke-health.timer hubspoke-events.service";
         assert.deepEqual(recorded("systemctl"), ["daemon-reload", `enable ${units}`, `start --no-block ${units}`]);
         assert.ok(fs.existsSync(root(`${GATEWAY_PATHS.stateDir}/bootstrapped-${b.ref.sha256}`)));
         // The next boot has nothing to do.

@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { drain, handoverClients, pairGateway, undrain, waitReady } from "../../components/gatewayHandover";
-import { renderGatewayEnv } from "../../gateway/contract";
+import { eventLogGroupName, eventLogStreamName, renderGatewayEnv } from "../../gateway/contract";
 import { AWS_LAB, awsCliEnv, type Ec2State, type FakeAws, readEc2State, readMetrics, startFakeAws, writeEc2State } from "../../lab/fakeAws";
 import { editPrincipal, type IamGateway, LAB_ACCOUNT, LAB_OPERATOR, labAccessKey, readAuthz, writePrincipals } from "../../lab/iam";
 import { sleep } from "../../lab/lab";
@@ -46,6 +46,8 @@ function renderedPolicies(): IamGateway[] {
                         awsRegion: REGION,
                         parameterPath: `/hubspoke-vpn/prod-ha/${g.name}/tunnels`,
                         softwareRoot: `/hubspoke-vpn/prod-ha/${g.name}/software`,
+                        eventLogGroup: eventLogGroupName("prod-ha", g.name),
+                        eventLogStream: eventLogStreamName(g.name),
                     }),
                 ),
             },

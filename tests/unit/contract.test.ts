@@ -21,12 +21,12 @@ import {
 import { randomKey } from "../../harness/evaluate";
 import { renderConn, renderSecrets } from "../../render/libreswan";
 
-const SCRIPTS = ["hubspoke-agent.sh", "hubspoke-health.sh"].map((f) => ({
+const SCRIPTS = ["hubspoke-agent.sh", "hubspoke-health.sh", "hubspoke-events.sh"].map((f) => ({
     name: f,
     text: fs.readFileSync(path.join(__dirname, "..", "..", "gateway", f), "utf8"),
 }));
 /** Settings only the lab and the tests set (pluto's socket elsewhere, a local endpoint): never on a gateway. */
-const LAB_ONLY = ["HUBSPOKE_ENV", "HUBSPOKE_CTLSOCKET", "HUBSPOKE_AWS_ARGS"];
+const LAB_ONLY = ["HUBSPOKE_ENV", "HUBSPOKE_CTLSOCKET", "HUBSPOKE_AWS_ARGS", "HUBSPOKE_JOURNALCTL"];
 
 describe("gateway contract", () => {
     const env = renderGatewayEnv({ stack: "prod", regionName: "virginia", awsRegion: "us-east-1", parameterPath: "/p/virginia/tunnels" });

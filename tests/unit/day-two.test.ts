@@ -68,6 +68,8 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
             d.added.filter((k) => k.includes("hubspoke-virginia")),
             [
                 "aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-virginia-gw-virginia-to-tokyo-down",
+                // Its "why is it down" query at the hub's end.
+                "aws:cloudwatch/queryDefinition:QueryDefinition::hubspoke-virginia-virginia-to-tokyo-events-query",
                 "aws:ec2/route:Route::hubspoke-virginia-rt0-to-tokyo",
                 "aws:ssm/parameter:Parameter::hubspoke-virginia-gw-virginia-to-tokyo-conf",
                 "aws:ssm/parameter:Parameter::hubspoke-virginia-gw-virginia-to-tokyo-secrets",
@@ -222,9 +224,9 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
                     .map((r) => [r.name, crypto.createHash("sha256").update(plain(r.inputs.userDataBase64)).digest("hex")]),
             );
         assert.deepEqual(sha(await prodEvaluation()), {
-            "hubspoke-virginia-gw-instance": "52d6335b77917fe95e539db2823be10103ddbc7eebf2f076a55c7d50adf24c9f",
-            "hubspoke-sydney-gw-instance": "6286b69bb76fbca4e83570862e7af36e8e66617eb76c38228cc7f72132014316",
-            "hubspoke-frankfurt-gw-instance": "7a62faa2ff2d7f52efd1d1762c4a863233f343d2f9f31c566da4c3dd0feb96e0",
+            "hubspoke-virginia-gw-instance": "de8537026278c4e1c179491fcc7ff71e5c4fd59d91050b2c3f8f899047dd51af",
+            "hubspoke-sydney-gw-instance": "4d0e27ed872ff0b2e7c9d12975138f27cf42e5931d7c419e7423fd43711d027b",
+            "hubspoke-frankfurt-gw-instance": "1d62479c0324a3ce01d4a4211245a7e1d35c7b966923542d83a8ad5fe5acaf04",
         });
     });
 
@@ -274,6 +276,9 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
             ]),
             added: gateways.flatMap((g) => [
                 `aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-${g}-gw-bootstrap`,
+                // Its tunnel-event log (issue 19).
+                `aws:cloudwatch/logGroup:LogGroup::hubspoke-${g}-gw-events`,
+                `aws:cloudwatch/logStream:LogStream::hubspoke-${g}-gw-events-stream`,
                 ...Array.from({ length: parts[g] }, (_, i) => `aws:ssm/parameter:Parameter::hubspoke-${g}-gw-software-${i}`),
             ]),
         });
@@ -288,11 +293,17 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
             );
         const prod = await prodEvaluation();
         const single = gatewayChanges(sites, partsOf(prod));
+        // Per tunnel end, its saved "why is it down" query.
+        const queries = ["frankfurt", "sydney"].flatMap((spoke) =>
+            [spoke, "virginia"].map(
+                (end) => `aws:cloudwatch/queryDefinition:QueryDefinition::hubspoke-${end}-virginia-to-${spoke}-events-query`,
+            ),
+        );
         // In place: the dashboard gains each tunnel's bytes (TunnelDataIn/TunnelDataOut).
         const dashboard = "aws:cloudwatch/dashboard:Dashboard::hubspoke-virginia-dashboard";
         assert.deepEqual(fingerprintDiff(before.prod, fingerprint(prod)), {
             changed: [...single.changed, dashboard].sort(),
-            added: single.added.sort(),
+            added: [...single.added, ...queries].sort(),
             removed: [],
         });
         const pairs = gatewayChanges(
@@ -309,6 +320,7 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
             added: [
                 ...sites.map((s) => `aws:cloudwatch/metricAlarm:MetricAlarm::hubspoke-${s}-failover-standby-silent`),
                 ...pairs.added,
+                ...queries,
             ].sort(),
             removed: [],
         });

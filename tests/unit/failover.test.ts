@@ -299,7 +299,12 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
         }
         for (const instance of ofType(prod, INSTANCE)) {
             const files = filesOfGateway(prod, instance);
-            assert.ok(!files.some((f) => f.content.includes("hubspoke-failover")), `${instance.name}: a single gateway runs no failover`);
+            // hubspoke-events names hubspoke-failover's unit (it reads its journal): what counts is what is installed and enabled.
+            assert.ok(!files.some((f) => f.path.includes("hubspoke-failover")), `${instance.name}: a single gateway runs no failover`);
+            const units = files.find((f) => f.path === "/etc/hubspoke-vpn/units")!.content;
+            assert.ok(!units.includes("hubspoke-failover"), `${instance.name}: a single gateway enables no failover`);
+            const env = files.find((f) => f.path === "/etc/hubspoke-vpn/gateway.env")!.content;
+            assert.ok(!env.includes("HUBSPOKE_FAILOVER_PARAMETER"), `${instance.name}: a single gateway has no failover settings`);
             assert.ok(!files.some((f) => f.content.includes("HUBSPOKE_GATEWAY=")), instance.name);
             assert.ok(
                 !files.some((f) => f.path === "/etc/ipsec.d/00-hubspoke-pair.conf"),
@@ -349,14 +354,18 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
             gone.every((u) => /aws:ssm\/parameter:Parameter::hubspoke-\w+-virginia-to-\w+-psk$/.test(u)),
             gone.join("\n"),
         );
-        // Since: the tunnel ends' parameters, each gateway's software (its parts) and its first-boot alarm.
+        // Since: the tunnel ends' parameters, each gateway's software (its parts), its first-boot alarm,
+        // its tunnel-event log group and stream, and each tunnel end's saved "why is it down" query.
         const came = prod.resources.filter((r) => !fixture.includes(r.urn) && r.options.aliasNames.length === 0);
         assert.deepEqual(
             came.map((r) => r.name).sort(),
             SITES.flatMap((s) => [
                 ...PEERS[s].flatMap((p) => [`hubspoke-${s}-gw-${tunnelOf(s, p)}-conf`, `hubspoke-${s}-gw-${tunnelOf(s, p)}-secrets`]),
+                ...PEERS[s].map((p) => `hubspoke-${s}-${tunnelOf(s, p)}-events-query`),
                 ...softwareParts(prod, s),
                 `hubspoke-${s}-gw-bootstrap`,
+                `hubspoke-${s}-gw-events`,
+                `hubspoke-${s}-gw-events-stream`,
             ]).sort(),
         );
         for (const s of SITES) {
@@ -575,7 +584,9 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
 
         const graphs = (ev: Evaluation) => {
             const [dashboard] = ofType(ev, "aws:cloudwatch/dashboard:Dashboard");
-            return JSON.parse(dashboard.inputs.dashboardBody).widgets.map((w: any) => w.properties);
+            return JSON.parse(dashboard.inputs.dashboardBody)
+                .widgets.filter((w: any) => w.type === "metric")
+                .map((w: any) => w.properties);
         };
         const bySite = (metric: string) =>
             graphs(ha)
@@ -676,6 +687,15 @@ describe("standby gateways: Pulumi.prod-ha.yaml (mock runtime)", () => {
                 d.changed.map((c) => `${c.action} ${c.resource} ${c.inputs}`),
                 [
                     "update aws:cloudwatch/dashboard:Dashboard::hubspoke-virginia-dashboard dashboardBody",
+                    // Each tunnel end's "why is it down" query reads its standby's events too.
+                    ...["frankfurt", "sydney"]
+                        .flatMap((spoke) =>
+                            [spoke, "virginia"].map(
+                                (end) =>
+                                    `update aws:cloudwatch/queryDefinition:QueryDefinition::hubspoke-${end}-virginia-to-${spoke}-events-query logGroupNames`,
+                            ),
+                        )
+                        .sort(),
                     ...["frankfurt", "sydney", "virginia"].map(
                         (s) => `replace aws:ec2/instance:Instance::hubspoke-${s}-gw-instance userDataBase64`,
                     ),

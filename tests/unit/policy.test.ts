@@ -45,6 +45,7 @@ describe("policy pack", () => {
                 "imdsv2-required:mandatory",
                 "encrypted-volumes:mandatory",
                 "no-key-in-user-data:mandatory",
+                "event-logs-bounded-and-scoped:mandatory",
                 "source-dest-check-only-on-gateways:mandatory",
             ],
         );
@@ -118,6 +119,45 @@ describe("policy pack", () => {
         assert.equal(violations(p, INSTANCE, { ...goodInstance, userData: undefined, userDataBase64: gzipped }).length, 1);
         const clean = require("node:zlib").gzipSync(Buffer.from("#cloud-config\nwrite_files: []\n")).toString("base64");
         assert.deepEqual(violations(p, INSTANCE, { ...goodInstance, userData: undefined, userDataBase64: clean }), []);
+    });
+
+    it("event-logs-bounded-and-scoped: passes a gateway's own stream and a retention, fails forever and a wildcard", () => {
+        const p = policy("event-logs-bounded-and-scoped");
+        const GROUP = "aws:cloudwatch/logGroup:LogGroup";
+        assert.deepEqual(violations(p, GROUP, { retentionInDays: 90 }), []);
+        assert.deepEqual(violations(p, GROUP, {}, "events"), [
+            "events keeps its events forever (retentionInDays unset); set the days CloudWatch Logs keeps them",
+        ]);
+        const rolePolicy = (Action: unknown, Resource: unknown) => ({
+            policy: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action, Resource }] }),
+        });
+        const stream = "arn:aws:logs:us-east-1:123456789012:log-group:/hubspoke-vpn/prod/tunnel-events/virginia:log-stream:virginia";
+        const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
+        assert.deepEqual(violations(p, ROLE_POLICY, rolePolicy("logs:PutLogEvents", stream)), []);
+        // VPC flow logs' role: one group and its streams.
+        assert.deepEqual(
+            violations(
+                p,
+                ROLE_POLICY,
+                rolePolicy(
+                    ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    ["arn:aws:logs:us-east-1:1:log-group:f", "arn:aws:logs:us-east-1:1:log-group:f:*"],
+                ),
+            ),
+            [],
+        );
+        // Other services' actions on every resource are not this rule's business.
+        assert.deepEqual(violations(p, ROLE_POLICY, rolePolicy("cloudwatch:PutMetricData", "*")), []);
+        for (const [action, resource] of [
+            ["logs:PutLogEvents", "*"],
+            ["logs:*", "arn:aws:logs:*:*:*"],
+            ["*", "arn:aws:logs:us-east-1:123456789012:log-group:/hubspoke-vpn/*"],
+            ["logs:Put*", ["arn:aws:logs:us-east-1:123456789012:log-group:*:log-stream:virginia"]],
+        ]) {
+            const found = violations(p, ROLE_POLICY, rolePolicy(action, resource), "gw-policy");
+            assert.equal(found.length, 1, `${action} on ${resource}`);
+            assert.match(found[0], /^gw-policy lets its role put log events into \S+; name one log group/);
+        }
     });
 
     it("source-dest-check-only-on-gateways: fails an untagged interface or instance that forwards", () => {

@@ -228,6 +228,13 @@ describe("prod stack resource graph (mock runtime)", () => {
                     Resource: "*",
                     Condition: { StringEquals: { "cloudwatch:namespace": "HubspokeVpn" } },
                 },
+                // Its tunnel events: its own stream only, in its own group and region.
+                {
+                    Sid: "OwnTunnelEvents",
+                    Effect: "Allow",
+                    Action: "logs:PutLogEvents",
+                    Resource: `arn:aws:logs:${REGIONS[region]}:${MOCK_ACCOUNT_ID}:log-group:/hubspoke-vpn/prod/tunnel-events/${region}:log-stream:${region}`,
+                },
             ]);
             assert.deepEqual(JSON.parse(role.inputs.assumeRolePolicy).Statement[0].Principal, { Service: "ec2.amazonaws.com" });
         }
@@ -511,7 +518,8 @@ describe("prod stack resource graph (mock runtime)", () => {
         const [dashboard] = ofType("aws:cloudwatch/dashboard:Dashboard");
         assert.equal(dashboard.awsRegion, "us-east-1");
         assert.equal(dashboard.inputs.dashboardName, "hubspoke-vpn-prod");
-        const widgets = JSON.parse(dashboard.inputs.dashboardBody).widgets;
+        const all = JSON.parse(dashboard.inputs.dashboardBody).widgets;
+        const widgets = all.filter((w: any) => w.type === "metric");
         assert.deepEqual(
             widgets.map((w: any) => w.properties.metrics.map((m: any[]) => `${m[1]} ${m[5]}:${m[7]}@${m[8].region}`)),
             [
@@ -539,6 +547,67 @@ describe("prod stack resource graph (mock runtime)", () => {
                 ["Sum", 6],
             ],
             "below the state graphs",
+        );
+        // Last, each AWS region's latest tunnel events, from its gateways' event logs (Logs Insights reads one region).
+        const logs = all.filter((w: any) => w.type === "log");
+        assert.deepEqual(
+            logs.map((w: any) => [w.y, w.properties.region, w.properties.query.split(" | ").filter((q: string) => q.startsWith("SOURCE"))]),
+            [
+                [12, "us-east-1", ["SOURCE '/hubspoke-vpn/prod/tunnel-events/virginia'"]],
+                [18, "ap-southeast-2", ["SOURCE '/hubspoke-vpn/prod/tunnel-events/sydney'"]],
+                [24, "eu-central-1", ["SOURCE '/hubspoke-vpn/prod/tunnel-events/frankfurt'"]],
+            ],
+        );
+        // The saved "why is it down" queries: per tunnel end, in its region, over its gateway's events.
+        const queries = ofType("aws:cloudwatch/queryDefinition:QueryDefinition");
+        assert.deepEqual(
+            queries.map((q) => [q.awsRegion, q.inputs.name, q.inputs.logGroupNames]).sort(),
+            [
+                [
+                    "us-east-1",
+                    "hubspoke-vpn/prod/why-is-virginia-to-sydney-down-at-virginia",
+                    ["/hubspoke-vpn/prod/tunnel-events/virginia"],
+                ],
+                [
+                    "ap-southeast-2",
+                    "hubspoke-vpn/prod/why-is-virginia-to-sydney-down-at-sydney",
+                    ["/hubspoke-vpn/prod/tunnel-events/sydney"],
+                ],
+                [
+                    "us-east-1",
+                    "hubspoke-vpn/prod/why-is-virginia-to-frankfurt-down-at-virginia",
+                    ["/hubspoke-vpn/prod/tunnel-events/virginia"],
+                ],
+                [
+                    "eu-central-1",
+                    "hubspoke-vpn/prod/why-is-virginia-to-frankfurt-down-at-frankfurt",
+                    ["/hubspoke-vpn/prod/tunnel-events/frankfurt"],
+                ],
+            ].sort(),
+        );
+        const sydneyAtHub = queries.find((q) => q.inputs.name.endsWith("why-is-virginia-to-sydney-down-at-virginia"))!;
+        assert.match(
+            sydneyAtHub.inputs.queryString,
+            /\| filter tunnel = "virginia-to-sydney" or event in \["takeover", "step-down", "handover"\]\n/,
+        );
+        // Each gateway's log group keeps its events the stack's retention (default 90 days); its stream is named after it.
+        assert.deepEqual(
+            ofType("aws:cloudwatch/logGroup:LogGroup")
+                .filter((g) => g.name.endsWith("-gw-events"))
+                .map((g) => [g.awsRegion, g.inputs.name, g.inputs.retentionInDays]),
+            [
+                ["us-east-1", "/hubspoke-vpn/prod/tunnel-events/virginia", 90],
+                ["ap-southeast-2", "/hubspoke-vpn/prod/tunnel-events/sydney", 90],
+                ["eu-central-1", "/hubspoke-vpn/prod/tunnel-events/frankfurt", 90],
+            ],
+        );
+        assert.deepEqual(
+            ofType("aws:cloudwatch/logStream:LogStream").map((s) => [s.awsRegion, s.inputs.logGroupName, s.inputs.name]),
+            [
+                ["us-east-1", "/hubspoke-vpn/prod/tunnel-events/virginia", "virginia"],
+                ["ap-southeast-2", "/hubspoke-vpn/prod/tunnel-events/sydney", "sydney"],
+                ["eu-central-1", "/hubspoke-vpn/prod/tunnel-events/frankfurt", "frankfurt"],
+            ],
         );
     });
 

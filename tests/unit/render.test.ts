@@ -123,6 +123,7 @@ describe("rendering", () => {
                 "0644 /etc/hubspoke-vpn/gateway.env",
                 "0755 /usr/local/sbin/hubspoke-agent",
                 "0755 /usr/local/sbin/hubspoke-health",
+                "0755 /usr/local/sbin/hubspoke-events",
                 "0644 /etc/systemd/system/hubspoke-mss.service",
                 "0644 /etc/systemd/system/hubspoke-agent-boot.service",
                 "0644 /etc/systemd/system/ipsec.service.d/10-hubspoke.conf",
@@ -130,6 +131,7 @@ describe("rendering", () => {
                 "0644 /etc/systemd/system/hubspoke-agent.timer",
                 "0644 /etc/systemd/system/hubspoke-health.service",
                 "0644 /etc/systemd/system/hubspoke-health.timer",
+                "0644 /etc/systemd/system/hubspoke-events.service",
                 "0644 /etc/sysctl.d/90-hubspoke-vpn.conf",
                 "0644 /etc/hubspoke-vpn/mss-clamp.nft",
                 "0644 /etc/hubspoke-vpn/units",
@@ -176,7 +178,7 @@ describe("rendering", () => {
         assert.match(gatewayScript("hubspoke-bootstrap.sh"), /dnf install -y libreswan awscli-2 jq nftables/);
         assert.equal(
             file(GATEWAY_PATHS.unitsFile),
-            "hubspoke-mss.service hubspoke-agent-boot.service ipsec.service hubspoke-agent.timer hubspoke-health.timer\n",
+            "hubspoke-mss.service hubspoke-agent-boot.service ipsec.service hubspoke-agent.timer hubspoke-health.timer hubspoke-events.service\n",
         );
         assert.match(userData, /- - systemctl\n {4}- enable\n {4}- hubspoke-bootstrap.service\n/);
         // What EC2 receives: gzip, deterministic, far under the limit, and the same document back.

@@ -92,6 +92,7 @@ describe("Pulumi.yaml and the validator", () => {
             gatewayAmiKernel: spec.gatewayAmiKernel,
             pskRotation: spec.pskRotation,
             flowLogRetentionDays: spec.flowLogRetentionDays,
+            eventLogRetentionDays: spec.eventLogRetentionDays,
             gatewayTerminationProtection: spec.gatewayTerminationProtection,
             ikeProposals: spec.tunnelSettings.ikeProposals,
             espProposals: spec.tunnelSettings.espProposals,
