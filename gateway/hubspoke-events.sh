@@ -95,7 +95,7 @@ classify_line() {
       *"rekeyed Child SA"* | *"rekeyed IKE SA"*) event=rekeyed ike=established child=established ;;
       *"received Delete SA payload"* | *"deleting IKE SA"*"peer"* | *"peer requested"*"delet"*) event=deleted-by-peer ike=down child=down ;;
       *"authentication failed"* | *AUTHENTICATION_FAILED*) event=authentication-failed ike=down child=down ;;
-      *"rejected Child SA with NO_PROPOSAL_CHOSEN"* | *"Child SA"*"no proposal"*) event=no-proposal-chosen ike=established child=down ;;
+      *"rejected Child SA with NO_PROPOSAL_CHOSEN"* | *"ESP/AH proposals failed"*) event=no-proposal-chosen ike=established child=down ;;
       *NO_PROPOSAL_CHOSEN* | *"no proposal chosen"* | *"no acceptable proposal"*) event=no-proposal-chosen ike=down child=down ;;
       *"retransmits"*"timeout exceeded"* | *"timeout exceeded after"*"retransmits"* | *"max number of retransmissions"*) event=retransmits-exhausted ike=down child=down ;;
       *"liveness action - "*) event=dead-peer ike=down child=down ;;

@@ -28,7 +28,7 @@ export const FAKE_AWS_ENDPOINT: string = (() => {
  * The lab VM's stand-in for the CLI (`lab/fake-aws/aws-lite`): under software emulation the real one
  * takes over a minute to start. It answers only the gateways' own calls (the agent's
  * `ssm get-parameters-by-path`, `ssm get-parameter`, the failover's `ec2 describe-addresses`,
- * `associate-address`, `replace-route`, `describe-route-tables`, and `cloudwatch put-metric-data`),
+ * `associate-address`, `replace-route`, `describe-route-tables`, and `cloudwatch put-metric-data`, `logs put-log-events`),
  * over the same protocols, printing what the real CLI prints; it refuses anything else.
  */
 export const AWS_LITE: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "aws-lite");
@@ -39,6 +39,9 @@ export const AWS_LITE: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "aws-
  * the VM's emulation a Python start takes about 3 s and every exec costs, which a real gateway's CLI does not pay.
  */
 export const AWS_LAB: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "aws-lab");
+
+/** The lab's stand-in for journald (`lab/fake-journal/journalctl`): hubspoke-events reads the lab's log files through it. */
+export const LAB_JOURNALCTL: string = path.join(path.dirname(FAKE_AWS_ENDPOINT), "..", "fake-journal", "journalctl");
 
 /** Where and how to run the server. */
 export interface FakeAwsOptions {

@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { softwareRootOf } from "../gateway/contract";
+import { eventLogGroupName, eventLogStreamName, softwareRootOf } from "../gateway/contract";
 import type { PlanPolicy } from "../harness/snapshot";
 
 /** The account the mocks answer, and so the one in every rendered ARN. */
@@ -149,12 +149,13 @@ export interface SymbolicCall {
 /**
  * The ARN's name relative to the caller: `own-parameter-path`, `own-parameter-path/*`,
  * `own-software/*`, `site-layout-parameter`, `site-elastic-ip`, `own-network-interface`, `partner-network-interface`,
- * `site-route-table`, `*`; or `other:<ARN>` for anything else (a call the fixture should never hold).
+ * `site-route-table`, `own-event-stream`, `*`; or `other:<ARN>` for anything else (a call the fixture should never hold).
  */
 export function symbolicResource(arn: string, v: CallerView): string {
     if (arn === "*") return "*";
-    const m = /^arn:aws:(ssm|ec2):[a-z0-9-]+:\d{12}:(.+)$/.exec(arn);
+    const m = /^arn:aws:(ssm|ec2|logs):[a-z0-9-]+:\d{12}:(.+)$/.exec(arn);
     const rest = m?.[2] ?? "";
+    if (rest === eventStreamResource(v)) return "own-event-stream";
     const own = `parameter${v.parameterPath}`;
     if (rest === own) return "own-parameter-path";
     if (rest.startsWith(`${own}/`)) return "own-parameter-path/*";
@@ -165,6 +166,12 @@ export function symbolicResource(arn: string, v: CallerView): string {
     if (rest === `network-interface/${v.partnerNetworkInterfaceId}`) return "partner-network-interface";
     if (v.routeTableIds?.some((t) => rest === `route-table/${t}`)) return "site-route-table";
     return `other:${arn}`;
+}
+
+/** The caller's tunnel-event stream, as an ARN's resource part (its stack is its parameter path's second segment). */
+function eventStreamResource(v: CallerView): string {
+    const stack = v.parameterPath.split("/")[2];
+    return `log-group:${eventLogGroupName(stack, v.name)}:log-stream:${eventLogStreamName(v.name)}`;
 }
 
 /** `parameter<prefix>/<gateway>/software`, as an ARN's resource part. */
@@ -200,6 +207,8 @@ export function concreteResource(symbol: string, v: CallerView, awsRegion: strin
             return ec2("network-interface", v.partnerNetworkInterfaceId);
         case "site-route-table":
             return ec2("route-table", v.routeTableIds?.[0]);
+        case "own-event-stream":
+            return `arn:aws:logs:${awsRegion}:${LAB_ACCOUNT}:${eventStreamResource(v)}`;
         default:
             throw new Error(`unknown symbolic resource "${symbol}"`);
     }

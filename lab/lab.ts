@@ -8,8 +8,8 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { GATEWAY_PATHS, tunnelParameterNames } from "../gateway/contract";
-import { AWS_CLI, AWS_LITE, awsCliEnv, type FakeAws, readMetrics, startFakeAws } from "./fakeAws";
+import { EVENTS, GATEWAY_PATHS, tunnelParameterNames } from "../gateway/contract";
+import { AWS_CLI, AWS_LITE, awsCliEnv, type FakeAws, LAB_JOURNALCTL, readLogEvents, readMetrics, startFakeAws } from "./fakeAws";
 import { LabIam, labAccessKey } from "./iam";
 import { type LabPlan, type LabRegion, type LabTopology, labTopology, setupPlan } from "./topology";
 
@@ -326,12 +326,28 @@ export function pingRun(answered: readonly number[], intervalSeconds: number, se
     };
 }
 
+/** One tunnel event as a gateway put it to CloudWatch Logs (gateway/hubspoke-events.sh), and when CloudWatch took it (ms). */
+export interface LabTunnelEvent {
+    readonly time: string;
+    readonly gateway: string;
+    readonly tunnel: string | null;
+    readonly peer: string | null;
+    readonly event: string;
+    readonly ikeState: string | null;
+    readonly childState: string | null;
+    readonly repeats: number;
+    readonly detail: string;
+    readonly ingestionTime: number;
+}
+
 /** The agents' re-authentication delay in the lab: long enough to see the old IKE SA stay up, short enough to wait out. */
 export const LAB_REAUTH_DELAY_SECONDS = 4;
 
 export class Lab {
     readonly topology: LabTopology;
     private readonly plutos = new Map<string, ChildProcess>();
+    /** Each gateway's hubspoke-events loop, as hubspoke-events.service runs it. */
+    private readonly shippers = new Map<string, ChildProcess>();
     /** The lab's SSM Parameter Store, serving the render's ssm/ tree on the "internet" (as AWS's public endpoint). */
     private aws?: FakeAws;
     /** Transfers run so far: each uses a port of its own. */
@@ -415,6 +431,9 @@ export class Lab {
                 iam: this.iam.file,
             });
             await Promise.all(this.topology.regions.map((r) => this.prepareGateway(r)));
+            for (const r of this.topology.regions) {
+                this.startEvents(r);
+            }
         } catch (e) {
             this.down();
             throw e;
@@ -557,6 +576,8 @@ export class Lab {
         child.stdout.on("data", (d) => (out += d));
         child.stderr.on("data", (d) => (out += d));
         const status = await new Promise<number | null>((done) => child.on("close", done));
+        // Its journal, as journald keeps a unit's output: what hubspoke-events reads.
+        fs.appendFileSync(this.dir(r, "agent.log"), out);
         if (status !== 0 && !options.allowFail) {
             throw new Error(`lab: hubspoke-agent${options.boot ? " --boot" : ""} on ${region} failed (${status}): ${out}`);
         }
@@ -579,6 +600,54 @@ export class Lab {
             PATH: `${bin}:${process.env.PATH}`,
             HUBSPOKE_ENV: this.dir(r, GATEWAY_PATHS.env),
         };
+    }
+
+    /** Where a gateway's tunnel events go: its log group and stream, from its rendered settings. */
+    private eventLog(r: LabRegion): { group: string; stream: string } {
+        const env = fs.readFileSync(this.dir(r, GATEWAY_PATHS.env), "utf8");
+        const value = (key: string) => new RegExp(`^${key}='([^']*)'$`, "m").exec(env)?.[1] ?? "";
+        return { group: value("HUBSPOKE_EVENTS_LOG_GROUP"), stream: value("HUBSPOKE_EVENTS_LOG_STREAM") };
+    }
+
+    /**
+     * Creates the gateway's log group and stream in the lab's CloudWatch Logs (the program's resources)
+     * and starts its hubspoke-events loop in its namespace, as hubspoke-events.service does, reading
+     * pluto's and the agent's logs as its journal (lab/fake-journal/journalctl).
+     */
+    private startEvents(r: LabRegion): void {
+        const { group, stream } = this.eventLog(r);
+        this.aws!.logStream(r.awsRegion, group, stream);
+        const script = this.dir(r, GATEWAY_PATHS.eventsScript);
+        const child = spawn(
+            "ip",
+            [
+                "netns",
+                "exec",
+                r.ns.gw,
+                "bash",
+                "-c",
+                `while :; do bash ${script} 2>>${this.dir(r, "events.err")}; sleep ${EVENTS.intervalSeconds}; done`,
+            ],
+            {
+                env: {
+                    ...this.gatewayEnv(r),
+                    HUBSPOKE_JOURNALCTL: LAB_JOURNALCTL,
+                    LAB_JOURNAL: `ipsec.service=${this.dir(r, "pluto.log")} hubspoke-agent.service=${this.dir(r, "agent.log")}`,
+                },
+                stdio: "ignore",
+            },
+        );
+        this.shippers.set(r.region, child);
+    }
+
+    /** The tunnel events `region`'s gateway has put to the lab's CloudWatch Logs, oldest first, with when CloudWatch took each. */
+    events(region: string): LabTunnelEvent[] {
+        const r = this.region(region);
+        const { group, stream } = this.eventLog(r);
+        return readLogEvents(this.ssmDir, r.awsRegion, group, stream).map((e) => ({
+            ...JSON.parse(e.message),
+            ingestionTime: e.ingestionTime,
+        }));
     }
 
     /** The last value of `metric` that `region`'s gateway sent for `tunnel` to the lab's CloudWatch. */
@@ -909,7 +978,7 @@ export class Lab {
 
     /** Stops every pluto and removes every namespace of this lab (also ones a crashed run left). Idempotent. */
     down(): void {
-        for (const child of this.plutos.values()) {
+        for (const child of [...this.plutos.values(), ...this.shippers.values()]) {
             if (child.exitCode === null && child.signalCode === null) {
                 try {
                     child.kill("SIGKILL");
@@ -919,6 +988,7 @@ export class Lab {
             }
         }
         this.plutos.clear();
+        this.shippers.clear();
         removeNamespaces(`${this.topology.id}-`);
         if (this.isUp) {
             this.log(`lab ${this.topology.id}: torn down`);

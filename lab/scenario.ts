@@ -2,12 +2,13 @@
  * The lab's end-to-end scenario, run by the e2e tests (on this machine's kernel, and in the VM):
  * every tunnel up (and how long it took), hub<->spoke traffic, a full-size TCP transfer through
  * the 1500-byte internet with the gateways' MSS clamp and its black hole without, no spoke<->spoke
- * SA or traffic, recovery after a gateway's pluto is killed and restarted, and a wrong key rejected.
+ * SA or traffic, recovery after a gateway's pluto is killed and restarted, and a wrong key rejected;
+ * each failure's tunnel event in the lab's CloudWatch Logs, at both ends (hubspoke-events).
  * Returns a report; the tests assert on it. Each tunnel's report says which layer was proven.
  */
 
 import * as crypto from "node:crypto";
-import { METRIC } from "../gateway/contract";
+import { METRIC, type TunnelEvent } from "../gateway/contract";
 import type { SymbolicCall } from "./iam";
 import { LAB_REAUTH_DELAY_SECONDS, Lab, type Layer, type TransferResult } from "./lab";
 import { findLivenessFailure } from "./pluto-log";
@@ -145,10 +146,25 @@ export interface ScenarioReport {
         reason?: string;
         otherTunnelsUp: boolean;
     };
+    /** Tunnel events the gateways put to the lab's CloudWatch Logs, per failure the scenario caused. */
+    events: Partial<Record<"wrongKey" | "proposalMismatch" | "deadPeer", EventCheck>>;
     logs: Record<string, string>;
     /** What the lab's AWS endpoint decided on the gateways' calls, and which calls they made (named relative to each caller). */
     iam?: { allowed: number; denied: number; calls: SymbolicCall[] };
 }
+
+/** A failure's event as each end put it to CloudWatch Logs. */
+export interface EventCheck {
+    readonly tunnel: string;
+    readonly event: TunnelEvent;
+    /** Per end (region name): seconds from the failure to CloudWatch Logs taking the event; undefined: none within the wait. */
+    readonly seconds: Record<string, number | undefined>;
+    /** Per end: the event's detail (pluto's line). */
+    readonly detail: Record<string, string | undefined>;
+}
+
+/** How long a failure's event may take to reach CloudWatch Logs (issue 19: within 60 s). */
+export const EVENT_WITHIN_SECONDS = 60;
 
 export interface ScenarioOptions {
     /** Also kill and restart the hub's pluto, kill a spoke, rotate a key, and try a wrong key (steps 4 to 7). */
@@ -177,6 +193,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         target,
         tunnels: {},
         spokeToSpoke: { foreignConnsOnSpokes: [], attemptsInLogs: [], pings: {} },
+        events: {},
         logs: {},
     };
     try {
@@ -193,6 +210,7 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
         await restartHub(ctx);
         await deadPeer(ctx);
         await rotateKey(ctx);
+        await proposalMismatch(ctx);
         await wrongKey(ctx);
         await options.beforeTeardown?.();
     } finally {
@@ -391,6 +409,9 @@ async function measureDeadPeer(ctx: Step): Promise<void> {
     const detectedLine = livenessLine();
     const detectedAt = detectedLine ? Lab.logTime(detectedLine) : undefined;
     const whileDead = lab.health(hub.region);
+    // The dead end says nothing (it is dead): the hub's event is the one on-call reads.
+    report.events.deadPeer = await waitForEvent(lab, tunnel, "dead-peer", [hub.region], diedAt);
+    log(describeEvent(report.events.deadPeer));
     lab.isolate(spoke.region, false);
     const marks = { hub: lab.logOf(hub.region).length, spoke: lab.logOf(spoke.region).length };
     await lab.startPluto(spoke.region);
@@ -476,6 +497,56 @@ async function rotateKey(ctx: Step): Promise<void> {
     }
 }
 
+/**
+ * Waits until each of `ends` has put `event` for `tunnel` to CloudWatch Logs after `since` (ms), at most
+ * EVENT_WITHIN_SECONDS; the seconds from `since` to CloudWatch taking it, per end.
+ */
+async function waitForEvent(lab: Lab, tunnel: string, event: TunnelEvent, ends: readonly string[], since: number): Promise<EventCheck> {
+    const found = (end: string) =>
+        lab.events(end).find((e) => e.tunnel === tunnel && e.event === event && Date.parse(e.time) >= since - 1000);
+    await lab.waitFor(() => ends.every((end) => found(end) !== undefined), EVENT_WITHIN_SECONDS);
+    const seconds: Record<string, number | undefined> = {};
+    const detail: Record<string, string | undefined> = {};
+    for (const end of ends) {
+        const e = found(end);
+        seconds[end] = e ? roundSeconds(e.ingestionTime - since) : undefined;
+        detail[end] = e?.detail;
+    }
+    return { tunnel, event, seconds, detail };
+}
+
+function describeEvent(check: EventCheck): string {
+    return `${check.event} of ${check.tunnel} in CloudWatch Logs: ${Object.entries(check.seconds)
+        .map(([end, s]) => `${end} ${s === undefined ? `NOT within ${EVENT_WITHIN_SECONDS} s` : `after ${s} s`}`)
+        .join(", ")}`;
+}
+
+/**
+ * A spoke's ESP proposals changed to one the hub does not offer (its conf parameter, as a bad
+ * `espProposals` would): the Child SA cannot be negotiated, and both ends say "no proposal chosen".
+ * Then the proposals are put back and the tunnel returns.
+ */
+async function proposalMismatch(ctx: Step): Promise<void> {
+    const { lab, report, log, timeout, target, hub, spokes } = ctx;
+    const spoke = spokes[0];
+    const tunnel = spoke.tunnels[0];
+    let original = "";
+    lab.editParameter(spoke.region, tunnel, "conf", (conf) => {
+        original = conf;
+        return conf.replace(/^(\s*esp=).*$/m, "$1aes128-sha2_512");
+    });
+    const since = Date.now();
+    await lab.runAgent(spoke.region);
+    report.events.proposalMismatch = await waitForEvent(lab, tunnel, "no-proposal-chosen", [hub.region, spoke.region], since);
+    log(describeEvent(report.events.proposalMismatch));
+    lab.editParameter(spoke.region, tunnel, "conf", () => original);
+    await lab.runAgent(spoke.region);
+    const back = await lab.waitFor(() => lab.established(tunnel, target), timeout);
+    log(
+        `${tunnel}: ESP proposals put back: ${back === undefined ? `NOT re-established within ${timeout} s` : `re-established after ${back} s`}`,
+    );
+}
+
 /** A spoke fetches a key that differs from the hub's: authentication fails, and the log says so. */
 async function wrongKey(ctx: Step): Promise<void> {
     const { lab, report, log, target, hub, spokes, topology } = ctx;
@@ -486,6 +557,7 @@ async function wrongKey(ctx: Step): Promise<void> {
     lab.setKey(victim.region, tunnel, newKey());
     await lab.runAgent(victim.region, { boot: true });
     const before = { hub: lab.logOf(hub.region).length, victim: lab.logOf(victim.region).length };
+    const startedAt = Date.now();
     await lab.startPluto(victim.region);
     const waitedSeconds = 10;
     const establishedWithin = await lab.waitFor(() => lab.established(tunnel, "IKE"), waitedSeconds);
@@ -505,6 +577,8 @@ async function wrongKey(ctx: Step): Promise<void> {
     log(
         `wrong key on ${victim.region}: ${establishedWithin === undefined ? "not established" : "ESTABLISHED (wrong)"}; log: ${reason ?? "(no reason logged)"}`,
     );
+    report.events.wrongKey = await waitForEvent(lab, tunnel, "authentication-failed", [hub.region, victim.region], startedAt);
+    log(describeEvent(report.events.wrongKey));
 }
 
 /**

@@ -22,7 +22,7 @@ import { snapshotStack, writeSnapshot } from "../../harness/snapshot";
 import type { LabReport } from "../../lab/cli";
 import { formatReport } from "../../lab/cli";
 import { Lab, labUnavailable } from "../../lab/lab";
-import { runScenario, type ScenarioReport } from "../../lab/scenario";
+import { EVENT_WITHIN_SECONDS, runScenario, type ScenarioReport } from "../../lab/scenario";
 import { assertDayTwo } from "../support/dayTwo";
 import { assertGatewayIam } from "../support/gatewayCalls";
 import { ciMustRun, prodConfig } from "../unit/fixtures";
@@ -60,6 +60,33 @@ function assertCommon(r: ScenarioReport): void {
     assert.match(r.wrongKey.reason ?? "", /authentication failed|AUTHENTICATION_FAILED/i);
     assert.ok(r.wrongKey.otherTunnelsUp, "the other tunnels went down while one key was wrong");
 }
+
+/**
+ * Each failure the scenario caused put its event into the lab's CloudWatch Logs (hubspoke-events, the
+ * endpoint's PutLogEvents) at every end that can see it, within EVENT_WITHIN_SECONDS of the failure,
+ * with pluto's own line as its detail. Prints the seconds (failure to CloudWatch taking the event).
+ */
+function assertEvents(r: ScenarioReport, checks: readonly (keyof ScenarioReport["events"])[], detail: Record<string, RegExp>): void {
+    for (const name of checks) {
+        const check = r.events[name];
+        assert.ok(check, `the ${name} case put no event check in the report`);
+        for (const [end, seconds] of Object.entries(check.seconds)) {
+            console.log(`      measured: ${check.event} of ${check.tunnel} at ${end}: in CloudWatch Logs after ${seconds ?? "NEVER"} s`);
+            assert.ok(
+                seconds !== undefined && seconds <= EVENT_WITHIN_SECONDS,
+                `${end}: no ${check.event} event within ${EVENT_WITHIN_SECONDS} s`,
+            );
+            assert.match(check.detail[end] ?? "", detail[check.event], `${end}'s ${check.event} detail`);
+        }
+    }
+}
+
+/** pluto's words for each event, at either end (tests/unit/fixtures/pluto-events has the full lines). */
+const EVENT_DETAIL: Record<string, RegExp> = {
+    "authentication-failed": /authentication failed|AUTHENTICATION_FAILED/,
+    "no-proposal-chosen": /NO_PROPOSAL_CHOSEN/,
+    "dead-peer": /^liveness action - /,
+};
 
 describe("lab on this machine's kernel (libreswan in network namespaces)", function () {
     this.timeout(180_000);
@@ -121,6 +148,10 @@ describe("lab on this machine's kernel (libreswan in network namespaces)", funct
         assertGatewayIam(report.iam);
     });
 
+    it("puts a wrong key's and an ESP proposal mismatch's events into CloudWatch Logs at both ends within 60 s (layer: IKE)", () => {
+        assertEvents(report, ["wrongKey", "proposalMismatch"], EVENT_DETAIL);
+    });
+
     it("leaves no namespace behind", () => {
         const left = spawnSync("ip", ["netns", "list"], { encoding: "utf8" })
             .stdout.split("\n")
@@ -165,6 +196,10 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         for (const [name, t] of Object.entries(report.tunnels)) {
             assert.ok(t.child, `${name}: no Child SA at both ends`);
         }
+    });
+
+    it("puts a wrong key's, an ESP proposal mismatch's and a dead peer's events into CloudWatch Logs within 60 s (layer: Child SA)", () => {
+        assertEvents(report, ["wrongKey", "proposalMismatch", "deadPeer"], EVENT_DETAIL);
     });
 
     it("notices a dead peer within 15 s, reports it with the health script, and returns within 5 s of the peer coming back", () => {

@@ -11,14 +11,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EVENTS, eventLogGroupName, eventLogStreamName, renderGatewayEnv } from "../../gateway/contract";
-import { AWS_CLI, awsCliEnv, type FakeAws, readLogEvents, startFakeAws } from "../../lab/fakeAws";
+import { AWS_CLI, AWS_LITE, awsCliEnv, type FakeAws, LAB_JOURNALCTL, readLogEvents, startFakeAws } from "../../lab/fakeAws";
 import { LAB_ACCOUNT, labAccessKey, writePrincipals } from "../../lab/iam";
 import { gatewayPolicy } from "../../render/awsDocuments";
 import { ciMustRun } from "../unit/fixtures";
 
 const REPO = path.join(__dirname, "..", "..");
 const SCRIPT = path.join(REPO, "gateway/hubspoke-events.sh");
-const JOURNAL = path.join(REPO, "lab/fake-journal/journalctl");
 const REGION = "us-east-1";
 const GROUP = eventLogGroupName("prod", "virginia");
 const STREAM = eventLogStreamName("virginia");
@@ -75,6 +74,8 @@ describe("tunnel events to CloudWatch Logs (hubspoke-events, the real AWS CLI, t
         fake = await startFakeAws(at("store"), { iam: at("iam.json") });
         fake.logStream(REGION, GROUP, STREAM);
         fake.logStream(REGION, eventLogGroupName("prod", "sydney"), eventLogStreamName("sydney"));
+        fs.mkdirSync(at("lite"));
+        fs.symlinkSync(AWS_LITE, at("lite", "aws"));
     });
 
     after(async () => {
@@ -94,15 +95,17 @@ describe("tunnel events to CloudWatch Logs (hubspoke-events, the real AWS CLI, t
         fs.writeFileSync(file, JSON.stringify(logs));
     });
 
-    const ship = () =>
+    /** One run of the script, as hubspoke-events.service runs it; `lite`: with the VM lab's AWS CLI stand-in. */
+    const ship = (cli: "real" | "lite" = "real") =>
         spawnSync("bash", [SCRIPT], {
             encoding: "utf8",
             env: {
                 ...awsCliEnv(fake.url),
+                PATH: `${cli === "lite" ? at("lite") : path.dirname(AWS_CLI)}:${process.env.PATH}`,
                 AWS_ACCESS_KEY_ID: labAccessKey("virginia"),
                 HUBSPOKE_ENV: at("gateway.env"),
                 HUBSPOKE_AWS_ARGS: `--endpoint-url ${fake.url}`,
-                HUBSPOKE_JOURNALCTL: JOURNAL,
+                HUBSPOKE_JOURNALCTL: LAB_JOURNALCTL,
                 LAB_JOURNAL: `ipsec.service=${at("pluto.log")} hubspoke-agent.service=${at("agent.log")}`,
             },
         });
@@ -187,6 +190,20 @@ describe("tunnel events to CloudWatch Logs (hubspoke-events, the real AWS CLI, t
         );
         assert.equal(ship().status, 0);
         assert.equal(shipped().length, 11, "nothing twice");
+    });
+
+    it("delivers the same through the VM lab's AWS CLI stand-in (aws-lite), and says what it refuses in the CLI's words", () => {
+        fs.appendFileSync(at("pluto.log"), plutoLine(now(), AUTH_FAILED));
+        fake.faults({ failNext: 1, error: "ThrottlingException" });
+        const refused = ship("lite");
+        assert.equal(refused.status, 1);
+        assert.match(refused.stderr, /An error occurred \(ThrottlingException\) when calling the PutLogEvents operation/);
+        const r = ship("lite");
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual(
+            shipped().map((e) => [e.event.event, e.event.tunnel]),
+            [["authentication-failed", "virginia-to-frankfurt"]],
+        );
     });
 
     it("bounds a flapping tunnel: one event per kind and tunnel a minute, the rest counted in the next", () => {

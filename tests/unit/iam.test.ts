@@ -11,7 +11,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
-import { softwareRootOf } from "../../gateway/contract";
+import { eventLogGroupName, eventLogStreamName, softwareRootOf } from "../../gateway/contract";
 import type { Plan, PlanPolicy } from "../../harness/snapshot";
 import { type CallerView, concreteResource, LAB_ACCOUNT, labPrincipalArn } from "../../lab/iam";
 import { readGatewayCalls } from "../support/gatewayCalls";
@@ -82,6 +82,8 @@ async function decide(c: Caller, action: string, resources: readonly string[], c
     return "Allowed";
 }
 
+/** The Pulumi stack of a caller: its parameter path's second segment (`/hubspoke-vpn/<stack>/...`). */
+const stackOf = (v: CallerView) => v.parameterPath.split("/")[2];
 const ARN = (service: string, region: string, resource: string) => `arn:aws:${service}:${region}:${LAB_ACCOUNT}:${resource}`;
 
 describe("IAM: every gateway may make its scripts' calls and nothing of its neighbours' (IAM policy simulator)", function () {
@@ -164,6 +166,23 @@ describe("IAM: every gateway may make its scripts' calls and nothing of its neig
                     ["ssm:DeleteParameter", [ARN("ssm", r, `parameter${c.view.parameterPath}/x/conf`)]],
                     ["ssm:GetParameter", [ARN("ssm", r, "parameter/hubspoke-vpn/other-stack/x/conf")]],
                     ["cloudwatch:PutMetricData", ["*"], { "cloudwatch:namespace": "SomeoneElse" }],
+                    // Another gateway's tunnel events, its own group's other streams, and creating streams or groups.
+                    [
+                        "logs:PutLogEvents",
+                        [
+                            ARN(
+                                "logs",
+                                r,
+                                `log-group:${eventLogGroupName(stackOf(neighbour.view), neighbour.view.name)}:log-stream:${eventLogStreamName(neighbour.view.name)}`,
+                            ),
+                        ],
+                    ],
+                    [
+                        "logs:PutLogEvents",
+                        [ARN("logs", r, `log-group:${eventLogGroupName(stackOf(c.view), c.view.name)}:log-stream:forged`)],
+                    ],
+                    ["logs:CreateLogStream", [ARN("logs", r, `log-group:${eventLogGroupName(stackOf(c.view), c.view.name)}:*`)]],
+                    ["logs:CreateLogGroup", [ARN("logs", r, "log-group:/somewhere-else:*")]],
                     ["ec2:ReplaceRoute", [ARN("ec2", r, "route-table/rtb-0somebodyelse0001")]],
                     [
                         "ec2:AssociateAddress",
