@@ -18,6 +18,7 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import { CloudWatchClient, GetMetricStatisticsCommand } from "@aws-sdk/client-cloudwatch";
+import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { DescribeAddressesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import * as pulumi from "@pulumi/pulumi";
@@ -66,6 +67,8 @@ export interface HandoverClients {
     readonly ec2: EC2Client;
     readonly ssm: SSMClient;
     readonly cloudwatch: CloudWatchClient;
+    /** Only `npm run status` reads it (the gateways' tunnel events). */
+    readonly logs: CloudWatchLogsClient;
 }
 
 /**
@@ -87,6 +90,7 @@ export function handoverClients(
         ec2: new EC2Client(config),
         ssm: new SSMClient(config),
         cloudwatch: new CloudWatchClient(config),
+        logs: new CloudWatchLogsClient(config),
     };
     return {
         ...clients,

@@ -4,17 +4,20 @@
  * What each tunnel is doing, from the operator's machine with their own AWS credentials (the SDK's
  * default chain), read from CloudWatch and EC2 as the gateways report them: per tunnel end, its state
  * (TunnelUp) and since when, the bytes in and out over the last 5 minutes (TunnelDataIn/Out), and which
- * gateway of the site holds it (in a site with a standby: where EC2 has the site's Elastic IP). The
- * tunnels come from the stack's config (Pulumi.NAME.yaml). `--json` prints the same data.
+ * gateway of the site holds it (in a site with a standby: where EC2 has the site's Elastic IP), and its
+ * last tunnel event (CloudWatch Logs: the newest of the tunnel's own and its site's takeovers and
+ * handovers, from the site's gateways). The tunnels come from the stack's config (Pulumi.NAME.yaml).
+ * `--json` prints the same data.
  * Exit status 0 when printed, 1 when AWS refused or could not be reached, 2 on bad usage or config.
  */
 import { parseArgs } from "node:util";
 import { GetMetricStatisticsCommand } from "@aws-sdk/client-cloudwatch";
+import { GetLogEventsCommand, ResourceNotFoundException } from "@aws-sdk/client-cloudwatch-logs";
 import { awsFailureText, type HandoverClients, handoverClients, pairGateway, siteHolder } from "../components/gatewayHandover";
 import { readStackConfigFile, stackConfigPath } from "../config/load";
-import type { StackSpec } from "../config/types";
+import { type StackSpec, siteGatewayNames } from "../config/types";
 import { ConfigError, parseStackConfig } from "../config/validate";
-import { METRIC, stackParameterPrefix } from "../gateway/contract";
+import { eventLogGroupName, eventLogStreamName, METRIC, stackParameterPrefix } from "../gateway/contract";
 
 const USAGE = "usage: npm run status -- --stack NAME [--json]";
 /** How far back "since when" looks: a state older than this is shown as "since before" it. */
@@ -37,7 +40,20 @@ export interface EndStatus {
     readonly bytesOut: number;
     /** Which gateway holds the site: the region name, or in a site with a standby where EC2 has its Elastic IP. */
     readonly active: string;
+    /** The newest tunnel event of this end (its own, or its site's takeover, step-down or handover), if any. */
+    readonly lastEvent?: LastEvent;
 }
+
+/** A tunnel event as the status shows it (the fields of gateway/hubspoke-events.sh's events it needs). */
+export interface LastEvent {
+    readonly time: string;
+    readonly gateway: string;
+    readonly event: string;
+    readonly detail: string;
+}
+
+/** Events read per gateway stream: the newest this many (a flapping tunnel sends at most a dozen a minute). */
+const EVENTS_READ = 200;
 
 export interface TunnelStatus {
     readonly tunnel: string;
@@ -93,6 +109,49 @@ async function statistics(
         .sort((a, b) => a.at - b.at);
 }
 
+/**
+ * The newest event of `tunnel`, or of its site (no tunnel), among `events` (JSON messages of the
+ * gateways' streams, any order). Pure.
+ */
+export function lastEventOf(messages: readonly string[], tunnel: string): LastEvent | undefined {
+    let last: LastEvent | undefined;
+    for (const m of messages) {
+        let e: { time?: string; gateway?: string; event?: string; tunnel?: string | null; detail?: string };
+        try {
+            e = JSON.parse(m);
+        } catch {
+            continue;
+        }
+        if (!e.time || !e.event || (e.tunnel !== tunnel && e.tunnel !== null)) continue;
+        if (!last || e.time > last.time) last = { time: e.time, gateway: e.gateway ?? "?", event: e.event, detail: e.detail ?? "" };
+    }
+    return last;
+}
+
+/** The newest EVENTS_READ events of each gateway of a site, as messages; a gateway without its log yet has none. */
+async function siteEvents(c: HandoverClients, stack: string, gateways: readonly string[]): Promise<string[]> {
+    const perGateway = await Promise.all(
+        gateways.map(async (g) => {
+            try {
+                const answer = await c.logs.send(
+                    new GetLogEventsCommand({
+                        logGroupName: eventLogGroupName(stack, g),
+                        logStreamName: eventLogStreamName(g),
+                        startFromHead: false,
+                        limit: EVENTS_READ,
+                    }),
+                );
+                return (answer.events ?? []).map((e) => e.message ?? "");
+            } catch (e) {
+                // A stack deployed before its gateways shipped events: nothing to show, not a failure.
+                if (e instanceof ResourceNotFoundException) return [];
+                throw e;
+            }
+        }),
+    );
+    return perGateway.flat();
+}
+
 /** Reads every tunnel end's status. `clientsOf` gives the SDK clients of an AWS region. */
 export async function readStatus(spec: StackSpec, stack: string, clientsOf: (awsRegion: string) => HandoverClients): Promise<StackStatus> {
     const now = Date.now();
@@ -109,18 +168,34 @@ export async function readStatus(spec: StackSpec, stack: string, clientsOf: (aws
         }
         return holders.get(r.name)!;
     };
+    const events = new Map<string, Promise<string[]>>();
+    const eventsOf = (regionName: string) => {
+        const r = spec.regions.find((x) => x.name === regionName)!;
+        if (!events.has(r.name)) events.set(r.name, siteEvents(clientsOf(r.awsRegion), stack, siteGatewayNames(r)));
+        return events.get(r.name)!;
+    };
     const endOf = async (tunnel: string, regionName: string): Promise<EndStatus> => {
         const r = spec.regions.find((x) => x.name === regionName)!;
         const c = clientsOf(r.awsRegion);
         const dims = { Stack: stack, Region: r.name, Tunnel: tunnel };
-        const [up, bytesIn, bytesOut, active] = await Promise.all([
+        const [up, bytesIn, bytesOut, active, messages] = await Promise.all([
             statistics(c, METRIC.tunnelUp, dims, LOOKBACK_MINUTES, 60, "Minimum"),
             statistics(c, METRIC.tunnelDataIn, dims, RECENT_MINUTES, RECENT_MINUTES * 60, "Sum"),
             statistics(c, METRIC.tunnelDataOut, dims, RECENT_MINUTES, RECENT_MINUTES * 60, "Sum"),
             holderOf(r.name),
+            eventsOf(r.name),
         ]);
         const sum = (ps: readonly Point[]) => ps.reduce((a, p) => a + p.value, 0);
-        return { region: r.name, awsRegion: r.awsRegion, ...stateOf(up, now), bytesIn: sum(bytesIn), bytesOut: sum(bytesOut), active };
+        const lastEvent = lastEventOf(messages, tunnel);
+        return {
+            region: r.name,
+            awsRegion: r.awsRegion,
+            ...stateOf(up, now),
+            bytesIn: sum(bytesIn),
+            bytesOut: sum(bytesOut),
+            active,
+            ...(lastEvent ? { lastEvent } : {}),
+        };
     };
     const tunnels = await Promise.all(
         spec.tunnels.map(async (t) => ({ tunnel: t.name, ends: [await endOf(t.name, t.hub), await endOf(t.name, t.spoke)] as const })),
@@ -160,6 +235,10 @@ export function formatStatus(s: StackStatus): string[] {
                 `  ${cut(e.region, 10)} ${cut(e.state, 6)} ${cut(since, 15)} ` +
                 `in ${cut(humanBytes(e.bytesIn), 8)} out ${cut(humanBytes(e.bytesOut), 8)} on ${cut(e.active, 15)}`;
             lines.push(line.trimEnd());
+            if (e.lastEvent) {
+                const ev = e.lastEvent;
+                lines.push(cut(`    ${hhmm(ev.time)} ${ev.event} (${ev.gateway}): ${ev.detail}`, 80).trimEnd());
+            }
         }
     }
     return lines;

@@ -13,13 +13,25 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { drain, handoverClients, pairGateway, undrain, waitReady } from "../../components/gatewayHandover";
 import { eventLogGroupName, eventLogStreamName, renderGatewayEnv } from "../../gateway/contract";
-import { AWS_LAB, awsCliEnv, type Ec2State, type FakeAws, readEc2State, readMetrics, startFakeAws, writeEc2State } from "../../lab/fakeAws";
+import {
+    AWS_LAB,
+    awsCliEnv,
+    type Ec2State,
+    type FakeAws,
+    LAB_JOURNALCTL,
+    readEc2State,
+    readLogEvents,
+    readMetrics,
+    startFakeAws,
+    writeEc2State,
+} from "../../lab/fakeAws";
 import { editPrincipal, type IamGateway, LAB_ACCOUNT, LAB_OPERATOR, labAccessKey, readAuthz, writePrincipals } from "../../lab/iam";
 import { sleep } from "../../lab/lab";
 import { failoverPolicy, gatewayPolicy } from "../../render/awsDocuments";
 import { renderFailoverLayout } from "../../render/failover";
 
 const SCRIPT = path.join(__dirname, "..", "..", "gateway", "hubspoke-failover.sh");
+const EVENTS_SCRIPT = path.join(__dirname, "..", "..", "gateway", "hubspoke-events.sh");
 const SITE_SCRIPT = path.join(__dirname, "..", "..", "scripts", "site.ts");
 const REGION = "us-east-1";
 const ALLOCATION = "eipalloc-0site0000000000001";
@@ -219,7 +231,10 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
         fs.writeFileSync(at("ec2.json"), JSON.stringify(initial));
         writePrincipals(iamFile(), renderedPolicies());
         fake = await startFakeAws(at("ssm"), { ec2State: at("ec2.json"), ec2LatencyMs: 50, log: at("requests.log"), iam: iamFile() });
-        for (const g of GATEWAYS) host(g);
+        for (const g of GATEWAYS) {
+            host(g);
+            fake.logStream(REGION, eventLogGroupName("prod-ha", g.name), eventLogStreamName(g.name));
+        }
     }
 
     afterEach(() => {
@@ -315,6 +330,26 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
      * Both gateways running, the site on the primary, and the standby's first verdict reported:
      * StandbyReady 1, or 0 when its policy lacks the statement `narrowed`.
      */
+    /** Runs `g`'s hubspoke-events once over its failover script's log, as its journal; the site events it put, [event, detail]. */
+    function shippedEvents(g: Name): string[][] {
+        const r = spawnSync("bash", [EVENTS_SCRIPT], {
+            encoding: "utf8",
+            env: {
+                ...awsCliEnv(fake!.url),
+                AWS_ACCESS_KEY_ID: labAccessKey(g),
+                PATH: `${at(g, "bin")}:${process.env.PATH}`,
+                HUBSPOKE_ENV: at(g, "gateway.env"),
+                HUBSPOKE_JOURNALCTL: LAB_JOURNALCTL,
+                LAB_JOURNAL: `hubspoke-failover.service=${at(g, "failover.log")}`,
+            },
+        });
+        assert.equal(r.status, 0, r.stderr);
+        return readLogEvents(fake!.store, REGION, eventLogGroupName("prod-ha", g), eventLogStreamName(g))
+            .map((e) => JSON.parse(e.message))
+            .filter((e) => e.tunnel === null)
+            .map((e) => [e.event, e.detail]);
+    }
+
     async function pairOnPrimary(narrowed?: string): Promise<void> {
         await rig(ec2State({ networkInterfaceId: GATEWAYS[0].networkInterfaceId, privateIp: GATEWAYS[0].siteIp }));
         if (narrowed) editPrincipal(iamFile(), renderedPolicies(), "virginia-standby", narrowed);
@@ -350,6 +385,14 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
             10,
         );
         assert.equal(fs.readFileSync(at("virginia", "ttl"), "utf8").trim(), "64", "the handover's TTL stayed on");
+        // What on-call reads in CloudWatch Logs: each gateway's hubspoke-events, over its failover script's journal.
+        assert.deepEqual(shippedEvents("virginia"), [
+            // At its start: it found the site's address on itself (pairOnPrimary).
+            ["takeover", "taking over the site: the site's Elastic IP is already on this gateway"],
+            ["handover", "handing the site to virginia-standby: this gateway is drained (/hubspoke-vpn/prod-ha/virginia/tunnels/drain)"],
+            ["step-down", "stepping down: handed the site to virginia-standby (the Elastic IP is on eni-0standby00000000001/10.11.5.6)"],
+        ]);
+        assert.deepEqual(shippedEvents("virginia-standby"), [["takeover", "taking over the site: virginia hands the site over"]]);
         // The new active dies: the drained gateway sees it and stays out.
         fs.rmSync(at("alive"));
         await waitFor(

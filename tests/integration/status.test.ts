@@ -1,7 +1,8 @@
 /**
  * `npm run status`: what the operator reads about each tunnel, with the AWS SDK against the lab's
  * endpoint (CloudWatch's GetMetricStatistics over the metrics the gateways sent, EC2 and SSM for the
- * site that has a standby). The gateways' reports are written as they arrive from hubspoke-health.
+ * site that has a standby, CloudWatch Logs' GetLogEvents for the last event). The gateways' reports
+ * are written as they arrive from hubspoke-health and hubspoke-events.
  */
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
@@ -93,6 +94,52 @@ describe("npm run status (AWS SDK, the lab's CloudWatch, EC2 and SSM)", function
                 });
         }
         writeEc2State(path.join(dir, "ec2.json"), ec2 as never);
+        // Tunnel events, as hubspoke-events puts them: virginia's site moved to its standby 15 minutes
+        // ago; virginia refused frankfurt's key 2 minutes ago; sydney's stream is empty; frankfurt's
+        // gateways have no log group yet (deployed before they shipped events).
+        const event = (at: number, gateway: string, event: string, tunnel: string | null, detail: string) => ({
+            timestamp: at,
+            ingestionTime: at + 1000,
+            message: JSON.stringify({
+                time: new Date(at).toISOString(),
+                stack: "prod-ha",
+                region: "virginia",
+                gateway,
+                tunnel,
+                event,
+                detail,
+            }),
+        });
+        const logs = {
+            "us-east-1": {
+                "/hubspoke-vpn/prod-ha/tunnel-events/virginia": {
+                    streams: {
+                        virginia: [
+                            event(minute(16), "virginia", "established", "virginia-to-sydney", "initiator established Child SA using #1"),
+                            event(
+                                minute(2),
+                                "virginia",
+                                "authentication-failed",
+                                "virginia-to-frankfurt",
+                                "IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED",
+                            ),
+                        ],
+                    },
+                },
+                "/hubspoke-vpn/prod-ha/tunnel-events/virginia-standby": {
+                    streams: {
+                        "virginia-standby": [
+                            event(minute(15), "virginia-standby", "takeover", null, "taking over the site: virginia hands the site over"),
+                        ],
+                    },
+                },
+            },
+            "ap-southeast-2": {
+                "/hubspoke-vpn/prod-ha/tunnel-events/sydney": { streams: { sydney: [] } },
+                "/hubspoke-vpn/prod-ha/tunnel-events/sydney-standby": { streams: { "sydney-standby": [] } },
+            },
+        };
+        fs.writeFileSync(path.join(dir, "store", ".logs.json"), JSON.stringify(logs));
         fake = await startFakeAws(path.join(dir, "store"), { ec2State: path.join(dir, "ec2.json"), ec2LatencyMs: 10 });
     });
     after(async () => {
@@ -125,6 +172,11 @@ describe("npm run status (AWS SDK, the lab's CloudWatch, EC2 and SSM)", function
                 ["frankfurt", "silent", undefined, bucket(minute(30))],
             ],
         );
+        // The last event: the tunnel's own or its site's (the standby's takeover is newer than sydney's establishment).
+        assert.deepEqual(
+            [...sydney.ends, ...frankfurt.ends].map((e) => e.lastEvent && [e.lastEvent.gateway, e.lastEvent.event]),
+            [["virginia-standby", "takeover"], undefined, ["virginia", "authentication-failed"], undefined],
+        );
     });
 
     it("prints it at 80 columns, and --json gives the same data; without credentials it says so, exit 1", () => {
@@ -132,7 +184,9 @@ describe("npm run status (AWS SDK, the lab's CloudWatch, EC2 and SSM)", function
         for (const l of lines) assert.ok(l.length <= 80, `${l.length} columns: ${l}`);
         assert.match(lines[1], /^virginia-to-sydney$/);
         assert.match(lines[2], /^ {2}virginia +up +3 h\+ +in 5\.0 MB +out 1\.0 MB +on virginia-stand~$/);
-        assert.match(lines[6], /^ {2}frankfurt +silent +last \d\d:\d\d UTC +in 0 B +out 0 B +on frankfurt$/);
+        assert.match(lines[3], /^ {4}\d\d:\d\d UTC takeover \(virginia-standby\): taking over the site: virginia hands~$/);
+        assert.match(lines[7], /^ {4}\d\d:\d\d UTC authentication-failed \(virginia\): IKE SA authentication request \S+~$/);
+        assert.match(lines[8], /^ {2}frankfurt +silent +last \d\d:\d\d UTC +in 0 B +out 0 B +on frankfurt$/);
         const run = (env: Record<string, string>, ...args: string[]) =>
             spawnSync(
                 process.execPath,
