@@ -224,6 +224,7 @@ export const TUNNEL_EVENTS = {
     "deleted-by-peer": "the peer deleted the SA (its pluto stopped or took the tunnel down)",
     "authentication-failed": "the pre-shared keys of the two ends differ",
     "no-proposal-chosen": "the two ends share no IKE or ESP proposal",
+    "traffic-selectors-refused": "the two ends' subnets (leftsubnet, rightsubnet) do not match: TS_UNACCEPTABLE",
     "retransmits-exhausted": "the peer never answered: unreachable, or not running",
     "dead-peer": "an established peer stopped answering liveness checks (dead-peer detection)",
     "left-out": "hubspoke-agent left the tunnel out: its parameters are missing or refused",

@@ -4,8 +4,8 @@
 #
 # It reads what pluto, hubspoke-agent and hubspoke-failover wrote to the journal since its cursor,
 # keeps the lines of its catalogue (established, rekeyed, deleted by the peer, authentication failed,
-# no proposal chosen, retransmits exhausted, dead peer, left out and changed by the agent, takeover,
-# step-down, handover), and appends one event per line to a spool in its state directory. Then it
+# no proposal chosen, traffic selectors refused, retransmits exhausted, dead peer, left out and changed
+# by the agent, takeover, step-down, handover), and appends one event per line to a spool in its state directory. Then it
 # puts the spool to its own log stream, oldest first, and removes what CloudWatch took. The journal's
 # cursor moves once the events are in the spool, the spool shrinks once CloudWatch has them: an
 # outage of the network or of CloudWatch loses nothing (the spool holds up to
@@ -95,7 +95,9 @@ classify_line() {
       *"rekeyed Child SA"* | *"rekeyed IKE SA"*) event=rekeyed ike=established child=established ;;
       *"received Delete SA payload"* | *"deleting IKE SA"*"peer"* | *"peer requested"*"delet"*) event=deleted-by-peer ike=down child=down ;;
       *"authentication failed"* | *AUTHENTICATION_FAILED*) event=authentication-failed ike=down child=down ;;
-      *"rejected Child SA with NO_PROPOSAL_CHOSEN"* | *"ESP/AH proposals failed"*) event=no-proposal-chosen ike=established child=down ;;
+      # A Child SA's proposals: the IKE SA is up (IKE_AUTH's Child SA, or a CREATE_CHILD_SA exchange).
+      *"rejected Child SA with NO_PROPOSAL_CHOSEN"* | *"ESP/AH proposals failed"* | *"CREATE_CHILD_SA request failed"*NO_PROPOSAL_CHOSEN*) event=no-proposal-chosen ike=established child=down ;;
+      *TS_UNACCEPTABLE*) event=traffic-selectors-refused ike=established child=down ;;
       *NO_PROPOSAL_CHOSEN* | *"no proposal chosen"* | *"no acceptable proposal"*) event=no-proposal-chosen ike=down child=down ;;
       *"retransmits"*"timeout exceeded"* | *"timeout exceeded after"*"retransmits"* | *"max number of retransmissions"*) event=retransmits-exhausted ike=down child=down ;;
       *"liveness action - "*) event=dead-peer ike=down child=down ;;
