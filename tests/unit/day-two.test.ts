@@ -224,9 +224,9 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
                     .map((r) => [r.name, crypto.createHash("sha256").update(plain(r.inputs.userDataBase64)).digest("hex")]),
             );
         assert.deepEqual(sha(await prodEvaluation()), {
-            "hubspoke-virginia-gw-instance": "de8537026278c4e1c179491fcc7ff71e5c4fd59d91050b2c3f8f899047dd51af",
-            "hubspoke-sydney-gw-instance": "4d0e27ed872ff0b2e7c9d12975138f27cf42e5931d7c419e7423fd43711d027b",
-            "hubspoke-frankfurt-gw-instance": "1d62479c0324a3ce01d4a4211245a7e1d35c7b966923542d83a8ad5fe5acaf04",
+            "hubspoke-virginia-gw-instance": "2a0166d8bbc75425682397e2f3a91479397f32ec0e207cab7e0532d4537c5369",
+            "hubspoke-sydney-gw-instance": "d8d7795146efe5fd4d4971365bd5d53af53ede926729888aa14ac34ae1d73921",
+            "hubspoke-frankfurt-gw-instance": "09b97aedf7f4f27e1f7fe27a9ee0e69e1d0b8e4b0bfb146f63480bdc1b57c493",
         });
     });
 
