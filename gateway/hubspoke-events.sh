@@ -86,8 +86,10 @@ classify_line() {
   local line=$1 msg tunnel="" event="" ike="" child="" detail k sec ms
   [[ $line =~ ^([0-9]+)\.([0-9]{3})[0-9]*\ [^\ ]+\ [^:]+:\ (.*)$ ]] || return 0
   sec=${BASH_REMATCH[1]} ms=${BASH_REMATCH[2]} msg=${BASH_REMATCH[3]}
-  # hubspoke-failover prints its own time first: the journal's is the one kept.
+  # hubspoke-failover prints its own time first, and pluto does when its config says logtime: the
+  # journal's time is the one kept.
   msg=${msg#[0-9][0-9]:[0-9][0-9]:[0-9][0-9] }
+  [[ $msg =~ ^[A-Z][a-z][a-z]\ [\ 0-9][0-9]\ [0-9:]{8}\.[0-9]+:\ (.*)$ ]] && msg=${BASH_REMATCH[1]}
   if [[ $msg =~ ^\"([^\"]+)\"[^\ ]*(\ [0-9.]+)?\ \#[0-9]+:\ (.*)$ ]]; then
     tunnel=${BASH_REMATCH[1]} detail=${BASH_REMATCH[3]}
     case $detail in

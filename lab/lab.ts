@@ -840,6 +840,19 @@ export class Lab {
         return whackAt(r.ns.gw, this.dir(r, "run", "pluto.ctl"), ...args);
     }
 
+    /** Asks `region`'s pluto to rekey `tunnel`'s Child SA now (`whack --rekey-ipsec`): a new SA, counters from 0. */
+    rekeyChild(region: string, tunnel: string): void {
+        this.whack(this.region(region), "--rekey-ipsec", "--name", tunnel);
+    }
+
+    /** The serials of `tunnel`'s established Child SAs on `region`'s pluto. */
+    childSerials(region: string, tunnel: string): number[] {
+        const out = this.whack(this.region(region), "--showstates");
+        return [...out.matchAll(/#(\d+): "([^"]+)"\S* STATE_V2_ESTABLISHED_CHILD_SA/g)]
+            .filter((m) => m[2] === tunnel)
+            .map((m) => Number(m[1]));
+    }
+
     /** Per conn name, what pluto on this gateway reports (`ipsec whack --showstates`). */
     states(region: string): Record<string, TunnelState> {
         const out = this.whack(this.region(region), "--showstates");

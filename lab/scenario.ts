@@ -146,12 +146,35 @@ export interface ScenarioReport {
         reason?: string;
         otherTunnelsUp: boolean;
     };
+    /**
+     * With ESP: TunnelDataIn/Out across a rekey of the Child SA and a restart of the hub's pluto: per
+     * case, 1 MiB sent right after it, and what each end's next report counted (a rekeyed or restarted
+     * SA starts its counters at 0: never negative, never twice).
+     */
+    counters?: CounterCheck[];
     /** Tunnel events the gateways put to the lab's CloudWatch Logs, per failure the scenario caused. */
     events: Partial<Record<"wrongKey" | "proposalMismatch" | "deadPeer", EventCheck>>;
     logs: Record<string, string>;
     /** What the lab's AWS endpoint decided on the gateways' calls, and which calls they made (named relative to each caller). */
     iam?: { allowed: number; denied: number; calls: SymbolicCall[] };
 }
+
+/** One case of `ScenarioReport.counters`. */
+export interface CounterCheck {
+    readonly after: "rekey" | "restart";
+    readonly tunnel: string;
+    /** The Child SA was a new one (a serial the end did not have before). */
+    readonly newSa: boolean;
+    /** Bytes of payload sent through the tunnel after it, before the report. */
+    readonly payload: number;
+    readonly transferred: boolean;
+    /** What the reports right after counted: out of the sender, into the receiver. */
+    readonly senderOut?: number;
+    readonly receiverIn?: number;
+}
+
+/** The payload of each counter check: large enough that a double count could not hide in the overhead. */
+export const COUNTER_PAYLOAD = 1024 * 1024;
 
 /** A failure's event as each end put it to CloudWatch Logs. */
 export interface EventCheck {
@@ -207,7 +230,8 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             return report;
         }
 
-        await restartHub(ctx);
+        await countAcross(ctx, "rekey", () => rekeyHubChild(ctx));
+        await countAcross(ctx, "restart", () => restartHub(ctx));
         await deadPeer(ctx);
         await rotateKey(ctx);
         await proposalMismatch(ctx);
@@ -409,9 +433,6 @@ async function measureDeadPeer(ctx: Step): Promise<void> {
     const detectedLine = livenessLine();
     const detectedAt = detectedLine ? Lab.logTime(detectedLine) : undefined;
     const whileDead = lab.health(hub.region);
-    // The dead end says nothing (it is dead): the hub's event is the one on-call reads.
-    report.events.deadPeer = await waitForEvent(lab, tunnel, "dead-peer", [hub.region], diedAt);
-    log(describeEvent(report.events.deadPeer));
     lab.isolate(spoke.region, false);
     const marks = { hub: lab.logOf(hub.region).length, spoke: lab.logOf(spoke.region).length };
     await lab.startPluto(spoke.region);
@@ -424,6 +445,10 @@ async function measureDeadPeer(ctx: Step): Promise<void> {
         return line ? Lab.logTime(line) : undefined;
     });
     const after = lab.health(hub.region);
+    // The dead end says nothing (it is dead): the hub's event is the one on-call reads. Waited for only
+    // now, so that the return is timed as before (its event was shipped meanwhile, or is now).
+    report.events.deadPeer = await waitForEvent(lab, tunnel, "dead-peer", [hub.region], diedAt);
+    log(describeEvent(report.events.deadPeer));
     report.deadPeer = {
         region: spoke.region,
         tunnel,
@@ -450,6 +475,48 @@ async function measureDeadPeer(ctx: Step): Promise<void> {
     log(
         `dead peer ${spoke.region}: hub noticed after ${report.deadPeer.detectedSeconds ?? "NEVER"} s (${detectedLine ?? "no liveness failure in the hub's log"}); tunnel back ${returned === undefined ? "NEVER" : `${report.deadPeer.returnedSeconds} s`} after the peer returned; ` +
             `TunnelUp on the hub ${report.deadPeer.health.before} -> ${report.deadPeer.health.whileDead} -> ${report.deadPeer.health.after}`,
+    );
+}
+
+/** The hub rekeys its first spoke's Child SA now, and waits until the new SA has replaced the old one. */
+async function rekeyHubChild(ctx: Step): Promise<void> {
+    const { lab, timeout, hub, spokes } = ctx;
+    const tunnel = spokes[0].tunnels[0];
+    const before = lab.childSerials(hub.region, tunnel);
+    lab.rekeyChild(hub.region, tunnel);
+    await lab.waitFor(() => lab.childSerials(hub.region, tunnel).some((s) => !before.includes(s)), timeout);
+    // The old SA is deleted right after its replacement: traffic takes the new one.
+    await lab.waitFor(() => lab.childSerials(hub.region, tunnel).length === 1, 10);
+}
+
+/**
+ * With ESP: each end reports (hubspoke-health), then `change` (a rekey of the Child SA, a restart of
+ * the hub's pluto); 1 MiB goes from the spoke's host to the hub's; each end reports again. The second
+ * reports must count that transfer once: not less, not twice. Without ESP: only `change`.
+ */
+async function countAcross(ctx: Step, after: CounterCheck["after"], change: () => Promise<void>): Promise<void> {
+    const { lab, report, log, kernelHasEsp, hub, spokes } = ctx;
+    if (!kernelHasEsp) return change();
+    const spoke = spokes[0];
+    const tunnel = spoke.tunnels[0];
+    const before = lab.childSerials(hub.region, tunnel);
+    for (const r of [spoke.region, hub.region]) lab.sendHealth(r);
+    await change();
+    const newSa = lab.childSerials(hub.region, tunnel).some((s) => !before.includes(s));
+    const sent = await lab.transfer(spoke.region, hub.region, COUNTER_PAYLOAD, MTU_TRANSFER.withClampDeadlineSeconds);
+    for (const r of [spoke.region, hub.region]) lab.sendHealth(r);
+    const check: CounterCheck = {
+        after,
+        tunnel,
+        newSa,
+        payload: COUNTER_PAYLOAD,
+        transferred: sent.completed,
+        senderOut: lab.lastMetric(spoke.region, tunnel, METRIC.tunnelDataOut),
+        receiverIn: lab.lastMetric(hub.region, tunnel, METRIC.tunnelDataIn),
+    };
+    report.counters = [...(report.counters ?? []), check];
+    log(
+        `bytes after a ${after}${newSa ? " (a new Child SA)" : " (NO new Child SA)"}: 1 MiB sent${sent.completed ? "" : " INCOMPLETE"}; reported ${check.senderOut ?? "-"} out of ${spoke.region}, ${check.receiverIn ?? "-"} into ${hub.region}`,
     );
 }
 

@@ -3,7 +3,7 @@
  * dashboard body. Plain values in, plain values (JSON) out, so that each is table-tested directly.
  */
 import { type RegionSpec, type StackSpec, siteGatewayNames } from "../config/types";
-import { BOOTSTRAP, eventLogGroupName, METRIC, TUNNEL_EVENTS, type TunnelEvent } from "../gateway/contract";
+import { BOOTSTRAP, eventLogGroupName, METRIC, type TunnelEvent } from "../gateway/contract";
 
 /**
  * What Session Manager needs on the instance, and nothing more (AmazonSSMManagedInstanceCore would
@@ -307,9 +307,6 @@ export function tunnelDownQuery(tunnel: string): string {
 export function eventLogGroupsOf(stack: string, regions: readonly Pick<RegionSpec, "name" | "standby">[]): string[] {
     return regions.flatMap((r) => siteGatewayNames(r).map((g) => eventLogGroupName(stack, g)));
 }
-
-/** Every event name the catalogue has (gateway/contract.ts): what a query may filter on. */
-export const EVENT_NAMES = Object.keys(TUNNEL_EVENTS) as TunnelEvent[];
 
 /**
  * One graph per tunnel with both ends' TunnelUp (each end reports in its own AWS region); then, if

@@ -81,6 +81,17 @@ function assertEvents(r: ScenarioReport, checks: readonly (keyof ScenarioReport[
     }
 }
 
+/**
+ * The bytes the kernel's SA counters count for `payload` bytes of bulk TCP through a tunnel: the
+ * payload, its TCP/IP headers (52 bytes a segment of TCP_MSS - 12, timestamps on) and ESP in UDP
+ * (outer IPv4 20 + UDP 8 + ESP 8 + IV 8-16 + ICV 16 + trailer 2 + padding 0-15: gateway/contract.ts,
+ * TCP_MSS): the least and the most.
+ */
+function espBytes(payload: number): [number, number] {
+    const segments = Math.ceil(payload / (TCP_MSS - 12));
+    return [52 + 20 + 8 + 8 + 8 + 16 + 2, 52 + 20 + 8 + 8 + 16 + 16 + 2 + 15].map((o) => payload + segments * o) as [number, number];
+}
+
 /** pluto's words for each event, at either end (tests/unit/fixtures/pluto-events has the full lines). */
 const EVENT_DETAIL: Record<string, RegExp> = {
     "authentication-failed": /authentication failed|AUTHENTICATION_FAILED/,
@@ -247,8 +258,7 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         // a segment of TCP_MSS - 12, timestamps on) and ESP in UDP (outer IPv4 20 + UDP 8 + ESP 8 + IV 8-16
         // + ICV 16 + trailer 2 + padding 0-15: gateway/contract.ts, TCP_MSS). Within 5% of that.
         const { senderOut, receiverIn } = m.reported ?? {};
-        const segments = Math.ceil(m.withClamp.sent / (TCP_MSS - 12));
-        const expected = [52 + 20 + 8 + 8 + 8 + 16 + 2, 52 + 20 + 8 + 8 + 16 + 16 + 2 + 15].map((o) => m.withClamp.sent + segments * o);
+        const expected = espBytes(m.withClamp.sent);
         console.log(
             `      measured: TunnelDataOut at ${m.from} ${senderOut} bytes, TunnelDataIn at ${m.to} ${receiverIn} bytes, for ${m.withClamp.sent} bytes of payload ` +
                 `(+${(((senderOut ?? 0) / m.withClamp.sent - 1) * 100).toFixed(1)}%, +${(((receiverIn ?? 0) / m.withClamp.sent - 1) * 100).toFixed(1)}%)`,
@@ -273,6 +283,28 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         );
         assert.ok(m.withoutClamp.bytes < m.withoutClamp.sent);
         assert.ok(m.clampRestored, "the MSS clamp was not restored on the gateways");
+    });
+
+    it("counts TunnelDataIn/Out across a rekey of the Child SA and a restart of pluto: each transfer once, never less, never twice", () => {
+        const checks = report.counters ?? [];
+        assert.deepEqual(
+            checks.map((c) => c.after),
+            ["rekey", "restart"],
+        );
+        for (const c of checks) {
+            assert.ok(c.transferred, `1 MiB after the ${c.after} did not arrive`);
+            assert.ok(c.newSa, `the ${c.after} gave the tunnel no new Child SA: nothing was proven`);
+            const [least, most] = espBytes(c.payload);
+            console.log(
+                `      measured: after a ${c.after}: ${c.payload} bytes of payload counted ${c.senderOut} out of the spoke, ${c.receiverIn} into the hub (expected ${least}-${most})`,
+            );
+            for (const v of [c.senderOut, c.receiverIn]) {
+                assert.ok(
+                    v !== undefined && v >= least * 0.95 && v <= most * 1.05,
+                    `after the ${c.after}: ${v} bytes; expected ${least}-${most}, within 5%`,
+                );
+            }
+        }
     });
 
     it("passes hub <-> spoke traffic through the tunnels and refuses spoke <-> spoke", () => {

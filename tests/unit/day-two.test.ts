@@ -224,9 +224,9 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
                     .map((r) => [r.name, crypto.createHash("sha256").update(plain(r.inputs.userDataBase64)).digest("hex")]),
             );
         assert.deepEqual(sha(await prodEvaluation()), {
-            "hubspoke-virginia-gw-instance": "2a0166d8bbc75425682397e2f3a91479397f32ec0e207cab7e0532d4537c5369",
-            "hubspoke-sydney-gw-instance": "d8d7795146efe5fd4d4971365bd5d53af53ede926729888aa14ac34ae1d73921",
-            "hubspoke-frankfurt-gw-instance": "09b97aedf7f4f27e1f7fe27a9ee0e69e1d0b8e4b0bfb146f63480bdc1b57c493",
+            "hubspoke-virginia-gw-instance": "04c60d7f6584df5b17b11c1583a1ec18e8f240213b781fb4440817a1cf67c36f",
+            "hubspoke-sydney-gw-instance": "d3a9e06013b205613f9cd1372641d39618c7c09c71c9a0513e52ef8cd05eb125",
+            "hubspoke-frankfurt-gw-instance": "6595163498974d241a267c7b2f05f38e59c45c847cd5588be729ab060d3b7b85",
         });
     });
 

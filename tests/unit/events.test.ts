@@ -202,6 +202,13 @@ describe("tunnel events: the catalogue (hubspoke-events --classify, a pure funct
         );
     });
 
+    it("reads pluto's line with or without its own time in front (logtime), as journald keeps it", () => {
+        const line = `"virginia-to-frankfurt" #14: authentication failed: computed hash does not match hash received from peer ID_IPV4_ADDR '192.0.2.13'`;
+        const [plain, timed] = [line, `Dec  4 21:23:37.633333: ${line}`].map((m) => classify([`1764883417.633333 gw pluto[1]: ${m}`]));
+        assert.deepEqual(timed, plain);
+        assert.equal(plain[0].event, "authentication-failed");
+    });
+
     it("ignores every other line: a quiet tunnel sends nothing", () => {
         const quiet = LAB_LINES.filter((l) => /sent IKE_SA_INIT|proposal 1:|loading secrets|added IKEv2 connection/.test(l));
         assert.ok(quiet.length > 10);
