@@ -63,8 +63,9 @@ read_conns() {
   done
 }
 
-# The limiter's and the tunnels' memory: `last <event>@<tunnel> <epoch s> <repeats>`, `natt <tunnel> <true|false>`.
-declare -A last_sent=() repeats=() natt_of=()
+# The limiter's and the tunnels' memory: `last <event>@<tunnel> <epoch s> <repeats>`, `natt <tunnel> <true|false>`,
+# `rekey <tunnel> <epoch s>` (its last IKE rekey).
+declare -A last_sent=() repeats=() natt_of=() ike_rekeyed_at=()
 load_memory() {
   local kind k a b
   [ -f "$1" ] || return 0
@@ -72,6 +73,7 @@ load_memory() {
     case $kind in
       last) last_sent[$k]=$a repeats[$k]=$b ;;
       natt) natt_of[$k]=$a ;;
+      rekey) ike_rekeyed_at[$k]=$a ;;
     esac
   done <"$1"
 }
@@ -79,6 +81,7 @@ save_memory() {
   local k
   for k in "${!last_sent[@]}"; do echo "last $k ${last_sent[$k]} ${repeats[$k]:-0}"; done
   for k in "${!natt_of[@]}"; do echo "natt $k ${natt_of[$k]}"; done
+  for k in "${!ike_rekeyed_at[@]}"; do echo "rekey $k ${ike_rekeyed_at[$k]}"; done
 }
 
 # One journal line in, its event out (or nothing): `epoch_ms<TAB>json`. The catalogue: docs/events.md.
@@ -93,19 +96,24 @@ classify_line() {
   if [[ $msg =~ ^\"([^\"]+)\"[^\ ]*(\ [0-9.]+)?\ \#[0-9]+:\ (.*)$ ]]; then
     tunnel=${BASH_REMATCH[1]} detail=${BASH_REMATCH[3]}
     case $detail in
-      *"established Child SA"*) event=established ike=established child=established ;;
+      *"initiator established Child SA"* | *"responder established Child SA"*) event=established ike=established child=established ;;
       *"rekeyed Child SA"* | *"rekeyed IKE SA"*) event=rekeyed ike=established child=established ;;
-      *"received Delete SA payload"* | *"deleting IKE SA"*"peer"* | *"peer requested"*"delet"*) event=deleted-by-peer ike=down child=down ;;
+      # The peer's Delete: pluto deletes the established IKE SA without a notification of its own
+      # (deleting it on its own, it sends one). A responder's IKE rekey deletes the old SA the same way.
+      *"deleting state (STATE_V2_ESTABLISHED_IKE_SA)"*"and NOT sending notification"*)
+        if [ $((sec - ${ike_rekeyed_at[$tunnel]:-0})) -gt 5 ]; then event=deleted-by-peer ike=down child=down; fi ;;
       *"authentication failed"* | *AUTHENTICATION_FAILED*) event=authentication-failed ike=down child=down ;;
       # A Child SA's proposals: the IKE SA is up (IKE_AUTH's Child SA, or a CREATE_CHILD_SA exchange).
       *"rejected Child SA with NO_PROPOSAL_CHOSEN"* | *"ESP/AH proposals failed"* | *"CREATE_CHILD_SA request failed"*NO_PROPOSAL_CHOSEN*) event=no-proposal-chosen ike=established child=down ;;
       *TS_UNACCEPTABLE*) event=traffic-selectors-refused ike=established child=down ;;
       *NO_PROPOSAL_CHOSEN* | *"no proposal chosen"* | *"no acceptable proposal"*) event=no-proposal-chosen ike=down child=down ;;
-      *"retransmits"*"timeout exceeded"* | *"timeout exceeded after"*"retransmits"* | *"max number of retransmissions"*) event=retransmits-exhausted ike=down child=down ;;
+      # The first exchange unanswered (an established SA's is the liveness check: dead-peer below).
+      *"timeout exceeded after"*"to our first IKEv2 message"*) event=retransmits-exhausted ike=down child=down ;;
       *"liveness action - "*) event=dead-peer ike=down child=down ;;
     esac
+    [[ $detail == *"rekeyed IKE SA"* ]] && ike_rekeyed_at[$tunnel]=$sec
     # NAT-T: an established Child SA says ESPinUDP when its ESP travels in UDP (a NAT was detected).
-    if [[ $detail == *"established Child SA"* || $detail == *"rekeyed Child SA"* ]]; then
+    if [[ $event == established || $detail == *"rekeyed Child SA"* ]]; then
       if [[ $detail == *ESPinUDP* ]]; then natt_of[$tunnel]=true; else natt_of[$tunnel]=false; fi
     fi
   elif [[ $msg =~ ^hubspoke-agent:\ ([a-z0-9-]+):\ (.*)$ ]]; then

@@ -224,9 +224,9 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
                     .map((r) => [r.name, crypto.createHash("sha256").update(plain(r.inputs.userDataBase64)).digest("hex")]),
             );
         assert.deepEqual(sha(await prodEvaluation()), {
-            "hubspoke-virginia-gw-instance": "04c60d7f6584df5b17b11c1583a1ec18e8f240213b781fb4440817a1cf67c36f",
-            "hubspoke-sydney-gw-instance": "d3a9e06013b205613f9cd1372641d39618c7c09c71c9a0513e52ef8cd05eb125",
-            "hubspoke-frankfurt-gw-instance": "6595163498974d241a267c7b2f05f38e59c45c847cd5588be729ab060d3b7b85",
+            "hubspoke-virginia-gw-instance": "a7cf00c7e6f89a7377ea25bf9cf5312505fdbefe81f6dc058b4353871d6ffa3f",
+            "hubspoke-sydney-gw-instance": "710c1e8f28c5f9dff484e0d5891bb8a5e6706a72a88fea84103c787b93ee7e3e",
+            "hubspoke-frankfurt-gw-instance": "50432049d97eebb847721fbfe1d3b721c5701f6c2eedeff5e6d7f4994cde0f86",
         });
     });
 

@@ -209,6 +209,91 @@ describe("tunnel events: the catalogue (hubspoke-events --classify, a pure funct
         assert.equal(plain[0].event, "authentication-failed");
     });
 
+    // Each captured case (tests/unit/fixtures/pluto-events/README.md: libreswan 4.10 in the VM, the
+    // rendered conn, virginia initiating): the events, with the IKE and Child SA states they imply.
+    const CASES: Record<string, string[]> = {
+        "auth-failed.initiator": ["authentication-failed down down"],
+        "auth-failed.responder": ["authentication-failed down down"],
+        "auth-failed-responder-key.initiator": ["authentication-failed down down"],
+        "auth-failed-responder-key.responder": ["authentication-failed down down"],
+        "established.initiator": ["established established established"],
+        "established.responder": ["established established established"],
+        "established-crossed.virginia": ["established established established"],
+        "established-crossed.sydney": ["established established established"],
+        // The Child SA rekeyed (a rekey 20 s later, of the IKE SA, is counted in the next one a minute on).
+        "rekey-child.initiator": ["established established established", "rekeyed established established"],
+        "rekey-child.responder": ["established established established", "rekeyed established established"],
+        // The responder deletes the IKE SA its rekey replaced without a notification: not a peer's Delete.
+        "rekey-ike.responder": ["rekeyed established established"],
+        "rekey-ike.initiator": ["rekeyed established established"],
+        // Its peer took the tunnel down (--terminate), shut down, or deleted the conn: a Delete received.
+        "deleted-by-peer-down.initiator": ["established established established", "deleted-by-peer down down"],
+        "deleted-by-peer-down-by-initiator.responder": ["established established established", "deleted-by-peer down down"],
+        "deleted-by-peer-shutdown.initiator": [
+            "established established established",
+            "deleted-by-peer down down",
+            "retransmits-exhausted down down",
+        ],
+        "deleted-by-peer-delete.initiator": [
+            "established established established",
+            "deleted-by-peer down down",
+            "no-proposal-chosen down down",
+            "retransmits-exhausted down down",
+        ],
+        // The end that deleted (or shut down, or whose IKE SA expired) says nothing about itself.
+        "deleted-by-peer-down.responder": ["established established established"],
+        "deleted-by-peer-down-by-initiator.initiator": ["established established established"],
+        "deleted-by-peer-shutdown.responder": ["established established established"],
+        "deleted-by-peer-delete.responder": ["established established established"],
+        "expire.responder": ["established established established"],
+        "expire.initiator": ["established established established", "deleted-by-peer down down"],
+        "established-no-nat.initiator": ["established established established"],
+        "established-no-nat.responder": ["established established established"],
+        "no-proposal-esp.initiator": ["no-proposal-chosen established down"],
+        "no-proposal-esp.responder": ["no-proposal-chosen established down"],
+        "no-proposal-ike.initiator": ["no-proposal-chosen down down", "retransmits-exhausted down down"],
+        "no-proposal-ike.responder": ["no-proposal-chosen down down"],
+        "retransmits.initiator": ["retransmits-exhausted down down"],
+        "retransmits-not-running.initiator": ["retransmits-exhausted down down"],
+        // Liveness failed: then the restart's first exchange goes unanswered while the peer is away.
+        "dead-peer.initiator": ["established established established", "dead-peer down down", "retransmits-exhausted down down"],
+        "dead-peer.responder": ["established established established", "dead-peer down down", "retransmits-exhausted down down"],
+        "dead-peer-recovery.responder": ["established established established", "dead-peer down down"],
+        // Its peer's liveness failure deleted the IKE SA they shared (a Delete received).
+        "dead-peer-recovery.initiator": ["established established established", "deleted-by-peer down down"],
+    };
+    const captured = (name: string) =>
+        fs
+            .readFileSync(path.join(__dirname, "fixtures/pluto-events", `${name}.log`), "utf8")
+            .split("\n")
+            .filter((l) => /^\w{3} +\d+ /.test(l))
+            .map((l) => journalLine(l));
+
+    it("classifies every case captured from libreswan 4.10 at both ends, with the states each implies", () => {
+        const files = fs
+            .readdirSync(path.join(__dirname, "fixtures/pluto-events"))
+            .filter((f) => f.endsWith(".log") && !f.startsWith("nat-detection-debug"));
+        assert.deepEqual(
+            files.map((f) => f.replace(/\.log$/, "")).sort(),
+            Object.keys(CASES).sort(),
+            "a captured case without an expectation",
+        );
+        for (const [name, want] of Object.entries(CASES)) {
+            assert.deepEqual(
+                classify(captured(name)).map((e) => `${e.event} ${e.ikeState} ${e.childState}`),
+                want,
+                name,
+            );
+        }
+    });
+
+    it("NAT-T: true through the Elastic IPs' 1:1 NAT (ESPinUDP), false without a NAT", () => {
+        assert.deepEqual(
+            ["established.initiator", "established-no-nat.initiator"].map((n) => classify(captured(n)).map((e) => e.natt)),
+            [[true], [false]],
+        );
+    });
+
     it("ignores every other line: a quiet tunnel sends nothing", () => {
         const quiet = LAB_LINES.filter((l) => /sent IKE_SA_INIT|proposal 1:|loading secrets|added IKEv2 connection/.test(l));
         assert.ok(quiet.length > 10);
