@@ -431,8 +431,10 @@ export class Lab {
                 iam: this.iam.file,
             });
             await Promise.all(this.topology.regions.map((r) => this.prepareGateway(r)));
+            // The program's resources: each gateway's log group and stream.
             for (const r of this.topology.regions) {
-                this.startEvents(r);
+                const { group, stream } = this.eventLog(r);
+                this.aws!.logStream(r.awsRegion, group, stream);
             }
         } catch (e) {
             this.down();
@@ -609,35 +611,42 @@ export class Lab {
         return { group: value("HUBSPOKE_EVENTS_LOG_GROUP"), stream: value("HUBSPOKE_EVENTS_LOG_STREAM") };
     }
 
+    /** What hubspoke-events runs with in the lab: pluto's and the agent's logs as its journal (lab/fake-journal/journalctl). */
+    private eventsEnv(r: LabRegion): Record<string, string> {
+        return {
+            ...this.gatewayEnv(r),
+            HUBSPOKE_JOURNALCTL: LAB_JOURNALCTL,
+            LAB_JOURNAL: `ipsec.service=${this.dir(r, "pluto.log")} hubspoke-agent.service=${this.dir(r, "agent.log")}`,
+        };
+    }
+
     /**
-     * Creates the gateway's log group and stream in the lab's CloudWatch Logs (the program's resources)
-     * and starts its hubspoke-events loop in its namespace, as hubspoke-events.service does, reading
-     * pluto's and the agent's logs as its journal (lab/fake-journal/journalctl).
+     * Starts every gateway's hubspoke-events loop in its namespace, as hubspoke-events.service runs it
+     * (every EVENTS.intervalSeconds). Without it, `shipEvents` runs it once when asked.
      */
-    private startEvents(r: LabRegion): void {
-        const { group, stream } = this.eventLog(r);
-        this.aws!.logStream(r.awsRegion, group, stream);
-        const script = this.dir(r, GATEWAY_PATHS.eventsScript);
-        const child = spawn(
-            "ip",
-            [
-                "netns",
-                "exec",
-                r.ns.gw,
-                "bash",
-                "-c",
-                `while :; do bash ${script} 2>>${this.dir(r, "events.err")}; sleep ${EVENTS.intervalSeconds}; done`,
-            ],
-            {
-                env: {
-                    ...this.gatewayEnv(r),
-                    HUBSPOKE_JOURNALCTL: LAB_JOURNALCTL,
-                    LAB_JOURNAL: `ipsec.service=${this.dir(r, "pluto.log")} hubspoke-agent.service=${this.dir(r, "agent.log")}`,
-                },
-                stdio: "ignore",
-            },
-        );
-        this.shippers.set(r.region, child);
+    startEventShippers(): void {
+        for (const r of this.topology.regions) {
+            const script = this.dir(r, GATEWAY_PATHS.eventsScript);
+            const loop = `while :; do bash ${script} 2>>${this.dir(r, "events.err")}; sleep ${EVENTS.intervalSeconds}; done`;
+            this.shippers.set(
+                r.region,
+                spawn("ip", ["netns", "exec", r.ns.gw, "bash", "-c", loop], { env: this.eventsEnv(r), stdio: "ignore" }),
+            );
+        }
+    }
+
+    /** True while the gateways' hubspoke-events loops run (`startEventShippers`). */
+    get shippingEvents(): boolean {
+        return this.shippers.size > 0;
+    }
+
+    /** Runs `region`'s hubspoke-events once, as one turn of its loop. */
+    shipEvents(region: string): void {
+        const r = this.region(region);
+        spawnSync("ip", ["netns", "exec", r.ns.gw, "bash", this.dir(r, GATEWAY_PATHS.eventsScript)], {
+            env: this.eventsEnv(r),
+            stdio: ["ignore", "ignore", fs.openSync(this.dir(r, "events.err"), "a")],
+        });
     }
 
     /** The tunnel events `region`'s gateway has put to the lab's CloudWatch Logs, oldest first, with when CloudWatch took each. */

@@ -8,7 +8,7 @@
  */
 
 import * as crypto from "node:crypto";
-import { METRIC, type TunnelEvent } from "../gateway/contract";
+import { EVENTS, METRIC, type TunnelEvent } from "../gateway/contract";
 import type { SymbolicCall } from "./iam";
 import { LAB_REAUTH_DELAY_SECONDS, Lab, type Layer, type TransferResult } from "./lab";
 import { findLivenessFailure } from "./pluto-log";
@@ -208,6 +208,10 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
 
     await lab.up();
     const kernelHasEsp = lab.kernelHasEsp();
+    // Each gateway's hubspoke-events loop, as on a gateway. Not in the VM, where its processes every 10 s
+    // per gateway would compete with pluto's liveness checks under emulation: there the steps that wait
+    // for an event run it at the same cadence while they wait (waitForEvent).
+    if (!kernelHasEsp) lab.startEventShippers();
     const target = kernelHasEsp ? "Child SA" : "IKE";
     log(`kernel ${kernelHasEsp ? "installs ESP SAs: proving Child SA and traffic" : "has no ESP: proving IKE only"}`);
 
@@ -530,6 +534,10 @@ async function rotateKey(ctx: Step): Promise<void> {
     {
         const spoke = spokes[0];
         const tunnel = spoke.tunnels[0];
+        // After the dead peer's return a stale IKE SA can linger at one end and fail its liveness check
+        // some seconds later (tests/unit/fixtures/pluto-events, dead-peer-recovery): the rotation must
+        // start from a settled tunnel, or that restart looks like a re-authentication too early.
+        if (ctx.kernelHasEsp) await lab.waitSettled(tunnel, timeout);
         const key = newKey();
         for (const r of [hub, spoke]) {
             lab.setKey(r.region, tunnel, key);
@@ -571,7 +579,14 @@ async function rotateKey(ctx: Step): Promise<void> {
 async function waitForEvent(lab: Lab, tunnel: string, event: TunnelEvent, ends: readonly string[], since: number): Promise<EventCheck> {
     const found = (end: string) =>
         lab.events(end).find((e) => e.tunnel === tunnel && e.event === event && Date.parse(e.time) >= since - 1000);
-    await lab.waitFor(() => ends.every((end) => found(end) !== undefined), EVENT_WITHIN_SECONDS);
+    let nextRun = 0;
+    await lab.waitFor(() => {
+        if (!lab.shippingEvents && Date.now() >= nextRun) {
+            for (const end of ends) lab.shipEvents(end);
+            nextRun = Date.now() + EVENTS.intervalSeconds * 1000;
+        }
+        return ends.every((end) => found(end) !== undefined);
+    }, EVENT_WITHIN_SECONDS);
     const seconds: Record<string, number | undefined> = {};
     const detail: Record<string, string | undefined> = {};
     for (const end of ends) {
@@ -594,7 +609,10 @@ function describeEvent(check: EventCheck): string {
  * Then the proposals are put back and the tunnel returns.
  */
 async function proposalMismatch(ctx: Step): Promise<void> {
-    const { lab, report, log, timeout, target, hub, spokes } = ctx;
+    const { lab, report, log, timeout, target, hub, spokes, kernelHasEsp } = ctx;
+    // The Child SA's proposals are refused in IKE_AUTH, before any ESP SA: this machine's kernel proves
+    // it; the VM, whose every step costs many times more, skips it.
+    if (kernelHasEsp) return;
     const spoke = spokes[0];
     const tunnel = spoke.tunnels[0];
     let original = "";
