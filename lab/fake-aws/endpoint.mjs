@@ -1062,6 +1062,15 @@ function takeFailure(faultsFile, faults) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The body of an AWS JSON request (SSM, CloudWatch's reads, CloudWatch Logs); refused as AWS refuses it when it is not JSON. */
+function jsonBody(raw) {
+    try {
+        return raw === "" ? {} : JSON.parse(raw);
+    } catch {
+        throw new AwsError(400, "SerializationException", "The request body is not JSON.");
+    }
+}
+
 async function main() {
     const opts = parseArgs(process.argv.slice(2));
     fs.mkdirSync(opts.store, { recursive: true });
@@ -1112,12 +1121,7 @@ async function main() {
     const serveSsm = async (req, raw, entry) => {
         const target = String(req.headers["x-amz-target"] ?? "");
         entry.op = target.startsWith("AmazonSSM.") ? target.slice("AmazonSSM.".length) : target || "-";
-        let body;
-        try {
-            body = raw === "" ? {} : JSON.parse(raw);
-        } catch {
-            throw new AwsError(400, "SerializationException", "The request body is not JSON.");
-        }
+        const body = jsonBody(raw);
         entry.subject = String(body.Name ?? body.Path ?? (Array.isArray(body.Names) ? body.Names.join(",") : "-"));
         if (body.NextToken) entry.subject += " (next page)";
 
@@ -1142,12 +1146,7 @@ async function main() {
     const serveCloudWatchJson = async (req, raw, entry) => {
         entry.service = "monitoring";
         entry.op = String(req.headers["x-amz-target"]).slice(CLOUDWATCH_TARGET.length);
-        let body;
-        try {
-            body = raw === "" ? {} : JSON.parse(raw);
-        } catch {
-            throw new AwsError(400, "SerializationException", "The request body is not JSON.");
-        }
+        const body = jsonBody(raw);
         entry.subject = `${body.Namespace ?? "-"}/${body.MetricName ?? "-"}`;
         entry.region = regionOf(req);
         if (req.method !== "POST" || entry.op !== "GetMetricStatistics") {
@@ -1162,12 +1161,7 @@ async function main() {
     const serveLogs = async (req, raw, entry) => {
         entry.service = "logs";
         entry.op = String(req.headers["x-amz-target"]).slice(LOGS_TARGET.length);
-        let body;
-        try {
-            body = raw === "" ? {} : JSON.parse(raw);
-        } catch {
-            throw new AwsError(400, "SerializationException", "The request body is not JSON.");
-        }
+        const body = jsonBody(raw);
         entry.subject = `${body.logGroupName ?? "-"}:${body.logStreamName ?? "-"}`;
         if (req.method !== "POST" || !Object.hasOwn(logsOperations, entry.op)) {
             throw new AwsError(400, "UnknownOperationException", `The action ${entry.op} is not valid for this endpoint.`);
