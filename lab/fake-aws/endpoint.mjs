@@ -1117,6 +1117,19 @@ async function main() {
         }
     }
 
+    /**
+     * The AWS JSON services' faults (.faults.json): the added latency, then the next failure if one is
+     * due, thrown in `service`'s words; "unreachable" when the connection is to be dropped instead.
+     */
+    const injectFault = async (faults, service) => {
+        const latency = Number(faults.latencyMs ?? opts.latencyMs);
+        const failure = takeFailure(faultsFile, faults);
+        if (latency > 0) await sleep(latency);
+        if (failure === "unreachable") return "unreachable";
+        if (failure) throw injectedError(service, failure);
+        return undefined;
+    };
+
     /** SSM: AWS JSON 1.1, the operation in X-Amz-Target. */
     const serveSsm = async (req, raw, entry) => {
         const target = String(req.headers["x-amz-target"] ?? "");
@@ -1131,11 +1144,7 @@ async function main() {
         entry.region = regionOf(req);
 
         const faults = readFaults();
-        const latency = Number(faults.latencyMs ?? opts.latencyMs);
-        const failure = takeFailure(faultsFile, faults);
-        if (latency > 0) await sleep(latency);
-        if (failure === "unreachable") return "unreachable";
-        if (failure) throw injectedError("ssm", failure);
+        if ((await injectFault(faults, "ssm")) === "unreachable") return "unreachable";
         await authorize(req, entry, { body });
 
         const { result, summary } = operations[entry.op](store, entry.region, body, faults);
@@ -1167,12 +1176,7 @@ async function main() {
             throw new AwsError(400, "UnknownOperationException", `The action ${entry.op} is not valid for this endpoint.`);
         }
         entry.region = regionOf(req);
-        const faults = readFaults();
-        const latency = Number(faults.latencyMs ?? opts.latencyMs);
-        const failure = takeFailure(faultsFile, faults);
-        if (latency > 0) await sleep(latency);
-        if (failure === "unreachable") return "unreachable";
-        if (failure) throw injectedError("logs", failure);
+        if ((await injectFault(readFaults(), "logs")) === "unreachable") return "unreachable";
         await authorize(req, entry, { body });
         const file = path.join(opts.store, ".logs.json");
         const logs = readJson(file, {});
