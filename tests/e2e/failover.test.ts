@@ -31,6 +31,8 @@ import { assertGatewayIam } from "../support/gatewayCalls";
 import { ciMustRun, stackConfig } from "../unit/fixtures";
 
 const REPO = path.join(__dirname, "..", "..");
+/** lab/vm.sh's default NODE_COMPILE_CACHE. */
+const VM_NODE_COMPILE_CACHE = "/var/cache/hubspoke-vpn-vm/node-compile-cache";
 const indent = (text: string) => text.replace(/^/gm, "      | ");
 
 function assertTakeover(r: FailoverReport): void {
@@ -180,6 +182,9 @@ describe("failover in the VM (prod-ha: the traffic gap, Debian's full kernel und
             cwd: REPO,
             encoding: "utf8",
             timeout: 950_000,
+            // The VM's node compile cache (lab/vm.sh), filled here too: the host's node compiles the same
+            // modules (node_modules) first, which under the VM's emulation takes several times as long.
+            env: { ...process.env, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? VM_NODE_COMPILE_CACHE },
         });
         console.log(indent(`${run.stdout}${run.stderr}`.trim()));
         console.log(`      (VM run took ${Math.round((Date.now() - started) / 1000)} s including boot)`);
