@@ -10,10 +10,10 @@
  * selected by source subnet as AWS's subnet associations do), `<id>-<site>-gw` (primary),
  * `<id>-<site>-sb` (standby) and `<id>-<site>-host`; one `<id>-inet` joins the routers' internet legs.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type HandoverClients, handoverClients, type PairGateway } from "../components/gatewayHandover";
+import type { HandoverClients, PairGateway } from "../components/gatewayHandover";
 import { formatIp, parseCidr } from "../config/cidr";
 import { drainParameterName, GATEWAY_PATHS } from "../gateway/contract";
 import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
@@ -29,6 +29,20 @@ import { LAB_MTU } from "./topology";
  * round is shorter; not shorter still, as each round's metric costs a Python start in the VM.
  */
 export const LAB_STANDBY_ROUND_SECONDS = 30;
+
+/**
+ * The operator's side (components/gatewayHandover: the AWS SDK's clients and Pulumi's SDK), loaded
+ * when first asked for: only the planned handovers need it, and under the VM's emulation loading it
+ * takes seconds (every lab run in the VM loads this module, the failover scenario or not).
+ */
+export function operatorSide(): Promise<typeof import("../components/gatewayHandover")> {
+    operatorModule ??= import("../components/gatewayHandover");
+    return operatorModule;
+}
+let operatorModule: Promise<typeof import("../components/gatewayHandover")> | undefined;
+
+/** The interpreter aws-lite's #! line names. */
+const SYSTEM_PYTHON = "/usr/bin/python3";
 
 /** One gateway of a pair, placed in the lab. */
 export interface LabPairGateway extends PlanPairGateway {
@@ -170,12 +184,14 @@ export class FailoverLab {
         this.down();
         fs.mkdirSync(this.workDir, { recursive: true });
         try {
+            warmKernelModules();
             this.buildNetwork();
             fs.rmSync(this.ssmDir, { recursive: true, force: true });
             fs.cpSync(path.join(this.renderDir, "ssm"), this.ssmDir, { recursive: true });
             fs.writeFileSync(this.ec2StateFile, JSON.stringify(this.initialEc2State(), null, 2));
             this.iam.write();
-            this.aws = await startFakeAws(this.ssmDir, {
+            // The endpoint starts (seconds in the VM) while the gateways' files are written.
+            const starting = startFakeAws(this.ssmDir, {
                 iam: this.iam.file,
                 netns: this.inetNs,
                 host: this.api.ip,
@@ -184,12 +200,29 @@ export class FailoverLab {
                 ec2State: this.ec2StateFile,
                 unixSocket: this.apiSocket,
             });
-            const all = this.sites.flatMap((s) => s.gateways);
-            await Promise.all(all.map((g) => this.prepareGateway(g)));
-            // As at boot: ipsec.service (pluto, warm: conns loaded, none started), then hubspoke-failover.
-            await Promise.all(all.map((g) => this.startPluto(g)));
+            starting.catch(() => undefined); // awaited below
+            // The primaries first: the scenario waits for them.
+            const all = [0, 1].flatMap((i) => this.sites.map((s) => s.gateways[i]));
             for (const g of all) {
-                this.startDaemon(g);
+                this.prepareGateway(g);
+            }
+            this.aws = await starting;
+            if (this.aws.url !== this.awsUrl) {
+                throw new Error(`lab: the AWS endpoint listens on ${this.aws.url}, not ${this.awsUrl}`);
+            }
+            // Each gateway as its instance boots: the agent's boot run, ipsec.service (pluto, warm: conns
+            // loaded, none started), then hubspoke-failover. All settled before a failure is thrown, so
+            // that nothing starts after the teardown.
+            const booted = await Promise.allSettled(
+                all.map(async (g) => {
+                    await this.bootAgent(g);
+                    await this.startPluto(g);
+                    this.startDaemon(g);
+                }),
+            );
+            const failed = booted.find((b) => b.status === "rejected");
+            if (failed) {
+                throw failed.reason;
             }
         } catch (e) {
             this.down();
@@ -212,18 +245,22 @@ export class FailoverLab {
         for (const [i, s] of this.sites.entries()) {
             this.siteNetwork(s, i, root, ip, iptables);
         }
-        sh(["ip", "-batch", "-"], { input: root.join("\n") + "\n" });
-        for (const [ns, lines] of Object.entries(ip)) {
-            sh(["ip", "-n", ns, "-batch", "-"], { input: lines.join("\n") + "\n" });
-        }
-        for (const s of this.sites) {
-            sh(["ip", "netns", "exec", s.ns.vpc, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
-            // AWS's VPC router sends no ICMP redirect. A Linux router does, per interface (`all` alone does
-            // not stop it): the hub's host, on the primary's subnet, would then send straight to the primary
-            // for five minutes, and lose every packet once the primary is dead.
-            sh(["ip", "netns", "exec", s.ns.vpc, "sh", "-c", "for f in /proc/sys/net/ipv4/conf/*/send_redirects; do echo 0 >$f; done"]);
-            sh(["ip", "netns", "exec", s.ns.vpc, "iptables-restore"], { input: iptables[s.ns.vpc] });
-        }
+        // One shell runs it all: in the VM every process this one starts costs a few tenths of a second (the
+        // lab's node is large to fork), a shell's own children much less (2.8 s for all of it, 7.7 s before).
+        const script = [
+            "set -e",
+            ...heredoc("ip -batch -", root),
+            ...Object.entries(ip).flatMap(([ns, lines]) => heredoc(`ip -n ${ns} -batch -`, lines)),
+            ...this.sites.flatMap((s) => [
+                `ip netns exec ${s.ns.vpc} sysctl -q -w net.ipv4.ip_forward=1`,
+                // AWS's VPC router sends no ICMP redirect. A Linux router does, per interface (`all` alone does
+                // not stop it): the hub's host, on the primary's subnet, would then send straight to the primary
+                // for five minutes, and lose every packet once the primary is dead.
+                `ip netns exec ${s.ns.vpc} sh -c 'for f in /proc/sys/net/ipv4/conf/*/send_redirects; do echo 0 >$f; done'`,
+                ...heredoc(`ip netns exec ${s.ns.vpc} iptables-restore`, iptables[s.ns.vpc].trimEnd().split("\n")),
+            ]),
+        ];
+        sh(["bash", "-c", script.join("\n")]);
     }
 
     /**
@@ -357,8 +394,13 @@ export class FailoverLab {
         };
     }
 
-    /** A gateway's files as its instance boots, the lab's differences, then the agent's boot run. */
-    private async prepareGateway(g: LabPairGateway): Promise<void> {
+    /** The URL of the lab's AWS endpoint, as it listens once started. */
+    private get awsUrl(): string {
+        return `http://${this.api.ip}:${this.api.port}`;
+    }
+
+    /** A gateway's files as its instance boots, and the lab's differences. */
+    private prepareGateway(g: LabPairGateway): void {
         const conf = this.dir(g, "ipsec.conf");
         const ctl = this.dir(g, "run", "pluto.ctl");
         // The lab's ipsec.service: flush the kernel's IPsec state and start pluto, which loads the conns
@@ -385,7 +427,7 @@ export class FailoverLab {
             dir: this.dir(g),
             rendered: path.join(this.renderDir, g.name),
             netns: g.ns,
-            awsUrl: this.aws!.url,
+            awsUrl: this.awsUrl,
             env: [
                 `HUBSPOKE_RUN_DIR='${this.dir(g, "run")}'`,
                 `HUBSPOKE_PLUTO_PID='${this.dir(g, "run", "pluto.pid")}'`,
@@ -396,8 +438,18 @@ export class FailoverLab {
         });
         // The lab's `aws`: aws-lab (a takeover's two calls without a Python start), aws-lite for the rest.
         fs.symlinkSync(AWS_LAB, this.dir(g, "bin", "aws"));
+        // aws-lab runs aws-lite with the PATH's python3: the system's, as aws-lite's own #! line names
+        // it, not a version manager's shim (pyenv's is a shell script that starts a few more processes:
+        // 4-6 s a call in the VM instead of 0.3-0.8 s, on every standby round's metric and every layout read).
+        if (fs.existsSync(SYSTEM_PYTHON)) {
+            fs.symlinkSync(SYSTEM_PYTHON, this.dir(g, "bin", "python3"));
+        }
         fs.writeFileSync(this.dir(g, "ipsec-start"), start.join("\n"), { mode: 0o755 });
         fs.writeFileSync(this.dir(g, "ipsec-stop"), stop.join("\n"), { mode: 0o755 });
+    }
+
+    /** The agent's boot run (hubspoke-agent-boot.service). */
+    private async bootAgent(g: LabPairGateway): Promise<void> {
         const out = await this.runInGateway(g, [this.dir(g, GATEWAY_PATHS.agentScript), "--boot"]);
         if (out.status !== 0) {
             throw new Error(`lab: hubspoke-agent --boot on ${g.name} failed (${out.status}): ${out.text}`);
@@ -455,7 +507,8 @@ export class FailoverLab {
     }
 
     /** The operator's SDK clients (the user's machine: `npm run site`, the program's hooks) against the lab's endpoint. */
-    operatorClients(site: string): HandoverClients & { destroy(): void } {
+    async operatorClients(site: string): Promise<HandoverClients & { destroy(): void }> {
+        const { handoverClients } = await operatorSide();
         return handoverClients(this.site(site).plan.awsRegion, {
             endpoint: this.aws!.url,
             credentials: { accessKeyId: labAccessKey(LAB_OPERATOR), secretAccessKey: "lab" },
@@ -693,9 +746,9 @@ export class FailoverLab {
     /** The gateway dies as a host dies: its link goes down, and pluto and hubspoke-failover are gone at once. */
     kill(name: string): void {
         const g = this.gateway(name);
-        sh(["ip", "-n", g.ns, "link", "set", "eth0", "down"]);
+        // The link first; its processes, listed by the same shell, right after.
+        const pids = sh(["sh", "-c", 'ip -n "$1" link set eth0 down && ip netns pids "$1"', "sh", g.ns]).out;
         const daemon = this.daemons.get(name);
-        const pids = spawnSync("ip", ["netns", "pids", g.ns], { encoding: "utf8" }).stdout ?? "";
         for (const pid of pids.split("\n").filter(Boolean)) {
             try {
                 process.kill(Number(pid), "SIGKILL");
@@ -711,16 +764,21 @@ export class FailoverLab {
     /** The gateway comes back as after a reboot: link up, no IPsec state, /run empty, pluto (warm) and its failover script started. */
     async revive(name: string): Promise<void> {
         const g = this.gateway(name);
-        for (const table of ["policy", "state"]) {
-            sh(["ip", "netns", "exec", g.ns, "ip", "xfrm", table, "flush"], { allowFail: true });
-        }
-        // A reboot forgets the site address the failover script added, and the runtime directory.
-        sh(["ip", "-n", g.ns, "addr", "del", `${g.siteIp}/${g.prefix}`, "dev", "eth0"], { allowFail: true });
+        // A reboot forgets the kernel's IPsec state, the site address the failover script added, and the
+        // runtime directory. One shell for the commands (every process the lab starts costs in the VM).
         for (const f of ["active", "pluto.ctl", "pluto.pid"]) {
             fs.rmSync(this.dir(g, "run", f), { force: true });
         }
-        sh(["ip", "-n", g.ns, "link", "set", "eth0", "up"]);
-        sh(["ip", "-n", g.ns, "route", "replace", "default", "via", g.router]);
+        sh([
+            "sh",
+            "-c",
+            'ip -n "$1" xfrm policy flush; ip -n "$1" xfrm state flush; ip -n "$1" addr del "$2" dev eth0 2>/dev/null; ' +
+                'ip -n "$1" link set eth0 up && ip -n "$1" route replace default via "$3"',
+            "sh",
+            g.ns,
+            `${g.siteIp}/${g.prefix}`,
+            g.router,
+        ]);
         await this.startPluto(g);
         this.startDaemon(g);
         this.log(`lab: gateway ${name} back (booting as standby until it has checked)`);
@@ -758,4 +816,27 @@ export class FailoverLab {
         this.aws = undefined;
         removeNamespaces(`${this.id}-`);
     }
+}
+
+/**
+ * Kernel modules that the lab's network and the ESP check (lab.ts kernelHasEsp) load on first use,
+ * a few seconds' worth under the VM's emulation: loaded in the background, two groups at once, while
+ * the network is built. Only a head start: a module missing here loads when used, as before.
+ */
+const WARM_MODULES = [
+    ["veth", "bridge", "nf_tables", "nft_compat", "nft_chain_nat", "nf_nat", "nf_conntrack", "ip_tables"],
+    ["esp4", "xfrm_user", "authenc", "echainiv", "seqiv", "gcm", "ghash_clmulni_intel", "ctr", "drbg", "jitterentropy_rng"],
+];
+
+function warmKernelModules(): void {
+    for (const modules of WARM_MODULES) {
+        spawn("modprobe", ["-q", "-a", ...modules], { stdio: "ignore" })
+            .on("error", () => undefined)
+            .unref();
+    }
+}
+
+/** Lines of a shell script that run `command` with `lines` on its standard input. */
+function heredoc(command: string, lines: readonly string[]): string[] {
+    return [`${command} <<'HUBSPOKE_LAB_EOF'`, ...lines, "HUBSPOKE_LAB_EOF"];
 }

@@ -6,10 +6,9 @@
  * traffic gap itself, from the ping sequence.
  */
 
-import { drain, undrain } from "../components/gatewayHandover";
 import { FAILOVER } from "../gateway/contract";
 import { DPD } from "../render/libreswan";
-import { type FailoverLab, LAB_STANDBY_ROUND_SECONDS, type LabSite } from "./failoverLab";
+import { type FailoverLab, LAB_STANDBY_ROUND_SECONDS, type LabSite, operatorSide } from "./failoverLab";
 import type { SymbolicCall } from "./iam";
 import type { PingRun } from "./lab";
 import { kernelHasEsp, sleep } from "./lab";
@@ -153,9 +152,13 @@ interface Ctx {
 }
 
 export async function runFailoverScenario(lab: FailoverLab, log: (line: string) => void): Promise<FailoverReport> {
-    const esp = kernelHasEsp(lab.id);
     const start = Date.now();
-    await lab.up();
+    // The ESP check runs once up() has built the network (its kernel modules were loaded meanwhile) and
+    // written the gateways' files, while the lab's AWS endpoint comes up (seconds in the VM); up() then
+    // goes on with the gateways' boot.
+    const up = lab.up();
+    const esp = kernelHasEsp(lab.id);
+    await up;
     const tunnelsOf = (site: string) => lab.sites.find((s) => s.name === site)!.plan.tunnels;
     const ctx: Ctx = { lab, log, esp, hub: lab.sites[0], spoke: lab.sites[1], tunnelsOf };
     const report: { -readonly [K in keyof FailoverReport]: FailoverReport[K] } = { kernelHasEsp: esp, layer: esp ? "traffic" : "IKE" };
@@ -193,15 +196,23 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
 /** Seconds until every site's primary owns its site with every tunnel up (and, with ESP, traffic flows); undefined if not. */
 async function primariesUp({ lab, log, esp, hub, spoke, tunnelsOf }: Ctx, start: number): Promise<number | undefined> {
     const layer = esp ? "Child SA" : "IKE";
+    const onPrimaries = () => lab.sites.every((s) => lab.owner(s.name) === s.gateways[0].name);
+    // pluto's own logs say when every SA has come up (polled often: reading a file starts no process in
+    // the VM); whack then confirms, at most once a second, that they are all still there.
+    let confirmedAt = 0;
     const up = await lab.waitFor(
-        () =>
-            lab.sites.every(
-                (s) => lab.owner(s.name) === s.gateways[0].name && lab.allEstablished(s.gateways[0].name, tunnelsOf(s.name), layer),
-            ),
+        () => {
+            const logged = lab.sites.every((s) => lab.establishedSince(s.gateways[0].name, tunnelsOf(s.name), layer, start) !== undefined);
+            if (!logged || !onPrimaries() || Date.now() - confirmedAt < 1000) {
+                return false;
+            }
+            confirmedAt = Date.now();
+            return lab.sites.every((s) => lab.allEstablished(s.gateways[0].name, tunnelsOf(s.name), layer)) && onPrimaries();
+        },
         // A setup wait, not a measurement (the time is printed): in the VM it took 38 s alone, and over
         // 90 s while other VMs shared the two cores.
         150,
-        1000,
+        200,
     );
     if (up === undefined) {
         log(`lab: the primaries did not come up: owners ${lab.sites.map((s) => lab.owner(s.name)).join(", ")}`);
@@ -213,18 +224,31 @@ async function primariesUp({ lab, log, esp, hub, spoke, tunnelsOf }: Ctx, start:
         log("lab: no traffic between the spoke's host and the hub's before any failure");
         return undefined;
     }
+    // Every standby has passed its first check (each gateway boots on its own) before anything fails.
+    const standbys = lab.sites.map((s) => s.gateways[1].name);
+    if ((await lab.waitFor(() => standbys.every((g) => lab.isReady(g)), 60, 200)) === undefined) {
+        log(`lab: not ready as the standby: ${standbys.filter((g) => !lab.isReady(g)).join(", ")}`);
+    }
     return seconds;
 }
 
-/** The failed hub gateway returns: it must come back as the standby and move nothing. */
+/**
+ * The failed hub gateway returns: it must come back as the standby and move nothing. The spoke's
+ * failed gateway returns with it (the planned replacement needs it back as the ready standby): both
+ * boot at once, and the next steps start once both are ready, so that no boot runs during a handover.
+ */
 async function failedGatewayReturns({ lab, log, esp, hub, spoke, tunnelsOf }: Ctx): Promise<FailoverReport["returned"]> {
     const failoversBefore = lab.metrics("Failovers", hub.name).length;
     const active = hub.gateways[1].name;
     const serials = ikeSerials(lab, active, tunnelsOf(hub.name));
     const ping = esp ? lab.startPing(spoke.name, hub.name) : undefined;
-    await lab.revive(hub.gateways[0].name);
-    // Longer than its boot check and an owner check, and several probe rounds as the standby.
-    await sleep(15_000);
+    const returning = [hub.gateways[0].name, spoke.gateways[0].name].filter((g) => !lab.isRunning(g));
+    const revived = Date.now();
+    await Promise.all(returning.map((g) => lab.revive(g)));
+    // Longer than its boot check and an owner check, and several probe rounds as the standby; and until
+    // both returned gateways have passed their first check as the standby (ready).
+    await lab.waitFor(() => returning.every((g) => lab.isReady(g)), 60, 500);
+    await sleep(Math.max(0, revived + 15_000 - Date.now()));
     const returned = {
         owner: lab.owner(hub.name),
         failoversAfter: lab.metrics("Failovers", hub.name).length - failoversBefore,
@@ -249,7 +273,8 @@ async function drainAndUndrain({ lab, log, esp, hub, spoke }: Ctx): Promise<Hand
     const active = lab.owner(site)!;
     const partner = hub.gateways.find((g) => g.name !== active)!.name;
     await lab.waitFor(() => lab.isReady(partner), 60, 500);
-    const c = lab.operatorClients(site);
+    const { drain, undrain } = await operatorSide();
+    const c = await lab.operatorClients(site);
     try {
         const ping = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
         await sleep(1000);
@@ -278,6 +303,12 @@ async function drainAndUndrain({ lab, log, esp, hub, spoke }: Ctx): Promise<Hand
             `lab: ${active} drained: site on ${drained.ownerAfter} after ${drained.movedSeconds ?? "-"} s${pingText(drained.ping)}${outcome instanceof Error ? `; ${outcome.message}` : ""}; ${wholeText(drained.whole)}`,
         );
         log(handoverTimes(lab, site, partner, requested, logFrom));
+        if (esp) {
+            // The peers' dead-peer detection on their SAs with the drained gateway restarts their side once,
+            // some 10 s after the move (PEER_DPD_AFTERMATH_SECONDS): the drain's doing, not the undrain's.
+            const movedAt = lab.ec2Answers(site, partner, requested).associated ?? Date.now();
+            await sleep(Math.max(0, movedAt + PEER_DPD_AFTERMATH_SECONDS * 1000 - Date.now()));
+        }
         const ping2 = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
         await undrain(c, g);
         await lab.runAgent(active);
@@ -448,11 +479,11 @@ async function failover(
     const killedAt = Date.now();
     lab.kill(victim);
     const moved = await lab.waitFor(() => lab.owner(site) === standby, 30);
-    // From pluto's own log (its timestamps), read once a second: polling with whack would start processes
+    // From pluto's own log (its timestamps), read four times a second: polling with whack would start processes
     // in the VM it measures.
     const tunnels = lab.sites.find((s) => s.name === site)!.plan.tunnels;
     const backAtNow = () => lab.establishedSince(standby, tunnels, esp ? "Child SA" : "IKE", killedAt, logFrom);
-    await lab.waitFor(() => backAtNow() !== undefined, 60, 1000);
+    await lab.waitFor(() => backAtNow() !== undefined, 60, 250);
     const backAt = backAtNow();
     let trafficBack: number | undefined;
     if (esp) {
@@ -500,7 +531,11 @@ async function settleFailover(
     lab: FailoverLab,
     f: { readonly standby: string; readonly site: string; readonly killedAt: number; readonly failoversBefore: number },
 ): Promise<void> {
+    // Meanwhile the operator's side loads (seconds in the VM), which the planned handovers need: nothing
+    // is measured while this waits.
+    const loading = operatorSide();
     await sleep(Math.max(0, f.killedAt + PEER_DPD_AFTERMATH_SECONDS * 1000 - Date.now()));
+    await loading;
     await lab.waitFor(() => lab.ec2Answers(f.site, f.standby, f.killedAt).routed !== undefined, 15, 500);
     await lab.waitFor(() => lab.metrics("Failovers", f.site).length > f.failoversBefore, 60, 500);
 }
