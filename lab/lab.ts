@@ -5,7 +5,7 @@
  * Everything lives in namespaces named `<id>-*` and in `workDir`; `down()` removes all of it.
  * Traffic stays inside those namespaces: the "internet" is a bridge in `<id>-inet`.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { EVENTS, GATEWAY_PATHS, tunnelParameterNames } from "../gateway/contract";
@@ -148,22 +148,41 @@ export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
  */
 const WHACK = fs.existsSync("/usr/libexec/ipsec/whack") ? "/usr/libexec/ipsec/whack" : "whack";
 
-/** Removes every network namespace named `prefix*`, killing what still runs inside (a pluto whose parent died, say). */
+/** The network namespaces `ip netns` knows, from its directory (no process to start, none to fail quietly). */
+export function namespaces(prefix = ""): string[] {
+    try {
+        return fs.readdirSync(NETNS_DIR).filter((n) => n.startsWith(prefix));
+    } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+        throw e;
+    }
+}
+const NETNS_DIR = "/run/netns";
+
+/**
+ * Removes every network namespace named `prefix*`, killing what still runs inside (a pluto whose
+ * parent died, say). Throws, naming them, if any is left: a lab that leaks namespaces must say so
+ * where it happened, not in a later test.
+ */
 export function removeNamespaces(prefix: string): void {
-    const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
-    for (const ns of list
-        .split("\n")
-        .map((l) => l.split(" ")[0])
-        .filter((n) => n.startsWith(prefix))) {
-        const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
-        for (const pid of pids.split("\n").filter(Boolean)) {
+    const failures: string[] = [];
+    for (const ns of namespaces(prefix)) {
+        const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" });
+        for (const pid of (pids.stdout ?? "").split("\n").filter(Boolean)) {
             try {
                 process.kill(Number(pid), "SIGKILL");
             } catch {
                 // already gone
             }
         }
-        execFileSync("ip", ["netns", "del", ns]);
+        const del = spawnSync("ip", ["netns", "del", ns], { encoding: "utf8" });
+        if (del.status !== 0) {
+            failures.push(`${ns}: ${del.error?.message ?? del.stderr.trim()} (exit ${del.status})`);
+        }
+    }
+    const left = namespaces(prefix);
+    if (left.length > 0) {
+        throw new Error(`lab: could not remove the namespaces ${left.join(", ")}${failures.length ? `: ${failures.join("; ")}` : ""}`);
     }
 }
 

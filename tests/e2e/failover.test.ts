@@ -26,7 +26,7 @@ import {
     MAX_HANDOVER_GAP_SECONDS,
     runFailoverScenario,
 } from "../../lab/failoverScenario";
-import { labUnavailable } from "../../lab/lab";
+import { labUnavailable, namespaces } from "../../lab/lab";
 import { assertGatewayIam } from "../support/gatewayCalls";
 import { ciMustRun, stackConfig } from "../unit/fixtures";
 
@@ -106,6 +106,7 @@ function assertHandovers(r: FailoverReport): void {
 
 describe("failover on this machine's kernel (prod-ha: takeover and IKE)", function () {
     this.timeout(300_000);
+    const labId = `efo${process.pid % 1000}`;
     let report: FailoverReport;
     let tmp: string;
 
@@ -117,10 +118,7 @@ describe("failover on this machine's kernel (prod-ha: takeover and IKE)", functi
         }
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-e2e-ha-"));
         writeSnapshot(await snapshotStack(stackConfig("prod-ha"), { stack: "prod-ha", revealSecrets: true }), path.join(tmp, "render"));
-        report = await runFailoverScenario(
-            new FailoverLab(path.join(tmp, "render"), path.join(tmp, "work"), `efo${process.pid % 1000}`),
-            () => undefined,
-        );
+        report = await runFailoverScenario(new FailoverLab(path.join(tmp, "render"), path.join(tmp, "work"), labId), () => undefined);
         console.log(indent(formatFailover(report)));
     });
     after(() => tmp && fs.rmSync(tmp, { recursive: true, force: true }));
@@ -153,10 +151,7 @@ describe("failover on this machine's kernel (prod-ha: takeover and IKE)", functi
     });
 
     it("leaves no namespace behind", () => {
-        const left = spawnSync("ip", ["netns", "list"], { encoding: "utf8" })
-            .stdout.split("\n")
-            .filter((n) => n.startsWith("efo"));
-        assert.deepEqual(left, []);
+        assert.deepEqual(namespaces(`${labId}-`), []);
     });
 });
 
