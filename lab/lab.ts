@@ -497,6 +497,42 @@ export class Lab {
         sh(["ip", "netns", "exec", r.ns.gw, "nft", "delete", "table", "inet", "hubspoke_mss"]);
     }
 
+    /**
+     * The ESP packets `region`'s gateway sent to `peer`'s (`"out"`) or received from it (`"in"`), and
+     * their bytes (outer IPv4 included), as a lab-only nft counter sees them on the wire: each packet
+     * once, after the kernel has cut TCP's large segments to the MTU (a count of the inner packets on
+     * the forward hook sees those unsegmented), TCP's retransmissions included. ESP in UDP only: IKE
+     * on port 4500 starts with a zero "non-ESP marker" where ESP has its SPI. The ground truth that
+     * the gateways' TunnelDataIn/Out are checked against. Added on first use; it only grows.
+     */
+    espPackets(region: string, peer: string, direction: "in" | "out"): { packets: number; bytes: number } {
+        const r = this.region(region);
+        const tag = `esp-${direction}-${peer}`;
+        const table = "ip hubspoke_lab_count";
+        const [hook, match] =
+            direction === "out"
+                ? ["postrouting", `ip daddr ${this.region(peer).elasticIp}`]
+                : ["prerouting", `ip saddr ${this.region(peer).elasticIp}`];
+        // One shell: add the counter unless it is there, then list them (processes cost in the VM).
+        const out = sh([
+            "ip",
+            "netns",
+            "exec",
+            r.ns.gw,
+            "sh",
+            "-c",
+            `nft list table ${table} 2>/dev/null | grep -q '"${tag}"' || nft -f - <<'EOF'\n` +
+                `table ${table} {\n chain ${hook} { type filter hook ${hook} priority -400; policy accept; }\n}\n` +
+                `add rule ${table} ${hook} ${match} udp dport 4500 @th,64,32 != 0 counter comment "${tag}"\nEOF\n` +
+                `nft list table ${table}`,
+        ]).out;
+        const m = new RegExp(`counter packets (\\d+) bytes (\\d+) comment "${tag}"`).exec(out);
+        if (!m) {
+            throw new Error(`lab: no ESP counter ${tag} on ${region}'s gateway: ${out.trim()}`);
+        }
+        return { packets: Number(m[1]), bytes: Number(m[2]) };
+    }
+
     /** The MSS the gateway's kernel clamps forwarded SYNs to, read from its live ruleset; undefined when none. */
     mssClamp(region: string): number | undefined {
         const r = this.region(region);

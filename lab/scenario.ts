@@ -87,11 +87,8 @@ export interface ScenarioReport {
         /** The tunnel had settled (`Lab.waitSettled`) before the transfers. */
         settled: boolean;
         withClamp: TransferResult;
-        /**
-         * What each end's hubspoke-health reported for the transfer with the clamp (its report right
-         * before, then right after): the sender's TunnelDataOut, the receiver's TunnelDataIn, in bytes.
-         */
-        reported?: { readonly senderOut?: number; readonly receiverIn?: number };
+        /** What the ends reported for the transfer with the clamp, and the ESP packets on the wire. */
+        reported: Counted;
         withoutClamp: TransferResult;
         /** The clamp was back on both gateways afterwards. */
         clampRestored: boolean;
@@ -168,9 +165,40 @@ export interface CounterCheck {
     /** Bytes of payload sent through the tunnel after it, before the report. */
     readonly payload: number;
     readonly transferred: boolean;
-    /** What the reports right after counted: out of the sender, into the receiver. */
+    /** What the reports right after counted, and the ESP packets on the wire meanwhile. */
+    readonly counted: Counted;
+}
+
+/**
+ * What the two ends' hubspoke-health reported for a span (a report right before it, another right
+ * after: the second one's bytes are the span's): the sender's TunnelDataOut and the receiver's
+ * TunnelDataIn. With the ground truth over the same span: the ESP packets the sender's gateway sent
+ * to the receiver's and those the receiver's got (Lab.espPackets), retransmissions included.
+ */
+export interface Counted {
     readonly senderOut?: number;
     readonly receiverIn?: number;
+    readonly espOut: { readonly packets: number; readonly bytes: number };
+    readonly espIn: { readonly packets: number; readonly bytes: number };
+}
+
+/** Counts what crosses `tunnel` from `from` to `to` while `span` runs (see Counted). */
+async function counting<T>(lab: Lab, tunnel: string, from: string, to: string, span: () => Promise<T>): Promise<[T, Counted]> {
+    const esp = () => [lab.espPackets(from, to, "out"), lab.espPackets(to, from, "in")];
+    const [out0, in0] = esp();
+    for (const r of [from, to]) lab.sendHealth(r);
+    const result = await span();
+    for (const r of [from, to]) lab.sendHealth(r);
+    const [out1, in1] = esp();
+    return [
+        result,
+        {
+            senderOut: lab.lastMetric(from, tunnel, METRIC.tunnelDataOut),
+            receiverIn: lab.lastMetric(to, tunnel, METRIC.tunnelDataIn),
+            espOut: { packets: out1.packets - out0.packets, bytes: out1.bytes - out0.bytes },
+            espIn: { packets: in1.packets - in0.packets, bytes: in1.bytes - in0.bytes },
+        },
+    ];
 }
 
 /** The payload of each counter check: large enough that a double count could not hide in the overhead. */
@@ -504,23 +532,22 @@ async function countAcross(ctx: Step, after: CounterCheck["after"], change: () =
     const spoke = spokes[0];
     const tunnel = spoke.tunnels[0];
     const before = lab.childSerials(hub.region, tunnel);
-    for (const r of [spoke.region, hub.region]) lab.sendHealth(r);
-    await change();
+    const [sent, counted] = await counting(lab, tunnel, spoke.region, hub.region, async () => {
+        await change();
+        return lab.transfer(spoke.region, hub.region, COUNTER_PAYLOAD, MTU_TRANSFER.withClampDeadlineSeconds);
+    });
     const newSa = lab.childSerials(hub.region, tunnel).some((s) => !before.includes(s));
-    const sent = await lab.transfer(spoke.region, hub.region, COUNTER_PAYLOAD, MTU_TRANSFER.withClampDeadlineSeconds);
-    for (const r of [spoke.region, hub.region]) lab.sendHealth(r);
-    const check: CounterCheck = {
-        after,
-        tunnel,
-        newSa,
-        payload: COUNTER_PAYLOAD,
-        transferred: sent.completed,
-        senderOut: lab.lastMetric(spoke.region, tunnel, METRIC.tunnelDataOut),
-        receiverIn: lab.lastMetric(hub.region, tunnel, METRIC.tunnelDataIn),
-    };
+    const check: CounterCheck = { after, tunnel, newSa, payload: COUNTER_PAYLOAD, transferred: sent.completed, counted };
     report.counters = [...(report.counters ?? []), check];
     log(
-        `bytes after a ${after}${newSa ? " (a new Child SA)" : " (NO new Child SA)"}: 1 MiB sent${sent.completed ? "" : " INCOMPLETE"}; reported ${check.senderOut ?? "-"} out of ${spoke.region}, ${check.receiverIn ?? "-"} into ${hub.region}`,
+        `bytes after a ${after}${newSa ? " (a new Child SA)" : " (NO new Child SA)"}: 1 MiB sent${sent.completed ? "" : " INCOMPLETE"}; ${countedText(counted, spoke.region, hub.region)}`,
+    );
+}
+
+function countedText(c: Counted, from: string, to: string): string {
+    return (
+        `reported ${c.senderOut ?? "-"} bytes out of ${from}, ${c.receiverIn ?? "-"} into ${to}; on the wire ` +
+        `${c.espOut.packets} ESP packets (${c.espOut.bytes} bytes) out of ${from}, ${c.espIn.packets} (${c.espIn.bytes} bytes) into ${to}`
     );
 }
 
@@ -696,17 +723,10 @@ async function measureMssClamp(
         }
     };
     fresh();
-    // Each end's health report right before and right after: the second one's bytes are the transfer's.
-    for (const r of gateways) lab.sendHealth(r);
-    const withClamp = await lab.transfer(from, to, MTU_TRANSFER.bytes, MTU_TRANSFER.withClampDeadlineSeconds);
-    for (const r of gateways) lab.sendHealth(r);
-    const reported = {
-        senderOut: lab.lastMetric(from, tunnel, METRIC.tunnelDataOut),
-        receiverIn: lab.lastMetric(to, tunnel, METRIC.tunnelDataIn),
-    };
-    log(
-        `${tunnel}: hubspoke-health reported ${reported.senderOut ?? "-"} bytes out of ${from}, ${reported.receiverIn ?? "-"} bytes into ${to}`,
+    const [withClamp, reported] = await counting(lab, tunnel, from, to, () =>
+        lab.transfer(from, to, MTU_TRANSFER.bytes, MTU_TRANSFER.withClampDeadlineSeconds),
     );
+    log(`${tunnel}: hubspoke-health ${countedText(reported, from, to)}`);
     log(
         `${mb} MB ${from}->${to} with MSS clamp ${clamp}: ${withClamp.completed ? `${withClamp.seconds} s` : `NOT completed (${withClamp.bytes} bytes in ${withClamp.seconds} s${withClamp.error ? `, ${withClamp.error}` : ""})`}`,
     );
