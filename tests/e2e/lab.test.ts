@@ -1,145 +1,25 @@
 /**
- * End-to-end: real pluto daemons, one per gateway, running the rendered files in network
- * namespaces (lab/). Two runs:
- *   - on this machine's kernel: IKE is proven (a kernel without ESP cannot install Child SAs);
- *   - in the lab's VM (QEMU booting Debian's full kernel): Child SAs and traffic are proven.
- * The tunnels reach each gateway as on AWS: its rendered agent fetches them, with the real AWS CLI,
- * from a local SSM Parameter Store (lab/fake-aws); rotation is shown by changing a key there. The VM
- * run also repeats day two (tests/e2e/day-two.test.ts) with Child SAs and a continuous ping.
- * Each prints, per tunnel, the layer proven and the seconds it took to come up and to recover.
+ * End-to-end on this machine's kernel: real pluto daemons, one per gateway, running the rendered files
+ * in network namespaces (lab/). IKE is proven (a kernel without ESP cannot install Child SAs; the VM
+ * run, tests/vm/lab.test.ts, proves Child SAs and traffic). The tunnels reach each gateway as on AWS:
+ * its rendered agent fetches them, with the real AWS CLI, from a local SSM Parameter Store
+ * (lab/fake-aws); rotation is shown by changing a key there. Prints, per tunnel, the layer proven and
+ * the seconds it took to come up and to recover.
  *
- * A missing prerequisite (not root, libreswan, QEMU or the kernel not installed) skips a run with the
- * reason printed, except under CI (CI=true): there it FAILS the suite, so that a green CI always means
- * the lab ran, and in the VM the data plane (Child SAs, traffic, the MSS clamp) was proven.
+ * A missing prerequisite (not root, libreswan not installed) skips with the reason printed, except
+ * under CI (CI=true): there it FAILS the suite, so that a green CI always means the lab ran.
  */
 import { strict as assert } from "node:assert";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { TCP_MSS } from "../../gateway/contract";
 import { snapshotStack, writeSnapshot } from "../../harness/snapshot";
-import type { LabReport } from "../../lab/cli";
 import { formatReport } from "../../lab/cli";
 import { Lab, labUnavailable, namespaces } from "../../lab/lab";
-import { type Counted, EVENT_WITHIN_SECONDS, runScenario, type ScenarioReport } from "../../lab/scenario";
-import { assertDayTwo } from "../support/dayTwo";
+import { runScenario, type ScenarioReport } from "../../lab/scenario";
 import { assertGatewayIam } from "../support/gatewayCalls";
+import { assertCommon, assertEvents, EVENT_DETAIL, indent } from "../support/labReport";
 import { ciMustRun, prodConfig } from "../unit/fixtures";
-
-const REPO = path.join(__dirname, "..", "..");
-const indent = (text: string) => text.replace(/^/gm, "      | ");
-
-function assertCommon(r: ScenarioReport): void {
-    assert.deepEqual(Object.keys(r.tunnels).sort(), ["virginia-to-frankfurt", "virginia-to-sydney"]);
-    for (const [name, t] of Object.entries(r.tunnels)) {
-        assert.ok(t.upSeconds !== undefined, `${name} did not come up:\n${JSON.stringify(r.logs, null, 1)}`);
-        assert.ok(t.ike, `${name}: no IKE SA at both ends`);
-    }
-    // Spokes never talk to each other: no SA, no attempt in their logs, no traffic.
-    assert.deepEqual(r.spokeToSpoke.foreignConnsOnSpokes, []);
-    assert.deepEqual(r.spokeToSpoke.attemptsInLogs, []);
-    assert.ok(!Object.values(r.spokeToSpoke.pings).some(Boolean), `spoke-to-spoke ping passed: ${JSON.stringify(r.spokeToSpoke.pings)}`);
-    // Recovery: the hub's pluto killed and restarted, its tunnels come back by themselves.
-    assert.ok(
-        r.restart && r.restart.seconds !== undefined,
-        `tunnels did not come back after restarting ${r.restart?.region}'s pluto:\n${r.logs.virginia}`,
-    );
-    // Key rotation: both ends' refresh runs rewrite the key from the Parameter Store and the tunnel
-    // returns with a new IKE SA authenticated by the new key.
-    assert.ok(r.rotation, "the rotation case did not run");
-    assert.ok(r.rotation.bothEndsRewritten, "an end did not rewrite its secrets file with the rotated key");
-    assert.ok(r.rotation.saKeptUntilReauth, "the running IKE SA did not stay up until the re-authentication was due");
-    assert.ok(
-        r.rotation.reauthenticated && r.rotation.seconds !== undefined,
-        `the tunnel did not return after rotation:\n${r.logs.virginia}`,
-    );
-    // A wrong key: never established, and the log says why.
-    assert.ok(r.wrongKey, "the wrong-key case did not run");
-    assert.equal(r.wrongKey.establishedWithin, undefined, "a tunnel came up with mismatched keys");
-    assert.match(r.wrongKey.reason ?? "", /authentication failed|AUTHENTICATION_FAILED/i);
-    assert.ok(r.wrongKey.otherTunnelsUp, "the other tunnels went down while one key was wrong");
-}
-
-/**
- * Each failure the scenario caused put its event into the lab's CloudWatch Logs (hubspoke-events, the
- * endpoint's PutLogEvents) at every end that can see it, within EVENT_WITHIN_SECONDS of the failure,
- * with pluto's own line as its detail. Prints the seconds (failure to CloudWatch taking the event).
- */
-function assertEvents(r: ScenarioReport, checks: readonly (keyof ScenarioReport["events"])[], detail: Record<string, RegExp>): void {
-    for (const name of checks) {
-        const check = r.events[name];
-        assert.ok(check, `the ${name} case put no event check in the report`);
-        for (const [end, seconds] of Object.entries(check.seconds)) {
-            console.log(`      measured: ${check.event} of ${check.tunnel} at ${end}: in CloudWatch Logs after ${seconds ?? "NEVER"} s`);
-            assert.ok(
-                seconds !== undefined && seconds <= EVENT_WITHIN_SECONDS,
-                `${end}: no ${check.event} event within ${EVENT_WITHIN_SECONDS} s`,
-            );
-            assert.match(check.detail[end] ?? "", detail[check.event], `${end}'s ${check.event} detail`);
-        }
-    }
-}
-
-/**
- * The most ESP in UDP adds to a packet: outer IPv4 20 + UDP 8 + ESP 8 + IV 16 + ICV 16 + trailer 2 +
- * padding 15 (gateway/contract.ts, TCP_MSS).
- */
-const ESP_IN_UDP_MAX_OVERHEAD = 20 + 8 + 8 + 16 + 16 + 2 + 15;
-
-/**
- * How far a span's per-packet difference may stray from the calibration's: the padding varies with
- * the inner packet's length (0-3 bytes with AES-GCM), the SYN and FIN are short.
- */
-const ENCAPSULATION_TOLERANCE = 4;
-
-/**
- * Per end of a span: the bytes on the wire (the ESP packets, Lab.espPackets) less the bytes reported,
- * a packet: what of ESP in UDP the kernel's SA counters leave out (they count the inner packets).
- */
-function encapsulation(c: Counted): { end: string; reported?: number; esp: Counted["espOut"]; perPacket?: number }[] {
-    return [
-        { end: "TunnelDataOut of the sender", reported: c.senderOut, esp: c.espOut },
-        { end: "TunnelDataIn of the receiver", reported: c.receiverIn, esp: c.espIn },
-    ].map((e) => ({ ...e, perPacket: e.reported === undefined ? undefined : (e.esp.bytes - e.reported) / e.esp.packets }));
-}
-
-/**
- * Asserts that each end's report counted what crossed the tunnel once, against the ground truth: the
- * ESP packets on the wire over the same span (TCP's retransmissions included, which a count from the
- * payload misses: 7% more after a rekey in one CI run). Counted once, a report is less than the wire's
- * bytes by the encapsulation, 0 to ESP_IN_UDP_MAX_OVERHEAD a packet, and by the same amount a packet
- * as in `calibration` (a span with no SA change) when given. Counted twice, it exceeds the wire's
- * bytes; bytes lost with a retired SA widen the difference.
- */
-function assertCountedOnce(span: string, c: Counted, payload: number, calibration?: Counted): void {
-    const calibrated = calibration && encapsulation(calibration);
-    for (const [i, e] of encapsulation(c).entries()) {
-        assert.ok(e.perPacket !== undefined, `${span}: no ${e.end} reported`);
-        assert.ok(e.esp.bytes >= payload, `${span}: ${e.esp.bytes} bytes of ESP on the wire, less than the ${payload} of payload`);
-        const expected = calibrated?.[i].perPacket;
-        console.log(
-            `      measured: ${span}: ${e.end} ${e.reported} bytes; on the wire ${e.esp.bytes} bytes in ${e.esp.packets} ESP packets (${payload} of payload): ${e.perPacket.toFixed(1)} bytes a packet not counted${expected === undefined ? "" : ` (${expected.toFixed(1)} with no SA change)`}`,
-        );
-        assert.ok(
-            e.perPacket >= 0 && e.perPacket <= ESP_IN_UDP_MAX_OVERHEAD,
-            `${span}: ${e.end} ${e.reported} bytes for ${e.esp.bytes} on the wire in ${e.esp.packets} packets: ${e.perPacket.toFixed(1)} bytes a packet less, not 0-${ESP_IN_UDP_MAX_OVERHEAD}`,
-        );
-        if (expected !== undefined) {
-            assert.ok(
-                Math.abs(e.perPacket - expected) <= ENCAPSULATION_TOLERANCE,
-                `${span}: ${e.end} left ${e.perPacket.toFixed(1)} bytes a packet uncounted, ${expected.toFixed(1)} with no SA change (tolerance ${ENCAPSULATION_TOLERANCE})`,
-            );
-        }
-    }
-}
-
-/** pluto's words for each event, at either end (tests/unit/fixtures/pluto-events has the full lines). */
-const EVENT_DETAIL: Record<string, RegExp> = {
-    "authentication-failed": /authentication failed|AUTHENTICATION_FAILED/,
-    "no-proposal-chosen": /NO_PROPOSAL_CHOSEN/,
-    "dead-peer": /^liveness action - /,
-};
 
 describe("lab on this machine's kernel (libreswan in network namespaces)", function () {
     this.timeout(180_000);
@@ -208,141 +88,5 @@ describe("lab on this machine's kernel (libreswan in network namespaces)", funct
 
     it("leaves no namespace behind", () => {
         assert.deepEqual(namespaces(`${labId}-`), []);
-    });
-});
-
-describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)", function () {
-    this.timeout(1_600_000);
-    let report: LabReport;
-
-    before(function () {
-        const why =
-            labUnavailable() ??
-            (spawnSync("sh", [
-                "-c",
-                "command -v qemu-system-x86_64 && ls /boot/vmlinuz-*-amd64 /boot/vmlinuz-*-generic 2>/dev/null | grep -q .",
-            ]).status !== 0
-                ? "qemu-system-x86 or linux-image-amd64 is not installed (scripts/install-system-deps.sh installs them)"
-                : undefined);
-        if (why) {
-            ciMustRun(this, why);
-        }
-        const json = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-vm-")), "report.json");
-        const started = Date.now();
-        const run = spawnSync("npm", ["run", "-s", "lab", "--", "--vm", "--full", "--json", json], {
-            cwd: REPO,
-            encoding: "utf8",
-            timeout: 1_550_000,
-        });
-        console.log(indent(`${run.stdout}${run.stderr}`.trim()));
-        console.log(`      (VM run took ${Math.round((Date.now() - started) / 1000)} s including boot)`);
-        assert.ok(fs.existsSync(json), `the VM run wrote no report (exit ${run.status})`);
-        report = JSON.parse(fs.readFileSync(json, "utf8"));
-        fs.rmSync(path.dirname(json), { recursive: true, force: true });
-    });
-
-    it("installs ESP Child SAs for every hub-spoke tunnel", () => {
-        assert.ok(report.kernelHasEsp, "the VM's kernel did not install an ESP SA");
-        assertCommon(report);
-        for (const [name, t] of Object.entries(report.tunnels)) {
-            assert.ok(t.child, `${name}: no Child SA at both ends`);
-        }
-    });
-
-    it("puts a wrong key's and a dead peer's events into CloudWatch Logs within 60 s (layer: Child SA; the proposal mismatch is proven above)", () => {
-        assertEvents(report, ["wrongKey", "deadPeer"], EVENT_DETAIL);
-    });
-
-    it("notices a dead peer within 15 s, reports it with the health script, and returns within 5 s of the peer coming back", () => {
-        const d = report.deadPeer;
-        assert.ok(d && !d.skipped, "the dead-peer case did not run");
-        // It starts from a settled tunnel: after the hub's restart, the spokes' IKE SAs of the killed pluto
-        // fail their liveness checks and restart the tunnel once more; the lab waits that out first.
-        assert.ok(report.restart?.settledSeconds !== undefined, "the tunnels did not settle after the hub's restart");
-        console.log(
-            `      measured: dead peer noticed after ${d.detectedSeconds} s (${d.detectedLine ?? "no liveness failure logged"}); tunnel back ${d.returnedSeconds} s after the peer returned`,
-        );
-        // The detection is pluto's liveness failure for this tunnel (dpdaction=restart), and nothing else:
-        // not the "DPD=active" of an established Child SA.
-        assert.match(
-            d.detectedLine ?? "",
-            /^[A-Z][a-z]{2} +\d+ \d\d:\d\d:\d\d\.\d+: "virginia-to-sydney" #\d+: liveness action - restarting all connections that share this peer$/,
-            `the hub logged no liveness failure for ${d.tunnel}; its lines:\n${(d.hubLines ?? []).join("\n")}`,
-        );
-        assert.ok(
-            d.detectedSeconds !== undefined && d.detectedSeconds <= 15,
-            `dead peer noticed after ${d.detectedSeconds} s (${d.detectedLine})`,
-        );
-        assert.ok(d.returnedSeconds !== undefined && d.returnedSeconds <= 5, `tunnel back ${d.returnedSeconds} s after the peer returned`);
-        // hubspoke-health --dry-run on the hub, against the real pluto: 1 while up, 0 once the peer is dead, 1 again.
-        assert.deepEqual(d.health, { before: 1, whileDead: 0, after: 1 });
-        assert.match(d.healthLines[0], /^HubspokeVpn TunnelUp Stack=prod,Region=virginia,Tunnel=virginia-to-sydney 1$/);
-    });
-
-    it("moves 5 MB from a spoke's host to the hub's through the 1500-byte internet with the MSS clamp, and stalls without it", () => {
-        const m = report.mtu;
-        assert.ok(m, "the MTU case did not run");
-        const mb = m.withClamp.sent / (1024 * 1024);
-        console.log(
-            `      measured: ${mb} MB spoke->hub (${m.from}->${m.to}) with MSS clamp ${m.clamp}: ` +
-                `${m.withClamp.completed ? `${m.withClamp.seconds} s` : `NOT completed (${m.withClamp.bytes} bytes in ${m.withClamp.seconds} s)`}; ` +
-                `without clamp: ${m.withoutClamp.completed ? `completed in ${m.withoutClamp.seconds} s` : `stalled (${m.withoutClamp.bytes} bytes in ${m.withoutClamp.deadlineSeconds} s)`}`,
-        );
-        assert.equal(m.withClamp.sent, 5 * 1024 * 1024);
-        assert.ok(m.settled, "the tunnel had not settled before the transfers (a stale IKE SA's liveness failure could cut them)");
-        assert.equal(m.clamp, TCP_MSS, "the gateways did not clamp to the rendered MSS");
-        assert.ok(m.withClamp.completed, `5 MB did not arrive with the MSS clamp: ${JSON.stringify(m.withClamp)}`);
-        assert.equal(m.withClamp.bytes, m.withClamp.sent);
-        // What hubspoke-health reported for it: TunnelDataOut at the sender, TunnelDataIn at the receiver.
-        const { senderOut, receiverIn } = m.reported;
-        console.log(
-            `      measured: TunnelDataOut at ${m.from} ${senderOut} bytes, TunnelDataIn at ${m.to} ${receiverIn} bytes, for ${m.withClamp.sent} bytes of payload ` +
-                `(+${(((senderOut ?? 0) / m.withClamp.sent - 1) * 100).toFixed(1)}%, +${(((receiverIn ?? 0) / m.withClamp.sent - 1) * 100).toFixed(1)}%)`,
-        );
-        assertCountedOnce(`${mb} MB with the clamp`, m.reported, m.withClamp.sent);
-        // Without the clamp: the connection opens (small SYNs pass), then full-size segments vanish.
-        assert.ok(m.withoutClamp.connected, `the transfer without the clamp never connected: ${JSON.stringify(m.withoutClamp)}`);
-        assert.ok(
-            !m.withoutClamp.completed,
-            `5 MB arrived without the MSS clamp in ${m.withoutClamp.seconds} s: the lab's MTUs are not AWS's`,
-        );
-        assert.ok(m.withoutClamp.bytes < m.withoutClamp.sent);
-        assert.ok(m.clampRestored, "the MSS clamp was not restored on the gateways");
-    });
-
-    it("counts TunnelDataIn/Out across a rekey of the Child SA and a restart of pluto: each transfer once, never less, never twice", () => {
-        const checks = report.counters ?? [];
-        assert.deepEqual(
-            checks.map((c) => c.after),
-            ["rekey", "restart"],
-        );
-        for (const c of checks) {
-            assert.ok(c.transferred, `1 MiB after the ${c.after} did not arrive`);
-            assert.ok(c.newSa, `the ${c.after} gave the tunnel no new Child SA: nothing was proven`);
-            assertCountedOnce(`1 MiB after a ${c.after}`, c.counted, c.payload, report.mtu?.reported);
-        }
-    });
-
-    it("passes hub <-> spoke traffic through the tunnels and refuses spoke <-> spoke", () => {
-        for (const [name, t] of Object.entries(report.tunnels)) {
-            assert.ok(t.pingHubToSpoke && t.pingSpokeToHub, `${name}: pings failed`);
-            assert.ok((t.espBytes ?? 0) > 0, `${name}: the pings did not go through the Child SA`);
-            assert.equal(t.proven, "traffic");
-        }
-        assert.deepEqual(report.spokeToSpoke.pings, { "sydney->frankfurt": false, "frankfurt->sydney": false });
-    });
-
-    it("converges day two with Child SAs: a spoke added, a tunnel changed, the spoke removed, and not one ping lost across an untouched tunnel", () => {
-        const d = report.dayTwo;
-        assert.ok(d, "day two did not run in the VM");
-        assert.equal(d.target, "Child SA");
-        assertDayTwo(d);
-        assert.ok(d.ping, "no ping ran across the untouched tunnel");
-        console.log(
-            `      measured: ${d.tunnel} up ${d.added.seconds} s after its parameters appeared, re-established ${d.changed.seconds} s after its change; ` +
-                `ping across an untouched tunnel: ${d.ping.received}/${d.ping.sent} replies, longest gap ${d.ping.longestGapSeconds} s`,
-        );
-        assert.ok(d.ping.sent > 20, `only ${d.ping.sent} pings were sent`);
-        assert.equal(d.ping.lost, 0, `${d.ping.lost} pings lost across an untouched tunnel (longest gap ${d.ping.longestGapSeconds} s)`);
     });
 });
