@@ -554,6 +554,9 @@ function countedText(c: Counted, from: string, to: string): string {
 /** Rotates one tunnel's key in the Parameter Store. */
 async function rotateKey(ctx: Step): Promise<void> {
     const { lab, report, log, timeout, target, hub, spokes } = ctx;
+    // A key is checked in IKE_AUTH, before any Child SA: this machine's kernel proves it; the VM, whose
+    // every step costs many times more, skips it (as the proposal mismatch and the wrong key).
+    if (ctx.kernelHasEsp) return;
     // 6. Rotate one tunnel's key in the Parameter Store (as `pulumi up` with a new pskRotation does):
     // each end's agent rewrites its secrets and rereads them, the running IKE SA stays up; once the
     // re-authentication delay has passed (the lab's is short), their next runs start a new IKE SA
@@ -561,10 +564,6 @@ async function rotateKey(ctx: Step): Promise<void> {
     {
         const spoke = spokes[0];
         const tunnel = spoke.tunnels[0];
-        // After the dead peer's return a stale IKE SA can linger at one end and fail its liveness check
-        // some seconds later (tests/unit/fixtures/pluto-events, dead-peer-recovery): the rotation must
-        // start from a settled tunnel, or that restart looks like a re-authentication too early.
-        if (ctx.kernelHasEsp) await lab.waitSettled(tunnel, timeout);
         const key = newKey();
         for (const r of [hub, spoke]) {
             lab.setKey(r.region, tunnel, key);
@@ -662,6 +661,8 @@ async function proposalMismatch(ctx: Step): Promise<void> {
 /** A spoke fetches a key that differs from the hub's: authentication fails, and the log says so. */
 async function wrongKey(ctx: Step): Promise<void> {
     const { lab, report, log, target, hub, spokes, topology } = ctx;
+    // Refused in IKE_AUTH, before any Child SA: proven on this machine's kernel, skipped in the VM.
+    if (ctx.kernelHasEsp) return;
     // 7. A spoke fetches a key that differs from the hub's: authentication fails, and the log says so.
     const victim = spokes[spokes.length - 1];
     const tunnel = victim.tunnels[0];

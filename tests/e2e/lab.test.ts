@@ -18,7 +18,7 @@ import { formatReport } from "../../lab/cli";
 import { Lab, labUnavailable, namespaces } from "../../lab/lab";
 import { runScenario, type ScenarioReport } from "../../lab/scenario";
 import { assertGatewayIam } from "../support/gatewayCalls";
-import { assertCommon, assertEvents, EVENT_DETAIL, indent } from "../support/labReport";
+import { assertCommon, assertEvents, assertKeyCases, EVENT_DETAIL, indent } from "../support/labReport";
 import { ciMustRun, prodConfig } from "../unit/fixtures";
 
 describe("lab on this machine's kernel (libreswan in network namespaces)", function () {
@@ -42,6 +42,7 @@ describe("lab on this machine's kernel (libreswan in network namespaces)", funct
 
     it("establishes every hub-spoke tunnel through the NATs, proving the layer this kernel allows", () => {
         assertCommon(report);
+        assertKeyCases(report);
         const want = report.kernelHasEsp ? "traffic" : "IKE";
         for (const [name, t] of Object.entries(report.tunnels)) {
             assert.equal(t.proven, want, `${name} proven only up to ${t.proven}`);

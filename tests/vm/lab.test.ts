@@ -114,8 +114,8 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         }
     });
 
-    it("puts a wrong key's and a dead peer's events into CloudWatch Logs within 60 s (layer: Child SA; the proposal mismatch is proven above)", () => {
-        assertEvents(report, ["wrongKey", "deadPeer"], EVENT_DETAIL);
+    it("puts a dead peer's events into CloudWatch Logs within 60 s (layer: Child SA; a wrong key's and a proposal mismatch's are IKE's, proven on this machine's kernel)", () => {
+        assertEvents(report, ["deadPeer"], EVENT_DETAIL);
     });
 
     it("notices a dead peer within 15 s, reports it with the health script, and returns within 5 s of the peer coming back", () => {
