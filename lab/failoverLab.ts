@@ -15,11 +15,21 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { HandoverClients, PairGateway } from "../components/gatewayHandover";
 import { formatIp, parseCidr } from "../config/cidr";
-import { drainParameterName, GATEWAY_PATHS } from "../gateway/contract";
+import { drainParameterName, EVENTS, GATEWAY_PATHS } from "../gateway/contract";
 import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
-import { AWS_LAB, awsCliEnv, type FakeAws, readEc2State, readMetrics, startFakeAws } from "./fakeAws";
+import { AWS_LAB, awsCliEnv, type FakeAws, LAB_JOURNALCTL, readEc2State, readLogEvents, readMetrics, startFakeAws } from "./fakeAws";
 import { type CallerView, LAB_OPERATOR, LabIam, labAccessKey } from "./iam";
-import { type PingRun, pingOnce, pingUntilStopped, prepareGatewayFiles, removeNamespaces, sh, sleep, whackAt } from "./lab";
+import {
+    type LabTunnelEvent,
+    type PingRun,
+    pingOnce,
+    pingUntilStopped,
+    prepareGatewayFiles,
+    removeNamespaces,
+    sh,
+    sleep,
+    whackAt,
+} from "./lab";
 import { allEstablishedAt } from "./pluto-log";
 import { LAB_MTU } from "./topology";
 
@@ -77,6 +87,9 @@ export class FailoverLab {
     private readonly plan: Plan;
     private aws?: FakeAws;
     private readonly daemons = new Map<string, ChildProcess>();
+    /** The gateways' hubspoke-events loops, once `startEventShippers` was called (and after each revive). */
+    private readonly shippers = new Map<string, ChildProcess>();
+    private shipping = false;
     /** Each gateway's rendered role policies: the lab's AWS endpoint authorizes its calls with them. */
     readonly iam: LabIam;
 
@@ -209,6 +222,11 @@ export class FailoverLab {
             this.aws = await starting;
             if (this.aws.url !== this.awsUrl) {
                 throw new Error(`lab: the AWS endpoint listens on ${this.aws.url}, not ${this.awsUrl}`);
+            }
+            // Each gateway's log stream, as the program creates it.
+            for (const g of all) {
+                const { group, stream } = this.eventLog(g);
+                this.aws.logStream(this.site(g.site).plan.awsRegion, group, stream);
             }
             // Each gateway as its instance boots: the agent's boot run, ipsec.service (pluto, warm: conns
             // loaded, none started), then hubspoke-failover. All settled before a failure is thrown, so
@@ -492,6 +510,48 @@ export class FailoverLab {
         this.daemons.set(g.name, child);
     }
 
+    /** The gateway's log group and stream for its events, from its rendered env file. */
+    private eventLog(g: LabPairGateway): { group: string; stream: string } {
+        const env = fs.readFileSync(this.dir(g, GATEWAY_PATHS.env), "utf8");
+        const value = (key: string) => new RegExp(`^${key}='([^']*)'$`, "m").exec(env)?.[1] ?? "";
+        return { group: value("HUBSPOKE_EVENTS_LOG_GROUP"), stream: value("HUBSPOKE_EVENTS_LOG_STREAM") };
+    }
+
+    /**
+     * Starts every running gateway's hubspoke-events loop in its namespace, as hubspoke-events.service
+     * runs it (every EVENTS.intervalSeconds), reading pluto's and the failover script's logs as its
+     * journal (lab/fake-journal/journalctl); a revived gateway's starts again with it. On this
+     * machine's kernel only: in the VM a loop per gateway would compete with what is measured there.
+     */
+    startEventShippers(): void {
+        this.shipping = true;
+        for (const s of this.sites) {
+            for (const g of s.gateways) {
+                if (this.isRunning(g.name)) this.startShipper(g);
+            }
+        }
+    }
+
+    private startShipper(g: LabPairGateway): void {
+        const loop = `while :; do bash ${this.dir(g, GATEWAY_PATHS.eventsScript)} 2>>${this.dir(g, "events.err")}; sleep ${EVENTS.intervalSeconds}; done`;
+        const env = {
+            ...this.env(g),
+            HUBSPOKE_JOURNALCTL: LAB_JOURNALCTL,
+            LAB_JOURNAL: `ipsec.service=${this.dir(g, "pluto.log")} hubspoke-failover.service=${this.dir(g, "failover.log")}`,
+        };
+        this.shippers.set(g.name, spawn("ip", ["netns", "exec", g.ns, "bash", "-c", loop], { env, stdio: "ignore" }));
+    }
+
+    /** The events `name` has put to the lab's CloudWatch Logs, oldest first, with when CloudWatch took each. */
+    events(name: string): LabTunnelEvent[] {
+        const g = this.gateway(name);
+        const { group, stream } = this.eventLog(g);
+        return readLogEvents(this.ssmDir, this.site(g.site).plan.awsRegion, group, stream).map((e) => ({
+            ...JSON.parse(e.message),
+            ingestionTime: e.ingestionTime,
+        }));
+    }
+
     /** A gateway as the program's hooks and `npm run site` know it. */
     pairGateway(name: string): PairGateway {
         const g = this.gateway(name);
@@ -758,6 +818,8 @@ export class FailoverLab {
         }
         daemon?.kill("SIGKILL");
         this.daemons.delete(name);
+        this.shippers.get(name)?.kill("SIGKILL");
+        this.shippers.delete(name);
         this.log(`lab: gateway ${name} killed (link down, pluto and hubspoke-failover gone)`);
     }
 
@@ -781,6 +843,7 @@ export class FailoverLab {
         ]);
         await this.startPluto(g);
         this.startDaemon(g);
+        if (this.shipping) this.startShipper(g);
         this.log(`lab: gateway ${name} back (booting as standby until it has checked)`);
     }
 
@@ -804,7 +867,7 @@ export class FailoverLab {
 
     /** Stops everything and removes every namespace of this lab. Idempotent. */
     down(): void {
-        for (const d of this.daemons.values()) {
+        for (const d of [...this.daemons.values(), ...this.shippers.values()]) {
             try {
                 d.kill("SIGKILL");
             } catch {
@@ -812,6 +875,8 @@ export class FailoverLab {
             }
         }
         this.daemons.clear();
+        this.shippers.clear();
+        this.shipping = false;
         this.aws?.stop?.();
         this.aws = undefined;
         removeNamespaces(`${this.id}-`);

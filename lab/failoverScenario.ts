@@ -12,6 +12,7 @@ import { type FailoverLab, LAB_STANDBY_ROUND_SECONDS, type LabSite, operatorSide
 import type { SymbolicCall } from "./iam";
 import type { PingRun } from "./lab";
 import { kernelHasEsp, sleep } from "./lab";
+import { EVENT_WITHIN_SECONDS } from "./scenario";
 
 /**
  * The traffic gap the issue allows when a site's active gateway dies: asserted on the ping in the VM,
@@ -36,6 +37,8 @@ export const CUT_HOLD_SECONDS = 12;
 export interface FailoverMeasure {
     /** The gateway killed and the one that took over. */
     readonly killed: string;
+    /** When it was killed (ms since the epoch). */
+    readonly killedAt: number;
     readonly tookOver?: string;
     /** Seconds from the kill until the fake EC2 had the site's Elastic IP on the standby. */
     readonly ownerMovedSeconds?: number;
@@ -105,6 +108,12 @@ export interface FailoverReport {
     readonly handovers?: readonly HandoverMeasure[];
     /** What the lab's AWS endpoint decided on the gateways' calls, and which calls they made (named relative to each caller). */
     readonly iam?: { readonly allowed: number; readonly denied: number; readonly calls: readonly SymbolicCall[] };
+    /**
+     * On this machine's kernel, with every gateway's hubspoke-events running: the failover script's
+     * events that a failure or a drain must put into CloudWatch Logs, each with the seconds from its
+     * cause until CloudWatch took it.
+     */
+    readonly events?: readonly FailoverEventCheck[];
     /** Failovers each site's gateways reported to CloudWatch, and whether a standby reported StandbyReady 1. */
     readonly metrics?: Record<string, { readonly failovers: number; readonly standbyReady: boolean }>;
 }
@@ -141,6 +150,23 @@ export interface HandoverMeasure {
     readonly answer?: string;
 }
 
+/** One event a failure or a drain must put into CloudWatch Logs (FailoverReport.events). */
+export interface FailoverEventCheck {
+    /** What caused it: "virginia killed", "virginia-standby drained". */
+    readonly cause: string;
+    readonly gateway: string;
+    readonly event: "takeover" | "step-down" | "handover";
+    /** Seconds from the cause until CloudWatch Logs took the event; undefined: not within EVENT_WITHIN_SECONDS. */
+    readonly seconds?: number;
+    /** The event's detail: the failover script's own line. */
+    readonly detail?: string;
+}
+
+/** An event to look for at the end: FailoverEventCheck's what, and when its cause happened (ms since the epoch). */
+interface ExpectedEvent extends Omit<FailoverEventCheck, "seconds" | "detail"> {
+    readonly at: number;
+}
+
 /** What every step of the scenario works with. */
 interface Ctx {
     readonly lab: FailoverLab;
@@ -149,6 +175,8 @@ interface Ctx {
     readonly hub: LabSite;
     readonly spoke: LabSite;
     readonly tunnelsOf: (site: string) => readonly string[];
+    /** The events the steps so far must have caused (this machine's kernel only: the VM runs no shipper). */
+    readonly expected: ExpectedEvent[];
 }
 
 export async function runFailoverScenario(lab: FailoverLab, log: (line: string) => void): Promise<FailoverReport> {
@@ -160,7 +188,10 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
     const esp = kernelHasEsp(lab.id);
     await up;
     const tunnelsOf = (site: string) => lab.sites.find((s) => s.name === site)!.plan.tunnels;
-    const ctx: Ctx = { lab, log, esp, hub: lab.sites[0], spoke: lab.sites[1], tunnelsOf };
+    const ctx: Ctx = { lab, log, esp, hub: lab.sites[0], spoke: lab.sites[1], tunnelsOf, expected: [] };
+    // Each gateway's hubspoke-events loop, as on a gateway. Not in the VM, where a loop per gateway
+    // would compete with what is measured there.
+    if (!esp) lab.startEventShippers();
     const report: { -readonly [K in keyof FailoverReport]: FailoverReport[K] } = { kernelHasEsp: esp, layer: esp ? "traffic" : "IKE" };
     try {
         report.initialSeconds = await primariesUp(ctx, start);
@@ -171,12 +202,16 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
         // The hub's active gateway dies; then a spoke's.
         report.hub = await failover(lab, hub.gateways[0].name, hub.gateways[1].name, hub.name, spoke.name, esp, log);
         report.spoke = await failover(lab, spoke.gateways[0].name, spoke.gateways[1].name, spoke.name, spoke.name, esp, log);
+        for (const m of [report.hub, report.spoke]) {
+            if (m.tookOver) ctx.expected.push({ cause: `${m.killed} killed`, at: m.killedAt, gateway: m.tookOver, event: "takeover" });
+        }
         report.returned = await failedGatewayReturns(ctx);
         report.handovers = [...(await drainAndUndrain(ctx)), await plannedReplacement(ctx)];
         // Control-plane steps, proven on this machine's kernel: under the VM's emulation they only add minutes.
         report.blip = esp ? undefined : await blip(ctx);
         report.cut = await cut(ctx);
         report.standbyNegotiation = esp ? undefined : await standbyNegotiation(ctx);
+        report.events = esp ? undefined : await failoverEvents(ctx);
         report.metrics = Object.fromEntries(
             lab.sites.map((s) => [
                 s.name,
@@ -191,6 +226,27 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
         report.iam = lab.iam.report();
         lab.down();
     }
+}
+
+/**
+ * The events the steps caused, as CloudWatch Logs has them (the gateways' hubspoke-events loops run
+ * every EVENTS.intervalSeconds): waits until each is there, at most EVENT_WITHIN_SECONDS after the
+ * latest cause. The first of its kind since the cause counts.
+ */
+async function failoverEvents({ lab, log, expected }: Ctx): Promise<FailoverEventCheck[]> {
+    const find = (e: ExpectedEvent) => lab.events(e.gateway).find((x) => x.event === e.event && x.ingestionTime >= e.at);
+    const latest = Math.max(...expected.map((e) => e.at));
+    await lab.waitFor(
+        () => expected.every((e) => find(e) !== undefined),
+        Math.max(1, (latest - Date.now()) / 1000 + EVENT_WITHIN_SECONDS),
+        1000,
+    );
+    return expected.map((e) => {
+        const found = find(e);
+        const seconds = found && Math.round((found.ingestionTime - e.at) / 100) / 10;
+        log(`lab: ${e.event} of ${e.gateway} (${e.cause}) in CloudWatch Logs ${found ? `after ${seconds} s` : "NEVER"}`);
+        return { cause: e.cause, gateway: e.gateway, event: e.event, seconds, detail: found?.detail };
+    });
 }
 
 /** Seconds until every site's primary owns its site with every tunnel up (and, with ESP, traffic flows); undefined if not. */
@@ -268,7 +324,7 @@ async function failedGatewayReturns({ lab, log, esp, hub, spoke, tunnelsOf }: Ct
  * minute) and the site moves to the ready partner. Then the undrain: the drained gateway becomes a
  * ready standby again, and nothing moves.
  */
-async function drainAndUndrain({ lab, log, esp, hub, spoke }: Ctx): Promise<HandoverMeasure[]> {
+async function drainAndUndrain({ lab, log, esp, hub, spoke, expected }: Ctx): Promise<HandoverMeasure[]> {
     const site = hub.name;
     const active = lab.owner(site)!;
     const partner = hub.gateways.find((g) => g.name !== active)!.name;
@@ -283,6 +339,10 @@ async function drainAndUndrain({ lab, log, esp, hub, spoke }: Ctx): Promise<Hand
         const draining = drain(c, g, { timeoutMs: 60_000, pollMs: 200 }).catch((e: Error) => e);
         await lab.waitFor(() => lab.parameterExists(site, g.drainParameter), 10, 100);
         const requested = Date.now();
+        // The drained gateway says why the site leaves it. (The partner's takeover may fall within a
+        // minute of its own boot's, which hubspoke-events coalesces: the failovers check takeovers.)
+        for (const event of ["handover", "step-down"] as const)
+            expected.push({ cause: `${active} drained`, at: requested, gateway: active, event });
         await lab.runAgent(active);
         const outcome = await draining;
         const moved = lab.owner(site) === partner ? (Date.now() - requested) / 1000 : undefined;
@@ -499,6 +559,7 @@ async function failover(
     const routes = lab.routeTargets(site);
     const m: FailoverMeasure = {
         killed: victim,
+        killedAt,
         tookOver: lab.owner(site),
         ownerMovedSeconds: moved === undefined ? undefined : Math.round(moved * 10) / 10,
         tunnelsBackSeconds: backAt === undefined ? undefined : Math.round((backAt - killedAt) / 100) / 10,
@@ -692,6 +753,11 @@ export function formatFailover(r: FailoverReport): string {
             : r.kernelHasEsp
               ? "  negotiation on a standby: proven on this machine's kernel (control plane only)"
               : "  negotiation on a standby: not reached",
+        r.events
+            ? `  events in CloudWatch Logs: ${r.events.map((e) => `${e.event} of ${e.gateway} (${e.cause}) ${e.seconds === undefined ? "NEVER" : `after ${e.seconds} s`}`).join("; ")}`
+            : r.kernelHasEsp
+              ? "  events in CloudWatch Logs: proven on this machine's kernel"
+              : "",
         r.metrics
             ? `  metrics: ${Object.entries(r.metrics)
                   .map(([s, v]) => `${s} Failovers ${v.failovers}, StandbyReady ${v.standbyReady ? 1 : "-"}`)

@@ -16,6 +16,7 @@ import { snapshotStack, writeSnapshot } from "../../harness/snapshot";
 import { FailoverLab } from "../../lab/failoverLab";
 import { type FailoverReport, formatFailover, MAX_FAILOVER_GAP_SECONDS, runFailoverScenario } from "../../lab/failoverScenario";
 import { labUnavailable, namespaces } from "../../lab/lab";
+import { EVENT_WITHIN_SECONDS } from "../../lab/scenario";
 import { assertHandovers, assertTakeover } from "../support/failoverReport";
 import { assertGatewayIam } from "../support/gatewayCalls";
 import { indent } from "../support/labReport";
@@ -61,6 +62,27 @@ describe("failover on this machine's kernel (prod-ha: takeover and IKE)", functi
 
     it("hands the site over for a drain and for the replacement of its active, and moves nothing on an undrain (control plane)", () => {
         assertHandovers(report);
+    });
+
+    it(`puts the failover script's takeover, handover and step-down into CloudWatch Logs within ${EVENT_WITHIN_SECONDS} s (hubspoke-events)`, () => {
+        const events = report.events ?? [];
+        assert.deepEqual(
+            events.map((e) => `${e.event} of ${e.gateway}`),
+            ["takeover of virginia-standby", "takeover of sydney-standby", "handover of virginia-standby", "step-down of virginia-standby"],
+        );
+        const detail = {
+            takeover: /^taking over the site: /,
+            handover: /^handing the site to virginia: /,
+            "step-down": /^stepping down: /,
+        };
+        for (const e of events) {
+            console.log(`      measured: ${e.event} of ${e.gateway} (${e.cause}): in CloudWatch Logs after ${e.seconds ?? "NEVER"} s`);
+            assert.ok(
+                e.seconds !== undefined && e.seconds <= EVENT_WITHIN_SECONDS,
+                `${e.event} of ${e.gateway}: not within ${EVENT_WITHIN_SECONDS} s`,
+            );
+            assert.match(e.detail ?? "", detail[e.event], `${e.event} of ${e.gateway}: its detail`);
+        }
     });
 
     it("authorizes every call of every gateway with its own rendered policies, and makes no call the unit tests do not replay", () => {
