@@ -20,6 +20,7 @@ import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
 import { AWS_LAB, awsCliEnv, type FakeAws, LAB_JOURNALCTL, readEc2State, readLogEvents, readMetrics, startFakeAws } from "./fakeAws";
 import { type CallerView, LAB_OPERATOR, LabIam, labAccessKey } from "./iam";
 import {
+    eventLogOf,
     type LabTunnelEvent,
     type PingRun,
     pingOnce,
@@ -510,11 +511,8 @@ export class FailoverLab {
         this.daemons.set(g.name, child);
     }
 
-    /** The gateway's log group and stream for its events, from its rendered env file. */
     private eventLog(g: LabPairGateway): { group: string; stream: string } {
-        const env = fs.readFileSync(this.dir(g, GATEWAY_PATHS.env), "utf8");
-        const value = (key: string) => new RegExp(`^${key}='([^']*)'$`, "m").exec(env)?.[1] ?? "";
-        return { group: value("HUBSPOKE_EVENTS_LOG_GROUP"), stream: value("HUBSPOKE_EVENTS_LOG_STREAM") };
+        return eventLogOf(this.dir(g, GATEWAY_PATHS.env));
     }
 
     /**

@@ -148,6 +148,13 @@ export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
  */
 const WHACK = fs.existsSync("/usr/libexec/ipsec/whack") ? "/usr/libexec/ipsec/whack" : "whack";
 
+/** A gateway's log group and stream for its events, from its rendered env file. */
+export function eventLogOf(envFile: string): { group: string; stream: string } {
+    const env = fs.readFileSync(envFile, "utf8");
+    const value = (key: string) => new RegExp(`^${key}='([^']*)'$`, "m").exec(env)?.[1] ?? "";
+    return { group: value("HUBSPOKE_EVENTS_LOG_GROUP"), stream: value("HUBSPOKE_EVENTS_LOG_STREAM") };
+}
+
 /** The network namespaces `ip netns` knows, from its directory (no process to start, none to fail quietly). */
 export function namespaces(prefix = ""): string[] {
     try {
@@ -661,9 +668,7 @@ export class Lab {
 
     /** Where a gateway's tunnel events go: its log group and stream, from its rendered settings. */
     private eventLog(r: LabRegion): { group: string; stream: string } {
-        const env = fs.readFileSync(this.dir(r, GATEWAY_PATHS.env), "utf8");
-        const value = (key: string) => new RegExp(`^${key}='([^']*)'$`, "m").exec(env)?.[1] ?? "";
-        return { group: value("HUBSPOKE_EVENTS_LOG_GROUP"), stream: value("HUBSPOKE_EVENTS_LOG_STREAM") };
+        return eventLogOf(this.dir(r, GATEWAY_PATHS.env));
     }
 
     /** What hubspoke-events runs with in the lab: pluto's and the agent's logs as its journal (lab/fake-journal/journalctl). */
