@@ -338,8 +338,13 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
     // Pulumi records a stack trace for every promise it creates; with ts-node's source-map hook each
     // one costs a source-map lookup, which made an evaluation several times slower. V8's own stack
     // formatting is used meanwhile (stacks of errors raised here show compiled line numbers).
+    // Capturing them at all is most of the rest (runtime/debuggable.js, `new Error().stack` in
+    // debuggablePromise): with V8's default ten frames, 13.6 s for 50 sites; with three, 9.1 s. Three
+    // still locate an error raised by the program.
     const prepare = Error.prepareStackTrace;
+    const frames = Error.stackTraceLimit;
     (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
+    Error.stackTraceLimit = Math.min(frames, EVALUATION_STACK_FRAMES);
     try {
         // Every resource of the program, with its options, as it is constructed.
         const seen: Seen[] = [];
@@ -359,8 +364,12 @@ export async function evaluateOffline(raw: RawConfig, options: EvaluateOptions):
         return { result, resources, invokes, keys, elasticIps, warnings, hooks, recordOf };
     } finally {
         Error.prepareStackTrace = prepare;
+        Error.stackTraceLimit = frames;
     }
 }
+
+/** Stack frames an Error records while the program is evaluated under mocks (see evaluateOffline). */
+const EVALUATION_STACK_FRAMES = 3;
 
 /** Waits for every output the program exports and for registrations to stop arriving. */
 async function settle(registered: unknown[], result: ProgramResult): Promise<void> {
