@@ -145,6 +145,8 @@ export interface HandoverMeasure {
     readonly partnerHeldAtStop?: boolean;
     /** Both gateways ready at the end: the one holding the site active, the other a ready standby (undrained ones only). */
     readonly bothReady: boolean;
+    /** Replacement only, when the new instance was not ready: the last lines of its failover script's log. */
+    readonly notReadyLog?: string;
     readonly whole: SiteWhole;
     /** What `hubspoke-failover handover` answered (replacement). */
     readonly answer?: string;
@@ -415,7 +417,11 @@ async function plannedReplacement({ lab, log, esp, hub, spoke }: Ctx): Promise<H
     if (esp) await lab.waitFor(() => lab.ping(spoke.name, hub.name, 1), 20, 500);
     await sleep(3000);
     await lab.revive(active);
-    const ready = await lab.waitFor(() => lab.isReady(active), 60, 500);
+    // Its first standby checks, a round (STANDBY_ROUND_SECONDS) apart: the first can come before EC2
+    // has answered its first describe-addresses or its probes have an answer. Three rounds: once, two
+    // were not enough while the other test files ran beside this one.
+    const ready = await lab.waitFor(() => lab.isReady(active), 3 * STANDBY_ROUND_SECONDS + 10, 500);
+    const notReadyLog = ready === undefined ? lab.failoverLog(active).trimEnd().split("\n").slice(-12).join("\n") : undefined;
     const m: HandoverMeasure = {
         kind: "replacement",
         site,
@@ -426,6 +432,7 @@ async function plannedReplacement({ lab, log, esp, hub, spoke }: Ctx): Promise<H
         ping: await ping?.stop(),
         partnerHeldAtStop,
         bothReady: ready !== undefined && lab.believesActive(partner),
+        notReadyLog,
         whole: await settledWhole(lab, site),
         answer: answer.text.trim(),
     };

@@ -64,7 +64,10 @@ export function assertHandovers(r: FailoverReport): void {
                 .find((l) => l.startsWith(`  ${h.kind} of`))}`,
         );
         assert.ok(h.whole.consistent, `${h.kind} of ${h.gateway}: the site is not whole: ${JSON.stringify(h.whole)}`);
-        assert.ok(h.bothReady, `${h.kind} of ${h.gateway}: not both gateways ready at the end`);
+        assert.ok(
+            h.bothReady,
+            `${h.kind} of ${h.gateway}: not both gateways ready at the end${h.notReadyLog ? `; its failover log ends:\n${h.notReadyLog}` : ""}`,
+        );
     }
     assert.equal(drained.kind, "drain");
     assert.notEqual(drained.ownerAfter, drained.gateway, "the drained gateway kept the site");
