@@ -15,7 +15,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { HandoverClients, PairGateway } from "../components/gatewayHandover";
 import { formatIp, parseCidr } from "../config/cidr";
-import { drainParameterName, EVENTS, GATEWAY_PATHS } from "../gateway/contract";
+import { drainParameterName, GATEWAY_PATHS } from "../gateway/contract";
 import type { Plan, PlanGateway, PlanPairGateway } from "../harness/snapshot";
 import { AWS_LAB, awsCliEnv, type FakeAws, LAB_JOURNALCTL, readEc2State, readLogEvents, readMetrics, startFakeAws } from "./fakeAws";
 import { type CallerView, LAB_OPERATOR, LabIam, labAccessKey } from "./iam";
@@ -29,6 +29,7 @@ import {
     removeNamespaces,
     sh,
     sleep,
+    startEventShipper,
     whackAt,
 } from "./lab";
 import { allEstablishedAt } from "./pluto-log";
@@ -531,13 +532,12 @@ export class FailoverLab {
     }
 
     private startShipper(g: LabPairGateway): void {
-        const loop = `while :; do bash ${this.dir(g, GATEWAY_PATHS.eventsScript)} 2>>${this.dir(g, "events.err")}; sleep ${EVENTS.intervalSeconds}; done`;
         const env = {
             ...this.env(g),
             HUBSPOKE_JOURNALCTL: LAB_JOURNALCTL,
             LAB_JOURNAL: `ipsec.service=${this.dir(g, "pluto.log")} hubspoke-failover.service=${this.dir(g, "failover.log")}`,
         };
-        this.shippers.set(g.name, spawn("ip", ["netns", "exec", g.ns, "bash", "-c", loop], { env, stdio: "ignore" }));
+        this.shippers.set(g.name, startEventShipper(g.ns, this.dir(g), env));
     }
 
     /** The events `name` has put to the lab's CloudWatch Logs, oldest first, with when CloudWatch took each. */

@@ -148,6 +148,15 @@ export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
  */
 const WHACK = fs.existsSync("/usr/libexec/ipsec/whack") ? "/usr/libexec/ipsec/whack" : "whack";
 
+/**
+ * A gateway's hubspoke-events loop in its namespace, as hubspoke-events.service runs it (every
+ * EVENTS.intervalSeconds), its errors appended to `events.err` in the gateway's lab directory `dir`.
+ */
+export function startEventShipper(netns: string, dir: string, env: Record<string, string>): ChildProcess {
+    const loop = `while :; do bash ${path.join(dir, GATEWAY_PATHS.eventsScript)} 2>>${path.join(dir, "events.err")}; sleep ${EVENTS.intervalSeconds}; done`;
+    return spawn("ip", ["netns", "exec", netns, "bash", "-c", loop], { env, stdio: "ignore" });
+}
+
 /** A gateway's log group and stream for its events, from its rendered env file. */
 export function eventLogOf(envFile: string): { group: string; stream: string } {
     const env = fs.readFileSync(envFile, "utf8");
@@ -686,12 +695,7 @@ export class Lab {
      */
     startEventShippers(): void {
         for (const r of this.topology.regions) {
-            const script = this.dir(r, GATEWAY_PATHS.eventsScript);
-            const loop = `while :; do bash ${script} 2>>${this.dir(r, "events.err")}; sleep ${EVENTS.intervalSeconds}; done`;
-            this.shippers.set(
-                r.region,
-                spawn("ip", ["netns", "exec", r.ns.gw, "bash", "-c", loop], { env: this.eventsEnv(r), stdio: "ignore" }),
-            );
+            this.shippers.set(r.region, startEventShipper(r.ns.gw, this.dir(r), this.eventsEnv(r)));
         }
     }
 

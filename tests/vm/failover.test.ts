@@ -5,51 +5,16 @@
  * A missing prerequisite skips with the reason, except under CI (CI=true), where it fails.
  */
 import { strict as assert } from "node:assert";
-import { spawnSync } from "node:child_process";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { type FailoverReport, lostOutsideGap, MAX_FAILOVER_GAP_SECONDS, MAX_HANDOVER_GAP_SECONDS } from "../../lab/failoverScenario";
-import { labUnavailable } from "../../lab/lab";
 import { assertHandovers, assertTakeover } from "../support/failoverReport";
-import { indent } from "../support/labReport";
-import { ciMustRun } from "../unit/fixtures";
-
-const REPO = path.join(__dirname, "..", "..");
-/** lab/vm.sh's default NODE_COMPILE_CACHE. */
-const VM_NODE_COMPILE_CACHE = "/var/cache/hubspoke-vpn-vm/node-compile-cache";
+import { runLabInVm } from "../support/vm";
 
 describe("failover in the VM (prod-ha: the traffic gap, Debian's full kernel under QEMU)", function () {
     this.timeout(1_000_000);
     let report: FailoverReport;
 
     before(function () {
-        const why =
-            labUnavailable() ??
-            (spawnSync("sh", [
-                "-c",
-                "command -v qemu-system-x86_64 && command -v conntrack && ls /boot/vmlinuz-*-amd64 /boot/vmlinuz-*-generic 2>/dev/null | grep -q .",
-            ]).status !== 0
-                ? "qemu-system-x86, conntrack or linux-image-amd64 is not installed (scripts/install-system-deps.sh installs them)"
-                : undefined);
-        if (why) {
-            ciMustRun(this, why);
-        }
-        const json = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-vm-ha-")), "report.json");
-        const started = Date.now();
-        const run = spawnSync("npm", ["run", "-s", "lab", "--", "--stack", "prod-ha", "--vm", "--json", json], {
-            cwd: REPO,
-            encoding: "utf8",
-            timeout: 950_000,
-            // The VM's node compile cache (lab/vm.sh), filled here too: the host's node compiles the same
-            // modules (node_modules) first, which under the VM's emulation takes several times as long.
-            env: { ...process.env, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? VM_NODE_COMPILE_CACHE },
-        });
-        console.log(indent(`${run.stdout}${run.stderr}`.trim()));
-        console.log(`      (VM run took ${Math.round((Date.now() - started) / 1000)} s including boot)`);
-        assert.ok(fs.existsSync(json), `the VM run wrote no report (exit ${run.status})`);
-        report = JSON.parse(fs.readFileSync(json, "utf8"));
-        fs.rmSync(path.dirname(json), { recursive: true, force: true });
+        report = runLabInVm(this, ["--stack", "prod-ha"], ["conntrack"], 950_000);
     });
 
     // The traffic itself: the longest run of unanswered pings (one every 0.2 s) from a spoke's host to the

@@ -9,19 +9,12 @@
  * under CI (CI=true): there it FAILS the suite, so that a green CI always means the data plane ran.
  */
 import { strict as assert } from "node:assert";
-import { spawnSync } from "node:child_process";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { TCP_MSS } from "../../gateway/contract";
 import type { LabReport } from "../../lab/cli";
-import { labUnavailable } from "../../lab/lab";
 import type { Counted } from "../../lab/scenario";
 import { assertDayTwo } from "../support/dayTwo";
-import { assertCommon, assertEvents, EVENT_DETAIL, indent } from "../support/labReport";
-import { ciMustRun } from "../unit/fixtures";
-
-const REPO = path.join(__dirname, "..", "..");
+import { assertCommon, assertEvents, EVENT_DETAIL } from "../support/labReport";
+import { runLabInVm } from "../support/vm";
 
 /**
  * The most ESP in UDP adds to a packet: outer IPv4 20 + UDP 8 + ESP 8 + IV 16 + ICV 16 + trailer 2 +
@@ -81,29 +74,7 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
     let report: LabReport;
 
     before(function () {
-        const why =
-            labUnavailable() ??
-            (spawnSync("sh", [
-                "-c",
-                "command -v qemu-system-x86_64 && ls /boot/vmlinuz-*-amd64 /boot/vmlinuz-*-generic 2>/dev/null | grep -q .",
-            ]).status !== 0
-                ? "qemu-system-x86 or linux-image-amd64 is not installed (scripts/install-system-deps.sh installs them)"
-                : undefined);
-        if (why) {
-            ciMustRun(this, why);
-        }
-        const json = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hubspoke-vm-")), "report.json");
-        const started = Date.now();
-        const run = spawnSync("npm", ["run", "-s", "lab", "--", "--vm", "--full", "--json", json], {
-            cwd: REPO,
-            encoding: "utf8",
-            timeout: 1_550_000,
-        });
-        console.log(indent(`${run.stdout}${run.stderr}`.trim()));
-        console.log(`      (VM run took ${Math.round((Date.now() - started) / 1000)} s including boot)`);
-        assert.ok(fs.existsSync(json), `the VM run wrote no report (exit ${run.status})`);
-        report = JSON.parse(fs.readFileSync(json, "utf8"));
-        fs.rmSync(path.dirname(json), { recursive: true, force: true });
+        report = runLabInVm(this, ["--full"], [], 1_550_000);
     });
 
     it("installs ESP Child SAs for every hub-spoke tunnel", () => {
