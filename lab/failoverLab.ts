@@ -42,6 +42,9 @@ import { LAB_MTU } from "./topology";
  */
 export const LAB_STANDBY_ROUND_SECONDS = 30;
 
+/** How long each of the lab's EC2 calls takes (the change applied first, then the answer), as about on AWS. */
+export const LAB_EC2_LATENCY_MS = 1000;
+
 /**
  * The operator's side (components/gatewayHandover: the AWS SDK's clients and Pulumi's SDK), loaded
  * when first asked for: only the planned handovers need it, and under the VM's emulation loading it
@@ -213,6 +216,7 @@ export class FailoverLab {
                 port: this.api.port,
                 log: path.join(this.workDir, "aws-requests.log"),
                 ec2State: this.ec2StateFile,
+                ec2LatencyMs: LAB_EC2_LATENCY_MS,
                 unixSocket: this.apiSocket,
             });
             starting.catch(() => undefined); // awaited below
@@ -285,7 +289,7 @@ export class FailoverLab {
 
     /**
      * One site's part of the network: its namespaces, links and addresses (`root`, `ip`), the VPC's
-     * route tables selected by source subnet, and the VPC router's NAT chains and filters (`iptables`).
+     * route tables selected by source subnet, and the VPC router's filters (`iptables`).
      */
     private siteNetwork(s: LabSite, i: number, root: string[], ip: Record<string, string[]>, iptables: Record<string, string>): void {
         const jumbo = LAB_MTU.vpc;
@@ -339,7 +343,7 @@ export class FailoverLab {
     }
 
     /**
-     * A site's VPC router: the Elastic IPs' NAT chains (filled by the fake EC2), the chain where the lab
+     * A site's VPC router's filters (its Elastic IPs' NAT is the fake EC2's, an nftables table): the chain where the lab
      * cuts the link between the two gateways, AWS's refusal of traffic from an address without an
      * Elastic IP, and the security groups' drop of ICMP "fragmentation needed" to the gateways.
      */
@@ -347,12 +351,6 @@ export class FailoverLab {
         const [a, b] = s.gateways;
         const gatewayAddresses = [a.privateIp, a.siteIp, b.privateIp, b.siteIp];
         return [
-            "*nat",
-            ":HUBSPOKE-EIP-PRE - [0:0]",
-            ":HUBSPOKE-EIP-POST - [0:0]",
-            "-A PREROUTING -j HUBSPOKE-EIP-PRE",
-            "-A POSTROUTING -j HUBSPOKE-EIP-POST",
-            "COMMIT",
             "*filter",
             // Where the lab cuts the link between a site's two gateways.
             ":HUBSPOKE-CUT - [0:0]",
@@ -728,8 +726,7 @@ export class FailoverLab {
             run(g.ns, ["ip", "xfrm", "policy"]),
             run(g.ns, ["ip", "-4", "addr", "show", "dev", "eth0"]),
             `--- router of ${s.name} (${s.ns.vpc})`,
-            run(s.ns.vpc, ["iptables", "-t", "nat", "-S"]),
-            run(s.ns.vpc, ["conntrack", "-L", "-p", "udp"]),
+            run(s.ns.vpc, ["nft", "list", "table", "ip", "hubspoke_eip"]),
             run(s.ns.vpc, ["ip", "rule"]),
             ...s.plan.failover!.routeTables.map((_, k) => run(s.ns.vpc, ["ip", "route", "show", "table", String(101 + k)])),
         ].join("\n");
@@ -804,16 +801,18 @@ export class FailoverLab {
     /** The gateway dies as a host dies: its link goes down, and pluto and hubspoke-failover are gone at once. */
     kill(name: string): void {
         const g = this.gateway(name);
-        // The link first; its processes, listed by the same shell, right after.
-        const pids = sh(["sh", "-c", 'ip -n "$1" link set eth0 down && ip netns pids "$1"', "sh", g.ns]).out;
+        // The link first; then its processes, killed and listed again until none is left: a process the
+        // failover script forked after a listing (a prober, an API call) would outlive the "instance", holding
+        // its lock, and its successor would not start.
+        const pids = sh([
+            "sh",
+            "-c",
+            'ip -n "$1" link set eth0 down || exit; for i in 1 2 3 4 5 6 7 8 9 10; do p=$(ip netns pids "$1"); [ -n "$p" ] || exit 0; kill -9 $p 2>/dev/null; sleep 0.05; done; ip netns pids "$1"',
+            "sh",
+            g.ns,
+        ]).out.trim();
+        if (pids) this.log(`lab: ${name}: processes still running after ten rounds of SIGKILL: ${pids.replace(/\n/g, " ")}`);
         const daemon = this.daemons.get(name);
-        for (const pid of pids.split("\n").filter(Boolean)) {
-            try {
-                process.kill(Number(pid), "SIGKILL");
-            } catch {
-                // already gone
-            }
-        }
         daemon?.kill("SIGKILL");
         this.daemons.delete(name);
         this.shippers.get(name)?.kill("SIGKILL");

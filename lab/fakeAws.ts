@@ -141,6 +141,11 @@ export interface FakeAwsFaults {
     latencyMs?: number;
     /** EC2 actions (`AssociateAddress`, ...) answered with UnauthorizedOperation. */
     ec2Deny?: string[];
+    /**
+     * Per EC2 action, how many of its next calls fail as `error` says, dry runs not counted: a call
+     * that IAM allowed and whose dry run passed, refused all the same (throttled, say).
+     */
+    ec2FailNext?: Record<string, number>;
     /** How long every EC2 call takes, instead of the server's `ec2LatencyMs`. */
     ec2LatencyMs?: number;
 }

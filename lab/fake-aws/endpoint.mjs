@@ -6,7 +6,7 @@
  *     over a directory;
  *   - EC2 (AssociateAddress, DescribeAddresses, ReplaceRoute, DescribeRouteTables): EC2's Query
  *     protocol and XML, over a JSON state file, applied to the lab's VPC-router namespaces (Elastic IP
- *     1:1 NAT with iptables, routes with iproute2) before each answer, as a completed API call;
+ *     1:1 stateless NAT with nftables, routes with iproute2) before each answer, as a completed API call;
  *   - CloudWatch PutMetricData: the Query protocol, each datum appended to <store>/.metrics.jsonl.
  *   - CloudWatch GetMetricStatistics: AWS JSON 1.0 (as the SDK for JavaScript v3 asks), over the same file.
  *
@@ -29,11 +29,14 @@
  *   <store>/.faults.json     injected failures, read on every request:
  *                            {"failNext": N, "error": "ThrottlingException" | "InternalServerError" | "unreachable",
  *                             "deny": ["/name", "/glob/*"], "latencyMs": N,
- *                             "ec2Deny": ["AssociateAddress", ...], "ec2LatencyMs": N}
+ *                             "ec2Deny": ["AssociateAddress", ...], "ec2LatencyMs": N,
+ *                             "ec2FailNext": {"AssociateAddress": N, ...}}
  *                            failNext counts requests of every service; each service answers the
  *                            failure in its own words (EC2: RequestLimitExceeded 503 / InternalError 500,
  *                            CloudWatch: Throttling 400 / InternalServiceFault 500). latencyMs delays SSM
  *                            and CloudWatch answers, ec2LatencyMs (default --ec2-latency-ms, 1000) EC2's.
+ *                            ec2FailNext fails the next N calls of an EC2 action that are not dry
+ *                            runs (allowed by IAM, so refused after a dry run passed), as `error` says.
  *
  * EC2 state (--ec2-state FILE; without it EC2 actions fail): re-read on every EC2 request, rewritten
  * atomically on every change:
@@ -42,9 +45,9 @@
  *    "networkInterfaces": [{"networkInterfaceId", "awsRegion", "privateIpAddresses": [ip, ...], "nextHop"?: ip}],
  *    "routeTables": [{"routeTableId", "awsRegion", "vpcId"?, "netns"?, "table"?: number,
  *                     "routes": [{"destinationCidrBlock", "networkInterfaceId"}]}]}
- * An address with a `netns` is NATed in that namespace (the VPC router: chains HUBSPOKE-EIP-PRE and
- * HUBSPOKE-EIP-POST of its nat table, rebuilt whole, on its `wan` interface; conntrack entries of a
- * moved address deleted, as AWS's NAT keeps no state); a route table with a `netns` is that
+ * An address with a `netns` is NATed in that namespace (the VPC router: nftables table `ip
+ * hubspoke_eip` on its `wan` interface, rebuilt whole in one transaction; stateless, as AWS's 1:1 NAT
+ * is: no connection tracking, no port ever remapped); a route table with a `netns` is that
  * namespace's routing table `table`, each route via its interface's `nextHop`. Entries without
  * `netns` are control plane only.
  *
@@ -453,8 +456,7 @@ const operations = {
 
 const EC2_XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/";
 const CLOUDWATCH_XMLNS = "http://monitoring.amazonaws.com/doc/2010-08-01/";
-const NAT_PRE = "HUBSPOKE-EIP-PRE";
-const NAT_POST = "HUBSPOKE-EIP-POST";
+const NAT_TABLE = "hubspoke_eip";
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 const CIDR_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(3[0-2]|[12]?\d)$/;
 const NETNS_RE = /^[A-Za-z0-9_.-]+$/;
@@ -532,17 +534,39 @@ function loadEc2State(file) {
     return state;
 }
 
-// The data plane: the lab's VPC routers, changed by iptables, conntrack and iproute2 (as root).
+// The data plane: the lab's VPC routers, changed by nftables and iproute2 (as root).
 
-/** The two chains of the router in `netns`, whole: declaring a chain under --noflush empties it first. */
+/**
+ * The router's Elastic IP NAT in `netns`, whole, as one nft transaction (the table declared, deleted and
+ * written again: no packet sees half of it). Stateless, as AWS's 1:1 NAT: an address is rewritten
+ * before connection tracking on the way in (and not tracked), after routing on the way out. A packet
+ * sent from a private address before its Elastic IP arrived is not NATed (the next router drops it);
+ * one sent after is, each the same way, whatever went before: iptables' stateful NAT would keep a
+ * flow on the address's old target, or remap its port when the old target's flow still held it.
+ */
 function natRules(state, netns) {
-    let text = `*nat\n:${NAT_PRE} - [0:0]\n:${NAT_POST} - [0:0]\n`;
+    const pre = [];
+    const post = [];
     for (const a of state.addresses) {
         if (a.netns !== netns || !a.associationId || !a.privateIpAddress) continue;
-        text += `-A ${NAT_PRE} -i wan -d ${a.publicIp}/32 -j DNAT --to-destination ${a.privateIpAddress}\n`;
-        text += `-A ${NAT_POST} -o wan -s ${a.privateIpAddress}/32 -j SNAT --to-source ${a.publicIp}\n`;
+        pre.push(`    iifname "wan" ip daddr ${a.publicIp} notrack ip daddr set ${a.privateIpAddress}`);
+        post.push(`    oifname "wan" ip saddr ${a.privateIpAddress} ip saddr set ${a.publicIp}`);
     }
-    return `${text}COMMIT\n`;
+    return [
+        `table ip ${NAT_TABLE}`,
+        `delete table ip ${NAT_TABLE}`,
+        `table ip ${NAT_TABLE} {`,
+        "  chain pre {",
+        "    type filter hook prerouting priority raw; policy accept;",
+        ...pre,
+        "  }",
+        "  chain post {",
+        "    type filter hook postrouting priority srcnat; policy accept;",
+        ...post,
+        "  }",
+        "}",
+        "",
+    ].join("\n");
 }
 
 /**
@@ -594,18 +618,8 @@ function runInNetns(netns, script, input = "") {
     });
 }
 
-/**
- * The router's NAT, as the state says. After an address moved (`forgetFlows`), its connection tracking
- * is forgotten whole too: AWS's NAT keeps no state (the next packet of a flow goes to the address's new
- * target), but tracked flows would stay on the old one. Safe for the router's other flows: its NAT is
- * 1:1, so a flow picked up again maps exactly as before. (conntrack exits 1 when there was nothing to delete.)
- */
-const applyNat = (state, netns, { forgetFlows = false } = {}) =>
-    runInNetns(
-        netns,
-        forgetFlows ? "iptables-restore --noflush && { conntrack -F 2>/dev/null; [ $? -le 1 ]; }" : "iptables-restore --noflush",
-        natRules(state, netns),
-    );
+/** The router's NAT, as the state says. */
+const applyNat = (state, netns) => runInNetns(netns, "nft -f -", natRules(state, netns));
 
 function applyRoute(state, table, route) {
     const eni = state.networkInterfaces.find((n) => n.networkInterfaceId === route.networkInterfaceId && n.awsRegion === table.awsRegion);
@@ -738,7 +752,7 @@ const ec2Actions = {
             body: { return: true, associationId },
             summary: `${associationId}${displaced.length ? ` (disassociated ${displaced.map((a) => a.allocationId).join(",")})` : ""}`,
             apply: async () => {
-                for (const netns of new Set(moved.map((a) => a.netns))) await applyNat(state, netns, { forgetFlows: true });
+                for (const netns of new Set(moved.map((a) => a.netns))) await applyNat(state, netns);
             },
         };
     },
@@ -755,7 +769,7 @@ const ec2Actions = {
         return {
             body: { return: true },
             summary: address.allocationId,
-            apply: address.netns ? () => applyNat(state, address.netns, { forgetFlows: true }) : undefined,
+            apply: address.netns ? () => applyNat(state, address.netns) : undefined,
         };
     },
 
@@ -1060,6 +1074,15 @@ function takeFailure(faultsFile, faults) {
     return faults.error ?? "ThrottlingException";
 }
 
+/** The next injected failure of one EC2 action (`ec2FailNext`), counted down; undefined if none is left. */
+function takeOpFailure(faultsFile, op) {
+    const faults = readJson(faultsFile, {});
+    const n = Number(faults.ec2FailNext?.[op] ?? 0);
+    if (!(n > 0)) return undefined;
+    writeJsonAtomic(faultsFile, { ...faults, ec2FailNext: { ...faults.ec2FailNext, [op]: n - 1 } });
+    return faults.error ?? "ThrottlingException";
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The body of an AWS JSON request (SSM, CloudWatch's reads, CloudWatch Logs); refused as AWS refuses it when it is not JSON. */
@@ -1245,6 +1268,8 @@ async function main() {
             if (params.get("DryRun") === "true") {
                 throw ec2Error("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412);
             }
+            const opFailure = takeOpFailure(faultsFile, entry.op);
+            if (opFailure) throw injectedError("ec2", opFailure);
             if (!opts.ec2State) {
                 throw ec2Error("UnsupportedOperation", "fake-aws: no EC2 state was given (start the endpoint with --ec2-state FILE)");
             }

@@ -14,7 +14,7 @@ describe("failover in the VM (prod-ha: the traffic gap, Debian's full kernel und
     let report: FailoverReport;
 
     before(function () {
-        report = runLabInVm(this, ["--stack", "prod-ha"], ["conntrack"], 950_000);
+        report = runLabInVm(this, ["--stack", "prod-ha"], ["nft"], 950_000);
     });
 
     // The traffic itself: the longest run of unanswered pings (one every 0.2 s) from a spoke's host to the
