@@ -11,9 +11,9 @@
 # The standby probes, every $HUBSPOKE_PROBE_INTERVAL s and in parallel, the active's private IP across
 # the VPC and each peer gateway through the tunnels (its packets follow the VPC's routes to the
 # active). After $HUBSPOKE_CONFIRM_PROBES echoes in a row that nothing answered, it takes over: the
-# Elastic IP, then the tunnels (initiated at once; the peers take the new SAs, same identities, same
-# address, and their dead-peer detection restarts their side once more about 10 s after the failure:
-# libreswan keeps the dead gateway's SA until then), while the routes move. It never gives the
+# Elastic IP, the routes and the tunnels at once (see activate; the peers take the new SAs, same
+# identities, same address, and their dead-peer detection restarts their side once more about 10 s
+# after the failure: libreswan keeps the dead gateway's SA until then). It never gives the
 # site back by itself: the active steps down only when it sees that the Elastic IP is no longer its
 # own (checked every $HUBSPOKE_OWNER_CHECK s). So at any moment at most one gateway owns the Elastic
 # IP (AWS moves it atomically), and a gateway that returns after a failure becomes the standby.
@@ -111,7 +111,7 @@ load_layout() {
   allocation=$(jq -r '.allocationId' "$l")
   read -r my_eni my_ip my_site <<<"$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[] | select(.name == $g) | "\(.networkInterfaceId) \(.privateIp) \(.siteIp)"' "$l")"
   me=$my_eni/$my_site
-  read -r other_name other_ip <<<"$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[] | select(.name != $g) | "\(.name) \(.privateIp)"' "$l")"
+  read -r other_name other_ip other_eni <<<"$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[] | select(.name != $g) | "\(.name) \(.privateIp) \(.networkInterfaceId)"' "$l")"
   preferred=$(jq -r --arg g "$HUBSPOKE_GATEWAY" '.gateways[0].name == $g' "$l")
   route_tables=$(jq -r '.routeTables | join(" ")' "$l")
   peer_cidrs=$(jq -r '.peerCidrs | join(" ")' "$l")
@@ -149,12 +149,12 @@ metric() { # name value
     || log "put-metric-data $1 failed: $(tr '\n' ' ' <"$run/metric.err")"
 }
 
-# Every route to a peer range, in every table, to this interface. Returns non-zero if one failed.
+# Every route to a peer range, in every table, to this interface (or to $1's). Returns non-zero if one failed.
 claim_routes() {
-  local rt cidr pids=() failed=0
+  local rt cidr pids=() failed=0 eni=${1:-$my_eni}
   for rt in $route_tables; do
     for cidr in $peer_cidrs; do
-      awscli ec2 replace-route --route-table-id "$rt" --destination-cidr-block "$cidr" --network-interface-id "$my_eni" \
+      awscli ec2 replace-route --route-table-id "$rt" --destination-cidr-block "$cidr" --network-interface-id "$eni" \
         >/dev/null 2>"$run/route-$rt-${cidr%/*}.err" &
       pids+=($!)
     done
@@ -178,20 +178,40 @@ check_routes() {
   done <<<"$wrong"
 }
 
-# 3. Becoming active: the Elastic IP first, on its own (the peers' tunnels need it before anything
-# else, and IKE sent before it moved would be lost and only retransmitted later: pluto backs off 0.5,
-# 1, 2, 4 s...); then the routes, in the background (an API call each, in parallel: they carry the
-# return path), while the tunnels are initiated (pluto is warm: a few whack calls); the rest after.
-# $1: why; $2: count it as a failover.
-# Returns non-zero, and leaves this gateway as it was (routes untouched), when the Elastic IP did not
-# move: the next attempt waits a growing backoff (2 s, doubling, at most 60 s).
+# 3. Becoming active. A ready standby (its last round's dry runs passed: EC2 and IAM would let it
+# move the Elastic IP and every route) sends the association and the routes at once and initiates
+# the tunnels while EC2 works: EC2 answers only once the address has moved, and waiting for that
+# answer before the routes and IKE would add the API's whole round trip to every handover and
+# failover. If the association is refused after all, the routes go back to the partner and the
+# tunnels just initiated are ended, so a site that was whole on the partner stays whole.
+# Any other takeover (no dry run passed: IAM may refuse; at start) moves the Elastic IP first, on its
+# own, and touches the routes only once it has moved.
+# The rest (metric, probes) waits until the routes have moved. $1: why; $2: count it as a failover.
+# Returns non-zero when the Elastic IP did not move: the next attempt waits a growing backoff (2 s,
+# doubling, at most 60 s).
 activate() {
+  local ready=no associating routes=""
+  [ -e "$run/ready" ] && ready=yes
   log "taking over the site: $1"
-  if ! awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
-    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err"; then
+  awscli ec2 associate-address --allocation-id "$allocation" --network-interface-id "$my_eni" \
+    --private-ip-address "$my_site" --allow-reassociation --output json >/dev/null 2>"$run/associate.err" &
+  associating=$!
+  if [ "$ready" = yes ]; then
+    claim_routes &
+    routes=$!
+    initiate_tunnels
+  fi
+  if ! wait "$associating"; then
     tick
     retry_at=$((t + backoff))
-    log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err"); nothing else moved, next attempt in ${backoff}s"
+    if [ "$ready" = yes ]; then
+      wait "$routes"
+      drop_standby_states "the Elastic IP did not move"
+      claim_routes "$other_eni" || true
+      log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err"); routes given back to $other_name, tunnels ended, next attempt in ${backoff}s"
+    else
+      log "associate-address failed: $(tr '\n' ' ' <"$run/associate.err"); nothing else moved, next attempt in ${backoff}s"
+    fi
     backoff=$((backoff * 2 > 60 ? 60 : backoff * 2))
     return 1
   fi
@@ -200,9 +220,11 @@ activate() {
   rm -f "$run/ready" "$run/handover-asked"
   : >"$run/active"
   : >"$run/owner"
-  claim_routes &
-  local routes=$!
-  initiate_tunnels
+  if [ "$ready" = no ]; then
+    claim_routes &
+    routes=$!
+    initiate_tunnels
+  fi
   # What is not on the traffic's path waits until the routes have moved.
   local moved=yes
   wait "$routes" || moved=no
@@ -251,6 +273,7 @@ route_tunnels() {
 
 # The agent initiates a tunnel it adds or re-keys, also on the standby: an IKE SA from an address that
 # is not the site's, which nobody answers and which would cross with a takeover's. The standby ends it.
+# Also a refused takeover's. $1: why (default: the standby's).
 drop_standby_states() {
   local states name
   local -A names=()
@@ -261,7 +284,7 @@ drop_standby_states() {
   done
   for name in "${!names[@]}"; do
     whack --name "$name" --terminate >/dev/null 2>&1
-    log "standby: ended $name's negotiation (only the active initiates)"
+    log "ended $name's negotiation: ${1:-this is the standby, and only the active initiates}"
   done
 }
 
@@ -409,7 +432,8 @@ start_probes() {
   stop_probes
   rm -f "$run"/misses-*
   for target in "$other_ip" $probe_targets; do
-    prober "$target" "$n" &
+    # Without the lock's descriptor: a prober that outlived this script must not keep its successor out.
+    prober "$target" "$n" 8>&- &
     probers+=($!)
     n=$((n + 1))
   done

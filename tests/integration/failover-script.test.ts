@@ -421,6 +421,57 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
         assert.match(logOf("virginia-standby"), /taking over the site: virginia hands the site over/);
     });
 
+    it("a ready standby moves the routes with the Elastic IP, not after it; refused after its dry run passed, it gives them back and keeps nothing", async () => {
+        await pairOnPrimary();
+        // EC2 throttles the real association (its dry run passes), both of the CLI's attempts
+        // (AWS_MAX_ATTEMPTS=2): the handover's first takeover fails.
+        fake!.faults({ ec2FailNext: { AssociateAddress: 2 } });
+        setDrained("virginia", true);
+        await waitFor(
+            "the refused takeover",
+            () =>
+                /associate-address failed: .*RequestLimitExceeded.*; routes given back to virginia, tunnels ended, next attempt in 2s/.test(
+                    logOf("virginia-standby"),
+                ),
+            15,
+        );
+        // From EC2's log (its answers, in order): the route went to the standby and back, while the
+        // Elastic IP stayed on the primary (a second attempt may already be under way: the drained active
+        // still asks).
+        const refused = requests();
+        const routedTo = (g: number, after: number) =>
+            refused.findIndex((l, i) => i > after && new RegExp(` ReplaceRoute \\S+->${GATEWAYS[g].networkInterfaceId} 200 `).test(l));
+        const toStandby = routedTo(1, -1);
+        const back = routedTo(0, toStandby);
+        assert.ok(toStandby >= 0 && back > toStandby, `the route did not go to the standby and back:\n${refused.join("\n")}`);
+        assert.ok(
+            !refused.slice(0, back).some((l) => new RegExp(` AssociateAddress \\S+->${GATEWAYS[1].networkInterfaceId}\\S* 200 `).test(l)),
+            `the Elastic IP moved although EC2 refused:\n${refused.join("\n")}`,
+        );
+        // The drained active still asks (and again every HUBSPOKE_HANDOVER_RETRY s): the site moves whole.
+        // Each EC2 call now takes 1 s: a route sent only after the association's answer would be answered a
+        // second after it, one sent with it about when it is (however slow the CLI starts beside other tests).
+        fake!.faults({ ec2LatencyMs: 1000 });
+        await waitFor("the handover's second attempt", () => holder() === "virginia-standby", 25);
+        await waitFor(
+            "the route",
+            () => readEc2State(at("ec2.json")).routeTables[0].routes[0].networkInterfaceId === GATEWAYS[1].networkInterfaceId,
+            10,
+        );
+        // The endpoint logs a call when it answers, after its latency: the state changes first.
+        const routeAnswered = new RegExp(` ReplaceRoute \\S+->${GATEWAYS[1].networkInterfaceId} 200 `);
+        const answered = (re: RegExp) => requests().some((l, i) => i > back && re.test(l));
+        await waitFor("both answers", () => answered(routeAnswered) && answered(/ AssociateAddress \S+ 200 /), 5);
+        const lines = requests();
+        const associated = lines.findIndex((l, i) => i > back && / AssociateAddress \S+ 200 /.test(l));
+        const routed = lines.findIndex((l, i) => i > back && routeAnswered.test(l));
+        const answeredAt = (l: string) => Date.parse(l.split(" ")[0]);
+        assert.ok(
+            associated > back && routed > back && answeredAt(lines[routed]) < answeredAt(lines[associated]) + 1000,
+            `the route waited for the association's answer:\n${lines.slice(back).join("\n")}`,
+        );
+    });
+
     it("`hubspoke-failover handover` (at shutdown) hands the site over and says so; on the standby it has nothing to do", async () => {
         await pairOnPrimary();
         const run = (g: (typeof GATEWAYS)[number]) =>

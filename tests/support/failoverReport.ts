@@ -15,7 +15,7 @@ export function assertTakeover(r: FailoverReport): void {
         assert.ok(m.ownerMovedSeconds !== undefined, `${label}: the standby never took the site's Elastic IP`);
         assert.ok(m.tunnelsBackSeconds !== undefined, `${label}: the tunnels never came up on the standby`);
         assert.ok(m.routesFollowed, `${label}: not every route of the site targets ${m.tookOver} after the takeover`);
-        assert.ok(m.routedAfterAssociation, `${label}: a route moved before EC2 had answered the Elastic IP's association`);
+        assert.ok(m.routedWithAssociation, `${label}: the routes waited for EC2's answer to the Elastic IP's association`);
     }
     // The failed gateway returns as the standby: nothing moves again, the active's IKE SAs stay.
     assert.ok(r.returned, "the return did not run");
