@@ -825,9 +825,9 @@ export class FailoverLab {
         const g = this.gateway(name);
         // A reboot forgets the kernel's IPsec state, the site address the failover script added, and the
         // runtime directory. One shell for the commands (every process the lab starts costs in the VM).
-        for (const f of ["active", "pluto.ctl", "pluto.pid"]) {
-            fs.rmSync(this.dir(g, "run", f), { force: true });
-        }
+        // /run is empty after a reboot: a `ready` left from the old instance would make it look ready at once.
+        fs.rmSync(this.dir(g, "run"), { recursive: true, force: true });
+        fs.mkdirSync(this.dir(g, "run"), { recursive: true });
         sh([
             "sh",
             "-c",

@@ -211,7 +211,11 @@ export async function runFailoverScenario(lab: FailoverLab, log: (line: string) 
             if (m.tookOver) ctx.expected.push({ cause: `${m.killed} killed`, at: m.killedAt, gateway: m.tookOver, event: "takeover" });
         }
         report.returned = await failedGatewayReturns(ctx);
-        report.handovers = [...(await drainAndUndrain(ctx)), await plannedReplacement(ctx)];
+        report.handovers = [
+            ...(await drainAndUndrain(ctx)),
+            ...(await rollingReplacement(ctx, hub)),
+            ...(await rollingReplacement(ctx, spoke)),
+        ];
         // Control-plane steps, proven on this machine's kernel: under the VM's emulation they only add minutes.
         report.blip = esp ? undefined : await blip(ctx);
         report.cut = await cut(ctx);
@@ -402,34 +406,46 @@ async function drainAndUndrain({ lab, log, esp, hub, spoke, expected }: Ctx): Pr
  * instance shuts down (hubspoke-handover.service), the instance goes, and the new one boots and
  * becomes the ready standby. The spoke's primary, killed in its failover, first comes back.
  */
-async function plannedReplacement({ lab, log, esp, hub, spoke }: Ctx): Promise<HandoverMeasure> {
-    const site = spoke.name;
-    if (!lab.isRunning(spoke.gateways[0].name)) await lab.revive(spoke.gateways[0].name);
-    const active = lab.owner(site)!;
-    const partner = spoke.gateways.find((g) => g.name !== active)!.name;
-    await lab.waitFor(() => lab.isReady(partner), 60, 500);
+/**
+ * A site's pair replaced as one `pulumi up` replaces it (README, Rolling replacement): the primary, then
+ * the standby (the program's dependsOn), each only once its partner holds the site or is a ready
+ * standby. Replacing the gateway that holds the site is a planned handover; replacing the other moves
+ * nothing.
+ */
+async function rollingReplacement(ctx: Ctx, site: LabSite): Promise<HandoverMeasure[]> {
+    const out: HandoverMeasure[] = [];
+    for (const g of site.gateways) out.push(await replaceGateway(ctx, site, g.name));
+    return out;
+}
+
+/** One gateway's instance replaced: its shutdown's handover (if it holds the site), the instance gone, a new one booted, until it is a ready standby. */
+async function replaceGateway({ lab, log, esp, hub, spoke }: Ctx, s: LabSite, gateway: string): Promise<HandoverMeasure> {
+    const site = s.name;
+    const partner = s.gateways.find((g) => g.name !== gateway)!.name;
+    await lab.waitFor(() => lab.isReady(partner) || lab.believesActive(partner), 60, 500);
+    const ownerBefore = lab.owner(site);
     const ping = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
     await sleep(1000);
     const logFrom = lab.plutoLogSize(partner);
     const requested = Date.now();
-    const answer = await lab.handoverOnShutdown(active);
-    const moved = lab.owner(site) === partner ? (Date.now() - requested) / 1000 : undefined;
+    const answer = await lab.handoverOnShutdown(gateway);
+    const moved = ownerBefore === gateway && lab.owner(site) === partner ? (Date.now() - requested) / 1000 : undefined;
     // The instance goes: both down at once only if its partner did not hold the site by now.
     const partnerHeldAtStop = lab.owner(site) === partner && lab.isRunning(partner) && lab.believesActive(partner);
-    lab.kill(active);
+    lab.kill(gateway);
     if (esp) await lab.waitFor(() => lab.ping(spoke.name, hub.name, 1), 20, 500);
     await sleep(3000);
-    await lab.revive(active);
+    await lab.revive(gateway);
     // Its first standby checks, a round (STANDBY_ROUND_SECONDS) apart: the first can come before EC2
     // has answered its first describe-addresses or its probes have an answer. Three rounds: once, two
     // were not enough while the other test files ran beside this one.
-    const ready = await lab.waitFor(() => lab.isReady(active), 3 * STANDBY_ROUND_SECONDS + 10, 500);
-    const notReadyLog = ready === undefined ? lab.failoverLog(active).trimEnd().split("\n").slice(-12).join("\n") : undefined;
+    const ready = await lab.waitFor(() => lab.isReady(gateway), 3 * STANDBY_ROUND_SECONDS + 10, 500);
+    const notReadyLog = ready === undefined ? lab.failoverLog(gateway).trimEnd().split("\n").slice(-12).join("\n") : undefined;
     const m: HandoverMeasure = {
         kind: "replacement",
         site,
-        gateway: active,
-        ownerBefore: active,
+        gateway,
+        ownerBefore,
         ownerAfter: lab.owner(site),
         movedSeconds: moved === undefined ? undefined : Math.round(moved * 10) / 10,
         ping: await ping?.stop(),
@@ -439,14 +455,13 @@ async function plannedReplacement({ lab, log, esp, hub, spoke }: Ctx): Promise<H
         whole: await settledWhole(lab, site),
         answer: answer.text.trim(),
     };
-    log(handoverTimes(lab, site, partner, requested, logFrom));
+    if (ownerBefore === gateway) log(handoverTimes(lab, site, partner, requested, logFrom));
     log(
-        `lab: ${active} replaced: "${m.answer}", site on ${m.ownerAfter} after ${m.movedSeconds ?? "-"} s, partner held it when the instance went: ${partnerHeldAtStop}${pingText(m.ping)}; new instance ready: ${ready !== undefined}; ${wholeText(m.whole)}`,
+        `lab: ${gateway} replaced: "${m.answer}", site on ${m.ownerAfter}${m.movedSeconds !== undefined ? ` after ${m.movedSeconds} s` : ""}, partner held it when the instance went: ${partnerHeldAtStop}${pingText(m.ping)}; new instance ready: ${ready !== undefined}; ${wholeText(m.whole)}`,
     );
     return m;
 }
 
-/** Where a handover's time went, from the events themselves: EC2's answers and pluto's log on the new active. */
 function handoverTimes(lab: FailoverLab, site: string, to: string, requested: number, logFrom: number): string {
     const ec2 = lab.ec2Answers(site, to, requested);
     const tunnels = lab.sites.find((s) => s.name === site)!.plan.tunnels;
@@ -710,24 +725,37 @@ export function failoverPassed(r: FailoverReport): boolean {
 }
 
 /** Each planned handover moved the site where it should, within the goal (with ESP), never leaving the site without a gateway. */
+/** A drain, or the replacement of the gateway that held the site: a handover. An undrain, or the replacement of the other: nothing moves. */
+function movesSite(h: HandoverMeasure): boolean {
+    return h.ownerBefore === h.gateway;
+}
+
+/** The longest traffic gap allowed (the test's bound) and hoped for (the goal): none where nothing moves. */
+export function handoverGapLimits(h: HandoverMeasure): { goal: number; bound: number } {
+    return movesSite(h) ? { goal: HANDOVER_GAP_GOAL_SECONDS, bound: MAX_HANDOVER_GAP_SECONDS } : { goal: 0, bound: 0 };
+}
+
 export function handoverPassed(h: HandoverMeasure, esp: boolean): boolean {
-    const moves = h.kind !== "undrain";
     return (
-        (moves ? h.ownerAfter !== h.gateway && h.movedSeconds !== undefined : h.ownerAfter === h.ownerBefore) &&
+        (movesSite(h) ? h.ownerAfter !== h.gateway && h.movedSeconds !== undefined : h.ownerAfter === h.ownerBefore) &&
         (h.kind !== "replacement" || h.partnerHeldAtStop === true) &&
         h.bothReady &&
         h.whole.consistent &&
-        (!esp || (h.ping !== undefined && h.ping.sent > 0 && h.ping.longestGapSeconds <= (moves ? MAX_HANDOVER_GAP_SECONDS : 0)))
+        (!esp || (h.ping !== undefined && h.ping.sent > 0 && h.ping.longestGapSeconds <= handoverGapLimits(h).bound))
     );
 }
 
+/** The drain, the undrain, then the rolling replacement of the hub's pair and of the spoke's. */
+export const HANDOVER_STEPS = 6;
+
 function handoversPassed(r: FailoverReport): boolean {
-    return r.handovers?.length === 3 && r.handovers.every((h) => handoverPassed(h, r.kernelHasEsp));
+    return r.handovers?.length === HANDOVER_STEPS && r.handovers.every((h) => handoverPassed(h, r.kernelHasEsp));
 }
 
 function handoverText(h: HandoverMeasure, esp: boolean): string {
+    const { goal, bound } = handoverGapLimits(h);
     const gap = h.ping
-        ? `; traffic gap ${h.ping.longestGapSeconds} s (${h.ping.lost} of ${h.ping.sent} pings lost, one every ${h.ping.intervalSeconds} s; goal ${h.kind === "undrain" ? 0 : HANDOVER_GAP_GOAL_SECONDS} s ${h.ping.longestGapSeconds <= (h.kind === "undrain" ? 0 : HANDOVER_GAP_GOAL_SECONDS) ? "met" : "NOT met"}, bound ${h.kind === "undrain" ? 0 : MAX_HANDOVER_GAP_SECONDS} s ${handoverPassed(h, esp) ? "kept" : "NOT kept"})`
+        ? `; traffic gap ${h.ping.longestGapSeconds} s (${h.ping.lost} of ${h.ping.sent} pings lost, one every ${h.ping.intervalSeconds} s; goal ${goal} s ${h.ping.longestGapSeconds <= goal ? "met" : "NOT met"}, bound ${bound} s ${handoverPassed(h, esp) ? "kept" : "NOT kept"})`
         : "";
     const stop = h.kind === "replacement" ? `, partner held the site when the instance went: ${h.partnerHeldAtStop}` : "";
     return `  ${h.kind} of ${h.gateway}: site ${h.ownerBefore} -> ${h.ownerAfter}${h.movedSeconds !== undefined ? ` after ${h.movedSeconds} s` : ""}${stop}, both ready: ${h.bothReady}${gap}; ${wholeText(h.whole)}`;

@@ -58,7 +58,7 @@ describe("failover on this machine's kernel (prod-ha: takeover and IKE)", functi
         }
     });
 
-    it("hands the site over for a drain and for the replacement of its active, and moves nothing on an undrain (control plane)", () => {
+    it("hands the site over for a drain and for each replacement of the active in a rolling replacement of both pairs, and moves nothing on an undrain (control plane)", () => {
         assertHandovers(report);
     });
 

@@ -95,7 +95,11 @@ describe("gateway bootstrap against the lab's SSM and IAM (hubspoke-bootstrap)",
     });
 
     /** One boot's run of the script; killed after `seconds` (as a reboot midway would). */
-    function boot(seconds = 45, extraSettings = ""): Promise<{ status: number | null; log: string }> {
+    /**
+     * One boot of the bootstrap, killed (a reboot) after `seconds`, or as soon as its log matches
+     * `rebootWhen` (a reboot midway, wherever the machine's load put the script by then).
+     */
+    function boot(seconds = 45, extraSettings = "", rebootWhen?: RegExp): Promise<{ status: number | null; log: string }> {
         if (extraSettings) fs.appendFileSync(root(GATEWAY_PATHS.bootstrapEnv), extraSettings);
         const child = spawn("bash", [root(GATEWAY_PATHS.bootstrapScript)], {
             env: {
@@ -109,8 +113,12 @@ describe("gateway bootstrap against the lab's SSM and IAM (hubspoke-bootstrap)",
             stdio: ["ignore", "pipe", "pipe"],
         });
         let log = "";
-        child.stdout.on("data", (d) => (log += d));
-        child.stderr.on("data", (d) => (log += d));
+        const read = (d: Buffer) => {
+            log += d;
+            if (rebootWhen?.test(log)) child.kill("SIGKILL");
+        };
+        child.stdout.on("data", read);
+        child.stderr.on("data", read);
         const timer = setTimeout(() => child.kill("SIGKILL"), seconds * 1000);
         return new Promise((done) =>
             child.on("close", (status) => {
@@ -145,14 +153,13 @@ describe("gateway bootstrap against the lab's SSM and IAM (hubspoke-bootstrap)",
         const first = at("ssm", `${REGION}${softwarePartName(b.ref.path, 0)}`);
         const good = fs.readFileSync(first, "utf8");
         fs.writeFileSync(first, `${good[0] === "A" ? "B" : "A"}${good.slice(1)}`);
-        const r = await boot(3);
-        assert.equal(r.status, null, "it should still be retrying when the reboot comes");
-        assert.match(
-            r.log,
-            new RegExp(
-                `the software under ${b.ref.path} is not the one this gateway's user data names \\(sha256 ${b.ref.sha256}\\); not installing it`,
-            ),
+        const refused = new RegExp(
+            `the software under ${b.ref.path} is not the one this gateway's user data names \\(sha256 ${b.ref.sha256}\\); not installing it`,
         );
+        // The reboot comes once it has refused the parts (or after 30 s, still retrying).
+        const r = await boot(30, "", refused);
+        assert.equal(r.status, null, "it should still be retrying when the reboot comes");
+        assert.match(r.log, refused);
         assert.ok(!fs.existsSync(root(GATEWAY_PATHS.agentScript)), "a file of unverified software was installed");
         assert.deepEqual(recorded("systemctl"), []);
         fs.writeFileSync(first, good);

@@ -3,7 +3,14 @@
  * tests/vm/failover.test.ts in the VM): the takeovers and the planned handovers.
  */
 import { strict as assert } from "node:assert";
-import { BLIP_SECONDS, CUT_HOLD_SECONDS, type FailoverReport, failoverPassed, formatFailover } from "../../lab/failoverScenario";
+import {
+    BLIP_SECONDS,
+    CUT_HOLD_SECONDS,
+    type FailoverReport,
+    failoverPassed,
+    formatFailover,
+    HANDOVER_STEPS,
+} from "../../lab/failoverScenario";
 
 export function assertTakeover(r: FailoverReport): void {
     for (const [label, m] of [
@@ -53,10 +60,14 @@ export function assertTakeover(r: FailoverReport): void {
     assert.ok(failoverPassed(r));
 }
 
-/** The planned handovers: a drain moves the site to the ready partner, an undrain moves nothing, a replaced active hands over before it goes. */
+/**
+ * The planned handovers: a drain moves the site to the ready partner, an undrain moves nothing; then each
+ * site's pair is replaced one gateway after the other (the primary first), the one holding the site
+ * handing it over before its instance goes, and never both down at once.
+ */
 export function assertHandovers(r: FailoverReport): void {
-    assert.equal(r.handovers?.length, 3, "the planned handovers did not all run");
-    const [drained, undrained, replaced] = r.handovers!;
+    assert.equal(r.handovers?.length, HANDOVER_STEPS, "the planned handovers did not all run");
+    const [drained, undrained, ...replaced] = r.handovers!;
     for (const h of r.handovers!) {
         console.log(
             `      measured:${formatFailover({ ...r, handovers: [h] })
@@ -73,6 +84,27 @@ export function assertHandovers(r: FailoverReport): void {
     assert.notEqual(drained.ownerAfter, drained.gateway, "the drained gateway kept the site");
     assert.ok(drained.movedSeconds !== undefined, "the drain did not move the site");
     assert.equal(undrained.ownerAfter, undrained.ownerBefore, "the undrain moved the site");
-    assert.equal(replaced.answer, `hubspoke-failover handover: handed the site to ${replaced.ownerAfter}`);
-    assert.ok(replaced.partnerHeldAtStop, "the replaced gateway's instance went before its partner held the site");
+    // Both gateways of both sites, each site's primary first; every site kept a gateway throughout.
+    assert.deepEqual(
+        replaced.map((h) => h.gateway),
+        [r.hub!.killed, `${r.hub!.killed}-standby`, r.spoke!.killed, `${r.spoke!.killed}-standby`],
+        "not every gateway was replaced, or not in the pair's order",
+    );
+    for (const h of replaced) {
+        assert.equal(h.kind, "replacement");
+        assert.ok(h.partnerHeldAtStop, `${h.gateway}'s instance went before its partner held the site`);
+        if (h.ownerBefore === h.gateway) {
+            assert.equal(h.answer, `hubspoke-failover handover: handed the site to ${h.ownerAfter}`);
+        } else {
+            assert.equal(h.answer, "hubspoke-failover handover: not active: nothing to hand over");
+            assert.equal(h.ownerAfter, h.ownerBefore, `replacing ${h.gateway}, which did not hold the site, moved it`);
+        }
+    }
+    // At least one handover per site (the primary held the hub's site, the standby the spoke's).
+    for (const site of [r.hub!.killed, r.spoke!.killed]) {
+        assert.ok(
+            replaced.some((h) => h.site === site && h.ownerBefore === h.gateway && h.movedSeconds !== undefined),
+            `no replacement in ${site} was a handover`,
+        );
+    }
 }
