@@ -10,7 +10,8 @@
  * active gateway dies, then a spoke's, while a spoke's host pings the hub's (the traffic gap, with --vm);
  * the dead hub gateway returns as the standby; the link between the hub's two gateways is cut.
  *   --full   also kill and restart the hub's pluto (timing recovery), kill a spoke, rotate a key, try a
- *            wrong key; then day two on a second lab: add a spoke, change a tunnel, remove the spoke
+ *            wrong key, replace a spoke's gateway (no standby); then day two on a second lab: add a
+ *            spoke, change a tunnel, remove the spoke
  *   --hold   keep the lab up until Ctrl-C (explore with `ip netns exec <id>-virginia-gw ipsec whack ...`)
  *   --json   write the report as JSON
  * Tears everything down on exit or Ctrl-C. Needs root. Exit status 0 when every check passed.
@@ -163,6 +164,14 @@ export function formatReport(r: ScenarioReport): string {
         const w = r.wrongKey;
         lines.push(
             `wrong key on ${w.region}: ${w.establishedWithin === undefined ? `rejected (${w.waitedSeconds} s)` : "ESTABLISHED (wrong)"}; ${w.reason ?? "no reason in the log"}`,
+        );
+    }
+    if (r.replacement) {
+        const x = r.replacement;
+        lines.push(
+            `replacement of ${x.region}'s gateway (no standby), from its software installed: pluto with the agent's conns after ${x.plutoSeconds} s; ` +
+                `${x.tunnel} ${x.upSeconds === undefined ? "NOT back" : `up after ${x.upSeconds} s`}` +
+                (r.kernelHasEsp ? `; traffic ${x.trafficSeconds === undefined ? "NOT back" : `back after ${x.trafficSeconds} s`}` : ""),
         );
     }
     return lines.join("\n");

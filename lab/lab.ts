@@ -690,6 +690,25 @@ export class Lab {
     }
 
     /**
+     * A gateway's instance replaced, in a site without a standby: the old one gone (pluto killed, its
+     * events loop stopped, every file of it removed), then the new one from where its bootstrap leaves
+     * it (the software installed: the rendered files, an empty NSS db, the sysctls and the MSS clamp),
+     * its agent's boot run, and pluto with the conns the agent wrote. The network namespace (the
+     * interface, its addresses and the Elastic IP's NAT) stays, as the network interface does on AWS.
+     * Resolves once pluto runs; the caller times the tunnels.
+     */
+    async replaceGateway(region: string): Promise<void> {
+        const r = this.region(region);
+        await this.killPluto(region);
+        const shipper = this.shippers.get(region);
+        shipper?.kill("SIGKILL");
+        await this.prepareGateway(r);
+        await this.startPluto(region);
+        if (shipper) this.shippers.set(region, startEventShipper(r.ns.gw, this.dir(r), this.eventsEnv(r)));
+        this.log(`lab: gateway of ${region} replaced (new files, agent's boot run, pluto)`);
+    }
+
+    /**
      * Starts every gateway's hubspoke-events loop in its namespace, as hubspoke-events.service runs it
      * (every EVENTS.intervalSeconds). Without it, `shipEvents` runs it once when asked.
      */
@@ -778,6 +797,14 @@ export class Lab {
     editParameter(region: string, tunnel: string, kind: "conf" | "secrets", edit: (value: string) => string): void {
         const file = this.parameterFile(region, tunnel, kind);
         fs.writeFileSync(file, edit(fs.readFileSync(file, "utf8")), { mode: 0o600 });
+    }
+
+    /** A tunnel's key in one gateway's secrets parameter. */
+    key(region: string, tunnel: string): string {
+        const value = fs.readFileSync(this.parameterFile(region, tunnel, "secrets"), "utf8");
+        const m = /PSK "([^"]*)"/.exec(value);
+        if (!m) throw new Error(`lab: no PSK in ${region}'s secrets parameter of ${tunnel}`);
+        return m[1];
     }
 
     /** Sets a tunnel's key in one gateway's secrets parameter (a rotation, or a wrong key). */

@@ -104,6 +104,22 @@ export interface ScenarioReport {
         settledSeconds?: number;
         tunnels: string[];
     };
+    /**
+     * A spoke's gateway replaced in a site without a standby (`Lab.replaceGateway`): from the new
+     * instance's software installed (what its bootstrap leaves) until its tunnel is up again, and with
+     * ESP until a ping from the spoke's host reaches the hub's host. What comes before (the old
+     * instance's shutdown, the new one's boot and package installation) the lab cannot measure.
+     */
+    replacement?: {
+        region: string;
+        tunnel: string;
+        /** Until pluto ran with the conns of the agent's boot run. */
+        plutoSeconds: number;
+        /** Until the tunnel was established at both ends (the layer this kernel proves). */
+        upSeconds?: number;
+        /** With ESP: until the spoke's host reached the hub's host again. */
+        trafficSeconds?: number;
+    };
     /** A spoke's host dies (cut off, pluto killed) and comes back: how long until the hub notices, and until the tunnel returns. */
     deadPeer?: {
         region: string;
@@ -272,6 +288,8 @@ export async function runScenario(lab: Lab, options: ScenarioOptions = {}): Prom
             await proposalMismatch(ctx);
             await wrongKey(ctx);
         }
+        // Last: the hub may keep the old instance's IKE SA until its liveness check gives up on it.
+        await replaceWithoutStandby(ctx);
         await options.beforeTeardown?.();
     } finally {
         for (const r of topology.regions) {
@@ -429,6 +447,28 @@ async function restartHub(ctx: Step): Promise<void> {
             `restart of ${hub.region}'s pluto: ${report.restart.settledSeconds === undefined ? `tunnels NOT settled within ${timeout} s` : `settled (no stale IKE SA left) after ${report.restart.settledSeconds} s`}`,
         );
     }
+}
+
+/** A spoke's gateway replaced, its site without a standby: how long from the new instance's software until its tunnel (and traffic) is back. */
+async function replaceWithoutStandby(ctx: Step): Promise<void> {
+    const { lab, report, log, timeout, target, kernelHasEsp, hub, spokes } = ctx;
+    const spoke = spokes[spokes.length - 1];
+    const tunnel = spoke.tunnels[0];
+    const started = process.hrtime.bigint();
+    await lab.replaceGateway(spoke.region);
+    const plutoSeconds = secondsSince(started);
+    const up = await lab.waitFor(() => lab.established(tunnel, target), timeout);
+    const upSeconds = up === undefined ? undefined : secondsSince(started);
+    let trafficSeconds: number | undefined;
+    if (kernelHasEsp && up !== undefined) {
+        const back = await lab.waitFor(() => lab.ping(spoke.region, hub.region, 1), timeout);
+        trafficSeconds = back === undefined ? undefined : secondsSince(started);
+    }
+    report.replacement = { region: spoke.region, tunnel, plutoSeconds, upSeconds, trafficSeconds };
+    log(
+        `replacement of ${spoke.region}'s gateway (no standby): pluto with the agent's conns after ${plutoSeconds} s, ${tunnel} ${upSeconds === undefined ? `NOT back within ${timeout} s` : `${target} after ${upSeconds} s`}` +
+            (kernelHasEsp ? `, traffic ${trafficSeconds === undefined ? "NOT back" : `back after ${trafficSeconds} s`}` : ""),
+    );
 }
 
 /** Dead peer: a spoke's host dies; the hub notices and reports it; the tunnel returns. */
@@ -662,6 +702,7 @@ async function wrongKey(ctx: Step): Promise<void> {
     // 7. A spoke fetches a key that differs from the hub's: authentication fails, and the log says so.
     const victim = spokes[spokes.length - 1];
     const tunnel = victim.tunnels[0];
+    const rightKey = lab.key(victim.region, tunnel);
     await lab.killPluto(victim.region);
     lab.setKey(victim.region, tunnel, newKey());
     await lab.runAgent(victim.region, { boot: true });
@@ -688,6 +729,8 @@ async function wrongKey(ctx: Step): Promise<void> {
     );
     report.events.wrongKey = await waitForEvent(lab, tunnel, "authentication-failed", [hub.region, victim.region], startedAt);
     log(describeEvent(report.events.wrongKey));
+    // The operator's fix, in the Parameter Store only: what a new instance of this gateway fetches.
+    lab.setKey(victim.region, tunnel, rightKey);
 }
 
 /**

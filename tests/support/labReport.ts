@@ -1,6 +1,7 @@
 /**
  * What the lab's scenario must show on any kernel (tests/e2e/lab.test.ts on this machine's, tests/vm/lab.test.ts
- * in the VM): the tunnels, spoke isolation, recovery, rotation, a wrong key, and the failures' events.
+ * in the VM): the tunnels, spoke isolation, recovery, a replacement without a standby, rotation, a wrong
+ * key, and the failures' events.
  */
 import { strict as assert } from "node:assert";
 import { EVENT_WITHIN_SECONDS, type ScenarioReport } from "../../lab/scenario";
@@ -23,6 +24,15 @@ export function assertCommon(r: ScenarioReport): void {
         r.restart && r.restart.seconds !== undefined,
         `tunnels did not come back after restarting ${r.restart?.region}'s pluto:\n${r.logs.virginia}`,
     );
+    // A spoke's gateway replaced without a standby: the new instance's agent and pluto bring its tunnel back.
+    const x = r.replacement;
+    assert.ok(x, "the replacement without a standby did not run");
+    console.log(
+        `      measured: replacement of ${x.region}'s gateway (no standby), from its software installed: ${x.tunnel} up after ${x.upSeconds ?? "NEVER"} s` +
+            (r.kernelHasEsp ? `, traffic back after ${x.trafficSeconds ?? "NEVER"} s` : ` (layer: IKE)`),
+    );
+    assert.ok(x.upSeconds !== undefined, `${x.tunnel} did not come back after ${x.region}'s gateway was replaced:\n${r.logs[x.region]}`);
+    if (r.kernelHasEsp) assert.ok(x.trafficSeconds !== undefined, `no traffic from ${x.region}'s host after its gateway was replaced`);
 }
 
 /** The key's cases, IKE's (this machine's kernel proves them; the VM skips them): rotation and a wrong key. */
