@@ -135,6 +135,13 @@ export function formatReport(r: ScenarioReport): string {
                 `without clamp: ${m.withoutClamp.completed ? `COMPLETED in ${m.withoutClamp.seconds} s (expected a stall)` : `stalled (${m.withoutClamp.bytes} bytes in ${m.withoutClamp.deadlineSeconds} s)`}`,
         );
     }
+    lines.push(...recoveryLines(r));
+    return lines.join("\n");
+}
+
+/** The full run's cases, a line each: recovery, the dead peer, the key's cases, the replacement without a standby. */
+function recoveryLines(r: ScenarioReport): string[] {
+    const lines: string[] = [];
     if (r.restart) {
         lines.push(
             `restart of ${r.restart.region}'s pluto: ${r.restart.seconds === undefined ? "tunnels NOT back" : `tunnels back after ${r.restart.seconds} s`}` +
@@ -174,7 +181,7 @@ export function formatReport(r: ScenarioReport): string {
                 (r.kernelHasEsp ? `; traffic ${x.trafficSeconds === undefined ? "NOT back" : `back after ${x.trafficSeconds} s`}` : ""),
         );
     }
-    return lines.join("\n");
+    return lines;
 }
 
 /** Day two's report in a few lines. */

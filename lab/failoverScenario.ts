@@ -333,79 +333,101 @@ async function failedGatewayReturns({ lab, log, esp, hub, spoke, tunnelsOf }: Ct
  * minute) and the site moves to the ready partner. Then the undrain: the drained gateway becomes a
  * ready standby again, and nothing moves.
  */
-async function drainAndUndrain({ lab, log, esp, hub, spoke, expected }: Ctx): Promise<HandoverMeasure[]> {
-    const site = hub.name;
-    const active = lab.owner(site)!;
+async function drainAndUndrain(ctx: Ctx): Promise<HandoverMeasure[]> {
+    const { lab, hub } = ctx;
+    const active = lab.owner(hub.name)!;
     const partner = hub.gateways.find((g) => g.name !== active)!.name;
     await lab.waitFor(() => lab.isReady(partner), 60, 500);
-    const { drain, undrain } = await operatorSide();
-    const c = await lab.operatorClients(site);
+    const operator = await operatorSide();
+    const c = await lab.operatorClients(hub.name);
     try {
-        const ping = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
-        await sleep(1000);
-        const g = lab.pairGateway(active);
-        const logFrom = lab.plutoLogSize(partner);
-        const draining = drain(c, g, { timeoutMs: 60_000, pollMs: 200 }).catch((e: Error) => e);
-        await lab.waitFor(() => lab.parameterExists(site, g.drainParameter), 10, 100);
-        const requested = Date.now();
-        // The drained gateway says why the site leaves it. (The partner's takeover may fall within a
-        // minute of its own boot's, which hubspoke-events coalesces: the failovers check takeovers.)
-        for (const event of ["handover", "step-down"] as const)
-            expected.push({ cause: `${active} drained`, at: requested, gateway: active, event });
-        await lab.runAgent(active);
-        const outcome = await draining;
-        const moved = lab.owner(site) === partner ? (Date.now() - requested) / 1000 : undefined;
-        if (esp) await lab.waitFor(() => lab.ping(spoke.name, hub.name, 1), 20, 500);
-        await sleep(3000);
-        const drained: HandoverMeasure = {
-            kind: "drain",
-            site,
-            gateway: active,
-            ownerBefore: active,
-            ownerAfter: lab.owner(site),
-            movedSeconds: outcome instanceof Error || moved === undefined ? undefined : Math.round(moved * 10) / 10,
-            ping: await ping?.stop(),
-            bothReady: lab.believesActive(partner),
-            whole: await settledWhole(lab, site),
-        };
-        log(
-            `lab: ${active} drained: site on ${drained.ownerAfter} after ${drained.movedSeconds ?? "-"} s${pingText(drained.ping)}${outcome instanceof Error ? `; ${outcome.message}` : ""}; ${wholeText(drained.whole)}`,
-        );
-        log(handoverTimes(lab, site, partner, requested, logFrom));
-        if (esp) {
-            // The peers' dead-peer detection on their SAs with the drained gateway restarts their side once,
-            // some 10 s after the move (PEER_DPD_AFTERMATH_SECONDS): the drain's doing, not the undrain's.
-            const movedAt = lab.ec2Answers(site, partner, requested).associated ?? Date.now();
-            await sleep(Math.max(0, movedAt + PEER_DPD_AFTERMATH_SECONDS * 1000 - Date.now()));
-        }
-        const ping2 = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
-        await undrain(c, g);
-        await lab.runAgent(active);
-        const ready = await lab.waitFor(() => lab.isReady(active), LAB_STANDBY_ROUND_SECONDS + 10, 500);
-        const undrained: HandoverMeasure = {
-            kind: "undrain",
-            site,
-            gateway: active,
-            ownerBefore: drained.ownerAfter,
-            ownerAfter: lab.owner(site),
-            ping: await ping2?.stop(),
-            bothReady: ready !== undefined && lab.believesActive(partner),
-            whole: await settledWhole(lab, site),
-        };
-        log(
-            `lab: ${active} undrained: ready as the standby ${ready === undefined ? "NOT" : `after ${ready.toFixed(1)} s`}, site on ${undrained.ownerAfter}${pingText(undrained.ping)}`,
-        );
-        return [drained, undrained];
+        const drained = await drainStep(ctx, c, operator.drain, active, partner);
+        return [drained, await undrainStep(ctx, c, operator.undrain, active, partner, drained)];
     } finally {
         c.destroy();
     }
 }
 
-/**
- * The spoke's active is replaced, as a rolling `pulumi up` replaces it: it hands the site over as its
- * instance shuts down (hubspoke-handover.service), the instance goes, and the new one boots and
- * becomes the ready standby. The spoke's primary, killed in its failover, first comes back.
- */
+type Operator = Awaited<ReturnType<typeof operatorSide>>;
+type OperatorClients = Awaited<ReturnType<FailoverLab["operatorClients"]>>;
+
+async function drainStep(
+    { lab, log, esp, hub, spoke, expected }: Ctx,
+    c: OperatorClients,
+    drain: Operator["drain"],
+    active: string,
+    partner: string,
+): Promise<HandoverMeasure> {
+    const site = hub.name;
+    const ping = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
+    await sleep(1000);
+    const g = lab.pairGateway(active);
+    const logFrom = lab.plutoLogSize(partner);
+    const draining = drain(c, g, { timeoutMs: 60_000, pollMs: 200 }).catch((e: Error) => e);
+    await lab.waitFor(() => lab.parameterExists(site, g.drainParameter), 10, 100);
+    const requested = Date.now();
+    // The drained gateway says why the site leaves it. (The partner's takeover may fall within a
+    // minute of its own boot's, which hubspoke-events coalesces: the failovers check takeovers.)
+    for (const event of ["handover", "step-down"] as const)
+        expected.push({ cause: `${active} drained`, at: requested, gateway: active, event });
+    await lab.runAgent(active);
+    const outcome = await draining;
+    const moved = lab.owner(site) === partner ? (Date.now() - requested) / 1000 : undefined;
+    if (esp) await lab.waitFor(() => lab.ping(spoke.name, hub.name, 1), 20, 500);
+    await sleep(3000);
+    const drained: HandoverMeasure = {
+        kind: "drain",
+        site,
+        gateway: active,
+        ownerBefore: active,
+        ownerAfter: lab.owner(site),
+        movedSeconds: outcome instanceof Error || moved === undefined ? undefined : Math.round(moved * 10) / 10,
+        ping: await ping?.stop(),
+        bothReady: lab.believesActive(partner),
+        whole: await settledWhole(lab, site),
+    };
+    log(
+        `lab: ${active} drained: site on ${drained.ownerAfter} after ${drained.movedSeconds ?? "-"} s${pingText(drained.ping)}${outcome instanceof Error ? `; ${outcome.message}` : ""}; ${wholeText(drained.whole)}`,
+    );
+    log(handoverTimes(lab, site, partner, requested, logFrom));
+    if (esp) {
+        // The peers' dead-peer detection on their SAs with the drained gateway restarts their side once,
+        // some 10 s after the move (PEER_DPD_AFTERMATH_SECONDS): the drain's doing, not the undrain's.
+        const movedAt = lab.ec2Answers(site, partner, requested).associated ?? Date.now();
+        await sleep(Math.max(0, movedAt + PEER_DPD_AFTERMATH_SECONDS * 1000 - Date.now()));
+    }
+    return drained;
+}
+
+async function undrainStep(
+    { lab, log, esp, hub, spoke }: Ctx,
+    c: OperatorClients,
+    undrain: Operator["undrain"],
+    active: string,
+    partner: string,
+    drained: HandoverMeasure,
+): Promise<HandoverMeasure> {
+    const site = hub.name;
+    const ping = esp ? lab.startPing(spoke.name, hub.name, HANDOVER_PING_SECONDS) : undefined;
+    await undrain(c, lab.pairGateway(active));
+    await lab.runAgent(active);
+    const ready = await lab.waitFor(() => lab.isReady(active), LAB_STANDBY_ROUND_SECONDS + 10, 500);
+    const undrained: HandoverMeasure = {
+        kind: "undrain",
+        site,
+        gateway: active,
+        ownerBefore: drained.ownerAfter,
+        ownerAfter: lab.owner(site),
+        ping: await ping?.stop(),
+        bothReady: ready !== undefined && lab.believesActive(partner),
+        whole: await settledWhole(lab, site),
+    };
+    log(
+        `lab: ${active} undrained: ready as the standby ${ready === undefined ? "NOT" : `after ${ready.toFixed(1)} s`}, site on ${undrained.ownerAfter}${pingText(undrained.ping)}`,
+    );
+    return undrained;
+}
+
 /**
  * A site's pair replaced as one `pulumi up` replaces it (README, Rolling replacement): the primary, then
  * the standby (the program's dependsOn), each only once its partner holds the site or is a ready
@@ -413,6 +435,8 @@ async function drainAndUndrain({ lab, log, esp, hub, spoke, expected }: Ctx): Pr
  * nothing.
  */
 async function rollingReplacement(ctx: Ctx, site: LabSite): Promise<HandoverMeasure[]> {
+    // A gateway killed in an earlier step comes back first: the update starts from a whole pair.
+    for (const g of site.gateways) if (!ctx.lab.isRunning(g.name)) await ctx.lab.revive(g.name);
     const out: HandoverMeasure[] = [];
     for (const g of site.gateways) out.push(await replaceGateway(ctx, site, g.name));
     return out;

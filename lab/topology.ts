@@ -128,6 +128,28 @@ export interface SetupPlan {
     readonly iptables: Record<string, string>;
 }
 
+/**
+ * A VPC router's `iptables-restore` input: the internet gateway's 1:1 NAT between the Elastic IP and the
+ * gateway's private IP (stateful here: in this lab an address never moves; the failover lab's NAT,
+ * whose addresses do, is the fake EC2's stateless one), and the gateway's security group dropping ICMP
+ * "fragmentation needed".
+ */
+function routerRules(r: LabRegion): string {
+    return [
+        "*nat",
+        `-A PREROUTING -i wan -d ${r.elasticIp} -j DNAT --to-destination ${r.gateway.ip}`,
+        `-A POSTROUTING -o wan -s ${r.gateway.ip} -j SNAT --to-source ${r.elasticIp}`,
+        "COMMIT",
+        // No ICMP "fragmentation needed" reaches the gateway, neither the one this router sends when a
+        // 9001-byte packet meets the 1500-byte internet (OUTPUT) nor any from the internet (FORWARD, after the NAT).
+        "*filter",
+        `-A OUTPUT -d ${r.gateway.ip} -p icmp --icmp-type fragmentation-needed -j DROP`,
+        `-A FORWARD -d ${r.gateway.ip} -p icmp --icmp-type fragmentation-needed -j DROP`,
+        "COMMIT",
+        "",
+    ].join("\n");
+}
+
 export function setupPlan(t: LabTopology): SetupPlan {
     const { vpc: jumbo, internet } = LAB_MTU;
     const root: string[] = [`netns add ${t.inetNs}`];
@@ -176,21 +198,7 @@ export function setupPlan(t: LabTopology): SetupPlan {
         // The VPC route tables: the program's peer ranges go to the gateway.
         vpc.push(...r.routesToGateway.map((dest) => `route add ${dest} via ${r.gateway.ip}`));
         sysctl[r.ns.vpc] = ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0"];
-        iptables[r.ns.vpc] = [
-            // The internet gateway's 1:1 NAT between the Elastic IP and the gateway's private IP.
-            "*nat",
-            `-A PREROUTING -i wan -d ${r.elasticIp} -j DNAT --to-destination ${r.gateway.ip}`,
-            `-A POSTROUTING -o wan -s ${r.gateway.ip} -j SNAT --to-source ${r.elasticIp}`,
-            "COMMIT",
-            // The gateway's security group: no ICMP "fragmentation needed" reaches it, neither the one this
-            // router sends when a 9001-byte packet meets the 1500-byte internet (OUTPUT) nor any from the
-            // internet (FORWARD, after the NAT).
-            "*filter",
-            `-A OUTPUT -d ${r.gateway.ip} -p icmp --icmp-type fragmentation-needed -j DROP`,
-            `-A FORWARD -d ${r.gateway.ip} -p icmp --icmp-type fragmentation-needed -j DROP`,
-            "COMMIT",
-            "",
-        ].join("\n");
+        iptables[r.ns.vpc] = routerRules(r);
     });
     return { root, ip, sysctl, iptables };
 }
