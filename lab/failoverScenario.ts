@@ -457,8 +457,9 @@ async function replaceGateway({ lab, log, esp, hub, spoke }: Ctx, s: LabSite, ga
     // The instance goes: both down at once only if its partner did not hold the site by now.
     const partnerHeldAtStop = lab.owner(site) === partner && lab.isRunning(partner) && lab.believesActive(partner);
     lab.kill(gateway);
+    // Traffic flows through the partner before the new instance boots. (The ping runs on until that
+    // instance is ready: an outage its boot caused would show in the same run.)
     if (esp) await lab.waitFor(() => lab.ping(spoke.name, hub.name, 1), 20, 500);
-    await sleep(3000);
     await lab.revive(gateway);
     // Its first standby checks, a round (STANDBY_ROUND_SECONDS) apart: the first can come before EC2
     // has answered its first describe-addresses or its probes have an answer. Three rounds: once, two
