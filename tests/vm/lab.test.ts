@@ -17,16 +17,17 @@ import { assertCommon, assertEvents, EVENT_DETAIL } from "../support/labReport";
 import { runLabInVm } from "../support/vm";
 
 /**
- * The most ESP in UDP adds to a packet: outer IPv4 20 + UDP 8 + ESP 8 + IV 16 + ICV 16 + trailer 2 +
- * padding 15 (gateway/contract.ts, TCP_MSS).
+ * What ESP in UDP adds to a packet with the tunnels' AES-GCM, at least and at most: outer IPv4 20 +
+ * UDP 8 + ESP 8 + IV 8 + ICV 16 + trailer 2, and 0-3 bytes of padding (to 4 bytes).
  */
-const ESP_IN_UDP_MAX_OVERHEAD = 20 + 8 + 8 + 16 + 16 + 2 + 15;
+const AES_GCM_OVERHEAD = { min: 20 + 8 + 8 + 8 + 16 + 2, max: 20 + 8 + 8 + 8 + 16 + 2 + 3 };
 
 /**
- * How far a span's per-packet difference may stray from the calibration's: the padding varies with
- * the inner packet's length (0-3 bytes with AES-GCM), the SYN and FIN are short.
+ * How much of a span's traffic a report may miss: the bytes a Child SA carried after the last report
+ * and before it was retired are not counted, by design (hubspoke-health; README, Operate). Measured:
+ * 5,600 bytes of 1.2 MB after a pluto restart, 18.6 KB of 5.5 MB once; the issue's own bound is 5%.
  */
-const ENCAPSULATION_TOLERANCE = 4;
+const RETIRED_SA_LOSS = 0.05;
 
 /**
  * Per end of a span: the bytes on the wire (the ESP packets, Lab.espPackets) less the bytes reported,
@@ -42,30 +43,30 @@ function encapsulation(c: Counted): { end: string; reported?: number; esp: Count
 /**
  * Asserts that each end's report counted what crossed the tunnel once, against the ground truth: the
  * ESP packets on the wire over the same span (TCP's retransmissions included, which a count from the
- * payload misses: 7% more after a rekey in one CI run). Counted once, a report is less than the wire's
- * bytes by the encapsulation, 0 to ESP_IN_UDP_MAX_OVERHEAD a packet, and by the same amount a packet
- * as in `calibration` (a span with no SA change) when given. Counted twice, it exceeds the wire's
- * bytes; bytes lost with a retired SA widen the difference.
+ * payload misses: 7% more after a rekey in one CI run). Counted once, a report is the wire's bytes
+ * less AES_GCM_OVERHEAD a packet (measured: 64.0 in most spans). Counted twice, it would exceed the
+ * wire's bytes: never. Less than that: only by what a retired SA took with it, at most RETIRED_SA_LOSS
+ * of the inner bytes; the exact figure is printed.
  */
-function assertCountedOnce(span: string, c: Counted, payload: number, calibration?: Counted): void {
-    const calibrated = calibration && encapsulation(calibration);
-    for (const [i, e] of encapsulation(c).entries()) {
+function assertCountedOnce(span: string, c: Counted, payload: number): void {
+    for (const e of encapsulation(c)) {
         assert.ok(e.perPacket !== undefined, `${span}: no ${e.end} reported`);
         assert.ok(e.esp.bytes >= payload, `${span}: ${e.esp.bytes} bytes of ESP on the wire, less than the ${payload} of payload`);
-        const expected = calibrated?.[i].perPacket;
+        const inner = e.esp.bytes - AES_GCM_OVERHEAD.max * e.esp.packets;
+        const missed = Math.max(0, inner - e.reported!);
         console.log(
-            `      measured: ${span}: ${e.end} ${e.reported} bytes; on the wire ${e.esp.bytes} bytes in ${e.esp.packets} ESP packets (${payload} of payload): ${e.perPacket.toFixed(1)} bytes a packet not counted${expected === undefined ? "" : ` (${expected.toFixed(1)} with no SA change)`}`,
+            `      measured: ${span}: ${e.end} ${e.reported} bytes; on the wire ${e.esp.bytes} bytes in ${e.esp.packets} ESP packets (${payload} of payload): ` +
+                `${e.perPacket.toFixed(1)} bytes a packet not counted (ESP in UDP: ${AES_GCM_OVERHEAD.min}-${AES_GCM_OVERHEAD.max})` +
+                (missed > 0 ? `; ${missed} bytes more not counted (a retired SA's)` : ""),
         );
         assert.ok(
-            e.perPacket >= 0 && e.perPacket <= ESP_IN_UDP_MAX_OVERHEAD,
-            `${span}: ${e.end} ${e.reported} bytes for ${e.esp.bytes} on the wire in ${e.esp.packets} packets: ${e.perPacket.toFixed(1)} bytes a packet less, not 0-${ESP_IN_UDP_MAX_OVERHEAD}`,
+            e.perPacket >= AES_GCM_OVERHEAD.min,
+            `${span}: ${e.end} ${e.reported} bytes for ${e.esp.bytes} on the wire in ${e.esp.packets} packets: counted more than crossed (twice?)`,
         );
-        if (expected !== undefined) {
-            assert.ok(
-                Math.abs(e.perPacket - expected) <= ENCAPSULATION_TOLERANCE,
-                `${span}: ${e.end} left ${e.perPacket.toFixed(1)} bytes a packet uncounted, ${expected.toFixed(1)} with no SA change (tolerance ${ENCAPSULATION_TOLERANCE})`,
-            );
-        }
+        assert.ok(
+            missed <= RETIRED_SA_LOSS * inner,
+            `${span}: ${e.end} missed ${missed} of ${inner} inner bytes, more than a retired SA's ${RETIRED_SA_LOSS * 100}%`,
+        );
     }
 }
 
@@ -155,7 +156,7 @@ describe("lab in the VM (Debian's full kernel under QEMU: Child SA and traffic)"
         for (const c of checks) {
             assert.ok(c.transferred, `1 MiB after the ${c.after} did not arrive`);
             assert.ok(c.newSa, `the ${c.after} gave the tunnel no new Child SA: nothing was proven`);
-            assertCountedOnce(`1 MiB after a ${c.after}`, c.counted, c.payload, report.mtu?.reported);
+            assertCountedOnce(`1 MiB after a ${c.after}`, c.counted, c.payload);
         }
     });
 
