@@ -326,6 +326,26 @@ describe("day two: what a change does to a running stack (mock runtime)", functi
         });
     });
 
+    /**
+     * fixtures/graph-8e986e6.json: harness/fingerprint.ts over prod and prod-ha at 8e986e6 (the last
+     * landing before the planned handover's new order). The failover script runs on pair gateways only.
+     */
+    it("upgrading a stack deployed with 8e986e6: prod unchanged; prod-ha's gateways replaced for the failover script (one pair gateway after the other), their software parameters updated, nothing else", async () => {
+        const before = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures/graph-8e986e6.json"), "utf8"));
+        assert.deepEqual(fingerprintDiff(before.prod, fingerprint(await prodEvaluation())), { changed: [], added: [], removed: [] });
+        const ha = await evaluateOffline(stackConfig("prod-ha"), { stack: "prod-ha" });
+        const gateways = ["frankfurt", "sydney", "virginia"].flatMap((s) => [s, `${s}-standby`]);
+        const software = (g: string) =>
+            ha.resources
+                .filter((r) => r.name.startsWith(`hubspoke-${g}-gw-software-`))
+                .map((r) => `aws:ssm/parameter:Parameter::${r.name}`);
+        assert.deepEqual(fingerprintDiff(before["prod-ha"], fingerprint(ha)), {
+            changed: gateways.flatMap((g) => [`aws:ec2/instance:Instance::hubspoke-${g}-gw-instance`, ...software(g)]).sort(),
+            added: [],
+            removed: [],
+        });
+    });
+
     it("evaluates and renders 50 sites (every second one with a standby), several per AWS region; the hub's user data does not grow with its tunnels", async function () {
         this.timeout(120_000);
         const started = Date.now();
