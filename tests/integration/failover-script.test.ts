@@ -260,6 +260,9 @@ describe("failover script against the lab's EC2 and IAM (hubspoke-failover, cont
         await waitFor("the Elastic IP on the primary's site address", () => site().privateIpAddress === GATEWAYS[0].siteIp, 15);
         await waitFor("the standby's verdict", () => logOf("virginia-standby").includes("standby: the site is on"), 10);
         assert.match(logOf("virginia-standby"), /standby: the site is on eni-0primary00000000001\/10\.11\.4\.[56]\n/);
+        // Its first activation done (its routes written back by the endpoint): the state is edited below,
+        // and an edit between the endpoint's read and write of the same file would be lost.
+        await waitFor("the primary's routes", () => /every route to .* targets eni-0primary00000000001/.test(logOf("virginia")), 10);
         // Later, while the primary is active, the update's own association puts the address back on the
         // primary IP (the single-gateway association, applied before Pulumi deletes it): the active's
         // next owner check must see that its site address lost it.
